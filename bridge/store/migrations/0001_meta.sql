@@ -1,0 +1,6 @@
+-- Facts about this state directory that outlive a process: the instance id,
+-- when it was created. Later migrations add tokens, channels, ledger, outbox.
+CREATE TABLE meta (
+	key   TEXT PRIMARY KEY,
+	value TEXT NOT NULL
+) STRICT;

@@ -1,0 +1,161 @@
+// Package store keeps the bridge's durable state in one SQLite file: schema
+// migrations, encrypted tokens, channel cursors, the message ledger and the
+// webhook outbox.
+//
+// The database is opened twice: a writer pool of exactly one connection, whose
+// transactions begin IMMEDIATE so that writers queue on the busy timeout rather
+// than failing half way, and a reader pool for queries that never write. WAL
+// mode lets readers run beside the writer.
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	_ "github.com/mattn/go-sqlite3" // registers the "sqlite3" driver
+)
+
+// FileName is the database file the bridge keeps in its state directory.
+const FileName = "m365bridge.db"
+
+// DB is the bridge's state database. It is safe for concurrent use.
+type DB struct {
+	path  string
+	write *sql.DB // exactly one connection: SQLite has one writer anyway
+	read  *sql.DB
+
+	// Now is the clock used for timestamps written by the store.
+	Now func() time.Time
+}
+
+// Open opens (creating when missing, with mode 0600) the database at path,
+// checks that WAL mode is on and applies every pending migration.
+func Open(ctx context.Context, path string) (*DB, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, fmt.Errorf("create state directory: %w", err)
+	}
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("open database file: %w", err)
+	}
+	f.Close()
+	// A file created earlier by hand, or restored from a backup, may be
+	// wider open than it should be: it holds encrypted tokens and mail.
+	if err := os.Chmod(path, 0o600); err != nil {
+		return nil, fmt.Errorf("restrict database file: %w", err)
+	}
+
+	write, err := sql.Open("sqlite3", dsn(path, true))
+	if err != nil {
+		return nil, fmt.Errorf("open database: %w", err)
+	}
+	write.SetMaxOpenConns(1)
+	write.SetMaxIdleConns(1)
+	write.SetConnMaxLifetime(0)
+	read, err := sql.Open("sqlite3", dsn(path, false))
+	if err != nil {
+		write.Close()
+		return nil, fmt.Errorf("open database: %w", err)
+	}
+	read.SetMaxOpenConns(4)
+
+	db := &DB{path: path, write: write, read: read, Now: time.Now}
+	if err := db.checkWAL(ctx); err != nil {
+		db.Close()
+		return nil, err
+	}
+	if err := db.migrate(ctx); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return db, nil
+}
+
+// dsn builds the mattn/go-sqlite3 connection string; every pragma the bridge
+// relies on is set here so that each pooled connection gets it.
+func dsn(path string, writer bool) string {
+	q := url.Values{}
+	q.Set("_journal_mode", "WAL")
+	q.Set("_busy_timeout", "10000")
+	q.Set("_foreign_keys", "on")
+	q.Set("_synchronous", "NORMAL")
+	if writer {
+		q.Set("_txlock", "immediate")
+	} else {
+		q.Set("mode", "rw")
+	}
+	return "file:" + (&url.URL{Path: path}).EscapedPath() + "?" + q.Encode()
+}
+
+func (db *DB) checkWAL(ctx context.Context) error {
+	var mode string
+	if err := db.write.QueryRowContext(ctx, "PRAGMA journal_mode").Scan(&mode); err != nil {
+		return fmt.Errorf("read journal mode: %w", err)
+	}
+	if !strings.EqualFold(mode, "wal") {
+		return fmt.Errorf("database %s: journal mode is %q, want wal (is the state directory on a network file system?)", db.path, mode)
+	}
+	return nil
+}
+
+// Path is the database file's path.
+func (db *DB) Path() string { return db.path }
+
+// Ping reports whether the database answers a query; readiness uses it.
+func (db *DB) Ping(ctx context.Context) error {
+	var one int
+	if err := db.read.QueryRowContext(ctx, "SELECT 1").Scan(&one); err != nil {
+		return fmt.Errorf("ping database: %w", err)
+	}
+	return nil
+}
+
+// Close closes both pools. It is safe to call more than once.
+func (db *DB) Close() error {
+	var errs []error
+	if db.read != nil {
+		errs = append(errs, db.read.Close())
+	}
+	if db.write != nil {
+		errs = append(errs, db.write.Close())
+	}
+	return errors.Join(errs...)
+}
+
+// Tx runs fn in one write transaction, committing when fn returns nil and
+// rolling back otherwise.
+func (db *DB) Tx(ctx context.Context, fn func(*sql.Tx) error) error {
+	tx, err := db.write.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("begin transaction: %w", err)
+	}
+	if err := fn(tx); err != nil {
+		tx.Rollback()
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("commit transaction: %w", err)
+	}
+	return nil
+}
+
+// Reader is the pool for read-only queries.
+func (db *DB) Reader() *sql.DB { return db.read }
+
+// timeText is how the store writes times: UTC, sortable, nanosecond precision.
+func timeText(t time.Time) string { return t.UTC().Format("2006-01-02T15:04:05.000000000Z") }
+
+// parseTime reads a time written by timeText; the zero time for "".
+func parseTime(s string) (time.Time, error) {
+	if s == "" {
+		return time.Time{}, nil
+	}
+	return time.Parse(time.RFC3339Nano, s)
+}
