@@ -1,0 +1,234 @@
+// Package config defines bridge.yaml: its schema, defaults, strict loading
+// and validation. Parsing is pure: no logging, no globals; every problem in a
+// file is reported at once, each with line:col, the field path and a hint.
+package config
+
+import (
+	"log/slog"
+	"time"
+)
+
+// Config is a whole bridge.yaml.
+type Config struct {
+	// PublicURL is the bridge's externally reachable base URL (the FQDN). The
+	// OAuth redirect URI is PublicURL + "/oauth/callback".
+	PublicURL string `yaml:"public_url"`
+	// Listen is the public listener: OAuth callback, health, send endpoint.
+	Listen string    `yaml:"listen"`
+	Admin  Admin     `yaml:"admin"`
+	State  string    `yaml:"state_dir"`
+	Log    Log       `yaml:"log"`
+	MS     Microsoft `yaml:"microsoft"`
+	// Webhooks are the helpdesk endpoints events are delivered to.
+	Webhooks []Webhook `yaml:"webhooks"`
+	// Channels are the mailbox folders to sync.
+	Channels []Channel `yaml:"channels"`
+}
+
+// Admin is the private listener: status page, admin API, metrics.
+type Admin struct {
+	Listen string `yaml:"listen"`
+	// Token protects the admin listener; empty means loopback-only access.
+	Token Secret `yaml:"token"`
+}
+
+// Log configures log/slog.
+type Log struct {
+	Level  string `yaml:"level"`  // debug | info | warn | error
+	Format string `yaml:"format"` // text | json
+}
+
+// Microsoft is the Entra ID app registration and the endpoints to reach.
+type Microsoft struct {
+	ClientID     string `yaml:"client_id"`
+	ClientSecret Secret `yaml:"client_secret"`
+	// Tenant is a tenant GUID or verified domain (single tenant), or
+	// "organizations" (multitenant app).
+	Tenant string `yaml:"tenant"`
+	// LoginURL and GraphURL default to the global cloud; the simulator and
+	// national clouds override them.
+	LoginURL string `yaml:"login_url"`
+	GraphURL string `yaml:"graph_url"`
+	// Prompt is sent to /authorize: select_account (default), login,
+	// consent, or none.
+	Prompt string `yaml:"prompt"`
+	// RefreshMargin: access tokens are refreshed this long before expiry.
+	RefreshMargin time.Duration `yaml:"refresh_margin"`
+}
+
+// Webhook is one helpdesk endpoint.
+type Webhook struct {
+	Name string `yaml:"name"`
+	URL  string `yaml:"url"`
+	// Secrets sign every request (Standard Webhooks, whsec_...). YAML takes
+	// one string (`secret:`) or a list during rotation (`secrets:`).
+	Secret  Secret   `yaml:"secret"`
+	Secrets []Secret `yaml:"secrets"`
+	// Headers are static extra request headers, e.g. an API token.
+	Headers map[string]Secret `yaml:"headers"`
+	// Types limits the event types sent here; empty means all.
+	Types []string `yaml:"types"`
+	// Timeout bounds one attempt.
+	Timeout time.Duration `yaml:"timeout"`
+	// MaxAttempts and MaxAge end retrying: the row becomes a dead letter.
+	MaxAttempts int           `yaml:"max_attempts"`
+	MaxAge      time.Duration `yaml:"max_age"`
+	// Schedule overrides the retry delays (after the first attempt).
+	Schedule []time.Duration `yaml:"schedule"`
+	// Concurrency is how many deliveries may be in flight; 1 keeps order.
+	Concurrency int `yaml:"concurrency"`
+	// Template renders the request body from the event instead of sending
+	// the native event JSON (for posting straight into a ticket API).
+	Template *Template `yaml:"template"`
+	// Retention: delivered outbox rows are removed after this long.
+	Retention time.Duration `yaml:"retention"`
+}
+
+// Template is a Go text/template for a request body.
+type Template struct {
+	Body        string `yaml:"body"`
+	File        string `yaml:"file"`
+	ContentType string `yaml:"content_type"`
+}
+
+// AllSecrets is the webhook's signing secrets, Secret first.
+func (w Webhook) AllSecrets() []Secret {
+	var out []Secret
+	if !w.Secret.IsZero() {
+		out = append(out, w.Secret)
+	}
+	return append(out, w.Secrets...)
+}
+
+// Channel is one mailbox folder synced into one destination group.
+type Channel struct {
+	Name    string  `yaml:"name"`
+	Mailbox Mailbox `yaml:"mailbox"`
+	// Folder is a path such as Inbox/Support; empty means the inbox.
+	Folder string `yaml:"folder"`
+	// Group is the helpdesk's destination group, carried in every event.
+	Group string `yaml:"group"`
+	// AfterImport says what happens to mail once the helpdesk acknowledged it.
+	AfterImport AfterImport `yaml:"after_import"`
+	// PollInterval is how often the folder is synced (with jitter).
+	PollInterval time.Duration `yaml:"poll_interval"`
+	Archive      Archive       `yaml:"archive"`
+	// Webhook names the endpoint this channel's events go to.
+	Webhook string `yaml:"webhook"`
+	// RawMIME adds the original message bytes to each event.
+	RawMIME bool `yaml:"raw_mime"`
+	// MaxAttachmentBytes: attachments larger than this are listed with
+	// included: false instead of being inlined.
+	MaxAttachmentBytes int64 `yaml:"max_attachment_bytes"`
+}
+
+// Mailbox says whose mailbox a channel reads.
+type Mailbox struct {
+	Type    string `yaml:"type"` // user | shared
+	Address string `yaml:"address"`
+}
+
+// Mailbox types.
+const (
+	MailboxUser   = "user"
+	MailboxShared = "shared"
+)
+
+// AfterImport is keep, mark_read, delete (move to Deleted Items) or
+// move:<folder path>.
+type AfterImport struct {
+	Action string // keep | mark_read | delete | move
+	Folder string // for move
+}
+
+// After-import actions.
+const (
+	ActionKeep     = "keep"
+	ActionMarkRead = "mark_read"
+	ActionDelete   = "delete"
+	ActionMove     = "move"
+)
+
+// String renders the YAML form.
+func (a AfterImport) String() string {
+	if a.Action == ActionMove {
+		return "move:" + a.Folder
+	}
+	return a.Action
+}
+
+// Archive is how mail already in the folder is treated.
+type Archive struct {
+	Mode   string     `yaml:"mode"`   // auto | on | off
+	Before *time.Time `yaml:"before"` // the cut-off, for mode on
+	State  string     `yaml:"state"`  // ticket state for archived mail
+}
+
+// Archive modes.
+const (
+	ArchiveAuto = "auto"
+	ArchiveOn   = "on"
+	ArchiveOff  = "off"
+)
+
+// Defaults.
+const (
+	DefaultListen             = "127.0.0.1:8365"
+	DefaultAdminListen        = "127.0.0.1:8366"
+	DefaultStateDir           = "./data"
+	DefaultLoginURL           = "https://login.microsoftonline.com"
+	DefaultGraphURL           = "https://graph.microsoft.com"
+	DefaultPrompt             = "select_account"
+	DefaultRefreshMargin      = 5 * time.Minute
+	DefaultPollInterval       = time.Minute
+	DefaultArchiveState       = "closed"
+	DefaultWebhookTimeout     = 30 * time.Second
+	DefaultMaxAttempts        = 12
+	DefaultMaxAge             = 72 * time.Hour
+	DefaultConcurrency        = 1
+	DefaultRetention          = 7 * 24 * time.Hour
+	DefaultMaxAttachmentBytes = 10 << 20
+)
+
+// Secret is a configuration value that must never be printed: a client
+// secret, a webhook secret, an admin token. In YAML it is a literal, a
+// ${VAR} reference or file:/path; fmt and slog print it as [redacted].
+type Secret struct {
+	value string
+	// Ref is where the value came from (${VAR}, file:/path or "literal"),
+	// safe to show in errors and summaries.
+	Ref string
+}
+
+// NewSecret wraps a literal value.
+func NewSecret(v string) Secret { return Secret{value: v, Ref: "literal"} }
+
+// Value is the secret itself.
+func (s Secret) Value() string { return s.value }
+
+// IsZero reports whether the secret is unset.
+func (s Secret) IsZero() bool { return s.value == "" }
+
+// String redacts.
+func (s Secret) String() string {
+	if s.value == "" {
+		return ""
+	}
+	return "[redacted]"
+}
+
+// GoString redacts for %#v too.
+func (s Secret) GoString() string { return s.String() }
+
+// LogValue redacts in log/slog.
+func (s Secret) LogValue() slog.Value { return slog.StringValue(s.String()) }
+
+// RedirectURI is the OAuth redirect URI to register in Entra ID.
+func (c *Config) RedirectURI() string { return trimSlash(c.PublicURL) + "/oauth/callback" }
+
+func trimSlash(s string) string {
+	for len(s) > 0 && s[len(s)-1] == '/' {
+		s = s[:len(s)-1]
+	}
+	return s
+}
