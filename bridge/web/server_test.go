@@ -146,4 +146,3 @@ func TestCloseIsIdempotentAndWaitsForRequests(t *testing.T) {
 		t.Errorf("second Close: %v", err)
 	}
 }
-
