@@ -23,6 +23,21 @@ type Config struct {
 	Webhooks []Webhook `yaml:"webhooks"`
 	// Channels are the mailbox folders to sync.
 	Channels []Channel `yaml:"channels"`
+
+	// warnings are the non-fatal findings of Parse (see Warnings).
+	warnings Errors
+}
+
+// Warnings returns what Parse or Validate found questionable but valid (an
+// admin listener without a token, archive mode off, a secret written in
+// the file), one line each in the same file:line:col: path: message form
+// as errors.
+func (c *Config) Warnings() []string {
+	out := make([]string, len(c.warnings))
+	for i, w := range c.warnings {
+		out[i] = w.Error()
+	}
+	return out
 }
 
 // Admin is the private listener: status page, admin API, metrics.
@@ -188,6 +203,13 @@ const (
 	DefaultConcurrency        = 1
 	DefaultRetention          = 7 * 24 * time.Hour
 	DefaultMaxAttachmentBytes = 10 << 20
+	DefaultLogLevel           = "info"
+	DefaultLogFormat          = "text"
+	DefaultAfterImport        = ActionKeep
+	DefaultArchiveMode        = ArchiveAuto
+	DefaultContentType        = "application/json"
+	// MinPollInterval is the shortest poll_interval accepted.
+	MinPollInterval = 10 * time.Second
 )
 
 // Secret is a configuration value that must never be printed: a client
