@@ -1,0 +1,100 @@
+package graph
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+)
+
+// Attachment types as Graph names them in @odata.type.
+const (
+	FileAttachment      = "#microsoft.graph.fileAttachment"
+	ItemAttachment      = "#microsoft.graph.itemAttachment"
+	ReferenceAttachment = "#microsoft.graph.referenceAttachment"
+)
+
+// Attachment is a message attachment (GDC resources/attachment.md).
+// ContentBytes is filled for file attachments when Graph returned the
+// content; item attachments (an attached mail or event) carry none — read
+// them with WriteAttachment, which gives MIME, iCal or vCard.
+type Attachment struct {
+	ODataType    string `json:"@odata.type,omitempty"`
+	ID           string `json:"id"`
+	Name         string `json:"name,omitempty"`
+	ContentType  string `json:"contentType,omitempty"`
+	Size         int64  `json:"size,omitempty"` // bytes, as Graph reports it
+	IsInline     bool   `json:"isInline,omitempty"`
+	ContentID    string `json:"contentId,omitempty"` // the cid: of an inline image
+	ContentBytes []byte `json:"contentBytes,omitempty"`
+}
+
+// attachmentMetaSelect lists attachments without their content.
+const attachmentMetaSelect = "id,name,contentType,size,isInline"
+
+// Attachments lists a message's attachments with their content (Graph
+// returns contentBytes for file attachments). Check sizes first with
+// AttachmentsMeta when a message may carry large files.
+func (m *MailboxClient) Attachments(ctx context.Context, messageID string) ([]Attachment, error) {
+	return m.listAttachments(ctx, messageID, nil)
+}
+
+// AttachmentsMeta lists a message's attachments without content: id, name,
+// type, size and the inline flag.
+func (m *MailboxClient) AttachmentsMeta(ctx context.Context, messageID string) ([]Attachment, error) {
+	return m.listAttachments(ctx, messageID, url.Values{"$select": {attachmentMetaSelect}})
+}
+
+func (m *MailboxClient) listAttachments(ctx context.Context, messageID string, q url.Values) ([]Attachment, error) {
+	if strings.TrimSpace(messageID) == "" {
+		return nil, fmt.Errorf("list attachments: empty message id")
+	}
+	next := m.url("/messages/"+url.PathEscape(messageID)+"/attachments", q)
+	var out []Attachment
+	for page := 0; next != ""; page++ {
+		if page >= maxFolderPages {
+			return nil, fmt.Errorf("list attachments: more than %d pages; stopping", maxFolderPages)
+		}
+		if page > 0 {
+			if err := m.c.checkLink(next); err != nil {
+				return nil, fmt.Errorf("list attachments: %w", err)
+			}
+		}
+		res, err := m.do(ctx, call{method: http.MethodGet, url: next, kind: kindAttachment})
+		if err != nil {
+			return nil, fmt.Errorf("list attachments: %w", err)
+		}
+		var body struct {
+			Value    []Attachment `json:"value"`
+			NextLink string       `json:"@odata.nextLink"`
+		}
+		if err := json.Unmarshal(res.body, &body); err != nil {
+			return nil, fmt.Errorf("decode attachments of message %q: %w", messageID, err)
+		}
+		out = append(out, body.Value...)
+		next = body.NextLink
+	}
+	return out, nil
+}
+
+// WriteAttachment streams one attachment's raw content
+// (/attachments/{id}/$value) into w and returns the bytes written. More
+// than maxBytes (> 0 required) gives ErrTooLarge after exactly maxBytes
+// were written. Reference attachments have no content (Graph answers 405).
+func (m *MailboxClient) WriteAttachment(ctx context.Context, messageID, attachmentID string, w io.Writer, maxBytes int64) (int64, error) {
+	if strings.TrimSpace(messageID) == "" || strings.TrimSpace(attachmentID) == "" {
+		return 0, fmt.Errorf("get attachment: empty message or attachment id")
+	}
+	if maxBytes <= 0 {
+		return 0, fmt.Errorf("get attachment: maxBytes must be positive")
+	}
+	cw := &countingWriter{w: w}
+	u := m.url("/messages/"+url.PathEscape(messageID)+"/attachments/"+url.PathEscape(attachmentID)+"/$value", nil)
+	if _, err := m.do(ctx, call{method: http.MethodGet, url: u, kind: kindAttachment, sink: cw, maxBytes: maxBytes}); err != nil {
+		return cw.n, fmt.Errorf("get attachment: %w", err)
+	}
+	return cw.n, nil
+}

@@ -1,0 +1,236 @@
+package graph
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+)
+
+// Sentinels callers branch on with errors.Is. A *Error matches at most one of
+// them (see (*Error).Is); resolution errors (*FolderError) match
+// ErrFolderNotFound or ErrFolderAmbiguous.
+var (
+	// ErrFolderNotFound: the folder does not exist (any more), or a path
+	// segment names no folder. The caller re-resolves the path or reports it.
+	ErrFolderNotFound = errors.New("graph: folder not found")
+	// ErrFolderAmbiguous: a folder path segment matches more than one folder.
+	ErrFolderAmbiguous = errors.New("graph: folder path is ambiguous")
+	// ErrMailboxNotFound: the mailbox address is unknown to the tenant.
+	ErrMailboxNotFound = errors.New("graph: mailbox not found")
+	// ErrMailboxNotEnabled: the mailbox exists but Graph cannot reach it
+	// (no Exchange Online licence, soft-deleted, or hosted on-premises).
+	ErrMailboxNotEnabled = errors.New("graph: mailbox not enabled for REST API")
+	// ErrAccessDenied: the signed-in user or the token lacks rights on the
+	// mailbox (no Full Access on a shared mailbox, a missing Mail.* scope).
+	ErrAccessDenied = errors.New("graph: access denied")
+	// ErrSendAsDenied: the user may not send as the mailbox.
+	ErrSendAsDenied = errors.New("graph: send as denied")
+	// ErrUnauthorized: the access token was refused (expired, revoked,
+	// malformed) even after one refresh.
+	ErrUnauthorized = errors.New("graph: unauthorized")
+	// ErrSyncStateNotFound: the delta cursor is no longer valid; the caller
+	// must start a full resync.
+	ErrSyncStateNotFound = errors.New("graph: delta sync state not found")
+	// ErrItemNotFound: the message (or attachment) does not exist.
+	ErrItemNotFound = errors.New("graph: item not found")
+	// ErrThrottled: Graph kept answering 429 after every bounded retry.
+	ErrThrottled = errors.New("graph: throttled")
+	// ErrTooLarge: a body exceeded the caller's size cap.
+	ErrTooLarge = errors.New("graph: content too large")
+	// ErrForeignLink: a nextLink or deltaLink points away from the Graph
+	// host; it is refused so the token is never sent elsewhere.
+	ErrForeignLink = errors.New("graph: link points outside the Graph host")
+)
+
+// Error is a Graph API error: the HTTP status plus the error envelope
+// {"error":{"code","message","innerError":{"request-id",...}}}.
+type Error struct {
+	Status          int
+	Code            string // e.g. ErrorItemNotFound; empty when the body was not an envelope
+	InnerCode       string // innerError.code, when present
+	Message         string
+	RequestID       string // request-id, for Microsoft support
+	ClientRequestID string // the client-request-id this client sent
+	// RetryAfter is the server's Retry-After, if it sent one (uncapped).
+	RetryAfter time.Duration
+	// Location is the Location header of a 410 Gone (a fresh delta URL).
+	Location string
+	// Method and Path say which request failed (path without query string).
+	Method, Path string
+	// Kind is what the request was about: "folder", "message", "delta",
+	// "attachment", "mime", "batch", "mailbox". It decides whether a 404
+	// ErrorItemNotFound means ErrFolderNotFound or ErrItemNotFound.
+	Kind string
+}
+
+// Error describes the failure without secrets: status, code, message and the
+// request id an operator can hand to Microsoft support.
+func (e *Error) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "graph %s %s: %d", e.Method, e.Path, e.Status)
+	if e.Code != "" {
+		b.WriteString(" " + e.Code)
+	}
+	if e.Message != "" {
+		b.WriteString(": " + e.Message)
+	}
+	if e.RequestID != "" {
+		b.WriteString(" (request-id " + e.RequestID + ")")
+	}
+	return b.String()
+}
+
+// Temporary reports whether retrying the same request later can succeed:
+// throttling (429), server errors (500, 502, 503, 504) and 509.
+func (e *Error) Temporary() bool {
+	switch e.Status {
+	case http.StatusTooManyRequests, http.StatusInternalServerError, http.StatusBadGateway,
+		http.StatusServiceUnavailable, http.StatusGatewayTimeout, 509:
+		return true
+	}
+	return false
+}
+
+// Is matches e against the package's sentinels by status and code, never by
+// message text.
+func (e *Error) Is(target error) bool {
+	return target != nil && e.sentinel() == target
+}
+
+func (e *Error) sentinel() error {
+	code := strings.ToLower(e.Code)
+	inner := strings.ToLower(e.InnerCode)
+	switch {
+	case e.Status == http.StatusGone, code == "syncstatenotfound", code == "resyncrequired",
+		code == "invalidsyncstatedata", code == "errorinvalidsyncstatedata", inner == "syncstatenotfound",
+		inner == "resyncrequired":
+		return ErrSyncStateNotFound
+	case code == "mailboxnotenabledforrestapi":
+		return ErrMailboxNotEnabled
+	case code == "errorinvaliduser", code == "resourcenotfound", code == "errornonexistentmailbox":
+		return ErrMailboxNotFound
+	case code == "errorsendasdenied":
+		return ErrSendAsDenied
+	case e.Status == http.StatusUnauthorized:
+		return ErrUnauthorized
+	case e.Status == http.StatusForbidden, code == "erroraccessdenied", code == "accessdenied":
+		return ErrAccessDenied
+	case e.Status == http.StatusTooManyRequests:
+		return ErrThrottled
+	case code == "errorfoldernotfound":
+		return ErrFolderNotFound
+	case code == "erroritemnotfound", code == "itemnotfound", code == "errorinvalididmalformed",
+		e.Status == http.StatusNotFound && code == "":
+		if e.Kind == kindFolder || e.Kind == kindDelta {
+			return ErrFolderNotFound
+		}
+		return ErrItemNotFound
+	}
+	return nil
+}
+
+// parseError builds an *Error from a non-2xx response. It accepts both
+// spellings of the inner error ("innerError" on the wire, "innererror" in the
+// docs) and a body that is not JSON at all.
+func parseError(status int, h http.Header, body []byte) *Error {
+	e := &Error{Status: status, RequestID: h.Get("request-id"), Location: h.Get("Location")}
+	var env struct {
+		Error struct {
+			Code       string          `json:"code"`
+			Message    string          `json:"message"`
+			InnerError json.RawMessage `json:"innerError"`
+			InnerLower json.RawMessage `json:"innererror"`
+		} `json:"error"`
+	}
+	if json.Unmarshal(body, &env) == nil && env.Error.Code != "" {
+		e.Code, e.Message = env.Error.Code, env.Error.Message
+		raw := env.Error.InnerError
+		if len(raw) == 0 {
+			raw = env.Error.InnerLower
+		}
+		var inner struct {
+			Code            string `json:"code"`
+			RequestID       string `json:"request-id"`
+			ClientRequestID string `json:"client-request-id"`
+		}
+		if len(raw) > 0 && json.Unmarshal(raw, &inner) == nil {
+			e.InnerCode = inner.Code
+			if inner.RequestID != "" {
+				e.RequestID = inner.RequestID
+			}
+			e.ClientRequestID = inner.ClientRequestID
+		}
+		return e
+	}
+	e.Message = snippet(body)
+	if e.Message == "" {
+		e.Message = http.StatusText(status)
+	}
+	return e
+}
+
+// snippet returns the start of a non-envelope body for an error message:
+// valid UTF-8, one line, at most 200 bytes.
+func snippet(b []byte) string {
+	const max = 200
+	if len(b) > max {
+		b = b[:max]
+	}
+	return strings.Join(strings.Fields(strings.ToValidUTF8(string(b), "")), " ")
+}
+
+// Explain turns an error from this package into what an operator reads in
+// `m365bridge channels` and the logs: the reason in plain words and the fix.
+// For an error it does not recognise it returns err.Error() and an empty fix.
+func Explain(err error) (reason, fix string) {
+	if err == nil {
+		return "", ""
+	}
+	switch {
+	case errors.Is(err, ErrFolderAmbiguous):
+		return "the folder path matches more than one folder: " + err.Error(),
+			"rename one of the folders in Outlook, or make the channel's folder path unique"
+	case errors.Is(err, ErrFolderNotFound):
+		return "the channel's folder does not exist in the mailbox (deleted, renamed or moved): " + err.Error(),
+			"restore the folder in Outlook or correct the channel's folder path in bridge.yaml"
+	case errors.Is(err, ErrMailboxNotFound):
+		return "Microsoft 365 does not know the mailbox address",
+			"check the channel's mailbox address (typos, a renamed or deleted mailbox)"
+	case errors.Is(err, ErrMailboxNotEnabled):
+		return "the mailbox cannot be reached through Microsoft Graph (no Exchange Online licence, soft-deleted, or hosted on-premises)",
+			"give the mailbox an Exchange Online licence or move it to Exchange Online; a shared mailbox must exist in Exchange Online"
+	case errors.Is(err, ErrSendAsDenied):
+		return "the signed-in user may not send as this mailbox",
+			"grant the user Send As (or Send on Behalf) on the mailbox in the Exchange admin center"
+	case errors.Is(err, ErrAccessDenied):
+		return "the signed-in user has no access to the mailbox, or the consent lacks the Mail.ReadWrite.Shared permission",
+			"grant the user Full Access on the shared mailbox in the Exchange admin center (it can take up to an hour to apply), or sign in again to re-consent"
+	case errors.Is(err, ErrUnauthorized):
+		return "Microsoft Graph rejected the access token even after a refresh",
+			"sign in again for this channel (the consent may have been revoked or the password changed)"
+	case errors.Is(err, ErrSyncStateNotFound):
+		return "the stored delta cursor expired on the Microsoft side",
+			"none: the bridge runs a full resync and its ledger drops what was already delivered"
+	case errors.Is(err, ErrThrottled):
+		return "Microsoft Graph is throttling requests to this mailbox",
+			"none usually: the bridge waits as told; if it persists, lengthen poll_interval or check other apps using the same mailbox"
+	case errors.Is(err, ErrItemNotFound):
+		return "the message no longer exists in the mailbox (moved or deleted by someone else)",
+			"none: it is skipped"
+	case errors.Is(err, ErrTooLarge):
+		return "the content is larger than the configured limit: " + err.Error(),
+			"raise the channel's size limit or handle the message by hand in Outlook"
+	case errors.Is(err, ErrForeignLink):
+		return "Microsoft Graph returned a paging link to another host: " + err.Error(),
+			"check graph_url in bridge.yaml matches the Graph endpoint in use"
+	}
+	var ge *Error
+	if errors.As(err, &ge) && ge.Temporary() {
+		return "Microsoft Graph is temporarily unavailable: " + ge.Error(),
+			"none: the bridge retries; check https://status.cloud.microsoft if it lasts"
+	}
+	return err.Error(), ""
+}

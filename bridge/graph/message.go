@@ -1,0 +1,159 @@
+package graph
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// Message mirrors the Graph message resource (GDC resources/message.md) as
+// far as the bridge uses it. Fields Graph did not return (not in $select)
+// stay zero. Removed is set on delta entries for messages that left the
+// folder ("@removed": {"reason": "deleted"|"changed"}).
+type Message struct {
+	ID                     string       `json:"id"`
+	ChangeKey              string       `json:"changeKey,omitempty"`
+	InternetMessageID      string       `json:"internetMessageId,omitempty"`
+	Subject                string       `json:"subject,omitempty"`
+	From                   *Recipient   `json:"from,omitempty"`
+	Sender                 *Recipient   `json:"sender,omitempty"`
+	ToRecipients           []Recipient  `json:"toRecipients,omitempty"`
+	CcRecipients           []Recipient  `json:"ccRecipients,omitempty"`
+	BccRecipients          []Recipient  `json:"bccRecipients,omitempty"`
+	ReplyTo                []Recipient  `json:"replyTo,omitempty"`
+	ReceivedDateTime       time.Time    `json:"receivedDateTime,omitzero"`
+	SentDateTime           time.Time    `json:"sentDateTime,omitzero"`
+	Body                   *ItemBody    `json:"body,omitempty"`
+	UniqueBody             *ItemBody    `json:"uniqueBody,omitempty"`
+	BodyPreview            string       `json:"bodyPreview,omitempty"`
+	HasAttachments         bool         `json:"hasAttachments,omitempty"`
+	IsRead                 bool         `json:"isRead,omitempty"`
+	IsDraft                bool         `json:"isDraft,omitempty"`
+	ConversationID         string       `json:"conversationId,omitempty"`
+	ParentFolderID         string       `json:"parentFolderId,omitempty"`
+	InternetMessageHeaders []Header     `json:"internetMessageHeaders,omitempty"`
+	Importance             string       `json:"importance,omitempty"`
+	Categories             []string     `json:"categories,omitempty"`
+	WebLink                string       `json:"webLink,omitempty"`
+	Attachments            []Attachment `json:"attachments,omitempty"` // only with $expand=attachments
+	Removed                *Removed     `json:"@removed,omitempty"`
+}
+
+// Recipient is Graph's {"emailAddress":{"name","address"}}.
+type Recipient struct {
+	EmailAddress EmailAddress `json:"emailAddress"`
+}
+
+// EmailAddress is a display name and an SMTP address; either may be empty.
+type EmailAddress struct {
+	Name    string `json:"name,omitempty"`
+	Address string `json:"address,omitempty"`
+}
+
+// ItemBody is a message body: ContentType is "html" or "text".
+type ItemBody struct {
+	ContentType string `json:"contentType"`
+	Content     string `json:"content"`
+}
+
+// Header is one internet message header, in the order Graph lists them.
+type Header struct {
+	Name  string `json:"name"`
+	Value string `json:"value"`
+}
+
+// Removed marks a delta entry for a message that left the folder.
+type Removed struct {
+	Reason string `json:"reason"` // "deleted" or "changed"
+}
+
+// Header returns the first value of the named header (case-insensitive)
+// and whether it was present.
+func (m *Message) Header(name string) (string, bool) {
+	for _, h := range m.InternetMessageHeaders {
+		if strings.EqualFold(h.Name, name) {
+			return h.Value, true
+		}
+	}
+	return "", false
+}
+
+// UnmarshalJSON decodes a Graph message tolerantly: unknown fields are
+// ignored, null is the zero value, and dates are accepted with or without
+// a zone (Graph's are UTC) and with any fraction of a second.
+func (m *Message) UnmarshalJSON(b []byte) error {
+	type plain Message
+	var raw struct {
+		*plain
+		ReceivedDateTime *string `json:"receivedDateTime"`
+		SentDateTime     *string `json:"sentDateTime"`
+	}
+	raw.plain = (*plain)(m)
+	if err := json.Unmarshal(b, &raw); err != nil {
+		return err
+	}
+	var err error
+	if m.ReceivedDateTime, err = parseGraphTime("receivedDateTime", raw.ReceivedDateTime); err != nil {
+		return err
+	}
+	if m.SentDateTime, err = parseGraphTime("sentDateTime", raw.SentDateTime); err != nil {
+		return err
+	}
+	return nil
+}
+
+// parseGraphTime reads an ISO 8601 date-time; a missing zone means UTC.
+func parseGraphTime(field string, s *string) (time.Time, error) {
+	if s == nil || *s == "" {
+		return time.Time{}, nil
+	}
+	for _, layout := range []string{time.RFC3339Nano, "2006-01-02T15:04:05.999999999"} {
+		if t, err := time.Parse(layout, *s); err == nil {
+			return t.UTC(), nil
+		}
+	}
+	return time.Time{}, fmt.Errorf("%s %q is not an ISO 8601 date-time", field, *s)
+}
+
+// UndecodableMessage is a collection entry that is not a readable message:
+// the caller records it (rejected, with Err as the reason) instead of
+// crashing or dropping it silently. ID is empty when even the id was
+// unreadable.
+type UndecodableMessage struct {
+	ID  string
+	Err error
+}
+
+// decodeMessages decodes a collection's entries one by one so one odd
+// message does not take the page down with it.
+func decodeMessages(raw []json.RawMessage) (ok []Message, bad []UndecodableMessage) {
+	ok = make([]Message, 0, len(raw))
+	for _, r := range raw {
+		msg, err := DecodeMessage(r)
+		if err != nil {
+			bad = append(bad, UndecodableMessage{ID: msg.ID, Err: err})
+			continue
+		}
+		ok = append(ok, msg)
+	}
+	return ok, bad
+}
+
+// DecodeMessage decodes one Graph message object. On error the returned
+// Message carries at least the id when it could be read.
+func DecodeMessage(b []byte) (Message, error) {
+	var m Message
+	if err := json.Unmarshal(b, &m); err != nil {
+		var idOnly struct {
+			ID any `json:"id"`
+		}
+		_ = json.Unmarshal(b, &idOnly)
+		id, _ := idOnly.ID.(string)
+		return Message{ID: id}, fmt.Errorf("decode message %q: %w", id, err)
+	}
+	if m.ID == "" {
+		return m, fmt.Errorf("decode message: no id")
+	}
+	return m, nil
+}
