@@ -31,6 +31,9 @@ var commands = map[string]command{
 	"verify":     {"verify a captured webhook request's signature", runVerify},
 	"deliveries": {"list outbox rows and dead letters", runDeliveries},
 	"replay":     {"re-deliver dead or rejected events, keeping their ids", runReplay},
+	"auth":       {"print the sign-in URL that connects or re-authenticates a channel", runAuth},
+	"channels":   {"list channels with their connection state, account and token expiry", runChannels},
+	"keys":       {"rotate the token-encryption key (keys rotate) or generate one", runKeys},
 }
 
 // exitError carries an exit code; a command returns it to exit without a
@@ -46,6 +49,12 @@ func (e usageError) Error() string { return e.msg }
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	go func() {
+		// After the first signal, restore the default handling so that a
+		// second one ends a shutdown that hangs.
+		<-ctx.Done()
+		stop()
+	}()
 	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()
 	os.Exit(exitCode(err, os.Stderr))

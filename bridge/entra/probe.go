@@ -1,0 +1,86 @@
+package entra
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+)
+
+// probeMailbox proves, with the new access token, that the mailbox can be
+// read: GET {graph}/v1.0/users/{address}/mailFolders/inbox for a shared
+// mailbox, /me/mailFolders/inbox for the user's own. On failure it returns
+// guidance for the page, a detail line (Graph's code and message) and the
+// error.
+func (m *Manager) probeMailbox(ctx context.Context, accessToken string, shared bool, address string) (Guidance, string, error) {
+	if m.GraphURL == "" {
+		return Guidance{}, "", nil
+	}
+	path := "/v1.0/me/mailFolders/inbox"
+	if shared {
+		path = "/v1.0/users/" + url.PathEscape(address) + "/mailFolders/inbox"
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimRight(m.GraphURL, "/")+path, nil)
+	if err != nil {
+		return Guidance{Reason: "The mailbox address is not usable in a URL.", Fix: "Check mailbox.address in bridge.yaml."}, "", err
+	}
+	req.Header.Set("Authorization", "Bearer "+accessToken)
+	req.Header.Set("Accept", "application/json")
+	hc := m.Client.HTTP
+	if hc == nil {
+		hc = &http.Client{Timeout: 30 * time.Second}
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return Guidance{Reason: "Microsoft Graph could not be reached to check the mailbox.", Fix: startAgain}, "", fmt.Errorf("probe mailbox: %w", err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	if resp.StatusCode == http.StatusOK {
+		return Guidance{}, "", nil
+	}
+	var ge struct {
+		Error struct {
+			Code    string `json:"code"`
+			Message string `json:"message"`
+		} `json:"error"`
+	}
+	json.Unmarshal(body, &ge)
+	code, msg := ge.Error.Code, firstLine(ge.Error.Message)
+	detail := fmt.Sprintf("Graph answered HTTP %d %s: %s", resp.StatusCode, code, msg)
+	err = fmt.Errorf("probe mailbox: HTTP %d %s", resp.StatusCode, code)
+	g := Guidance{Code: code}
+	switch {
+	case code == "ErrorInvalidUser":
+		g.Reason = "Wrong shared mailbox address: Microsoft 365 has no mailbox " + address + "."
+		g.Fix = "Correct mailbox.address of this channel in bridge.yaml, restart, and start again."
+	case code == "ErrorAccessDenied":
+		if shared {
+			g.Reason = "This user lacks Full Access to the mailbox " + address + "."
+			g.Fix = "In the Exchange admin center (Recipients > Mailboxes > " + address + " > Mailbox delegation) add the user under Read and manage (Full Access) and Send as, wait for it to apply (up to an hour), then start again."
+		} else {
+			g.Reason = "Microsoft Graph denied access to the mailbox: a mail permission is missing from the consent."
+			g.Fix = "Add the delegated Mail.* permissions to the app registration, then start again and accept them."
+		}
+	case code == "MailboxNotEnabledForRESTAPI":
+		g.Reason = "The mailbox is inactive, soft-deleted or hosted on-premises, or the user has no Exchange Online licence."
+		g.Fix = "Give the user an Exchange Online licence (or grant access to an active cloud mailbox), then start again."
+	case code == "ErrorItemNotFound" || code == "ResourceNotFound":
+		g.Reason = "The mailbox was not found or is not provisioned yet, or the user lacks delegation permissions for it."
+		g.Fix = "Check the delegation (Full Access) and that the mailbox exists in Exchange Online, then start again."
+	case resp.StatusCode >= 500 || resp.StatusCode == http.StatusTooManyRequests:
+		g.Reason = "Microsoft Graph is unavailable or throttling right now."
+		g.Fix = startAgain
+	default:
+		g.Reason = "Microsoft Graph refused to read the mailbox."
+		g.Fix = "Check the app's delegated Mail.* permissions and the mailbox address, then start again."
+	}
+	if g.Code == "" {
+		g.Code = fmt.Sprintf("HTTP %d", resp.StatusCode)
+	}
+	return g, detail, err
+}

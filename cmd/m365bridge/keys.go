@@ -1,0 +1,60 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+
+	"github.com/m365bridge/m365bridge/bridge/store"
+)
+
+// runKeys manages the token-encryption key: `keys rotate` re-encrypts every
+// stored token to a new key; `keys generate` prints a new key for
+// M365BRIDGE_KEY.
+func runKeys(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	usage := "keys: name a subcommand: rotate [--config FILE] | generate"
+	if len(args) == 0 {
+		return usageError{usage}
+	}
+	switch args[0] {
+	case "generate":
+		fmt.Fprintln(stdout, store.GenerateKey())
+		return nil
+	case "rotate":
+	default:
+		return usageError{usage}
+	}
+	fs := newFlagSet("keys rotate", stderr)
+	path := fs.String("config", "bridge.yaml", "the configuration `file`")
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "Usage: m365bridge keys rotate [--config FILE]\n\nRe-encrypts every stored token with a new key, in one transaction. Stop the bridge first.\nWith a key file, a new %s is written (the old one is kept as %s until done).\nWith %s set, put the new key there and the previous one in %s.\n\nFlags:\n",
+			store.KeyFileName, store.OldKeyFileName, store.KeyEnv, store.OldKeyEnv)
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args[1:]); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return usageError{fmt.Sprintf("keys rotate: unexpected argument %q", fs.Arg(0))}
+	}
+	cfg, err := loadConfig(*path)
+	if err != nil {
+		return err
+	}
+	db, err := store.Open(ctx, filepath.Join(cfg.State, store.FileName))
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	res, err := store.RotateKey(ctx, db, cfg.State, os.Getenv, cliLogger(stderr))
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "Re-encrypted %d rows with key %s (%s).\n", res.Rows, res.NewKeyID, res.Source)
+	if res.OldKeyID != "" {
+		fmt.Fprintf(stdout, "The old key %s is no longer needed. Back up the new key now.\n", res.OldKeyID)
+	}
+	return nil
+}
