@@ -1,0 +1,265 @@
+package bridge
+
+import (
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/m365bridge/m365bridge/bridge/graph"
+	"github.com/m365bridge/m365bridge/config"
+	"github.com/m365bridge/m365bridge/webhooks"
+)
+
+// ArchiveTag is the tag every archived message's event carries.
+const ArchiveTag = "archive"
+
+// NewTicketState is the ticket state of mail imported as new.
+const NewTicketState = "new"
+
+// ErrUnconvertible marks a message that cannot become an event (no sender,
+// too large, undecodable): the runner records it as rejected, with the
+// error as the reason, and leaves it in the mailbox.
+var ErrUnconvertible = errors.New("message cannot become an event")
+
+// EventSource is everything BuildMailEvent needs besides the message.
+type EventSource struct {
+	// Tenant and Mailbox (the mailbox's address) key the event id together
+	// with the message's immutable id.
+	Tenant  string
+	Mailbox string
+	Channel config.Channel
+	// Folder is the folder path shown in events (the resolved display path,
+	// or the configured one).
+	Folder string
+	Policy ArchivePolicy
+	Now    time.Time
+}
+
+// BuildMailEvent turns a Graph message (with its attachments in
+// msg.Attachments when it has any) into a version-1 mail event: mail.archived
+// when the policy archives it, mail.received otherwise. raw, when not nil,
+// is the raw MIME block (channel raw_mime). The event id is
+// webhooks.EventID(src.Tenant, src.Mailbox, msg.ID), the same on every
+// re-sync. A message that cannot be represented gives an error matching
+// ErrUnconvertible.
+func BuildMailEvent(src EventSource, msg *graph.Message, raw *webhooks.RawMIME) (webhooks.Event, *webhooks.MailData, error) {
+	if msg.ID == "" {
+		return webhooks.Event{}, nil, fmt.Errorf("%w: the message has no id", ErrUnconvertible)
+	}
+	customer, ok := customerOf(msg)
+	if !ok {
+		return webhooks.Event{}, nil, fmt.Errorf("%w: it has neither a From nor a Sender address", ErrUnconvertible)
+	}
+	archived := src.Policy.Archived(msg.ReceivedDateTime)
+	mailboxType := src.Channel.Mailbox.Type
+	if mailboxType == "" {
+		mailboxType = config.MailboxUser
+	}
+	d := &webhooks.MailData{
+		ID:      webhooks.EventID(src.Tenant, src.Mailbox, msg.ID),
+		Version: webhooks.Version,
+		Channel: src.Channel.Name,
+		Mailbox: webhooks.Mailbox{Type: mailboxType, Address: src.Mailbox},
+		Folder:  src.Folder,
+		Group:   src.Channel.Group,
+		Archive: archived,
+		Ticket: webhooks.Ticket{
+			Title:     titleOf(msg.Subject, customer),
+			State:     NewTicketState,
+			CreatedAt: msg.ReceivedDateTime,
+			Customer:  customer,
+		},
+		Article: articleOf(msg, src.Channel.MaxAttachmentBytes),
+	}
+	if d.Ticket.CreatedAt.IsZero() {
+		d.Ticket.CreatedAt = src.Now.UTC()
+	}
+	typ := webhooks.TypeMailReceived
+	if archived {
+		typ = webhooks.TypeMailArchived
+		d.Tags = []string{ArchiveTag}
+		d.Ticket.State = src.Policy.State
+		if d.Ticket.State == "" {
+			d.Ticket.State = config.DefaultArchiveState
+		}
+		d.Ticket.SuppressAutomations = true
+	}
+	d.Article.RawMIME = raw
+	ev, err := webhooks.NewEvent(typ, src.Now, d)
+	if err != nil {
+		return webhooks.Event{}, nil, fmt.Errorf("%w: %w", ErrUnconvertible, err)
+	}
+	return ev, d, nil
+}
+
+func address(r *graph.Recipient) webhooks.Address {
+	return webhooks.Address{Name: r.EmailAddress.Name, Address: r.EmailAddress.Address}
+}
+
+func addresses(rs []graph.Recipient) []webhooks.Address {
+	if len(rs) == 0 {
+		return nil
+	}
+	out := make([]webhooks.Address, 0, len(rs))
+	for i := range rs {
+		out = append(out, address(&rs[i]))
+	}
+	return out
+}
+
+// customerOf is the ticket's customer: From, else Sender.
+func customerOf(msg *graph.Message) (webhooks.Address, bool) {
+	for _, r := range []*graph.Recipient{msg.From, msg.Sender} {
+		if r != nil && strings.TrimSpace(r.EmailAddress.Address) != "" {
+			return address(r), true
+		}
+	}
+	return webhooks.Address{}, false
+}
+
+// titleOf is the subject, or "(no subject)" and who sent it.
+func titleOf(subject string, customer webhooks.Address) string {
+	if s := strings.TrimSpace(subject); s != "" {
+		return s
+	}
+	who := customer.Address
+	if customer.Name != "" {
+		who = customer.Name + " <" + customer.Address + ">"
+	}
+	return "(no subject) from " + who
+}
+
+// keptHeaders are the headers copied into events: threading, loop
+// detection and provenance. Others (Received chains, authentication
+// results) stay in raw MIME for receivers that want them.
+var keptHeaders = map[string]bool{
+	"date": true, "message-id": true, "in-reply-to": true, "references": true, "return-path": true,
+	"auto-submitted": true, "x-auto-response-suppress": true, "precedence": true, "list-id": true,
+	"list-unsubscribe": true, "x-autoreply": true, "x-autorespond": true, "x-autoresponder": true,
+	"x-loop": true, "x-mailer": true, "x-ms-exchange-generated-message-source": true,
+}
+
+func articleOf(msg *graph.Message, maxAttachment int64) webhooks.Article {
+	a := webhooks.Article{
+		InternetMessageID: msg.InternetMessageID,
+		ConversationID:    msg.ConversationID,
+		GraphID:           msg.ID,
+		ReplyTo:           addresses(msg.ReplyTo),
+		To:                addresses(msg.ToRecipients),
+		Cc:                addresses(msg.CcRecipients),
+		Subject:           msg.Subject,
+		SentAt:            msg.SentDateTime,
+		ReceivedAt:        msg.ReceivedDateTime,
+	}
+	if msg.From != nil {
+		a.From = address(msg.From)
+	} else if msg.Sender != nil {
+		a.From = address(msg.Sender)
+	}
+	if msg.Sender != nil && msg.Sender.EmailAddress.Address != "" {
+		s := address(msg.Sender)
+		a.Sender = &s
+	}
+	if v, ok := msg.Header("In-Reply-To"); ok {
+		a.InReplyTo = strings.TrimSpace(v)
+	}
+	if v, ok := msg.Header("References"); ok {
+		a.References = strings.Fields(v)
+	}
+	if a.InternetMessageID == "" {
+		if v, ok := msg.Header("Message-ID"); ok {
+			a.InternetMessageID = strings.TrimSpace(v)
+		}
+	}
+	for _, h := range msg.InternetMessageHeaders {
+		if keptHeaders[strings.ToLower(h.Name)] {
+			a.Headers = append(a.Headers, webhooks.Header{Name: h.Name, Value: h.Value})
+		}
+	}
+	a.AutoSubmitted, a.AutoSubmittedReason = AutoSubmitted(msg.InternetMessageHeaders)
+	if msg.Body != nil {
+		if strings.EqualFold(msg.Body.ContentType, "html") {
+			a.BodyHTML = msg.Body.Content
+			a.BodyText = HTMLToText(msg.Body.Content)
+		} else {
+			a.BodyText = msg.Body.Content
+		}
+	}
+	for i := range msg.Attachments {
+		a.Attachments = append(a.Attachments, attachmentOf(&msg.Attachments[i], maxAttachment))
+	}
+	return a
+}
+
+// attachmentOf inlines a file attachment's content up to max bytes and
+// lists anything else with included: false and the reason.
+func attachmentOf(at *graph.Attachment, max int64) webhooks.Attachment {
+	out := webhooks.Attachment{
+		Filename:    at.Name,
+		ContentType: at.ContentType,
+		Size:        at.Size,
+		ContentID:   strings.Trim(at.ContentID, "<>"),
+		Inline:      at.IsInline,
+	}
+	if out.Filename == "" {
+		out.Filename = "attachment"
+	}
+	if out.ContentType == "" {
+		out.ContentType = "application/octet-stream"
+	}
+	switch {
+	case at.ODataType == graph.ReferenceAttachment:
+		out.Reason = "reference attachment: a link to a file in the cloud, it has no content in the message"
+	case at.ContentBytes == nil && at.ODataType == graph.ItemAttachment:
+		out.Reason = "attached Outlook item (message, event or contact): its content is in raw_mime"
+	case at.ContentBytes == nil && at.Size > max:
+		out.Reason = fmt.Sprintf("larger than the channel's max_attachment_bytes (%d > %d)", at.Size, max)
+	case at.ContentBytes == nil:
+		out.Reason = "content not returned by Microsoft Graph"
+	case int64(len(at.ContentBytes)) > max:
+		out.Size = int64(len(at.ContentBytes))
+		out.Reason = fmt.Sprintf("larger than the channel's max_attachment_bytes (%d > %d)", out.Size, max)
+	default:
+		out.Size = int64(len(at.ContentBytes))
+		out.Included = true
+		out.ContentBase64 = base64.StdEncoding.EncodeToString(at.ContentBytes)
+	}
+	return out
+}
+
+// AutoSubmitted reports whether headers mark a message as machine-generated
+// (an auto-reply, a bounce, list or bulk mail), which a helpdesk must not
+// answer, and which header said so (RFC 3834 and common practice).
+func AutoSubmitted(headers []graph.Header) (bool, string) {
+	for _, h := range headers {
+		v := strings.ToLower(strings.TrimSpace(h.Value))
+		switch strings.ToLower(h.Name) {
+		case "auto-submitted":
+			if v != "" && v != "no" {
+				return true, "Auto-Submitted: " + h.Value
+			}
+		case "x-auto-response-suppress":
+			if v != "" && v != "none" {
+				return true, "X-Auto-Response-Suppress: " + h.Value
+			}
+		case "precedence":
+			switch v {
+			case "bulk", "junk", "list", "auto_reply", "auto-reply":
+				return true, "Precedence: " + h.Value
+			}
+		case "list-id":
+			return true, "List-Id: " + h.Value
+		case "x-autoreply", "x-autorespond", "x-autoresponder":
+			if v != "no" && v != "false" {
+				return true, h.Name + ": " + h.Value
+			}
+		case "return-path":
+			if v == "<>" {
+				return true, "Return-Path: <> (a bounce)"
+			}
+		}
+	}
+	return false, ""
+}

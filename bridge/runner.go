@@ -1,0 +1,347 @@
+package bridge
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"github.com/m365bridge/m365bridge/bridge/graph"
+	"github.com/m365bridge/m365bridge/bridge/store"
+	"github.com/m365bridge/m365bridge/config"
+	"github.com/m365bridge/m365bridge/webhooks"
+)
+
+// MailboxAPI is what a runner needs of a Graph mailbox; *graph.MailboxClient
+// implements it. Tests use the real client against the simulator.
+type MailboxAPI interface {
+	ResolveFolder(ctx context.Context, path string) (graph.Folder, error)
+	GetFolder(ctx context.Context, id string) (graph.Folder, error)
+	Delta(ctx context.Context, folderID, cursor string, opts graph.DeltaOptions) (*graph.DeltaPage, error)
+	Attachments(ctx context.Context, messageID string) ([]graph.Attachment, error)
+	MIME(ctx context.Context, id string, maxBytes int64) ([]byte, error)
+	MarkRead(ctx context.Context, ids []string) map[string]error
+	Move(ctx context.Context, ids []string, destFolderID string) map[string]error
+}
+
+// QueuedEvent is one event handed to the outbox inside the page transaction.
+type QueuedEvent struct {
+	ID      string         // event id = webhook-id
+	Type    string         // mail.received | mail.archived
+	Channel string         // channel name
+	Webhook string         // endpoint name (channel.webhook)
+	Event   webhooks.Event // the envelope to deliver
+}
+
+// EnqueueFunc writes ev into the webhook outbox inside tx; an id already
+// present must be a no-op (so a re-sync cannot queue an event twice).
+type EnqueueFunc func(ctx context.Context, tx *sql.Tx, ev QueuedEvent) error
+
+// AuthFunc reports whether the channel's sign-in is usable (state active).
+type AuthFunc func(ctx context.Context) (bool, error)
+
+// RunnerConfig is what NewRunner takes. Channel, DB, Graph and Enqueue are
+// required; the rest have defaults.
+type RunnerConfig struct {
+	Channel config.Channel
+	// Tenant keys event ids (with the mailbox address and the immutable
+	// message id): pass the channel's account tenant id (tid) when known,
+	// else the configured tenant. It must never change for a channel.
+	Tenant string
+	// Mailbox is the mailbox's address for events and ids; default
+	// Channel.Mailbox.Address.
+	Mailbox string
+	DB      *store.DB
+	Graph   MailboxAPI
+	Enqueue EnqueueFunc
+	// Auth gates polling; default: the channel's row in the store is active.
+	Auth   AuthFunc
+	Logger *slog.Logger
+	Now    func() time.Time
+	// Wake is called after each commit that queued events (the dispatcher's
+	// wake-up); may be nil.
+	Wake func()
+	// PageSize is the delta page size (default graph.DefaultDeltaPageSize).
+	PageSize int
+	// MaxEventBytes bounds one encoded event; a larger message is rejected
+	// (default 64 MiB).
+	MaxEventBytes int64
+}
+
+// Defaults of RunnerConfig.
+const (
+	DefaultMaxEventBytes = 64 << 20
+	// postActionChunk is how many ledger rows one post-action pass takes.
+	postActionChunk = 200
+	// maxPostActionDelay caps the retry delay of a failing post-action.
+	maxPostActionDelay = time.Hour
+)
+
+// Stats counts what one sync round did.
+type Stats struct {
+	Pages      int `json:"pages"`
+	Seen       int `json:"seen"`        // message entries in delta pages
+	Queued     int `json:"queued"`      // new events queued
+	Archived   int `json:"archived"`    // of Queued, archived
+	New        int `json:"new"`         // of Queued, new
+	Rejected   int `json:"rejected"`    // could not become an event
+	Known      int `json:"known"`       // already in the ledger (a replay or a re-sync)
+	Removed    int `json:"removed"`     // @removed entries (ignored)
+	Resyncs    int `json:"resyncs"`     // expired cursors restarted
+	PostDone   int `json:"post_done"`   // post-import actions completed
+	PostFailed int `json:"post_failed"` // post-import actions to retry
+}
+
+func (s *Stats) add(o Stats) {
+	s.Pages += o.Pages
+	s.Seen += o.Seen
+	s.Queued += o.Queued
+	s.Archived += o.Archived
+	s.New += o.New
+	s.Rejected += o.Rejected
+	s.Known += o.Known
+	s.Removed += o.Removed
+	s.Resyncs += o.Resyncs
+	s.PostDone += o.PostDone
+	s.PostFailed += o.PostFailed
+}
+
+// Runner states, as Status reports them.
+const (
+	RunnerIdle    = "idle"
+	RunnerSyncing = "syncing"
+	RunnerPaused  = "paused" // sign-in not active
+	RunnerError   = "error"
+)
+
+// Status is a runner's live summary for `channels`, /metrics and the status
+// page.
+type Status struct {
+	Channel       string      `json:"channel"`
+	State         string      `json:"state"`
+	Reason        string      `json:"reason,omitempty"`
+	Fix           string      `json:"fix,omitempty"`
+	LastSyncAt    time.Time   `json:"last_sync_at,omitzero"`
+	LastSuccessAt time.Time   `json:"last_success_at,omitzero"`
+	Rounds        int64       `json:"rounds"`
+	Totals        Stats       `json:"totals"`
+	Graph         graph.Stats `json:"graph"`
+}
+
+// Runner syncs one channel: its folder's delta into ledger and outbox, and
+// the post-import actions of delivered messages. Create with NewRunner,
+// then Run (or drive SyncOnce in tests). Safe for concurrent use; rounds are
+// serialised.
+type Runner struct {
+	cfg     RunnerConfig
+	ch      config.Channel
+	mailbox string
+	log     *slog.Logger
+	notify  chan struct{}
+
+	round sync.Mutex // one round at a time
+
+	mu       sync.Mutex // guards status and moveDest
+	status   Status
+	moveDest string // resolved folder id of after_import move:<folder>
+}
+
+// NewRunner returns a runner for cfg.Channel. It does no I/O.
+func NewRunner(cfg RunnerConfig) *Runner {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Mailbox == "" {
+		cfg.Mailbox = cfg.Channel.Mailbox.Address
+	}
+	if cfg.PageSize <= 0 {
+		cfg.PageSize = graph.DefaultDeltaPageSize
+	}
+	if cfg.MaxEventBytes <= 0 {
+		cfg.MaxEventBytes = DefaultMaxEventBytes
+	}
+	if cfg.Channel.MaxAttachmentBytes <= 0 {
+		cfg.Channel.MaxAttachmentBytes = config.DefaultMaxAttachmentBytes
+	}
+	if cfg.Channel.AfterImport.Action == "" {
+		cfg.Channel.AfterImport.Action = config.ActionKeep
+	}
+	if cfg.Auth == nil {
+		db, name := cfg.DB, cfg.Channel.Name
+		cfg.Auth = func(ctx context.Context) (bool, error) {
+			st, err := db.ChannelState(ctx, name)
+			if errors.Is(err, store.ErrNoChannel) {
+				return false, nil
+			}
+			return err == nil && st.State == store.ChannelActive, err
+		}
+	}
+	return &Runner{
+		cfg: cfg, ch: cfg.Channel, mailbox: cfg.Mailbox,
+		log:    cfg.Logger.With(slog.String("channel", cfg.Channel.Name), slog.String("mailbox", cfg.Mailbox)),
+		notify: make(chan struct{}, 1),
+		status: Status{Channel: cfg.Channel.Name, State: RunnerIdle},
+	}
+}
+
+// Status returns the runner's current summary.
+func (r *Runner) Status() Status {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	s := r.status
+	if st, ok := r.cfg.Graph.(interface{ Stats() graph.Stats }); ok {
+		s.Graph = st.Stats()
+	}
+	return s
+}
+
+func (r *Runner) setState(state, reason, fix string) {
+	r.mu.Lock()
+	r.status.State, r.status.Reason, r.status.Fix = state, reason, fix
+	r.mu.Unlock()
+}
+
+// Notify asks a running runner to run its post-import actions soon, e.g.
+// after the dispatcher committed acknowledgements. It never blocks.
+func (r *Runner) Notify() {
+	select {
+	case r.notify <- struct{}{}:
+	default:
+	}
+}
+
+// Run syncs at the channel's poll interval (with ±10% jitter) until ctx
+// ends; while the channel's sign-in is not active it only waits. A Notify
+// runs the post-import actions in between. Errors of a round are recorded
+// (store and Status) and retried next round; Run returns nil when ctx ends.
+func (r *Runner) Run(ctx context.Context) error {
+	interval := r.ch.PollInterval
+	if interval <= 0 {
+		interval = config.DefaultPollInterval
+	}
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-r.notify:
+			if ok, _ := r.cfg.Auth(ctx); ok {
+				if _, err := r.PostActions(ctx); err != nil && ctx.Err() == nil {
+					r.log.Warn("post-import actions failed", "err", err)
+				}
+			}
+			continue
+		case <-timer.C:
+		}
+		active, err := r.cfg.Auth(ctx)
+		switch {
+		case err != nil && ctx.Err() == nil:
+			r.log.Warn("read channel auth state", "err", err)
+		case !active:
+			r.setState(RunnerPaused, "the channel's sign-in is not active", "run `m365bridge auth "+r.ch.Name+"`")
+		default:
+			if _, err := r.SyncOnce(ctx); err != nil && ctx.Err() == nil {
+				r.log.Warn("sync round failed", "err", err)
+			}
+		}
+		jitter := time.Duration((rand.Float64()*0.2 - 0.1) * float64(interval))
+		timer.Reset(interval + jitter)
+	}
+}
+
+// SyncOnce runs one round: resolve the folder, decide archive mode on the
+// first round, page the folder's delta from the stored cursor into ledger
+// and outbox (one transaction per page, cursor included), then the
+// post-import actions of delivered messages. Its error is also recorded as
+// the channel's sync status with the operator-facing reason and fix.
+func (r *Runner) SyncOnce(ctx context.Context) (Stats, error) {
+	r.round.Lock()
+	defer r.round.Unlock()
+	r.setState(RunnerSyncing, "", "")
+	stats, err := r.syncRound(ctx)
+	if err == nil {
+		var post Stats
+		post, err = r.postActions(ctx)
+		stats.add(post)
+	}
+	now := r.cfg.Now()
+	r.mu.Lock()
+	r.status.Rounds++
+	r.status.LastSyncAt = now
+	r.status.Totals.add(stats)
+	r.mu.Unlock()
+	if err != nil {
+		if ctx.Err() != nil {
+			r.setState(RunnerIdle, "", "")
+			return stats, err
+		}
+		code, reason, fix := explainSync(err)
+		r.setState(RunnerError, reason, fix)
+		r.log.Error("sync failed", "code", code, "reason", reason, "fix", fix)
+		if rerr := r.cfg.DB.RecordSyncResult(context.WithoutCancel(ctx), r.ch.Name, store.SyncError, code, reason, fix); rerr != nil {
+			r.log.Error("record sync result", "err", rerr)
+		}
+		return stats, err
+	}
+	r.mu.Lock()
+	r.status.LastSuccessAt = now
+	r.mu.Unlock()
+	r.setState(RunnerIdle, "", "")
+	if err := r.cfg.DB.RecordSyncResult(ctx, r.ch.Name, store.SyncOK, "", "", ""); err != nil {
+		return stats, err
+	}
+	if stats.Queued+stats.Rejected > 0 || stats.Resyncs > 0 {
+		r.log.Info("sync round", "pages", stats.Pages, "queued", stats.Queued, "archived", stats.Archived,
+			"new", stats.New, "rejected", stats.Rejected, "known", stats.Known, "resyncs", stats.Resyncs)
+	}
+	return stats, nil
+}
+
+// explainSync maps a round's error to a code, reason and fix.
+func explainSync(err error) (code, reason, fix string) {
+	reason, fix = graph.Explain(err)
+	switch {
+	case errors.Is(err, ErrArchiveCutoffMissing):
+		return "archive_cutoff_missing", err.Error(), "set archive.before for the channel, or use archive.mode auto or off"
+	case errors.Is(err, graph.ErrFolderAmbiguous):
+		code = "folder_ambiguous"
+	case errors.Is(err, graph.ErrFolderNotFound):
+		code = "folder_not_found"
+	case errors.Is(err, graph.ErrMailboxNotFound):
+		code = "mailbox_not_found"
+	case errors.Is(err, graph.ErrMailboxNotEnabled):
+		code = "mailbox_not_enabled"
+	case errors.Is(err, graph.ErrAccessDenied):
+		code = "access_denied"
+	case errors.Is(err, graph.ErrUnauthorized):
+		code = "unauthorized"
+	case errors.Is(err, graph.ErrThrottled):
+		code = "throttled"
+	default:
+		code = "sync_failed"
+	}
+	return code, reason, fix
+}
+
+// postActionDelay is the retry delay after attempts failed post-actions:
+// 30 s doubling, capped at an hour.
+func postActionDelay(attempts int) time.Duration {
+	d := 30 * time.Second
+	for i := 1; i < attempts && d < maxPostActionDelay; i++ {
+		d *= 2
+	}
+	return min(d, maxPostActionDelay)
+}
+
+// enqueueErr wraps an outbox failure.
+func enqueueErr(id string, err error) error {
+	return fmt.Errorf("queue event %s: %w", id, err)
+}

@@ -1,0 +1,323 @@
+package bridge
+
+import (
+	"context"
+	"database/sql"
+	"encoding/base64"
+	"errors"
+	"fmt"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/m365bridge/m365bridge/bridge/graph"
+	"github.com/m365bridge/m365bridge/bridge/store"
+	"github.com/m365bridge/m365bridge/webhooks"
+)
+
+// maxResyncsPerRound bounds full restarts after expired cursors in one
+// round, so a Graph that keeps refusing its own links cannot spin forever.
+const maxResyncsPerRound = 3
+
+// extrasInFlight is how many attachment/MIME fetches run at once for a page;
+// the Graph client's per-mailbox limit (4) applies on top.
+const extrasInFlight = 4
+
+// folderRef is the folder a round syncs.
+type folderRef struct {
+	id, path string
+}
+
+// resolveFolder returns the cached folder, or resolves the configured path
+// (and caches it) when there is none or the configured path changed.
+func (r *Runner) resolveFolder(ctx context.Context, st store.SyncState, force bool) (folderRef, error) {
+	if !force && st.FolderID != "" && st.FolderPath == r.ch.Folder {
+		return folderRef{id: st.FolderID, path: st.FolderPath}, nil
+	}
+	f, err := r.cfg.Graph.ResolveFolder(ctx, r.ch.Folder)
+	if err != nil {
+		return folderRef{}, fmt.Errorf("resolve folder %q: %w", r.displayFolder(), err)
+	}
+	if f.ID != st.FolderID {
+		r.log.Info("folder resolved", "folder", r.displayFolder(), "folder_id", f.ID)
+	}
+	if err := r.cfg.DB.SetFolder(ctx, r.ch.Name, r.ch.Folder, f.ID); err != nil {
+		return folderRef{}, err
+	}
+	return folderRef{id: f.ID, path: r.ch.Folder}, nil
+}
+
+func (r *Runner) displayFolder() string {
+	if r.ch.Folder == "" {
+		return "Inbox"
+	}
+	return r.ch.Folder
+}
+
+// decideArchive records the archive decision on the first round.
+func (r *Runner) decideArchive(ctx context.Context, st store.SyncState, folder folderRef) (store.SyncState, error) {
+	if st.ArchiveMode != "" {
+		return st, nil
+	}
+	f, err := r.cfg.Graph.GetFolder(ctx, folder.id)
+	if err != nil {
+		return st, fmt.Errorf("count messages in %q: %w", r.displayFolder(), err)
+	}
+	d, err := DecideArchive(r.ch.Archive, f.TotalItemCount, r.cfg.Now())
+	if err != nil {
+		return st, err
+	}
+	st, err = r.cfg.DB.DecideArchive(ctx, r.ch.Name, d.Mode, d.Cutoff, d.Reason, int64(f.TotalItemCount))
+	if err != nil {
+		return st, err
+	}
+	r.log.Info("archive mode decided", "archive_mode", st.ArchiveMode, "cutoff", st.ArchiveCutoff,
+		"messages", f.TotalItemCount, "reason", st.ArchiveReason)
+	return st, nil
+}
+
+// syncRound pages the delta from the stored cursor to a new deltaLink.
+func (r *Runner) syncRound(ctx context.Context) (Stats, error) {
+	var stats Stats
+	st, err := r.cfg.DB.SyncState(ctx, r.ch.Name)
+	if err != nil {
+		return stats, err
+	}
+	folder, err := r.resolveFolder(ctx, st, false)
+	if err != nil {
+		return stats, err
+	}
+	if st, err = r.decideArchive(ctx, st, folder); err != nil {
+		return stats, err
+	}
+	src := EventSource{
+		Tenant: r.cfg.Tenant, Mailbox: r.mailbox, Channel: r.ch, Folder: r.displayFolder(),
+		Policy: PolicyFrom(st, r.ch.Archive),
+	}
+	opts := graph.DeltaOptions{PageSize: r.cfg.PageSize, ExpandAttachments: true}
+	cursor := st.DeltaLink
+	reresolved := false
+	for {
+		if err := ctx.Err(); err != nil {
+			return stats, err
+		}
+		page, err := r.cfg.Graph.Delta(ctx, folder.id, cursor, opts)
+		switch {
+		case errors.Is(err, graph.ErrSyncStateNotFound) && stats.Resyncs < maxResyncsPerRound:
+			// The cursor expired: start over; the ledger drops what was
+			// already queued, so nothing is delivered twice.
+			r.log.Warn("delta cursor expired; full resync", "err", err)
+			if err := r.cfg.DB.ResetCursor(ctx, r.ch.Name); err != nil {
+				return stats, err
+			}
+			stats.Resyncs++
+			cursor = ""
+			continue
+		case errors.Is(err, graph.ErrFolderNotFound) && !reresolved:
+			// The cached id may be stale (folder recreated): resolve the
+			// path again; a missing folder is a channel error.
+			reresolved = true
+			nf, rerr := r.resolveFolder(ctx, st, true)
+			if rerr != nil {
+				return stats, rerr
+			}
+			if nf.id != folder.id {
+				folder, cursor = nf, ""
+			}
+			continue
+		case err != nil:
+			return stats, fmt.Errorf("sync %q: %w", r.displayFolder(), err)
+		}
+		if page.PageSize > 0 {
+			opts.PageSize = page.PageSize // keep a size Graph coped with
+		}
+		src.Now = r.cfg.Now()
+		ps, err := r.processPage(ctx, src, page)
+		stats.add(ps)
+		if err != nil {
+			return stats, err
+		}
+		if page.NextLink == "" {
+			return stats, nil
+		}
+		cursor = page.NextLink
+	}
+}
+
+// built is one message's outcome before the page commits.
+type built struct {
+	entry store.LedgerEntry
+	event *QueuedEvent // nil for a rejected message
+}
+
+// processPage turns a page's unknown messages into events and commits
+// ledger rows, outbox rows and the cursor in one transaction.
+func (r *Runner) processPage(ctx context.Context, src EventSource, page *graph.DeltaPage) (Stats, error) {
+	stats := Stats{Pages: 1}
+	var fresh []*graph.Message
+	ids := make([]string, 0, len(page.Messages))
+	inPage := map[string]bool{}
+	for i := range page.Messages {
+		m := &page.Messages[i]
+		if m.Removed != nil {
+			stats.Removed++
+			r.log.Debug("message left the folder", "message_id", m.ID, "removed", m.Removed.Reason)
+			continue
+		}
+		stats.Seen++
+		if inPage[m.ID] {
+			stats.Known++
+			continue
+		}
+		inPage[m.ID] = true
+		ids = append(ids, m.ID)
+		fresh = append(fresh, m)
+	}
+	for _, u := range page.Undecodable {
+		stats.Seen++
+		if u.ID == "" || inPage[u.ID] {
+			r.log.Error("undecodable message without an id in a delta page; it stays in the mailbox", "err", u.Err)
+			continue
+		}
+		inPage[u.ID] = true
+		ids = append(ids, u.ID)
+	}
+	known, err := r.cfg.DB.LedgerKnownTx(ctx, nil, r.ch.Name, ids)
+	if err != nil {
+		return stats, err
+	}
+	todo := fresh[:0]
+	for _, m := range fresh {
+		if known[m.ID] {
+			stats.Known++
+			continue
+		}
+		todo = append(todo, m)
+	}
+	results := make([]built, len(todo))
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(extrasInFlight)
+	for i, m := range todo {
+		g.Go(func() error {
+			b, err := r.buildOne(gctx, src, m)
+			results[i] = b
+			return err
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return stats, err
+	}
+	for _, u := range page.Undecodable {
+		if u.ID == "" || known[u.ID] {
+			continue
+		}
+		results = append(results, built{entry: store.LedgerEntry{
+			Channel: r.ch.Name, MessageID: u.ID, EventID: webhooks.EventID(src.Tenant, src.Mailbox, u.ID),
+			State: store.LedgerRejected, Kind: store.KindNew, Reason: "undecodable Graph message: " + u.Err.Error(),
+		}})
+	}
+
+	var counts store.PageCounts
+	err = r.cfg.DB.Tx(ctx, func(tx *sql.Tx) error {
+		counts = store.PageCounts{Seen: int64(stats.Seen)}
+		for i := range results {
+			b := &results[i]
+			added, err := r.cfg.DB.InsertLedgerTx(ctx, tx, b.entry)
+			if err != nil {
+				return err
+			}
+			if !added {
+				continue // another round got there first
+			}
+			if b.event == nil {
+				counts.Rejected++
+				continue
+			}
+			if err := r.cfg.Enqueue(ctx, tx, *b.event); err != nil {
+				return enqueueErr(b.event.ID, err)
+			}
+			if b.entry.Kind == store.KindArchived {
+				counts.Archived++
+			} else {
+				counts.New++
+			}
+		}
+		return r.cfg.DB.AdvanceCursorTx(ctx, tx, r.ch.Name, page.Cursor(), counts, page.DeltaLink != "")
+	})
+	if err != nil {
+		return stats, fmt.Errorf("commit delta page: %w", err)
+	}
+	stats.Archived, stats.New, stats.Rejected = int(counts.Archived), int(counts.New), int(counts.Rejected)
+	stats.Queued = stats.Archived + stats.New
+	for _, b := range results {
+		if b.event == nil {
+			r.log.Warn("message rejected; it stays in the mailbox", "message_id", b.entry.MessageID,
+				"event_id", b.entry.EventID, "reason", b.entry.Reason)
+		}
+	}
+	if stats.Queued > 0 && r.cfg.Wake != nil {
+		r.cfg.Wake()
+	}
+	return stats, nil
+}
+
+// buildOne fetches what a message still needs (attachments when the delta
+// did not carry them, raw MIME when configured) and builds its event, or a
+// rejected ledger row. Only a failure of the round (Graph down, ctx over)
+// is returned as an error.
+func (r *Runner) buildOne(ctx context.Context, src EventSource, m *graph.Message) (built, error) {
+	kind := store.KindNew
+	if src.Policy.Archived(m.ReceivedDateTime) {
+		kind = store.KindArchived
+	}
+	entry := store.LedgerEntry{
+		Channel: r.ch.Name, MessageID: m.ID, InternetMessageID: m.InternetMessageID,
+		EventID: webhooks.EventID(src.Tenant, src.Mailbox, m.ID), Kind: kind, ReceivedAt: m.ReceivedDateTime,
+	}
+	reject := func(reason string) (built, error) {
+		entry.State, entry.Reason = store.LedgerRejected, reason
+		return built{entry: entry}, nil
+	}
+	if m.HasAttachments && len(m.Attachments) == 0 {
+		atts, err := r.cfg.Graph.Attachments(ctx, m.ID)
+		switch {
+		case errors.Is(err, graph.ErrItemNotFound):
+			return reject("the message disappeared while its attachments were read; it is picked up again if it comes back")
+		case err != nil:
+			return built{}, fmt.Errorf("read attachments of %s: %w", m.ID, err)
+		}
+		m.Attachments = atts
+	}
+	var raw *webhooks.RawMIME
+	if r.ch.RawMIME {
+		raw = &webhooks.RawMIME{}
+		b, err := r.cfg.Graph.MIME(ctx, m.ID, r.ch.MaxAttachmentBytes)
+		switch {
+		case errors.Is(err, graph.ErrTooLarge):
+			raw.Reason = fmt.Sprintf("raw message larger than the channel's max_attachment_bytes (%d)", r.ch.MaxAttachmentBytes)
+		case errors.Is(err, graph.ErrItemNotFound):
+			return reject("the message disappeared while its MIME source was read")
+		case err != nil:
+			return built{}, fmt.Errorf("read MIME of %s: %w", m.ID, err)
+		default:
+			raw.Included, raw.Size = true, int64(len(b))
+			raw.ContentBase64 = base64.StdEncoding.EncodeToString(b)
+		}
+	}
+	ev, _, err := BuildMailEvent(src, m, raw)
+	if err != nil {
+		return reject(err.Error())
+	}
+	// Attachment content is no longer needed: let it go before the commit.
+	m.Attachments, m.Body = nil, nil
+	if size := encodedSize(ev); size > r.cfg.MaxEventBytes {
+		return reject(fmt.Sprintf("the event would be %d bytes, more than the %d byte limit", size, r.cfg.MaxEventBytes))
+	}
+	entry.State = store.LedgerQueued
+	return built{entry: entry, event: &QueuedEvent{
+		ID: entry.EventID, Type: ev.Type, Channel: r.ch.Name, Webhook: r.ch.Webhook, Event: ev,
+	}}, nil
+}
+
+// encodedSize is the size of the event as delivered: data plus the
+// envelope's few dozen bytes.
+func encodedSize(ev webhooks.Event) int64 { return int64(len(ev.Data) + len(ev.Type) + 64) }
