@@ -91,9 +91,9 @@ func Parse(data []byte, filename string, env Env) (*Config, error) {
 	d.walk(root, "", reflect.ValueOf(&c).Elem(), 0)
 	c.setDefaults(func(path string) bool { return d.set[path] })
 	c.resolvePaths(d.dir)
-	v := &validator{file: filename, at: d.at, env: env, dir: d.dir}
+	v := &validator{file: filename, at: d.at, env: env}
 	v.config(&c)
-	errs := append(d.errs, v.errs...)
+	errs := append(d.errs, followUps(d.errs, v.errs)...)
 	if len(errs) > 0 {
 		sortErrors(errs)
 		return nil, errs
@@ -101,6 +101,28 @@ func Parse(data []byte, filename string, env Env) (*Config, error) {
 	sortErrors(v.warns)
 	c.warnings = v.warns
 	return &c, nil
+}
+
+// followUps returns the validation errors that are not mere consequences
+// of a decoding error at the same path or above it (an unresolvable secret
+// is not also "required"; an unparsable duration not also "too short").
+func followUps(decoded, validated Errors) Errors {
+	bad := map[string]bool{}
+	for _, e := range decoded {
+		bad[e.Path] = true
+	}
+	var out Errors
+	for _, e := range validated {
+		p, skip := e.Path, false
+		for p != "" && !skip {
+			skip = bad[p]
+			p = parentPath(p)
+		}
+		if !skip {
+			out = append(out, e)
+		}
+	}
+	return out
 }
 
 // resolvePaths makes state_dir and template files relative to the config
@@ -116,18 +138,22 @@ func (c *Config) resolvePaths(dir string) {
 	}
 }
 
-// at returns the position of path's node, or of its nearest ancestor that
-// is in the file (a missing field points at its parent mapping).
+// at returns the position of path's node. A path absent from the file (a
+// missing field) points at the key of its nearest ancestor that is present.
 func (d *decoder) at(path string) (int, int) {
-	for {
+	if n, ok := d.pos[path]; ok && n != nil {
+		return n.Line, n.Column
+	}
+	for path != "" {
+		path = parentPath(path)
+		if k, ok := d.keys[path]; ok {
+			return k.Line, k.Column
+		}
 		if n, ok := d.pos[path]; ok && n != nil {
 			return n.Line, n.Column
 		}
-		if path == "" {
-			return 0, 0
-		}
-		path = parentPath(path)
 	}
+	return 0, 0
 }
 
 // parentPath strips the last .key or [i] of a field path.
@@ -205,8 +231,11 @@ func syntaxError(data []byte, filename string, err error) *Error {
 	if m := yamlLineError.FindStringSubmatch(err.Error()); m != nil {
 		line, _ = strconv.Atoi(m[1])
 		msg = m[2]
-	} else {
-		line = firstFailingLine(data, err.Error())
+	}
+	// The library often reports the line where the enclosing block starts;
+	// the first line at which the file stops parsing is more useful.
+	if l := firstFailingLine(data, msg); l > 0 {
+		line = l
 	}
 	if tab := tabIndentedLine(data, line); tab > 0 {
 		return &Error{File: filename, Line: tab, Col: 1,
@@ -217,21 +246,24 @@ func syntaxError(data []byte, filename string, err error) *Error {
 	if line > 0 {
 		e.Col = 1
 	}
-	if strings.Contains(msg, "mapping values are not allowed") {
+	switch {
+	case line > 0 && bytes.Contains(lineAt(data, line), []byte("${")):
+		e.Hint = "inside { } or [ ], quote a reference: token: '${VAR}'"
+	case strings.Contains(msg, "mapping values are not allowed"):
 		e.Hint = `quote a value that contains ": ", or indent a nested mapping under its key`
 	}
 	return e
 }
 
 // firstFailingLine finds the first line at which parsing fails with the same
-// error, by parsing growing prefixes of the file; 0 when not found.
-func firstFailingLine(data []byte, want string) int {
-	lines := bytes.SplitAfter(data, []byte("\n"))
-	if len(lines) > 2000 {
+// message, by parsing growing prefixes of the file; 0 when not found or the
+// file is too large for that search.
+func firstFailingLine(data []byte, msg string) int {
+	if len(data) > 64<<10 {
 		return 0
 	}
 	end := 0
-	for i, l := range lines {
+	for i, l := range bytes.SplitAfter(data, []byte("\n")) {
 		end += len(l)
 		dec := yaml.NewDecoder(bytes.NewReader(data[:end]))
 		for {
@@ -240,13 +272,22 @@ func firstFailingLine(data []byte, want string) int {
 			if err == nil {
 				continue
 			}
-			if err.Error() == want {
+			if err != io.EOF && strings.HasSuffix(err.Error(), msg) {
 				return i + 1
 			}
 			break
 		}
 	}
 	return 0
+}
+
+// lineAt returns the 1-based line n of data (empty if there is none).
+func lineAt(data []byte, n int) []byte {
+	lines := bytes.Split(data, []byte("\n"))
+	if n < 1 || n > len(lines) {
+		return nil
+	}
+	return lines[n-1]
 }
 
 // tabIndentedLine returns the first line, up to and including limit (any

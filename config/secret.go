@@ -87,7 +87,11 @@ func resolveSecret(raw, dir string, env Env) (Secret, error) {
 		}
 		i += end + 1
 	}
-	return Secret{value: out.String(), Ref: strings.Join(refs, " ")}, nil
+	ref := strings.Join(refs, " ")
+	if ref == "" {
+		ref = "literal" // only escaped $${
+	}
+	return Secret{value: out.String(), Ref: ref}, nil
 }
 
 // readSecretFile reads a file: reference.

@@ -7,7 +7,6 @@ import (
 	"net/mail"
 	"net/netip"
 	"net/url"
-	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -32,7 +31,6 @@ func (c *Config) Validate() error {
 // the line:col of a field path.
 type validator struct {
 	file  string
-	dir   string
 	env   Env
 	at    func(path string) (line, col int)
 	errs  Errors
@@ -95,7 +93,7 @@ func (v *validator) config(c *Config) {
 			continue
 		}
 		if first, dup := webhooks[w.Name]; dup {
-			v.fail(p+".name", fmt.Sprintf("duplicate webhook name %q (also webhooks[%d])", w.Name, first), "each webhook needs a unique name")
+			v.fail(p+".name", fmt.Sprintf("duplicate webhook name %q", w.Name), fmt.Sprintf("each webhook needs a unique name; webhooks[%d] has it already", first))
 			continue
 		}
 		webhooks[w.Name] = i
@@ -114,7 +112,7 @@ func (v *validator) config(c *Config) {
 		v.channel(p, ch)
 		if ch.Name != "" {
 			if first, dup := channels[ch.Name]; dup {
-				v.fail(p+".name", fmt.Sprintf("duplicate channel name %q (also channels[%d])", ch.Name, first), "each channel needs a unique name")
+				v.fail(p+".name", fmt.Sprintf("duplicate channel name %q", ch.Name), fmt.Sprintf("each channel needs a unique name; channels[%d] has it already", first))
 			} else {
 				channels[ch.Name] = i
 			}
@@ -189,7 +187,7 @@ func (v *validator) microsoft(ms *Microsoft) {
 	case ms.ClientID == "":
 		v.fail("microsoft.client_id", "microsoft.client_id is required", "the Application (client) ID from the app registration's Overview page in Entra ID")
 	case !guidPattern.MatchString(ms.ClientID):
-		v.fail("microsoft.client_id", fmt.Sprintf("%q is not a GUID", ms.ClientID), "the Application (client) ID looks like 00000000-0000-0000-0000-000000000000")
+		v.fail("microsoft.client_id", "client_id is not a GUID", "the Application (client) ID looks like 00000000-0000-0000-0000-000000000000; the value is not shown in case a secret was pasted here")
 	}
 	if ms.ClientSecret.IsZero() {
 		v.fail("microsoft.client_secret", "microsoft.client_secret is required", "create one under Certificates & secrets in the app registration; write client_secret: ${M365_CLIENT_SECRET}")
@@ -328,10 +326,7 @@ func (v *validator) template(p string, t *Template) {
 	}
 	body := t.Body
 	if t.File != "" {
-		path := t.File
-		if !filepath.IsAbs(path) && v.dir != "" {
-			path = filepath.Join(v.dir, path)
-		}
+		path := t.File // Parse made it relative to the config file
 		b, err := v.env.ReadFile(path)
 		if err != nil {
 			v.fail(p+".file", fmt.Sprintf("cannot read template file %s: %s", path, reason(err)), "relative paths are relative to the config file's directory")

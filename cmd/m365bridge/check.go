@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"strings"
@@ -23,7 +24,10 @@ func runCheck(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
-		return err
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return exitError{code: 2} // the flag set has printed the problem and usage
 	}
 	if fs.NArg() > 0 {
 		return usageError{fmt.Sprintf("check: unexpected argument %q (use --config FILE)", fs.Arg(0))}
