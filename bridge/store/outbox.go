@@ -1,0 +1,275 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/m365bridge/m365bridge/webhooks/deliver"
+)
+
+// OutboxEvent is one event to deliver to one endpoint.
+type OutboxEvent struct {
+	EventID  string // = webhook-id; stable across retries and replays
+	Endpoint string
+	Channel  string
+	Type     string
+	Body     []byte // the event JSON
+}
+
+// outboxErrorBytes caps last_error.
+const outboxErrorBytes = 1024
+
+// AckHook runs inside the transaction that marks an outbox row delivered;
+// an error rolls the acknowledgement back (the row is retried later).
+type AckHook func(ctx context.Context, tx *sql.Tx, eventID, channel string) error
+
+// FailHook runs inside the transaction that makes an outbox row dead or
+// rejected; state is deliver.StateDead or deliver.StateRejected.
+type FailHook func(ctx context.Context, tx *sql.Tx, eventID, channel string, state deliver.State, reason string) error
+
+type outboxHooks struct {
+	mu        sync.Mutex
+	delivered []AckHook
+	failed    []FailHook
+}
+
+// hooks are kept per DB outside the struct so that the outbox stays in its
+// own files; entries live as long as the process (DBs are few).
+var hooksByDB sync.Map // *DB → *outboxHooks
+
+func (db *DB) hooks() *outboxHooks {
+	h, _ := hooksByDB.LoadOrStore(db, &outboxHooks{})
+	return h.(*outboxHooks)
+}
+
+// OnDelivered registers fn to run inside every MarkDelivered transaction
+// (the sync engine moves its ledger row to delivered there), so the
+// acknowledgement and its consequences commit together or not at all.
+func (db *DB) OnDelivered(fn AckHook) {
+	h := db.hooks()
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.delivered = append(h.delivered, fn)
+}
+
+// OnFailed registers fn to run inside every MarkDead and MarkRejected
+// transaction.
+func (db *DB) OnFailed(fn FailHook) {
+	h := db.hooks()
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.failed = append(h.failed, fn)
+}
+
+// EnqueueTx adds e to the outbox inside the caller's transaction, due now.
+// An (event id, endpoint) already present is left as it is: never a second
+// row, never a new id. The caller wakes the dispatcher after commit.
+func (db *DB) EnqueueTx(ctx context.Context, tx *sql.Tx, e OutboxEvent) error {
+	if e.EventID == "" || e.Endpoint == "" || e.Type == "" || len(e.Body) == 0 {
+		return fmt.Errorf("enqueue event: event id, endpoint, type and body are required (got id %q endpoint %q type %q, %d body bytes)",
+			e.EventID, e.Endpoint, e.Type, len(e.Body))
+	}
+	now := timeText(db.Now())
+	_, err := tx.ExecContext(ctx, `INSERT INTO outbox (event_id, endpoint, channel, type, body, next_attempt_at, created_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (event_id, endpoint) DO NOTHING`,
+		e.EventID, e.Endpoint, e.Channel, e.Type, e.Body, now, now)
+	if err != nil {
+		return fmt.Errorf("enqueue event %s: %w", e.EventID, err)
+	}
+	return nil
+}
+
+// Enqueue adds events in one transaction of its own; see EnqueueTx.
+func (db *DB) Enqueue(ctx context.Context, events ...OutboxEvent) error {
+	return db.Tx(ctx, func(tx *sql.Tx) error {
+		for _, e := range events {
+			if err := db.EnqueueTx(ctx, tx, e); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// Outbox is the SQLite implementation of deliver.Queue.
+type Outbox struct{ db *DB }
+
+var _ deliver.Queue = (*Outbox)(nil)
+
+// Outbox returns the outbox queue the dispatcher works over.
+func (db *DB) Outbox() *Outbox { return &Outbox{db: db} }
+
+const outboxColumns = `seq, event_id, endpoint, channel, type, state, attempts, next_attempt_at, created_at,
+	replayed_at, last_attempt_at, last_status, last_error, delivered_at`
+
+func scanOutbox(rows *sql.Rows, withBody bool) ([]deliver.Row, error) {
+	defer rows.Close()
+	var out []deliver.Row
+	for rows.Next() {
+		var r deliver.Row
+		var state, next, created, replayed, last, delivered string
+		dst := []any{&r.Seq, &r.EventID, &r.Endpoint, &r.Channel, &r.Type, &state, &r.Attempts, &next, &created,
+			&replayed, &last, &r.LastStatus, &r.LastError, &delivered}
+		if withBody {
+			dst = append(dst, &r.Body)
+		}
+		if err := rows.Scan(dst...); err != nil {
+			return nil, fmt.Errorf("read outbox row: %w", err)
+		}
+		r.State = deliver.State(state)
+		for _, p := range []struct {
+			dst *time.Time
+			src string
+		}{{&r.NextAttemptAt, next}, {&r.CreatedAt, created}, {&r.ReplayedAt, replayed}, {&r.LastAttemptAt, last}, {&r.DeliveredAt, delivered}} {
+			t, err := parseTime(p.src)
+			if err != nil {
+				return nil, fmt.Errorf("outbox row %d: bad time %q: %w", r.Seq, p.src, err)
+			}
+			*p.dst = t
+		}
+		out = append(out, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read outbox rows: %w", err)
+	}
+	return out, nil
+}
+
+// headOnly limits a query on outbox o to the oldest pending row of each
+// channel (ordered delivery).
+const headOnly = ` AND o.seq = (SELECT MIN(h.seq) FROM outbox h
+	WHERE h.endpoint = o.endpoint AND h.state = 'pending' AND h.channel = o.channel)`
+
+// Due implements deliver.Queue.
+func (q *Outbox) Due(ctx context.Context, endpoint string, now time.Time, limit int, ordered bool) ([]deliver.Row, error) {
+	query := `SELECT ` + outboxColumns + `, body FROM outbox o
+		WHERE o.endpoint = ? AND o.state = 'pending' AND o.next_attempt_at <= ?`
+	if ordered {
+		query += headOnly
+	}
+	query += ` ORDER BY o.seq LIMIT ?`
+	rows, err := q.db.read.QueryContext(ctx, query, endpoint, timeText(now), limit)
+	if err != nil {
+		return nil, fmt.Errorf("read due outbox rows: %w", err)
+	}
+	return scanOutbox(rows, true)
+}
+
+// NextDue implements deliver.Queue.
+func (q *Outbox) NextDue(ctx context.Context, endpoint string, ordered bool) (time.Time, bool, error) {
+	query := `SELECT MIN(o.next_attempt_at) FROM outbox o WHERE o.endpoint = ? AND o.state = 'pending'`
+	if ordered {
+		query += headOnly
+	}
+	var next sql.NullString
+	if err := q.db.read.QueryRowContext(ctx, query, endpoint).Scan(&next); err != nil {
+		return time.Time{}, false, fmt.Errorf("read next due time: %w", err)
+	}
+	if !next.Valid {
+		return time.Time{}, false, nil
+	}
+	t, err := parseTime(next.String)
+	if err != nil {
+		return time.Time{}, false, fmt.Errorf("read next due time: %w", err)
+	}
+	return t, true, nil
+}
+
+// MarkAttempt implements deliver.Queue.
+func (q *Outbox) MarkAttempt(ctx context.Context, seq int64, attempt int, at, next time.Time) error {
+	res, err := q.db.write.ExecContext(ctx, `UPDATE outbox SET attempts = ?, last_attempt_at = ?, next_attempt_at = ?
+		WHERE seq = ? AND state = 'pending'`, attempt, timeText(at), timeText(next), seq)
+	if err != nil {
+		return fmt.Errorf("record attempt %d of outbox row %d: %w", attempt, seq, err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return fmt.Errorf("record attempt of outbox row %d: %w", seq, deliver.ErrNotPending)
+	}
+	return nil
+}
+
+// MarkDelivered implements deliver.Queue: the row and every OnDelivered hook
+// commit in one transaction.
+func (q *Outbox) MarkDelivered(ctx context.Context, seq int64, status int, at time.Time) error {
+	return q.db.Tx(ctx, func(tx *sql.Tx) error {
+		var eventID, channel string
+		err := tx.QueryRowContext(ctx, `UPDATE outbox SET state = 'delivered', last_status = ?, last_error = '', delivered_at = ?
+			WHERE seq = ? AND state = 'pending' RETURNING event_id, channel`, status, timeText(at), seq).Scan(&eventID, &channel)
+		if errors.Is(err, sql.ErrNoRows) {
+			return nil // already finished (a replay raced a late success): nothing to acknowledge twice
+		}
+		if err != nil {
+			return fmt.Errorf("mark outbox row %d delivered: %w", seq, err)
+		}
+		h := q.db.hooks()
+		h.mu.Lock()
+		fns := append([]AckHook(nil), h.delivered...)
+		h.mu.Unlock()
+		for _, fn := range fns {
+			if err := fn(ctx, tx, eventID, channel); err != nil {
+				return fmt.Errorf("acknowledge event %s: %w", eventID, err)
+			}
+		}
+		return nil
+	})
+}
+
+// MarkFailed implements deliver.Queue.
+func (q *Outbox) MarkFailed(ctx context.Context, seq int64, status int, excerpt string, next time.Time) error {
+	_, err := q.db.write.ExecContext(ctx, `UPDATE outbox SET last_status = ?, last_error = ?, next_attempt_at = ?
+		WHERE seq = ? AND state = 'pending'`, status, capText(excerpt, outboxErrorBytes), timeText(next), seq)
+	if err != nil {
+		return fmt.Errorf("record failed attempt of outbox row %d: %w", seq, err)
+	}
+	return nil
+}
+
+// MarkDead implements deliver.Queue.
+func (q *Outbox) MarkDead(ctx context.Context, seq int64, status int, excerpt string) error {
+	return q.finish(ctx, seq, deliver.StateDead, status, excerpt)
+}
+
+// MarkRejected implements deliver.Queue.
+func (q *Outbox) MarkRejected(ctx context.Context, seq int64, status int, excerpt string) error {
+	return q.finish(ctx, seq, deliver.StateRejected, status, excerpt)
+}
+
+func (q *Outbox) finish(ctx context.Context, seq int64, state deliver.State, status int, excerpt string) error {
+	excerpt = capText(excerpt, outboxErrorBytes)
+	return q.db.Tx(ctx, func(tx *sql.Tx) error {
+		var eventID, channel string
+		err := tx.QueryRowContext(ctx, `UPDATE outbox SET state = ?, last_status = ?, last_error = ?
+			WHERE seq = ? AND state = 'pending' RETURNING event_id, channel`, string(state), status, excerpt, seq).Scan(&eventID, &channel)
+		if errors.Is(err, sql.ErrNoRows) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("mark outbox row %d %s: %w", seq, state, err)
+		}
+		h := q.db.hooks()
+		h.mu.Lock()
+		fns := append([]FailHook(nil), h.failed...)
+		h.mu.Unlock()
+		for _, fn := range fns {
+			if err := fn(ctx, tx, eventID, channel, state, excerpt); err != nil {
+				return fmt.Errorf("record event %s as %s: %w", eventID, state, err)
+			}
+		}
+		return nil
+	})
+}
+
+// capText trims s to at most n bytes on a UTF-8 boundary.
+func capText(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && s[n]&0xC0 == 0x80 {
+		n--
+	}
+	return s[:n]
+}

@@ -1,0 +1,428 @@
+package deliver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net/http"
+	"sync"
+	"time"
+)
+
+// Options configures a Dispatcher. Zero fields take defaults.
+type Options struct {
+	Logger     *slog.Logger
+	HTTPClient *http.Client
+	// UserAgent, e.g. "m365bridge/1.2.3".
+	UserAgent string
+	// RetryMax: quick in-process retries per attempt (default 0: the
+	// durable schedule alone decides).
+	RetryMax int
+	// RetryAfterCap bounds an honoured Retry-After (default 1 h).
+	RetryAfterCap time.Duration
+	// Now and After are the clock; tests inject a fake one so that no test
+	// waits in real time. After must return a channel that receives once d
+	// has passed on that clock.
+	Now   func() time.Time
+	After func(d time.Duration) <-chan time.Time
+	// Jitter spreads a scheduled delay; default ±20% at random.
+	Jitter func(time.Duration) time.Duration
+	// PollInterval is the longest a lane sleeps without looking at the
+	// queue (rows replayed by another process, endpoint state changed by
+	// the CLI); default 30 s.
+	PollInterval time.Duration
+	// ShutdownGrace is how long Run lets in-flight POSTs finish after its
+	// context ends before cancelling them; default 10 s.
+	ShutdownGrace time.Duration
+	// RetireInterval is how often delivered rows past their retention are
+	// deleted; default 1 h.
+	RetireInterval time.Duration
+	// OnResult, when set, sees every attempt's result (metrics, tests).
+	OnResult func(endpoint string, row Row, res Result)
+}
+
+// Dispatcher delivers outbox rows to their endpoints: one lane per
+// endpoint, Concurrency deliveries in flight per lane. Every attempt's
+// count and next time are committed before its POST, so a crash loses no
+// event and a retry reuses its id.
+type Dispatcher struct {
+	q      Queue
+	opts   Options
+	sender *Sender
+	log    *slog.Logger
+
+	mu      sync.Mutex
+	eps     map[string]Endpoint
+	lanes   map[string]*lane
+	running bool
+	runCtx  context.Context // lanes' parent while running
+	postCtx context.Context // deliveries' context: outlives runCtx by the grace
+	wg      sync.WaitGroup
+}
+
+type lane struct {
+	mu     sync.Mutex
+	ep     Endpoint
+	wake   chan struct{}
+	cancel context.CancelFunc
+}
+
+func (l *lane) endpoint() Endpoint {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.ep
+}
+
+func (l *lane) poke() {
+	select {
+	case l.wake <- struct{}{}:
+	default:
+	}
+}
+
+// New returns a Dispatcher over q for eps. It starts nothing until Run.
+func New(q Queue, eps []Endpoint, opts Options) (*Dispatcher, error) {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.After == nil {
+		opts.After = time.After
+	}
+	if opts.Jitter == nil {
+		opts.Jitter = func(d time.Duration) time.Duration {
+			return time.Duration(float64(d) * (0.8 + 0.4*rand.Float64()))
+		}
+	}
+	if opts.PollInterval <= 0 {
+		opts.PollInterval = 30 * time.Second
+	}
+	if opts.ShutdownGrace <= 0 {
+		opts.ShutdownGrace = 10 * time.Second
+	}
+	if opts.RetireInterval <= 0 {
+		opts.RetireInterval = time.Hour
+	}
+	d := &Dispatcher{
+		q:     q,
+		opts:  opts,
+		log:   opts.Logger.With("component", "dispatcher"),
+		lanes: map[string]*lane{},
+		sender: NewSender(SenderOptions{
+			HTTPClient: opts.HTTPClient, Logger: opts.Logger, UserAgent: opts.UserAgent,
+			RetryMax: opts.RetryMax, RetryAfterCap: opts.RetryAfterCap, Now: opts.Now,
+		}),
+	}
+	if err := d.SetEndpoints(eps); err != nil {
+		return nil, err
+	}
+	return d, nil
+}
+
+// SetEndpoints replaces the endpoint set (a configuration reload). Lanes
+// of removed endpoints stop after their in-flight POSTs; their rows stay
+// pending. It validates every endpoint first and changes nothing on error.
+func (d *Dispatcher) SetEndpoints(eps []Endpoint) error {
+	next := map[string]Endpoint{}
+	var errs []error
+	for _, ep := range eps {
+		if err := ep.Validate(); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if _, dup := next[ep.Name]; dup {
+			errs = append(errs, fmt.Errorf("webhook endpoint %q: defined twice", ep.Name))
+		}
+		next[ep.Name] = ep.WithDefaults()
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("set endpoints: %w", err)
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.eps = next
+	if !d.running {
+		return nil
+	}
+	for name, l := range d.lanes {
+		if ep, ok := next[name]; ok {
+			l.mu.Lock()
+			l.ep = ep
+			l.mu.Unlock()
+			l.poke()
+		} else {
+			l.cancel()
+			delete(d.lanes, name)
+		}
+	}
+	for name, ep := range next {
+		if _, ok := d.lanes[name]; !ok {
+			d.startLane(ep)
+		}
+	}
+	return nil
+}
+
+// startLane runs ep's lane; d.mu is held.
+func (d *Dispatcher) startLane(ep Endpoint) {
+	ctx, cancel := context.WithCancel(d.runCtx)
+	l := &lane{ep: ep, wake: make(chan struct{}, 1), cancel: cancel}
+	d.lanes[ep.Name] = l
+	d.wg.Add(1)
+	go func() {
+		defer d.wg.Done()
+		d.runLane(ctx, l)
+	}()
+}
+
+// Run delivers until ctx ends, then lets in-flight POSTs finish for up to
+// ShutdownGrace (cancelling them after that) and returns nil. Rows whose
+// POST was cut off are retried at their committed next time.
+func (d *Dispatcher) Run(ctx context.Context) error {
+	postCtx, cancelPosts := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelPosts()
+	d.mu.Lock()
+	if d.running {
+		d.mu.Unlock()
+		return errors.New("run dispatcher: already running")
+	}
+	d.running, d.runCtx, d.postCtx = true, ctx, postCtx
+	for _, ep := range d.eps {
+		d.startLane(ep)
+	}
+	d.mu.Unlock()
+
+	<-ctx.Done()
+	done := make(chan struct{})
+	go func() { d.wg.Wait(); close(done) }()
+	grace := time.NewTimer(d.opts.ShutdownGrace)
+	defer grace.Stop()
+	select {
+	case <-done:
+	case <-grace.C:
+		d.log.Warn("cancelling in-flight deliveries after the shutdown grace", "grace", d.opts.ShutdownGrace)
+		cancelPosts()
+		<-done
+	}
+	d.mu.Lock()
+	d.running = false
+	d.lanes = map[string]*lane{}
+	d.mu.Unlock()
+	return nil
+}
+
+// Wake makes every lane look at the queue now; call it after committing an
+// enqueue (or a replay) so delivery starts at once.
+func (d *Dispatcher) Wake() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for _, l := range d.lanes {
+		l.poke()
+	}
+}
+
+// Pause stops deliveries to endpoint (persisted) until Resume; rows stay
+// pending and in-flight POSTs finish.
+func (d *Dispatcher) Pause(ctx context.Context, endpoint, reason string) error {
+	if reason == "" {
+		reason = "paused by operator"
+	}
+	if err := d.q.SetEndpoint(ctx, endpoint, EndpointPaused, reason, d.opts.Now()); err != nil {
+		return fmt.Errorf("pause endpoint %s: %w", endpoint, err)
+	}
+	d.log.Warn("webhook endpoint paused", "endpoint", endpoint, "reason", reason)
+	d.Wake()
+	return nil
+}
+
+// Resume re-activates a paused or disabled endpoint; its pending rows are
+// delivered at once.
+func (d *Dispatcher) Resume(ctx context.Context, endpoint string) error {
+	if err := d.q.SetEndpoint(ctx, endpoint, EndpointActive, "resumed", d.opts.Now()); err != nil {
+		return fmt.Errorf("resume endpoint %s: %w", endpoint, err)
+	}
+	d.log.Info("webhook endpoint resumed", "endpoint", endpoint)
+	d.Wake()
+	return nil
+}
+
+// runLane is one endpoint's loop. Only this goroutine touches inflight.
+func (d *Dispatcher) runLane(ctx context.Context, l *lane) {
+	inflight := map[int64]bool{}
+	done := make(chan int64)
+	var posts sync.WaitGroup
+	defer func() {
+		// Drain finished deliveries until all in-flight POSTs are back.
+		go func() { posts.Wait(); close(done) }()
+		for range done {
+		}
+	}()
+	var nextRetire time.Time
+	warnedState := EndpointActive
+	for {
+		if ctx.Err() != nil {
+			return
+		}
+		ep := l.endpoint()
+		now := d.opts.Now()
+		if !now.Before(nextRetire) {
+			if n, err := d.q.Retire(ctx, ep.Name, now.Add(-ep.Retention)); err != nil {
+				d.logErr(ctx, "retire delivered rows", err, "endpoint", ep.Name)
+			} else if n > 0 {
+				d.log.Info("retired delivered rows", "endpoint", ep.Name, "count", n)
+			}
+			nextRetire = now.Add(d.opts.RetireInterval)
+		}
+		var wait <-chan time.Time
+		st, err := d.q.Endpoint(ctx, ep.Name)
+		switch {
+		case err != nil:
+			d.logErr(ctx, "read endpoint state", err, "endpoint", ep.Name)
+			wait = d.opts.After(d.opts.PollInterval)
+		case st.State != EndpointActive:
+			if st.State != warnedState {
+				d.log.Warn("webhook endpoint not active: deliveries wait", "endpoint", ep.Name, "state", st.State, "reason", st.Reason)
+			}
+			warnedState = st.State
+			wait = d.opts.After(d.opts.PollInterval)
+		default:
+			warnedState = EndpointActive
+			wait = d.fill(ctx, l, ep, inflight, done, &posts)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-l.wake:
+		case seq := <-done:
+			delete(inflight, seq)
+		case <-wait:
+		}
+	}
+}
+
+// fill starts due deliveries up to the lane's concurrency and returns the
+// timer to sleep on, nil when the lane is saturated (a finishing delivery
+// wakes it).
+func (d *Dispatcher) fill(ctx context.Context, l *lane, ep Endpoint, inflight map[int64]bool, done chan int64, posts *sync.WaitGroup) <-chan time.Time {
+	ordered := ep.Concurrency == 1
+	if free := ep.Concurrency - len(inflight); free > 0 {
+		rows, err := d.q.Due(ctx, ep.Name, d.opts.Now(), free+len(inflight), ordered)
+		if err != nil {
+			d.logErr(ctx, "read due rows", err, "endpoint", ep.Name)
+			return d.opts.After(d.opts.PollInterval)
+		}
+		for _, row := range rows {
+			if inflight[row.Seq] || len(inflight) >= ep.Concurrency {
+				continue
+			}
+			inflight[row.Seq] = true
+			posts.Add(1)
+			go func() {
+				defer posts.Done()
+				d.deliver(ep, row)
+				done <- row.Seq
+			}()
+		}
+	}
+	if len(inflight) >= ep.Concurrency {
+		return nil
+	}
+	next, ok, err := d.q.NextDue(ctx, ep.Name, ordered)
+	if err != nil {
+		d.logErr(ctx, "read next due time", err, "endpoint", ep.Name)
+		return d.opts.After(d.opts.PollInterval)
+	}
+	delay := d.opts.PollInterval
+	if ok {
+		delay = min(next.Sub(d.opts.Now()), delay)
+	}
+	if delay <= 0 {
+		if len(inflight) > 0 {
+			return nil // what is due is in flight
+		}
+		delay = 10 * time.Millisecond // due but not yet visible: look again shortly
+	}
+	return d.opts.After(delay)
+}
+
+// deliver makes one attempt at row and records its outcome.
+func (d *Dispatcher) deliver(ep Endpoint, row Row) {
+	d.mu.Lock()
+	ctx := d.postCtx
+	d.mu.Unlock()
+	log := d.log.With("endpoint", ep.Name, "event_id", row.EventID, "seq", row.Seq)
+	attempt := row.Attempts + 1
+	start := d.opts.Now()
+	next := start.Add(d.opts.Jitter(ep.delayAfter(attempt)))
+	if err := d.q.MarkAttempt(ctx, row.Seq, attempt, start, next); err != nil {
+		if !errors.Is(err, ErrNotPending) {
+			d.logErr(ctx, "record attempt", err, "endpoint", ep.Name, "event_id", row.EventID)
+		}
+		return
+	}
+	body, err := Render(ep, row.Body)
+	if err != nil {
+		log.Error("event cannot be rendered for this endpoint: rejected", "error", err)
+		res := Result{Outcome: Permanent, Excerpt: excerpt(err.Error()), Err: err}
+		d.observe(ep, row, res)
+		d.record(ctx, log, d.q.MarkRejected(ctx, row.Seq, 0, res.Excerpt))
+		return
+	}
+	res := d.sender.Send(ctx, ep, Message{ID: row.EventID, Type: row.Type, Body: body, Attempt: attempt})
+	if ctx.Err() != nil {
+		return // shut down mid-POST: retried at the committed next time
+	}
+	d.observe(ep, row, res)
+	log = log.With("attempt", attempt, "status", res.Status)
+	switch res.Outcome {
+	case Delivered:
+		log.Debug("event delivered")
+		d.record(ctx, log, d.q.MarkDelivered(ctx, row.Seq, res.Status, d.opts.Now()))
+	case Permanent:
+		log.Warn("receiver rejected the event: not retried (replay it once fixed)", "response", res.Excerpt)
+		d.record(ctx, log, d.q.MarkRejected(ctx, row.Seq, res.Status, res.Excerpt))
+	case Gone:
+		reason := fmt.Sprintf("receiver answered 410 Gone at %s", d.opts.Now().UTC().Format(time.RFC3339))
+		log.Error("webhook endpoint answered 410 Gone: endpoint DISABLED, events wait until `resume`", "response", res.Excerpt)
+		d.record(ctx, log, d.q.SetEndpoint(ctx, ep.Name, EndpointDisabled, reason, d.opts.Now()))
+		d.record(ctx, log, d.q.MarkFailed(ctx, row.Seq, res.Status, res.Excerpt, d.opts.Now()))
+	default:
+		retryAt := next
+		if res.RetryAfter > 0 {
+			if t := d.opts.Now().Add(res.RetryAfter); t.After(retryAt) {
+				retryAt = t
+			}
+		}
+		if attempt >= ep.MaxAttempts || retryAt.Sub(row.AgeBase()) > ep.MaxAge {
+			log.Error("delivery failed for good: event is a dead letter (replay it once fixed)",
+				"attempts", attempt, "error", res.Excerpt)
+			d.record(ctx, log, d.q.MarkDead(ctx, row.Seq, res.Status, res.Excerpt))
+			return
+		}
+		log.Warn("delivery failed: will retry", "next_attempt_at", retryAt.UTC(), "error", res.Excerpt)
+		d.record(ctx, log, d.q.MarkFailed(ctx, row.Seq, res.Status, res.Excerpt, retryAt))
+	}
+}
+
+func (d *Dispatcher) observe(ep Endpoint, row Row, res Result) {
+	if d.opts.OnResult != nil {
+		d.opts.OnResult(ep.Name, row, res)
+	}
+}
+
+func (d *Dispatcher) record(ctx context.Context, log *slog.Logger, err error) {
+	if err != nil && ctx.Err() == nil {
+		log.Error("record delivery outcome", "error", err)
+	}
+}
+
+func (d *Dispatcher) logErr(ctx context.Context, what string, err error, kv ...any) {
+	if ctx.Err() != nil || errors.Is(err, context.Canceled) {
+		return
+	}
+	d.log.Error(what, append(kv, "error", err)...)
+}
