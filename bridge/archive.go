@@ -24,7 +24,10 @@ type ArchiveDecision struct {
 // at now, the moment of the first sync (the seed's archive dialog):
 //
 //   - auto: a folder that already holds mail turns archive mode on with the
-//     cut-off at now; an empty folder turns it off;
+//     cut-off at now, truncated to the second (Graph's receivedDateTime has
+//     whole seconds, so mail arriving later in the same second as the first
+//     sync must not read as older than the cut-off); an empty folder turns
+//     it off;
 //   - on: archive mode on with the configured cut-off (archive.before);
 //   - off: everything is imported as new.
 func DecideArchive(a config.Archive, count int, now time.Time) (ArchiveDecision, error) {
@@ -41,7 +44,7 @@ func DecideArchive(a config.Archive, count int, now time.Time) (ArchiveDecision,
 		if count <= 0 {
 			return ArchiveDecision{Mode: store.ArchiveDecidedOff, Reason: "archive.mode auto: the folder was empty at the first sync"}, nil
 		}
-		return ArchiveDecision{Mode: store.ArchiveDecidedOn, Cutoff: now.UTC(),
+		return ArchiveDecision{Mode: store.ArchiveDecidedOn, Cutoff: now.UTC().Truncate(time.Second),
 			Reason: fmt.Sprintf("archive.mode auto: the folder held %d messages at the first sync", count)}, nil
 	}
 	return ArchiveDecision{}, fmt.Errorf("decide archive mode: unknown archive.mode %q (want auto, on or off)", a.Mode)

@@ -20,9 +20,9 @@ func TestDecideArchive(t *testing.T) {
 		wantCutoff time.Time
 		wantErr    error
 	}{
-		{"auto, folder holds mail", config.Archive{Mode: "auto"}, 3, store.ArchiveDecidedOn, now, nil},
+		{"auto, folder holds mail", config.Archive{Mode: "auto"}, 3, store.ArchiveDecidedOn, now.Truncate(time.Second), nil},
 		{"auto, empty folder", config.Archive{Mode: "auto"}, 0, store.ArchiveDecidedOff, time.Time{}, nil},
-		{"unset means auto", config.Archive{}, 1, store.ArchiveDecidedOn, now, nil},
+		{"unset means auto", config.Archive{}, 1, store.ArchiveDecidedOn, now.Truncate(time.Second), nil},
 		{"off", config.Archive{Mode: "off"}, 10, store.ArchiveDecidedOff, time.Time{}, nil},
 		{"on with cut-off", config.Archive{Mode: "on", Before: &before}, 0, store.ArchiveDecidedOn, before, nil},
 		{"on without cut-off", config.Archive{Mode: "on"}, 5, "", time.Time{}, ErrArchiveCutoffMissing},

@@ -1,0 +1,271 @@
+package bridge
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/m365bridge/m365bridge/bridge/graph"
+	"github.com/m365bridge/m365bridge/bridge/m365sim"
+	"github.com/m365bridge/m365bridge/bridge/store"
+	"github.com/m365bridge/m365bridge/config"
+	"github.com/m365bridge/m365bridge/webhooks"
+)
+
+// The sync tests run the real pieces over real HTTP on loopback: the
+// simulator (Graph), the Graph client, a SQLite file, and a receiver that
+// verifies Standard Webhooks signatures. Delivery is a small outbox the
+// harness owns (testOutbox), with the dispatcher's contract: a 2xx and the
+// ledger's move to delivered commit in one transaction.
+
+const (
+	simAgent   = "agent@contoso.com"
+	simSupport = "support@contoso.com"
+)
+
+// recorder is the helpdesk: it verifies and records every event.
+type recorder struct {
+	mu     sync.Mutex
+	posts  int
+	byID   map[string]int // deliveries per event id
+	events map[string]webhooks.MailData
+	types  map[string]string
+	bodies map[string][]byte // first body per id, to compare replays
+	down   atomic.Bool       // answer 503 to everything
+}
+
+func (rc *recorder) count(id string) int {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	return rc.byID[id]
+}
+
+func (rc *recorder) distinct() int {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	return len(rc.byID)
+}
+
+type harness struct {
+	t      testing.TB
+	sim    *m365sim.Server
+	client *graph.Client
+	db     *store.DB
+	dbPath string
+	tenant string
+	secret string
+	rec    *recorder
+	recv   *httptest.Server
+	token  string
+}
+
+func newHarness(t testing.TB, opts m365sim.Options) *harness {
+	t.Helper()
+	srv, err := m365sim.StartServer(opts, m365sim.DefaultSeed())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Close() })
+	ts, err := srv.Sim.IssueTokens(simAgent, m365sim.DefaultClientID, "offline_access Mail.ReadWrite Mail.ReadWrite.Shared")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := &harness{t: t, sim: srv, tenant: srv.Seeded.TenantID, token: ts.AccessToken,
+		client: &graph.Client{BaseURL: srv.URL, Sleep: fastSleep}}
+	h.dbPath = filepath.Join(t.TempDir(), store.FileName)
+	h.openDB()
+	h.secret, _ = webhooks.GenerateSecret()
+	h.rec = &recorder{byID: map[string]int{}, events: map[string]webhooks.MailData{}, types: map[string]string{}, bodies: map[string][]byte{}}
+	rcv := &webhooks.Receiver{Verifier: webhooks.Verifier{Secrets: []string{h.secret}}}
+	rcv.OnEvent = func(ctx context.Context, d *webhooks.Delivery) error {
+		if h.rec.down.Load() {
+			return &webhooks.StatusError{Code: http.StatusServiceUnavailable, Err: fmt.Errorf("down")}
+		}
+		var md webhooks.MailData
+		if err := json.Unmarshal(d.Event.Data, &md); err != nil {
+			return &webhooks.StatusError{Code: 400, Err: err}
+		}
+		if md.ID != d.ID {
+			return &webhooks.StatusError{Code: 400, Err: fmt.Errorf("data.id %q != webhook-id %q", md.ID, d.ID)}
+		}
+		h.rec.mu.Lock()
+		defer h.rec.mu.Unlock()
+		h.rec.posts++
+		h.rec.byID[d.ID]++
+		h.rec.events[d.ID] = md
+		h.rec.types[d.ID] = d.Event.Type
+		if _, ok := h.rec.bodies[d.ID]; !ok {
+			h.rec.bodies[d.ID] = d.Body
+		}
+		return nil
+	}
+	h.recv = httptest.NewServer(rcv)
+	t.Cleanup(h.recv.Close)
+	return h
+}
+
+// fastSleep keeps Graph retries (429, 503 with Retry-After) short in tests
+// while still yielding.
+func fastSleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(min(d, 5*time.Millisecond))
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (h *harness) openDB() {
+	db, err := store.Open(context.Background(), h.dbPath)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	err = db.Tx(context.Background(), func(tx *sql.Tx) error {
+		_, err := tx.Exec(`CREATE TABLE IF NOT EXISTS test_outbox (
+			seq INTEGER PRIMARY KEY AUTOINCREMENT, event_id TEXT NOT NULL UNIQUE,
+			body BLOB NOT NULL, delivered INTEGER NOT NULL DEFAULT 0)`)
+		return err
+	})
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	h.db = db
+	h.t.Cleanup(func() { db.Close() })
+}
+
+// enqueue is the outbox contract: inside the page's transaction, an id
+// already present is a no-op.
+func (h *harness) enqueue(ctx context.Context, tx *sql.Tx, ev QueuedEvent) error {
+	body, err := json.Marshal(ev.Event)
+	if err != nil {
+		return err
+	}
+	_, err = tx.ExecContext(ctx, `INSERT INTO test_outbox (event_id, body) VALUES (?, ?) ON CONFLICT DO NOTHING`, ev.ID, body)
+	return err
+}
+
+// deliver posts every undelivered outbox row, signed, and on a 2xx marks it
+// and its ledger row delivered in one transaction. It returns how many were
+// acknowledged.
+func (h *harness) deliver(ctx context.Context) int {
+	h.t.Helper()
+	type row struct {
+		seq  int64
+		id   string
+		body []byte
+	}
+	var rows []row
+	r, err := h.db.Reader().QueryContext(ctx, `SELECT seq, event_id, body FROM test_outbox WHERE delivered = 0 ORDER BY seq`)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	for r.Next() {
+		var x row
+		if err := r.Scan(&x.seq, &x.id, &x.body); err != nil {
+			h.t.Fatal(err)
+		}
+		rows = append(rows, x)
+	}
+	r.Close()
+	acked := 0
+	for _, x := range rows {
+		now := time.Now()
+		sig, err := webhooks.Sign(h.secret, x.id, now, x.body)
+		if err != nil {
+			h.t.Fatal(err)
+		}
+		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, h.recv.URL, bytes.NewReader(x.body))
+		req.Header.Set(webhooks.HeaderID, x.id)
+		req.Header.Set(webhooks.HeaderTimestamp, fmt.Sprint(now.Unix()))
+		req.Header.Set(webhooks.HeaderSignature, sig)
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			h.t.Fatal(err)
+		}
+		res.Body.Close()
+		if res.StatusCode/100 != 2 {
+			continue
+		}
+		err = h.db.Tx(ctx, func(tx *sql.Tx) error {
+			if _, err := tx.ExecContext(ctx, `UPDATE test_outbox SET delivered = 1 WHERE seq = ?`, x.seq); err != nil {
+				return err
+			}
+			return h.db.SetLedgerStateByEventTx(ctx, tx, x.id, store.LedgerDelivered, "")
+		})
+		if err != nil {
+			h.t.Fatal(err)
+		}
+		acked++
+	}
+	return acked
+}
+
+func (h *harness) outboxLen() int {
+	var n int
+	if err := h.db.Reader().QueryRow(`SELECT COUNT(*) FROM test_outbox`).Scan(&n); err != nil {
+		h.t.Fatal(err)
+	}
+	return n
+}
+
+// channel returns a channel config with the defaults a loaded bridge.yaml
+// would have.
+func testChannel(name, mailboxType, address, folder string) config.Channel {
+	c := config.Config{Webhooks: []config.Webhook{{Name: "helpdesk"}}, Channels: []config.Channel{{
+		Name: name, Mailbox: config.Mailbox{Type: mailboxType, Address: address}, Folder: folder,
+	}}}
+	c.SetDefaults()
+	return c.Channels[0]
+}
+
+func (h *harness) runner(ch config.Channel) *Runner {
+	mb := graph.Mailbox{Shared: ch.Mailbox.Type == config.MailboxShared, Address: ch.Mailbox.Address}
+	tok := h.token
+	return NewRunner(RunnerConfig{
+		Channel: ch, Tenant: h.tenant, DB: h.db, Enqueue: h.enqueue,
+		Graph: h.client.Mailbox(mb, graph.TokenFunc(func(context.Context) (string, error) { return tok, nil })),
+		Auth:  func(context.Context) (bool, error) { return true, nil },
+	})
+}
+
+func (h *harness) inject(mailbox string, nm m365sim.NewMessage) m365sim.MessageInfo {
+	h.t.Helper()
+	mi, err := h.sim.Sim.InjectMessage(mailbox, nm)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return mi
+}
+
+func (h *harness) syncOnce(r *Runner) Stats {
+	h.t.Helper()
+	st, err := r.SyncOnce(context.Background())
+	if err != nil {
+		h.t.Fatalf("SyncOnce(%s): %v", r.ch.Name, err)
+	}
+	return st
+}
+
+func (h *harness) ledger(channel, immutableID string) store.LedgerEntry {
+	h.t.Helper()
+	e, err := h.db.LedgerEntryByID(context.Background(), channel, immutableID)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return e
+}
+
+func (h *harness) eventID(mailbox, immutableID string) string {
+	return webhooks.EventID(h.tenant, mailbox, immutableID)
+}
