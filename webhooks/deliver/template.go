@@ -38,21 +38,13 @@ type TemplateData struct {
 //	addresses list  → "Name <addr>, …" from a list of {name,address}
 func TemplateFuncs() template.FuncMap {
 	return template.FuncMap{
-		"json": func(v any) (string, error) {
-			var b bytes.Buffer
-			enc := json.NewEncoder(&b)
-			enc.SetEscapeHTML(false)
-			if err := enc.Encode(v); err != nil {
-				return "", err
-			}
-			return strings.TrimSuffix(b.String(), "\n"), nil
-		},
+		"json": jsonText,
 		"js": func(v any) (string, error) {
-			s, err := json.Marshal(fmt.Sprint(deref(v)))
+			s, err := jsonText(fmt.Sprint(deref(v)))
 			if err != nil {
 				return "", err
 			}
-			return string(s[1 : len(s)-1]), nil
+			return s[1 : len(s)-1], nil
 		},
 		"b64": func(v any) string {
 			if b, ok := v.([]byte); ok {
@@ -108,6 +100,17 @@ func TemplateFuncs() template.FuncMap {
 			return strings.Join(parts, ", ")
 		},
 	}
+}
+
+// jsonText encodes v as JSON without HTML escaping (bodies are not HTML).
+func jsonText(v any) (string, error) {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return "", err
+	}
+	return strings.TrimSuffix(b.String(), "\n"), nil
 }
 
 func deref(v any) any {

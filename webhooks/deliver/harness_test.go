@@ -1,0 +1,251 @@
+package deliver_test
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/m365bridge/m365bridge/bridge/store"
+	"github.com/m365bridge/m365bridge/webhooks"
+	"github.com/m365bridge/m365bridge/webhooks/deliver"
+)
+
+const testSecret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+
+// fakeClock is the dispatcher's clock in tests: time moves only when the
+// test fires a timer. Every After call is announced on calls, so the test
+// knows when the dispatcher has gone idle.
+type fakeClock struct {
+	mu    sync.Mutex
+	now   time.Time
+	calls chan *waiter
+}
+
+type waiter struct {
+	at time.Time
+	ch chan time.Time
+}
+
+func newFakeClock(start time.Time) *fakeClock {
+	return &fakeClock{now: start, calls: make(chan *waiter, 10000)}
+}
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *fakeClock) After(d time.Duration) <-chan time.Time {
+	c.mu.Lock()
+	w := &waiter{at: c.now.Add(d), ch: make(chan time.Time, 1)}
+	c.mu.Unlock()
+	c.calls <- w
+	return w.ch
+}
+
+func (c *fakeClock) fire(w *waiter) {
+	c.mu.Lock()
+	if w.at.After(c.now) {
+		c.now = w.at
+	}
+	now := c.now
+	c.mu.Unlock()
+	w.ch <- now
+}
+
+// received is one request the test receiver saw.
+type received struct {
+	ID      string
+	Attempt int
+	At      time.Time // fake time
+	Status  int
+	Body    []byte
+	Header  http.Header
+}
+
+// harness is a file-backed outbox, a loopback receiver and a dispatcher on
+// a fake clock.
+type harness struct {
+	t     *testing.T
+	db    *store.DB
+	q     *store.Outbox
+	clock *fakeClock
+	srv   *httptest.Server
+	d     *deliver.Dispatcher
+	ep    deliver.Endpoint
+
+	mu   sync.Mutex
+	reqs []received
+	// respond chooses the answer to the n-th request (0-based) for id and
+	// its attempt number; nil answers 204.
+	respond func(n int, id string, attempt int) (int, http.Header)
+}
+
+func newHarness(t *testing.T, ep deliver.Endpoint) *harness {
+	t.Helper()
+	ctx := context.Background()
+	h := &harness{t: t, clock: newFakeClock(time.Date(2026, 11, 26, 20, 0, 0, 0, time.UTC))}
+	db, err := store.Open(ctx, filepath.Join(t.TempDir(), store.FileName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	db.Now = h.clock.Now
+	h.db, h.q = db, db.Outbox()
+	h.srv = httptest.NewServer(http.HandlerFunc(h.serve))
+	t.Cleanup(h.srv.Close)
+	if ep.Name == "" {
+		ep.Name = "helpdesk"
+	}
+	if ep.URL == "" {
+		ep.URL = h.srv.URL + "/hooks"
+	}
+	if ep.Secrets == nil {
+		ep.Secrets = []string{testSecret}
+	}
+	h.ep = ep
+	return h
+}
+
+func (h *harness) serve(w http.ResponseWriter, r *http.Request) {
+	body, _ := io.ReadAll(r.Body)
+	rec := received{ID: r.Header.Get(webhooks.HeaderID), Body: body, Header: r.Header.Clone(), At: h.clock.Now()}
+	rec.Attempt, _ = strconv.Atoi(r.Header.Get(deliver.AttemptHeader))
+	if err := webhooks.Verify(r.Header, body, []string{testSecret}, webhooks.WithNow(h.clock.Now)); err != nil {
+		rec.Status = http.StatusUnauthorized
+	} else {
+		h.mu.Lock()
+		n := len(h.reqs)
+		respond := h.respond
+		h.mu.Unlock()
+		rec.Status = http.StatusNoContent
+		if respond != nil {
+			var hdr http.Header
+			rec.Status, hdr = respond(n, rec.ID, rec.Attempt)
+			for k, v := range hdr {
+				w.Header()[k] = v
+			}
+		}
+	}
+	h.mu.Lock()
+	h.reqs = append(h.reqs, rec)
+	h.mu.Unlock()
+	w.WriteHeader(rec.Status)
+	if rec.Status >= 400 {
+		io.WriteString(w, http.StatusText(rec.Status)+" from the test receiver")
+	}
+}
+
+func (h *harness) requests() []received {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return append([]received(nil), h.reqs...)
+}
+
+func (h *harness) setRespond(f func(n int, id string, attempt int) (int, http.Header)) {
+	h.mu.Lock()
+	h.respond = f
+	h.mu.Unlock()
+}
+
+// enqueue adds a mail event with the given id and channel.
+func (h *harness) enqueue(id, channel string) {
+	h.t.Helper()
+	ev, err := webhooks.NewEvent(webhooks.TypeMailReceived, h.clock.Now(), webhooks.MailData{
+		ID: id, Version: webhooks.Version, Channel: channel, Mailbox: webhooks.Mailbox{Type: "shared", Address: "support@contoso.com"},
+		Ticket:  webhooks.Ticket{Title: "Subject " + id, State: "new", Customer: webhooks.Address{Name: "Alice", Address: "alice@example.org"}},
+		Article: webhooks.Article{Subject: "Subject " + id, From: webhooks.Address{Address: "alice@example.org"}, BodyText: "hello"},
+	})
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	body, _ := json.Marshal(ev)
+	if err := h.db.Enqueue(context.Background(), store.OutboxEvent{EventID: id, Endpoint: h.ep.Name, Channel: channel, Type: ev.Type, Body: body}); err != nil {
+		h.t.Fatal(err)
+	}
+	if h.d != nil {
+		h.d.Wake()
+	}
+}
+
+// start runs the dispatcher until the test ends.
+func (h *harness) start(opts deliver.Options) {
+	h.t.Helper()
+	opts.Now, opts.After = h.clock.Now, h.clock.After
+	d, err := deliver.New(h.q, []deliver.Endpoint{h.ep}, opts)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	h.d = d
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- d.Run(ctx) }()
+	h.t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			h.t.Errorf("Run: %v", err)
+		}
+	})
+}
+
+// runUntil advances the fake clock timer by timer, each time the dispatcher
+// has gone idle, until cond holds.
+func (h *harness) runUntil(what string, cond func() bool) {
+	h.t.Helper()
+	deadline := time.NewTimer(20 * time.Second)
+	defer deadline.Stop()
+	for !cond() {
+		select {
+		case w := <-h.clock.calls:
+			for more := true; more; {
+				select {
+				case w2 := <-h.clock.calls:
+					w = w2
+				default:
+					more = false
+				}
+			}
+			h.clock.fire(w)
+		case <-deadline.C:
+			h.t.Fatalf("timed out waiting for %s; requests: %d", what, len(h.requests()))
+		}
+	}
+}
+
+// rows returns the outbox rows by event id.
+func (h *harness) rows() map[string]deliver.Row {
+	h.t.Helper()
+	rows, err := h.q.List(context.Background(), deliver.Filter{})
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	out := map[string]deliver.Row{}
+	for _, r := range rows {
+		out[r.EventID] = r
+	}
+	return out
+}
+
+func (h *harness) allIn(state deliver.State, ids ...string) func() bool {
+	return func() bool {
+		rows := h.rows()
+		for _, id := range ids {
+			if rows[id].State != state {
+				return false
+			}
+		}
+		return true
+	}
+}
+
+func within(d, want time.Duration, jitter float64) bool {
+	return float64(d) >= float64(want)*(1-jitter)-float64(time.Second) && float64(d) <= float64(want)*(1+jitter)+float64(time.Second)
+}
