@@ -3,6 +3,7 @@ package bridge
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -14,6 +15,7 @@ import (
 	"github.com/m365bridge/m365bridge/bridge/store"
 	"github.com/m365bridge/m365bridge/config"
 	"github.com/m365bridge/m365bridge/webhooks"
+	"github.com/m365bridge/m365bridge/webhooks/deliver"
 )
 
 // MailboxAPI is what a runner needs of a Graph mailbox; *graph.MailboxClient
@@ -44,7 +46,7 @@ type EnqueueFunc func(ctx context.Context, tx *sql.Tx, ev QueuedEvent) error
 // AuthFunc reports whether the channel's sign-in is usable (state active).
 type AuthFunc func(ctx context.Context) (bool, error)
 
-// RunnerConfig is what NewRunner takes. Channel, DB, Graph and Enqueue are
+// RunnerConfig is what NewRunner takes. Channel, DB and Graph are
 // required; the rest have defaults.
 type RunnerConfig struct {
 	Channel config.Channel
@@ -57,6 +59,7 @@ type RunnerConfig struct {
 	Mailbox string
 	DB      *store.DB
 	Graph   MailboxAPI
+	// Enqueue puts events into the outbox; default StoreEnqueue(DB).
 	Enqueue EnqueueFunc
 	// Auth gates polling; default: the channel's row in the store is active.
 	Auth   AuthFunc
@@ -172,6 +175,9 @@ func NewRunner(cfg RunnerConfig) *Runner {
 	}
 	if cfg.Channel.AfterImport.Action == "" {
 		cfg.Channel.AfterImport.Action = config.ActionKeep
+	}
+	if cfg.Enqueue == nil {
+		cfg.Enqueue = StoreEnqueue(cfg.DB)
 	}
 	if cfg.Auth == nil {
 		db, name := cfg.DB, cfg.Channel.Name
@@ -339,6 +345,46 @@ func postActionDelay(attempts int) time.Duration {
 		d *= 2
 	}
 	return min(d, maxPostActionDelay)
+}
+
+// StoreEnqueue is the EnqueueFunc over the store's webhook outbox: the
+// event JSON goes to the channel's webhook endpoint.
+func StoreEnqueue(db *store.DB) EnqueueFunc {
+	return func(ctx context.Context, tx *sql.Tx, ev QueuedEvent) error {
+		body, err := json.Marshal(ev.Event)
+		if err != nil {
+			return fmt.Errorf("encode event %s: %w", ev.ID, err)
+		}
+		return db.EnqueueTx(ctx, tx, store.OutboxEvent{
+			EventID: ev.ID, Endpoint: ev.Webhook, Channel: ev.Channel, Type: ev.Type, Body: body,
+		})
+	}
+}
+
+// RegisterLedgerHooks ties the webhook outbox to the message ledger: an
+// acknowledgement moves the message's ledger row to delivered, a permanent
+// refusal to rejected and exhausted retries to dead, each in the outbox's
+// own transaction (DESIGN.md invariant 1). notify, if not nil, is called
+// with the channel after a row became delivered (use it to call that
+// channel's Runner.Notify); it runs inside the transaction, so it must not
+// block. Call it once per DB, before the dispatcher starts.
+func RegisterLedgerHooks(db *store.DB, notify func(channel string)) {
+	db.OnDelivered(func(ctx context.Context, tx *sql.Tx, eventID, channel string) error {
+		if err := db.SetLedgerStateByEventTx(ctx, tx, eventID, store.LedgerDelivered, ""); err != nil {
+			return err
+		}
+		if notify != nil {
+			notify(channel)
+		}
+		return nil
+	})
+	db.OnFailed(func(ctx context.Context, tx *sql.Tx, eventID, channel string, state deliver.State, reason string) error {
+		to := store.LedgerDead
+		if state == deliver.StateRejected {
+			to = store.LedgerRejected
+		}
+		return db.SetLedgerStateByEventTx(ctx, tx, eventID, to, reason)
+	})
 }
 
 // enqueueErr wraps an outbox failure.

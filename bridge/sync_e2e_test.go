@@ -59,9 +59,9 @@ func TestSyncEndToEnd(t *testing.T) {
 	if st := h.syncOnce(ru); st.New != 1 || st.Archived != 0 {
 		t.Errorf("agent second sync = %+v, want 1 new", st)
 	}
-	if got := h.deliver(context.Background()); got != 7 {
-		t.Fatalf("delivered %d events, want 7", got)
-	}
+	d := h.dispatcher()
+	d.Wake()
+	h.waitDelivered(7)
 
 	check := func(mailbox, group string, mi m365sim.MessageInfo, archived bool) {
 		t.Helper()

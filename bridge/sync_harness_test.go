@@ -3,7 +3,6 @@ package bridge
 import (
 	"bytes"
 	"context"
-	"database/sql"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -19,13 +18,15 @@ import (
 	"github.com/m365bridge/m365bridge/bridge/store"
 	"github.com/m365bridge/m365bridge/config"
 	"github.com/m365bridge/m365bridge/webhooks"
+	"github.com/m365bridge/m365bridge/webhooks/deliver"
 )
 
 // The sync tests run the real pieces over real HTTP on loopback: the
 // simulator (Graph), the Graph client, a SQLite file, and a receiver that
-// verifies Standard Webhooks signatures. Delivery is a small outbox the
-// harness owns (testOutbox), with the dispatcher's contract: a 2xx and the
-// ledger's move to delivered commit in one transaction.
+// verifies Standard Webhooks signatures. Events go through the store's
+// outbox; the end-to-end test delivers them with the real dispatcher, the
+// others with a synchronous pass (deliver) over the same queue, so a test
+// decides exactly when acknowledgements happen.
 
 const (
 	simAgent   = "agent@contoso.com"
@@ -131,62 +132,31 @@ func (h *harness) openDB() {
 	if err != nil {
 		h.t.Fatal(err)
 	}
-	err = db.Tx(context.Background(), func(tx *sql.Tx) error {
-		_, err := tx.Exec(`CREATE TABLE IF NOT EXISTS test_outbox (
-			seq INTEGER PRIMARY KEY AUTOINCREMENT, event_id TEXT NOT NULL UNIQUE,
-			body BLOB NOT NULL, delivered INTEGER NOT NULL DEFAULT 0)`)
-		return err
-	})
-	if err != nil {
-		h.t.Fatal(err)
-	}
+	RegisterLedgerHooks(db, nil)
 	h.db = db
 	h.t.Cleanup(func() { db.Close() })
 }
 
-// enqueue is the outbox contract: inside the page's transaction, an id
-// already present is a no-op.
-func (h *harness) enqueue(ctx context.Context, tx *sql.Tx, ev QueuedEvent) error {
-	body, err := json.Marshal(ev.Event)
-	if err != nil {
-		return err
-	}
-	_, err = tx.ExecContext(ctx, `INSERT INTO test_outbox (event_id, body) VALUES (?, ?) ON CONFLICT DO NOTHING`, ev.ID, body)
-	return err
-}
-
-// deliver posts every undelivered outbox row, signed, and on a 2xx marks it
-// and its ledger row delivered in one transaction. It returns how many were
-// acknowledged.
+// deliver is one synchronous dispatcher pass over the real outbox: it posts
+// every due row, signed, and acknowledges 2xx answers through MarkDelivered
+// (whose hook moves the ledger row to delivered in the same transaction).
+// It returns how many were acknowledged.
 func (h *harness) deliver(ctx context.Context) int {
 	h.t.Helper()
-	type row struct {
-		seq  int64
-		id   string
-		body []byte
-	}
-	var rows []row
-	r, err := h.db.Reader().QueryContext(ctx, `SELECT seq, event_id, body FROM test_outbox WHERE delivered = 0 ORDER BY seq`)
+	q := h.db.Outbox()
+	rows, err := q.Due(ctx, "helpdesk", time.Now().Add(time.Hour), 100000, false)
 	if err != nil {
 		h.t.Fatal(err)
 	}
-	for r.Next() {
-		var x row
-		if err := r.Scan(&x.seq, &x.id, &x.body); err != nil {
-			h.t.Fatal(err)
-		}
-		rows = append(rows, x)
-	}
-	r.Close()
 	acked := 0
 	for _, x := range rows {
 		now := time.Now()
-		sig, err := webhooks.Sign(h.secret, x.id, now, x.body)
+		sig, err := webhooks.Sign(h.secret, x.EventID, now, x.Body)
 		if err != nil {
 			h.t.Fatal(err)
 		}
-		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, h.recv.URL, bytes.NewReader(x.body))
-		req.Header.Set(webhooks.HeaderID, x.id)
+		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, h.recv.URL, bytes.NewReader(x.Body))
+		req.Header.Set(webhooks.HeaderID, x.EventID)
 		req.Header.Set(webhooks.HeaderTimestamp, fmt.Sprint(now.Unix()))
 		req.Header.Set(webhooks.HeaderSignature, sig)
 		res, err := http.DefaultClient.Do(req)
@@ -197,13 +167,7 @@ func (h *harness) deliver(ctx context.Context) int {
 		if res.StatusCode/100 != 2 {
 			continue
 		}
-		err = h.db.Tx(ctx, func(tx *sql.Tx) error {
-			if _, err := tx.ExecContext(ctx, `UPDATE test_outbox SET delivered = 1 WHERE seq = ?`, x.seq); err != nil {
-				return err
-			}
-			return h.db.SetLedgerStateByEventTx(ctx, tx, x.id, store.LedgerDelivered, "")
-		})
-		if err != nil {
+		if err := q.MarkDelivered(ctx, x.Seq, res.StatusCode, now); err != nil {
 			h.t.Fatal(err)
 		}
 		acked++
@@ -211,12 +175,46 @@ func (h *harness) deliver(ctx context.Context) int {
 	return acked
 }
 
-func (h *harness) outboxLen() int {
-	var n int
-	if err := h.db.Reader().QueryRow(`SELECT COUNT(*) FROM test_outbox`).Scan(&n); err != nil {
+// dispatcher runs the real webhook dispatcher against the receiver until
+// the test ends; wake it with the returned function.
+func (h *harness) dispatcher() *deliver.Dispatcher {
+	h.t.Helper()
+	d, err := deliver.New(h.db.Outbox(), []deliver.Endpoint{{Name: "helpdesk", URL: h.recv.URL, Secrets: []string{h.secret},
+		Schedule: []time.Duration{0, 10 * time.Millisecond}}}, deliver.Options{PollInterval: 20 * time.Millisecond})
+	if err != nil {
 		h.t.Fatal(err)
 	}
-	return n
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); d.Run(ctx) }()
+	h.t.Cleanup(func() { cancel(); <-done })
+	return d
+}
+
+// waitDelivered polls the outbox until n rows are delivered, or fails.
+func (h *harness) waitDelivered(n int) {
+	h.t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		c, err := h.db.Outbox().Counts(context.Background())
+		if err != nil {
+			h.t.Fatal(err)
+		}
+		if got := c["helpdesk"][deliver.StateDelivered]; got >= n {
+			return
+		} else if time.Now().After(deadline) {
+			h.t.Fatalf("outbox delivered %d rows, want %d (all: %v)", got, n, c)
+		}
+		time.Sleep(5 * time.Millisecond) // polling with a deadline, not waiting for a guess
+	}
+}
+
+func (h *harness) outboxLen() int {
+	rows, err := h.db.Outbox().List(context.Background(), deliver.Filter{})
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return len(rows)
 }
 
 // channel returns a channel config with the defaults a loaded bridge.yaml
@@ -233,7 +231,7 @@ func (h *harness) runner(ch config.Channel) *Runner {
 	mb := graph.Mailbox{Shared: ch.Mailbox.Type == config.MailboxShared, Address: ch.Mailbox.Address}
 	tok := h.token
 	return NewRunner(RunnerConfig{
-		Channel: ch, Tenant: h.tenant, DB: h.db, Enqueue: h.enqueue,
+		Channel: ch, Tenant: h.tenant, DB: h.db,
 		Graph: h.client.Mailbox(mb, graph.TokenFunc(func(context.Context) (string, error) { return tok, nil })),
 		Auth:  func(context.Context) (bool, error) { return true, nil },
 	})
