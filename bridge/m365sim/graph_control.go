@@ -1,0 +1,262 @@
+package m365sim
+
+// The mail half of the control API (/_sim/...). Every endpoint mirrors a Go
+// method; see /tmp/docs/sim-graph.md for curl examples.
+
+import (
+	"encoding/json"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+)
+
+func (s *Sim) registerGraphControl(mux *http.ServeMux) {
+	mux.HandleFunc("POST /_sim/mail/{mailbox}/messages", s.ctlInject)
+	mux.HandleFunc("GET /_sim/mail/{mailbox}/messages", s.ctlMessages)
+	mux.HandleFunc("PATCH /_sim/mail/{mailbox}/messages/{id}", s.ctlMessagePatch)
+	mux.HandleFunc("POST /_sim/mail/{mailbox}/messages/{id}/move", s.ctlMessageMove)
+	mux.HandleFunc("DELETE /_sim/mail/{mailbox}/messages/{id}", s.ctlMessageDelete)
+	mux.HandleFunc("POST /_sim/mail/{mailbox}/folders", s.ctlFolderCreate)
+	mux.HandleFunc("PATCH /_sim/mail/{mailbox}/folders", s.ctlFolderRename)
+	mux.HandleFunc("PUT /_sim/mail/{mailbox}/enabled", s.ctlMailboxEnabled)
+	mux.HandleFunc("POST /_sim/delta/expire", s.ctlDeltaExpire)
+	mux.HandleFunc("PUT /_sim/delta/ttl", s.ctlDeltaTTL)
+	mux.HandleFunc("PUT /_sim/throttle", s.ctlThrottle)
+	mux.HandleFunc("GET /_sim/faults", s.ctlFaults)
+	mux.HandleFunc("POST /_sim/faults", s.ctlFaultAdd)
+	mux.HandleFunc("DELETE /_sim/faults", s.ctlFaultsClear)
+	mux.HandleFunc("GET /_sim/counters", s.handleCounters)
+	mux.HandleFunc("DELETE /_sim/counters", s.handleCounters)
+}
+
+// decodeControl reads a JSON body strictly.
+func decodeMailControl(w http.ResponseWriter, r *http.Request, v any) bool {
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 64<<20))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		writeControlError(w, http.StatusBadRequest, "invalid JSON body: "+err.Error())
+		return false
+	}
+	return true
+}
+
+// ctlInject: POST /_sim/mail/{mailbox}/messages. A JSON body is a
+// NewMessage; any other body is raw MIME, filed in ?folder= (default
+// Inbox) with ?received= (RFC 3339, default now).
+func (s *Sim) ctlInject(w http.ResponseWriter, r *http.Request) {
+	var nm NewMessage
+	if strings.HasPrefix(r.Header.Get("Content-Type"), "application/json") {
+		if !decodeMailControl(w, r, &nm) {
+			return
+		}
+	} else {
+		raw, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 160<<20))
+		if err != nil || len(raw) == 0 {
+			writeControlError(w, http.StatusBadRequest, "send the raw MIME message as the body, or JSON with Content-Type: application/json")
+			return
+		}
+		nm.Raw = string(raw)
+		nm.Folder = r.URL.Query().Get("folder")
+		if v := r.URL.Query().Get("received"); v != "" {
+			t, err := time.Parse(time.RFC3339, v)
+			if err != nil {
+				writeControlError(w, http.StatusBadRequest, "received must be RFC 3339, e.g. 2024-05-01T10:00:00Z")
+				return
+			}
+			nm.Received = t
+		}
+	}
+	mi, err := s.InjectMessage(r.PathValue("mailbox"), nm)
+	if err != nil {
+		writeControlError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	writeControlJSON(w, http.StatusCreated, mi)
+}
+
+// ctlMessages: GET /_sim/mail/{mailbox}/messages?folder=Inbox/Support.
+func (s *Sim) ctlMessages(w http.ResponseWriter, r *http.Request) {
+	folder := r.URL.Query().Get("folder")
+	if folder == "" {
+		folder = "Inbox"
+	}
+	if _, err := s.FolderID(r.PathValue("mailbox"), folder); err != nil {
+		writeControlError(w, http.StatusNotFound, err.Error())
+		return
+	}
+	list := s.Messages(r.PathValue("mailbox"), folder)
+	if list == nil {
+		list = []MessageInfo{}
+	}
+	writeControlJSON(w, http.StatusOK, map[string]any{"value": list})
+}
+
+// ctlMessagePatch: PATCH .../messages/{id} {"isRead":true}.
+func (s *Sim) ctlMessagePatch(w http.ResponseWriter, r *http.Request) {
+	var body struct {
+		IsRead *bool `json:"isRead"`
+	}
+	if !decodeMailControl(w, r, &body) {
+		return
+	}
+	if body.IsRead == nil {
+		writeControlError(w, http.StatusBadRequest, `body must be {"isRead": true|false}`)
+		return
+	}
+	if err := s.SetRead(r.PathValue("mailbox"), r.PathValue("id"), *body.IsRead); err != nil {
+		writeControlError(w, http.StatusNotFound, err.Error())
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// ctlMessageMove: POST .../messages/{id}/move {"folder":"Archive"}.
+func (s *Sim) ctlMessageMove(w http.ResponseWriter, r *http.Request) {
+	var body struct {
+		Folder string `json:"folder"`
+	}
+	if !decodeMailControl(w, r, &body) {
+		return
+	}
+	mi, err := s.MoveMessage(r.PathValue("mailbox"), r.PathValue("id"), body.Folder)
+	if err != nil {
+		writeControlError(w, http.StatusNotFound, err.Error())
+		return
+	}
+	writeControlJSON(w, http.StatusOK, mi)
+}
+
+// ctlMessageDelete: DELETE .../messages/{id}[?hard=true].
+func (s *Sim) ctlMessageDelete(w http.ResponseWriter, r *http.Request) {
+	hard := r.URL.Query().Get("hard") == "true"
+	if err := s.DeleteMessage(r.PathValue("mailbox"), r.PathValue("id"), hard); err != nil {
+		writeControlError(w, http.StatusNotFound, err.Error())
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// ctlFolderCreate: POST .../folders {"path":"Inbox/Support"}.
+func (s *Sim) ctlFolderCreate(w http.ResponseWriter, r *http.Request) {
+	var body struct {
+		Path string `json:"path"`
+	}
+	if !decodeMailControl(w, r, &body) {
+		return
+	}
+	id, err := s.CreateFolder(r.PathValue("mailbox"), body.Path)
+	if err != nil {
+		writeControlError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	writeControlJSON(w, http.StatusCreated, map[string]string{"id": id, "path": body.Path})
+}
+
+// ctlFolderRename: PATCH .../folders {"path":"Inbox/Support","name":"Helpdesk"}.
+func (s *Sim) ctlFolderRename(w http.ResponseWriter, r *http.Request) {
+	var body struct {
+		Path string `json:"path"`
+		Name string `json:"name"`
+	}
+	if !decodeMailControl(w, r, &body) {
+		return
+	}
+	if err := s.RenameFolder(r.PathValue("mailbox"), body.Path, body.Name); err != nil {
+		writeControlError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// ctlMailboxEnabled: PUT .../enabled {"enabled":false}.
+func (s *Sim) ctlMailboxEnabled(w http.ResponseWriter, r *http.Request) {
+	var body struct {
+		Enabled *bool `json:"enabled"`
+	}
+	if !decodeMailControl(w, r, &body) {
+		return
+	}
+	if body.Enabled == nil {
+		writeControlError(w, http.StatusBadRequest, `body must be {"enabled": true|false}`)
+		return
+	}
+	if err := s.SetMailboxEnabled(r.PathValue("mailbox"), *body.Enabled); err != nil {
+		writeControlError(w, http.StatusNotFound, err.Error())
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// ctlDeltaExpire: POST /_sim/delta/expire[?mailbox=addr].
+func (s *Sim) ctlDeltaExpire(w http.ResponseWriter, r *http.Request) {
+	if err := s.ExpireDeltaTokens(r.URL.Query().Get("mailbox")); err != nil {
+		writeControlError(w, http.StatusNotFound, err.Error())
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// ctlDeltaTTL: PUT /_sim/delta/ttl {"ttl":"1h"} ("0s": never expire).
+func (s *Sim) ctlDeltaTTL(w http.ResponseWriter, r *http.Request) {
+	var body struct {
+		TTL string `json:"ttl"`
+	}
+	if !decodeMailControl(w, r, &body) {
+		return
+	}
+	d, err := time.ParseDuration(body.TTL)
+	if err != nil || d < 0 {
+		writeControlError(w, http.StatusBadRequest, "ttl must be a Go duration such as 30m or 0s")
+		return
+	}
+	s.SetDeltaTokenTTL(d)
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// ctlThrottle: PUT /_sim/throttle {"enabled":true}.
+func (s *Sim) ctlThrottle(w http.ResponseWriter, r *http.Request) {
+	var body struct {
+		Enabled bool `json:"enabled"`
+	}
+	if !decodeMailControl(w, r, &body) {
+		return
+	}
+	s.SetThrottle(body.Enabled)
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (s *Sim) ctlFaults(w http.ResponseWriter, r *http.Request) {
+	writeControlJSON(w, http.StatusOK, map[string]any{"value": s.Faults()})
+}
+
+// ctlFaultAdd: POST /_sim/faults with a FaultRule; latency is a Go
+// duration string ("250ms").
+func (s *Sim) ctlFaultAdd(w http.ResponseWriter, r *http.Request) {
+	var body struct {
+		FaultRule
+		Latency string `json:"latency"`
+	}
+	if !decodeMailControl(w, r, &body) {
+		return
+	}
+	if body.Latency != "" {
+		d, err := time.ParseDuration(body.Latency)
+		if err != nil || d < 0 {
+			writeControlError(w, http.StatusBadRequest, "latency must be a Go duration such as 250ms")
+			return
+		}
+		body.FaultRule.Latency = d
+	}
+	id, err := s.AddFault(body.FaultRule)
+	if err != nil {
+		writeControlError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	writeControlJSON(w, http.StatusCreated, map[string]string{"id": id})
+}
+
+func (s *Sim) ctlFaultsClear(w http.ResponseWriter, r *http.Request) {
+	s.ClearFaults()
+	w.WriteHeader(http.StatusNoContent)
+}

@@ -1,0 +1,281 @@
+package m365sim
+
+// JSON shapes of mailFolder, message and attachment resources (B.2, B.4,
+// B.8), in Graph's property order.
+
+import (
+	"crypto/sha256"
+	"encoding/base64"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// defaultMessageFields is what a message GET returns without $select.
+var defaultMessageFields = []string{
+	"createdDateTime", "lastModifiedDateTime", "changeKey", "categories", "receivedDateTime",
+	"sentDateTime", "hasAttachments", "internetMessageId", "subject", "bodyPreview", "importance",
+	"parentFolderId", "conversationId", "conversationIndex", "isDeliveryReceiptRequested",
+	"isReadReceiptRequested", "isRead", "isDraft", "webLink", "inferenceClassification", "body",
+	"sender", "from", "toRecipients", "ccRecipients", "bccRecipients", "replyTo", "flag",
+}
+
+// messageFieldOrder is the order properties appear in, selected or not.
+var messageFieldOrder = append(append([]string{"id"}, defaultMessageFields[:20]...),
+	append([]string{"uniqueBody"}, append(defaultMessageFields[20:], "internetMessageHeaders")...)...)
+
+var messageFieldSet, folderFieldSet = fieldSet(messageFieldOrder), fieldSet(folderFields)
+
+var folderFields = []string{"id", "displayName", "parentFolderId", "childFolderCount", "unreadItemCount", "totalItemCount", "isHidden"}
+
+func fieldSet(fields []string) map[string]string {
+	m := map[string]string{}
+	for _, f := range fields {
+		m[strings.ToLower(f)] = f
+	}
+	return m
+}
+
+func sentTime(m *message) time.Time {
+	if !m.content.Date.IsZero() {
+		return m.content.Date
+	}
+	return m.received
+}
+
+// messageID is the id the request asked for: immutable or rest.
+func (c *graphCtx) messageID(m *message) string {
+	if c.pref.immutableID {
+		return m.immutableID
+	}
+	return m.restID
+}
+
+func recipient(a *mailAddress) any {
+	if a == nil {
+		return nil
+	}
+	return jobj{{"emailAddress", jobj{{"name", a.Name}, {"address", a.Address}}}}
+}
+
+func recipients(l []mailAddress) []any {
+	out := make([]any, 0, len(l))
+	for i := range l {
+		out = append(out, recipient(&l[i]))
+	}
+	return out
+}
+
+// messageJSON renders m with the selected fields (nil: default set).
+// annotate adds "@odata.type" (delta and collections that carry it).
+func (c *graphCtx) messageJSON(m *message, fields []string, annotate bool) jobj {
+	want := map[string]bool{}
+	if fields == nil {
+		fields = defaultMessageFields
+	}
+	for _, f := range fields {
+		want[f] = true
+	}
+	var o jobj
+	if annotate {
+		o = append(o, jkv{"@odata.type", "#microsoft.graph.message"})
+	}
+	o = append(o, jkv{"@odata.etag", `W/"` + m.changeKey() + `"`})
+	mc := m.content
+	var htmlBody, textBody string
+	if want["body"] || want["uniqueBody"] || want["bodyPreview"] {
+		htmlBody, textBody = mc.bodies()
+	}
+	body := func() jobj {
+		if c.pref.bodyType == "text" {
+			return jobj{{"contentType", "text"}, {"content", textBody}}
+		}
+		return jobj{{"contentType", "html"}, {"content", htmlBody}}
+	}
+	for _, f := range messageFieldOrder {
+		if f != "id" && !want[f] {
+			continue
+		}
+		var v any
+		switch f {
+		case "id":
+			v = c.messageID(m)
+		case "createdDateTime":
+			v = graphTime(m.created)
+		case "lastModifiedDateTime":
+			v = graphTime(m.modified)
+		case "changeKey":
+			v = m.changeKey()
+		case "categories":
+			v = append([]string{}, m.categories...)
+		case "receivedDateTime":
+			v = graphTime(m.received)
+		case "sentDateTime":
+			v = graphTime(sentTime(m))
+		case "hasAttachments":
+			v = mc.hasAttachments()
+		case "internetMessageId":
+			v = mc.MessageID
+		case "subject":
+			v = mc.Subject
+		case "bodyPreview":
+			v = previewOf(textBody)
+		case "importance":
+			v = m.effectiveImportance()
+		case "parentFolderId":
+			v = m.folderID
+		case "conversationId":
+			v = m.conversationID(c.mb.ID)
+		case "conversationIndex":
+			v = m.conversationIndex(c.mb.ID)
+		case "isDeliveryReceiptRequested":
+			v = nil
+		case "isReadReceiptRequested":
+			v = mc.header("Disposition-Notification-To") != ""
+		case "isRead":
+			v = m.isRead
+		case "isDraft":
+			v = m.isDraft
+		case "webLink":
+			v = "https://outlook.office365.com/owa/?ItemID=" + url.QueryEscape(c.messageID(m)) + "&exvsurl=1&viewmodel=ReadMessageItem"
+		case "inferenceClassification":
+			v = "focused"
+		case "body", "uniqueBody":
+			v = body()
+		case "sender":
+			v = recipient(mc.Sender)
+		case "from":
+			v = recipient(mc.From)
+		case "toRecipients":
+			v = recipients(mc.To)
+		case "ccRecipients":
+			v = recipients(mc.Cc)
+		case "bccRecipients":
+			v = recipients(mc.Bcc)
+		case "replyTo":
+			v = recipients(mc.ReplyTo)
+		case "flag":
+			if m.flag != nil {
+				v = m.flag
+			} else {
+				v = jobj{{"flagStatus", "notFlagged"}}
+			}
+		case "internetMessageHeaders":
+			hs := make([]any, 0, len(mc.Headers))
+			for _, h := range mc.Headers {
+				hs = append(hs, jobj{{"name", h.Name}, {"value", h.Value}})
+			}
+			v = hs
+		}
+		o = append(o, jkv{f, v})
+	}
+	return o
+}
+
+func previewOf(text string) string {
+	t := strings.Join(strings.Fields(text), " ")
+	if r := []rune(t); len(r) > 255 {
+		t = string(r[:255])
+	}
+	return t
+}
+
+// folderJSON renders a mailFolder (B.2).
+func (c *graphCtx) folderJSON(f *folder, fields []string) jobj {
+	total, unread, children := c.d.counts(f.id)
+	o := jobj{}
+	want := map[string]bool{"id": true}
+	if fields == nil {
+		fields = folderFields
+	}
+	for _, x := range fields {
+		want[x] = true
+	}
+	for _, x := range folderFields {
+		if !want[x] {
+			continue
+		}
+		var v any
+		switch x {
+		case "id":
+			v = f.id
+		case "displayName":
+			v = f.name
+		case "parentFolderId":
+			v = f.parentID
+		case "childFolderCount":
+			v = children
+		case "unreadItemCount":
+			v = unread
+		case "totalItemCount":
+			v = total
+		case "isHidden":
+			v = f.hidden
+		}
+		o = append(o, jkv{x, v})
+	}
+	return o
+}
+
+// attachmentID is stable for a message across moves.
+func attachmentID(m *message, i int) string {
+	h := sha256.Sum256([]byte(m.immutableID))
+	return "AAMkAGAtt" + base64.URLEncoding.EncodeToString(h[:18]) + "-" + strconv.Itoa(i+1)
+}
+
+// attachmentJSON renders an attachment; fields nil means all, and
+// withContent adds contentBytes (file) or item (item, when expanded).
+func (c *graphCtx) attachmentJSON(m *message, i int, fields []string, withItem bool) jobj {
+	a := m.content.Attachments[i]
+	want := func(f string) bool {
+		if fields == nil {
+			return true
+		}
+		for _, x := range fields {
+			if strings.EqualFold(strings.TrimSpace(x), f) {
+				return true
+			}
+		}
+		return false
+	}
+	o := jobj{{"@odata.type", "#microsoft.graph." + a.Kind + "Attachment"}}
+	if a.Kind == "file" && fields == nil {
+		o = append(o, jkv{"@odata.mediaContentType", a.ContentType})
+	}
+	o = append(o, jkv{"id", attachmentID(m, i)})
+	add := func(k string, v any) {
+		if want(k) {
+			o = append(o, jkv{k, v})
+		}
+	}
+	add("lastModifiedDateTime", graphTime(m.created))
+	add("name", a.Name)
+	if a.Kind == "item" {
+		add("contentType", nil)
+	} else {
+		add("contentType", a.ContentType)
+	}
+	add("size", a.Size)
+	add("isInline", a.IsInline)
+	switch a.Kind {
+	case "file":
+		if a.ContentID != "" {
+			add("contentId", a.ContentID)
+		} else {
+			add("contentId", nil)
+		}
+		add("contentLocation", nil)
+		add("contentBytes", base64.StdEncoding.EncodeToString(a.bytes()))
+	case "item":
+		if withItem && a.Item != nil {
+			inner := &message{immutableID: m.immutableID + "-item-" + strconv.Itoa(i), restID: m.restID + "-item-" + strconv.Itoa(i),
+				content: a.Item, received: m.received, created: m.created, modified: m.modified, folderID: m.folderID}
+			item := c.messageJSON(inner, []string{"subject", "sentDateTime", "receivedDateTime", "body", "from", "toRecipients", "ccRecipients", "internetMessageId", "hasAttachments"}, true)
+			o = append(o, jkv{"item", item})
+		}
+	case "reference":
+		add("sourceUrl", a.SourceURL)
+	}
+	return o
+}

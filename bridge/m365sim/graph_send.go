@@ -1,0 +1,246 @@
+package m365sim
+
+// Sending (B.11): sendMail, reply and createReply. Sent mail is real MIME
+// (so $value works and threading headers survive), saved to the sending
+// mailbox's Sent Items, and delivered to the Inbox of every recipient that
+// is a mailbox of this sim.
+
+import (
+	"encoding/base64"
+	"fmt"
+	"net/http"
+	"strings"
+)
+
+// maxRecipients is the to+cc+bcc limit of a message.
+const maxRecipients = 500
+
+type recipientIn struct {
+	EmailAddress struct {
+		Name    string `json:"name"`
+		Address string `json:"address"`
+	} `json:"emailAddress"`
+}
+
+type messageIn struct {
+	Subject string `json:"subject"`
+	Body    *struct {
+		ContentType string `json:"contentType"`
+		Content     string `json:"content"`
+	} `json:"body"`
+	ToRecipients           []recipientIn   `json:"toRecipients"`
+	CcRecipients           []recipientIn   `json:"ccRecipients"`
+	BccRecipients          []recipientIn   `json:"bccRecipients"`
+	ReplyTo                []recipientIn   `json:"replyTo"`
+	Importance             string          `json:"importance"`
+	InternetMessageHeaders []MessageHeader `json:"internetMessageHeaders"`
+	Attachments            []struct {
+		Name         string `json:"name"`
+		ContentType  string `json:"contentType"`
+		ContentBytes string `json:"contentBytes"`
+		ContentID    string `json:"contentId"`
+		IsInline     bool   `json:"isInline"`
+	} `json:"attachments"`
+}
+
+func toAddresses(in []recipientIn) []mailAddress {
+	out := make([]mailAddress, 0, len(in))
+	for _, r := range in {
+		out = append(out, mailAddress{Name: r.EmailAddress.Name, Address: r.EmailAddress.Address})
+	}
+	return out
+}
+
+// outgoing turns a Graph message into MIME fields sent as mailbox mb.
+func (c *graphCtx) outgoing(in *messageIn) (*outgoingMail, *graphError) {
+	o := &outgoingMail{
+		From: mailAddress{Name: c.mb.DisplayName, Address: c.mb.Address},
+		To:   toAddresses(in.ToRecipients), Cc: toAddresses(in.CcRecipients), Bcc: toAddresses(in.BccRecipients),
+		ReplyTo: toAddresses(in.ReplyTo), Subject: in.Subject, Importance: strings.ToLower(in.Importance),
+	}
+	if n := len(o.To) + len(o.Cc) + len(o.Bcc); n > maxRecipients {
+		return nil, &graphError{http.StatusBadRequest, "ErrorInvalidRecipients", fmt.Sprintf("The message has %d recipients; at most %d are allowed in to, cc and bcc together.", n, maxRecipients)}
+	}
+	for _, a := range append(append(append([]mailAddress{}, o.To...), o.Cc...), o.Bcc...) {
+		if !strings.Contains(a.Address, "@") {
+			return nil, &graphError{http.StatusBadRequest, "ErrorInvalidRecipients", "At least one recipient is not valid., Recipient '" + a.Address + "' is not resolved. All recipients must be resolved before a message can be submitted."}
+		}
+	}
+	if in.Body != nil {
+		o.Body = in.Body.Content
+		o.HTML = strings.EqualFold(in.Body.ContentType, "html")
+	}
+	for _, h := range in.InternetMessageHeaders {
+		o.Extra = append(o.Extra, mimeHeader(h))
+	}
+	for _, a := range in.Attachments {
+		data, err := base64.StdEncoding.DecodeString(a.ContentBytes)
+		if err != nil {
+			return nil, &graphError{http.StatusBadRequest, "ErrorInvalidRequest", "Attachment '" + a.Name + "' has contentBytes that are not base64."}
+		}
+		o.Attachments = append(o.Attachments, outAttachment{Name: a.Name, ContentType: a.ContentType, ContentID: a.ContentID, Inline: a.IsInline, Data: func() []byte { return data }})
+	}
+	return o, nil
+}
+
+// submitLocked stores and delivers a message built from o.
+func (s *Sim) submitLocked(c *graphCtx, o *outgoingMail, saveToSent bool) error {
+	now := s.now()
+	o.Date = now
+	o.MessageID = fmt.Sprintf("<%s@%s>", strings.ToLower(strings.TrimRight(c.d.newID("sent"), "=")), domainOf(c.mb.Address))
+	raw := buildMIME(o)
+	content, err := parseMIME(raw)
+	if err != nil {
+		return err
+	}
+	if saveToSent {
+		m := c.d.addMessage(content, func() []byte { return raw }, c.d.wellKnown["sentitems"], now, now)
+		m.isRead = true
+	}
+	// Deliver to sim mailboxes among the recipients, without Bcc.
+	delivered := map[string]bool{}
+	deliverCopy := *o
+	deliverCopy.Bcc = nil
+	var draw []byte
+	for _, a := range append(append(append([]mailAddress{}, o.To...), o.Cc...), o.Bcc...) {
+		mb := s.mailboxes[strings.ToLower(a.Address)]
+		if mb == nil || !mb.Enabled || delivered[mb.ID] {
+			continue
+		}
+		delivered[mb.ID] = true
+		if draw == nil {
+			draw = buildMIME(&deliverCopy)
+		}
+		dc, err := parseMIME(draw)
+		if err != nil {
+			return err
+		}
+		b := draw
+		mb.data.addMessage(dc, func() []byte { return b }, mb.data.wellKnown["inbox"], now, now)
+	}
+	return nil
+}
+
+// handleSendMail answers POST /sendMail {message, saveToSentItems}: 202.
+func (s *Sim) handleSendMail(w http.ResponseWriter, r *http.Request, c *graphCtx) {
+	var body struct {
+		Message         *messageIn `json:"message"`
+		SaveToSentItems *bool      `json:"saveToSentItems"`
+	}
+	if !readJSONBody(w, r, &body) {
+		return
+	}
+	if body.Message == nil {
+		writeGraphError(w, r, http.StatusBadRequest, "ErrorInvalidRequest", "The message property is required.")
+		return
+	}
+	if len(body.Message.ToRecipients)+len(body.Message.CcRecipients)+len(body.Message.BccRecipients) == 0 {
+		writeGraphError(w, r, http.StatusBadRequest, "ErrorInvalidRecipients", "At least one recipient is required, but none were found.")
+		return
+	}
+	o, gerr := c.outgoing(body.Message)
+	if gerr != nil {
+		writeGraphError(w, r, gerr.status, gerr.code, gerr.msg)
+		return
+	}
+	s.mu.Lock()
+	err := s.submitLocked(c, o, body.SaveToSentItems == nil || *body.SaveToSentItems)
+	s.mu.Unlock()
+	if err != nil {
+		writeGraphError(w, r, http.StatusInternalServerError, "generalException", "Cannot submit message: "+err.Error())
+		return
+	}
+	w.WriteHeader(http.StatusAccepted)
+}
+
+// replyTo builds a reply to m: to its Reply-To (or From), "RE: subject",
+// In-Reply-To and References set.
+func (c *graphCtx) replyTo(m *message, comment string, in *messageIn) (*outgoingMail, *graphError) {
+	if in == nil {
+		in = &messageIn{}
+	}
+	o, gerr := c.outgoing(in)
+	if gerr != nil {
+		return nil, gerr
+	}
+	if len(o.To) == 0 {
+		o.To = append([]mailAddress(nil), m.content.ReplyTo...)
+		if len(o.To) == 0 && m.content.From != nil {
+			o.To = []mailAddress{*m.content.From}
+		}
+	}
+	if o.Subject == "" {
+		o.Subject = "RE: " + m.content.Subject
+	}
+	if in.Body == nil {
+		h, _ := m.content.bodies()
+		o.HTML = true
+		o.Body = "<html><body><div>" + comment + "</div><hr><div>" + h + "</div></body></html>"
+	}
+	if id := m.content.MessageID; id != "" {
+		refs := strings.TrimSpace(strings.Join(append(append([]string{}, m.content.References...), id), " "))
+		o.Extra = append(o.Extra, mimeHeader{"In-Reply-To", id}, mimeHeader{"References", refs})
+	}
+	return o, nil
+}
+
+type replyBody struct {
+	Comment string     `json:"comment"`
+	Message *messageIn `json:"message"`
+}
+
+// handleReply answers POST /messages/{id}/reply: 202, sent at once.
+func (s *Sim) handleReply(w http.ResponseWriter, r *http.Request, c *graphCtx) {
+	var body replyBody
+	if !readJSONBody(w, r, &body) {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	m := c.lookupMessage(w, r)
+	if m == nil {
+		return
+	}
+	o, gerr := c.replyTo(m, body.Comment, body.Message)
+	if gerr != nil {
+		writeGraphError(w, r, gerr.status, gerr.code, gerr.msg)
+		return
+	}
+	if err := s.submitLocked(c, o, true); err != nil {
+		writeGraphError(w, r, http.StatusInternalServerError, "generalException", "Cannot submit message: "+err.Error())
+		return
+	}
+	w.WriteHeader(http.StatusAccepted)
+}
+
+// handleCreateReply answers POST /messages/{id}/createReply: 201 with a
+// draft in Drafts.
+func (s *Sim) handleCreateReply(w http.ResponseWriter, r *http.Request, c *graphCtx) {
+	var body replyBody
+	if r.ContentLength != 0 && !readJSONBody(w, r, &body) {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	m := c.lookupMessage(w, r)
+	if m == nil {
+		return
+	}
+	o, gerr := c.replyTo(m, body.Comment, body.Message)
+	if gerr != nil {
+		writeGraphError(w, r, gerr.status, gerr.code, gerr.msg)
+		return
+	}
+	now := s.now()
+	o.Date = now
+	o.MessageID = fmt.Sprintf("<%s@%s>", strings.ToLower(strings.TrimRight(c.d.newID("draft"), "=")), domainOf(c.mb.Address))
+	raw := buildMIME(o)
+	content, err := parseMIME(raw)
+	if err != nil {
+		writeGraphError(w, r, http.StatusInternalServerError, "generalException", err.Error())
+		return
+	}
+	d := c.d.addMessage(content, func() []byte { return raw }, c.d.wellKnown["drafts"], now, now)
+	d.isDraft, d.isRead = true, true
+	writeJSON(w, http.StatusCreated, append(jobj{{"@odata.context", c.messageContext(r)}}, c.messageJSON(d, nil, false)...))
+}

@@ -1,0 +1,415 @@
+package m365sim
+
+// MIME to Graph: a message is stored as its original bytes, and this file
+// derives what Exchange shows through Graph (subject, address lists, bodies,
+// attachments, headers) from them.
+
+import (
+	"bytes"
+	"encoding/base64"
+	"fmt"
+	"html"
+	"io"
+	"mime"
+	"mime/multipart"
+	"mime/quotedprintable"
+	"net/mail"
+	"regexp"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"golang.org/x/text/encoding/htmlindex"
+)
+
+// mailAddress is one recipient: {"emailAddress":{"name","address"}}.
+type mailAddress struct {
+	Name    string `json:"name"`
+	Address string `json:"address"`
+}
+
+// mimeHeader is one top-level header, unfolded, in original order.
+type mimeHeader struct {
+	Name  string `json:"name"`
+	Value string `json:"value"`
+}
+
+// mimeMessage is what Graph shows of a stored MIME message. It never
+// changes after creation; per-item state (isRead, folder) lives on message.
+type mimeMessage struct {
+	Subject    string
+	From       *mailAddress
+	Sender     *mailAddress
+	To         []mailAddress
+	Cc         []mailAddress
+	Bcc        []mailAddress
+	ReplyTo    []mailAddress
+	MessageID  string // with angle brackets
+	InReplyTo  string
+	References []string
+	Date       time.Time // zero when the Date header is missing
+	Received   time.Time // from the first Received header; zero if none
+	Importance string    // low, normal, high
+	Headers    []mimeHeader
+
+	html, text string
+	// lazyBody, when set, renders html and text on demand (generated mail).
+	lazyBody func() (html, text string)
+
+	Attachments []*mimeAttachment
+}
+
+// mimeAttachment is a file, item (message/rfc822) or reference attachment.
+type mimeAttachment struct {
+	Kind        string // "file", "item", "reference"
+	Name        string
+	ContentType string
+	ContentID   string // without angle brackets
+	IsInline    bool
+	Size        int
+	data        []byte        // decoded content (item: the embedded message's bytes)
+	lazy        func() []byte // renders data on demand (generated mail)
+	Item        *mimeMessage  // the embedded message of an item attachment
+	SourceURL   string        // reference attachments
+}
+
+// bytes returns the decoded attachment content.
+func (a *mimeAttachment) bytes() []byte {
+	if a.lazy != nil {
+		return a.lazy()
+	}
+	return a.data
+}
+
+// bodies returns the html and text forms of the body; one is derived from
+// the other when the message carries only one.
+func (m *mimeMessage) bodies() (htmlBody, textBody string) {
+	h, t := m.html, m.text
+	if m.lazyBody != nil {
+		h, t = m.lazyBody()
+	}
+	switch {
+	case h == "" && t == "":
+		return textToHTML(""), ""
+	case h == "":
+		return textToHTML(t), t
+	case t == "":
+		return h, htmlToText(h)
+	}
+	return h, t
+}
+
+// preview is bodyPreview: the first 255 characters of the text body with
+// whitespace collapsed.
+func (m *mimeMessage) preview() string {
+	_, t := m.bodies()
+	t = strings.Join(strings.Fields(t), " ")
+	if utf8.RuneCountInString(t) > 255 {
+		t = string([]rune(t)[:255])
+	}
+	return t
+}
+
+// hasAttachments is false when all attachments are inline.
+func (m *mimeMessage) hasAttachments() bool {
+	for _, a := range m.Attachments {
+		if !a.IsInline {
+			return true
+		}
+	}
+	return false
+}
+
+// header returns the first header named name (case-insensitive).
+func (m *mimeMessage) header(name string) string {
+	for _, h := range m.Headers {
+		if strings.EqualFold(h.Name, name) {
+			return h.Value
+		}
+	}
+	return ""
+}
+
+var wordDecoder = &mime.WordDecoder{CharsetReader: charsetReader}
+
+// charsetReader converts any WHATWG-known charset (ISO-2022-JP, Shift_JIS,
+// Windows-1252, KOI8-R…) to UTF-8.
+func charsetReader(charset string, input io.Reader) (io.Reader, error) {
+	enc, err := htmlindex.Get(charset)
+	if err != nil {
+		return nil, fmt.Errorf("charset %q: %w", charset, err)
+	}
+	return enc.NewDecoder().Reader(input), nil
+}
+
+// toUTF8 decodes b from charset; unknown charsets keep the bytes, with
+// invalid sequences replaced.
+func toUTF8(charset string, b []byte) string {
+	cs := strings.ToLower(strings.TrimSpace(charset))
+	if cs != "" && cs != "utf-8" && cs != "utf8" && cs != "us-ascii" {
+		if enc, err := htmlindex.Get(cs); err == nil {
+			if out, err := enc.NewDecoder().Bytes(b); err == nil {
+				return string(out)
+			}
+		}
+	}
+	return strings.ToValidUTF8(string(b), "\uFFFD")
+}
+
+func decodeWords(s string) string {
+	out, err := wordDecoder.DecodeHeader(s)
+	if err != nil {
+		return s
+	}
+	return out
+}
+
+// parseMIME reads raw RFC 5322 bytes the way Exchange does on delivery.
+func parseMIME(raw []byte) (*mimeMessage, error) {
+	msg, err := mail.ReadMessage(bytes.NewReader(raw))
+	if err != nil {
+		return nil, fmt.Errorf("parse message header: %w", err)
+	}
+	body, err := io.ReadAll(msg.Body)
+	if err != nil {
+		return nil, fmt.Errorf("read message body: %w", err)
+	}
+	m := &mimeMessage{Headers: orderedHeaders(raw)}
+	h := msg.Header
+	m.Subject = decodeWords(h.Get("Subject"))
+	m.From = firstAddress(h.Get("From"))
+	m.Sender = firstAddress(h.Get("Sender"))
+	if m.Sender == nil {
+		m.Sender = m.From
+	}
+	m.To = addressList(h.Get("To"))
+	m.Cc = addressList(h.Get("Cc"))
+	m.Bcc = addressList(h.Get("Bcc"))
+	m.ReplyTo = addressList(h.Get("Reply-To"))
+	m.MessageID = strings.TrimSpace(h.Get("Message-Id"))
+	m.InReplyTo = strings.TrimSpace(h.Get("In-Reply-To"))
+	m.References = strings.Fields(h.Get("References"))
+	if d, err := mail.ParseDate(h.Get("Date")); err == nil {
+		m.Date = d
+	}
+	if rcv := h.Get("Received"); rcv != "" {
+		if i := strings.LastIndex(rcv, ";"); i >= 0 {
+			if d, err := mail.ParseDate(strings.TrimSpace(rcv[i+1:])); err == nil {
+				m.Received = d
+			}
+		}
+	}
+	m.Importance = importanceOf(h.Get("Importance"), h.Get("X-Priority"))
+	p := &mimeWalker{m: m}
+	p.walk(h, body, 0)
+	for _, a := range m.Attachments {
+		if a.Kind == "file" && a.ContentID != "" && strings.Contains(m.html, "cid:"+a.ContentID) {
+			a.IsInline = true
+		}
+	}
+	return m, nil
+}
+
+// orderedHeaders returns the top-level headers in order, unfolded, with
+// their values as they are on the wire (encoded words stay encoded).
+func orderedHeaders(raw []byte) []mimeHeader {
+	end := bytes.Index(raw, []byte("\r\n\r\n"))
+	if e2 := bytes.Index(raw, []byte("\n\n")); end < 0 || (e2 >= 0 && e2 < end) {
+		end = e2
+	}
+	if end < 0 {
+		end = len(raw)
+	}
+	var out []mimeHeader
+	for _, line := range strings.Split(strings.ReplaceAll(string(raw[:end]), "\r\n", "\n"), "\n") {
+		if line == "" {
+			continue
+		}
+		if (line[0] == ' ' || line[0] == '\t') && len(out) > 0 {
+			out[len(out)-1].Value += " " + strings.TrimSpace(line)
+			continue
+		}
+		name, value, ok := strings.Cut(line, ":")
+		if !ok {
+			continue
+		}
+		out = append(out, mimeHeader{Name: strings.TrimSpace(name), Value: strings.TrimSpace(value)})
+	}
+	return out
+}
+
+var addressParser = &mail.AddressParser{WordDecoder: wordDecoder}
+
+func addressList(v string) []mailAddress {
+	if strings.TrimSpace(v) == "" {
+		return nil
+	}
+	list, err := addressParser.ParseList(v)
+	if err != nil {
+		// Best effort like Exchange: keep whatever looks like an address.
+		var out []mailAddress
+		for _, part := range strings.Split(v, ",") {
+			if a, err := addressParser.Parse(part); err == nil {
+				out = append(out, mailAddress{Name: a.Name, Address: a.Address})
+			}
+		}
+		return out
+	}
+	out := make([]mailAddress, 0, len(list))
+	for _, a := range list {
+		name := a.Name
+		if name == "" {
+			name = a.Address
+		}
+		out = append(out, mailAddress{Name: name, Address: a.Address})
+	}
+	return out
+}
+
+func firstAddress(v string) *mailAddress {
+	l := addressList(v)
+	if len(l) == 0 {
+		return nil
+	}
+	return &l[0]
+}
+
+func importanceOf(importance, priority string) string {
+	switch strings.ToLower(strings.TrimSpace(importance)) {
+	case "high":
+		return "high"
+	case "low":
+		return "low"
+	}
+	p := strings.TrimSpace(priority)
+	switch {
+	case strings.HasPrefix(p, "1"), strings.HasPrefix(p, "2"):
+		return "high"
+	case strings.HasPrefix(p, "4"), strings.HasPrefix(p, "5"):
+		return "low"
+	}
+	return "normal"
+}
+
+type headerGetter interface{ Get(string) string }
+
+type mimeWalker struct{ m *mimeMessage }
+
+const maxMIMEDepth = 20
+
+func (p *mimeWalker) walk(h headerGetter, body []byte, depth int) {
+	ct := h.Get("Content-Type")
+	if ct == "" {
+		ct = "text/plain; charset=us-ascii"
+	}
+	mediaType, params, err := mime.ParseMediaType(ct)
+	if err != nil {
+		mediaType, params = "application/octet-stream", map[string]string{}
+	}
+	if strings.HasPrefix(mediaType, "multipart/") && depth < maxMIMEDepth {
+		mr := multipart.NewReader(bytes.NewReader(body), params["boundary"])
+		for {
+			part, err := mr.NextRawPart()
+			if err != nil {
+				return
+			}
+			b, err := io.ReadAll(part)
+			if err != nil {
+				return
+			}
+			p.walk(part.Header, b, depth+1)
+		}
+	}
+	disp, dparams, _ := mime.ParseMediaType(h.Get("Content-Disposition"))
+	name := dparams["filename"]
+	if name == "" {
+		name = params["name"]
+	}
+	name = decodeWords(name)
+	data := decodeTransfer(h.Get("Content-Transfer-Encoding"), body)
+	cid := strings.Trim(strings.TrimSpace(h.Get("Content-Id")), "<>")
+
+	switch {
+	case mediaType == "message/rfc822":
+		a := &mimeAttachment{Kind: "item", Name: name, ContentType: mediaType, Size: len(data), data: data}
+		if inner, err := parseMIME(data); err == nil && depth < maxMIMEDepth {
+			a.Item = inner
+			if a.Name == "" {
+				a.Name = inner.Subject
+			}
+		}
+		p.m.Attachments = append(p.m.Attachments, a)
+	case (mediaType == "text/plain" || mediaType == "text/html") && disp != "attachment" && name == "":
+		text := toUTF8(params["charset"], data)
+		if mediaType == "text/html" && p.m.html == "" {
+			p.m.html = text
+		} else if mediaType == "text/plain" && p.m.text == "" {
+			p.m.text = text
+		}
+	default:
+		if name == "" {
+			name = "attachment"
+		}
+		p.m.Attachments = append(p.m.Attachments, &mimeAttachment{
+			Kind: "file", Name: name, ContentType: mediaType, ContentID: cid,
+			IsInline: cid != "" && disp != "attachment", Size: len(data), data: data,
+		})
+	}
+}
+
+func decodeTransfer(cte string, body []byte) []byte {
+	switch strings.ToLower(strings.TrimSpace(cte)) {
+	case "base64":
+		clean := bytes.Map(func(r rune) rune {
+			if r == '\r' || r == '\n' || r == ' ' || r == '\t' {
+				return -1
+			}
+			return r
+		}, body)
+		out := make([]byte, base64.StdEncoding.DecodedLen(len(clean)))
+		n, err := base64.StdEncoding.Decode(out, clean)
+		if err != nil {
+			n2, err2 := base64.RawStdEncoding.Decode(out, bytes.TrimRight(clean, "="))
+			if err2 != nil {
+				return out[:n]
+			}
+			n = n2
+		}
+		return out[:n]
+	case "quoted-printable":
+		out, err := io.ReadAll(quotedprintable.NewReader(bytes.NewReader(body)))
+		if err != nil {
+			return body
+		}
+		return out
+	}
+	return body
+}
+
+var (
+	reDropBlocks = regexp.MustCompile(`(?is)<(head|style|script)[^>]*>.*?</(head|style|script)>`)
+	reLineBreaks = regexp.MustCompile(`(?i)<br\s*/?>|</(p|div|tr|li|h[1-6])>`)
+	reTags       = regexp.MustCompile(`(?s)<[^>]*>`)
+	reBlankRuns  = regexp.MustCompile(`\n{3,}`)
+)
+
+// htmlToText derives a text body from html, as Exchange does for
+// outlook.body-content-type="text".
+func htmlToText(h string) string {
+	t := reDropBlocks.ReplaceAllString(h, "")
+	t = reLineBreaks.ReplaceAllString(t, "\n")
+	t = reTags.ReplaceAllString(t, "")
+	t = html.UnescapeString(t)
+	lines := strings.Split(strings.ReplaceAll(t, "\r\n", "\n"), "\n")
+	for i, l := range lines {
+		lines[i] = strings.TrimRight(l, " \t")
+	}
+	t = reBlankRuns.ReplaceAllString(strings.Join(lines, "\n"), "\n\n")
+	return strings.TrimSpace(t)
+}
+
+// textToHTML wraps a plain-text body the way Exchange renders it as html.
+func textToHTML(t string) string {
+	esc := strings.ReplaceAll(html.EscapeString(strings.ReplaceAll(t, "\r\n", "\n")), "\n", "<br>\r\n")
+	return "<html><head>\r\n<meta http-equiv=\"Content-Type\" content=\"text/html; charset=utf-8\">\r\n</head>\r\n<body>\r\n<div class=\"PlainText\">" + esc + "</div>\r\n</body>\r\n</html>\r\n"
+}
