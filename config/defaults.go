@@ -65,8 +65,8 @@ func (c *Config) setDefaults(isSet func(path string) bool) {
 		dur(&ch.PollInterval, p+".poll_interval", DefaultPollInterval)
 		str(&ch.Archive.Mode, p+".archive.mode", DefaultArchiveMode)
 		str(&ch.Archive.State, p+".archive.state", DefaultArchiveState)
-		if len(c.Webhooks) == 1 {
-			str(&ch.Webhook, p+".webhook", c.Webhooks[0].Name)
+		if len(c.Webhooks) == 1 && ch.Webhook == "" { // webhook: "" counts as absent
+			ch.Webhook = c.Webhooks[0].Name
 		}
 		if ch.MaxAttachmentBytes == 0 && !isSet(p+".max_attachment_bytes") {
 			ch.MaxAttachmentBytes = DefaultMaxAttachmentBytes

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"regexp"
+	"sort"
 	"strconv"
 	"strings"
 
@@ -256,15 +257,19 @@ func syntaxError(data []byte, filename string, err error) *Error {
 }
 
 // firstFailingLine finds the first line at which parsing fails with the same
-// message, by parsing growing prefixes of the file; 0 when not found or the
-// file is too large for that search.
+// message, by binary search over prefixes of the file (a prefix that fails
+// is assumed to keep failing as it grows); 0 when not found.
 func firstFailingLine(data []byte, msg string) int {
-	if len(data) > 64<<10 {
-		return 0
+	ends := []int{}
+	for i, b := range data {
+		if b == '\n' {
+			ends = append(ends, i+1)
+		}
 	}
-	end := 0
-	for i, l := range bytes.SplitAfter(data, []byte("\n")) {
-		end += len(l)
+	if len(ends) == 0 || ends[len(ends)-1] != len(data) {
+		ends = append(ends, len(data))
+	}
+	fails := func(end int) bool {
 		dec := yaml.NewDecoder(bytes.NewReader(data[:end]))
 		for {
 			var n yaml.Node
@@ -272,13 +277,14 @@ func firstFailingLine(data []byte, msg string) int {
 			if err == nil {
 				continue
 			}
-			if err != io.EOF && strings.HasSuffix(err.Error(), msg) {
-				return i + 1
-			}
-			break
+			return err != io.EOF && strings.HasSuffix(err.Error(), msg)
 		}
 	}
-	return 0
+	i := sort.Search(len(ends), func(i int) bool { return fails(ends[i]) })
+	if i == len(ends) {
+		return 0
+	}
+	return i + 1
 }
 
 // lineAt returns the 1-based line n of data (empty if there is none).

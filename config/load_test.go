@@ -301,3 +301,25 @@ func TestUnquotedReferenceInFlowMapping(t *testing.T) {
 		t.Errorf("got %v, want one error on line 2 with a hint to quote the reference", err)
 	}
 }
+
+// TestHostileInputs: inputs built to be slow or deep end in one clear error
+// (these once took 45 s: the syntax-error line search was quadratic).
+func TestHostileInputs(t *testing.T) {
+	tests := []struct {
+		name, doc, want string
+	}{
+		{"SyntaxErrorAfterManyLines", strings.Repeat("#\n", 30000) + "a: b: c\n", "b.yaml:30001:1: invalid YAML: mapping values are not allowed"},
+		{"DeepFlowNesting", strings.Repeat("[", 20000), "invalid YAML: exceeded max depth"},
+		{"MergeBomb", "x: &a {name: a}\ny: &b {<<: [*a,*a,*a,*a,*a,*a,*a,*a]}\nz: &c {<<: [*b,*b,*b,*b,*b,*b,*b,*b]}\nw: &d {<<: [*c,*c,*c,*c,*c,*c,*c,*c]}\nv: &e {<<: [*d,*d,*d,*d,*d,*d,*d,*d]}\nchannels: [*e,*e,*e,*e,*e,*e,*e,*e,*e,*e,*e,*e]\n", `unknown key "x"`},
+		{"AliasCycle", "public_url: &x [*x]\n", "public_url: expected a string, found a list"},
+		{"ManyUnknownKeys", strings.Repeat("zz: 1\n", 5000), "too many errors"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Parse([]byte(tt.doc), "b.yaml", baseEnv())
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("got %.300v, want %q", err, tt.want)
+			}
+		})
+	}
+}

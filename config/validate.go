@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"net/url"
 	"regexp"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -61,7 +62,7 @@ func (v *validator) config(c *Config) {
 	v.publicURL(c.PublicURL)
 	v.listen("listen", c.Listen)
 	v.listen("admin.listen", c.Admin.Listen)
-	if c.Listen != "" && c.Listen == c.Admin.Listen {
+	if c.Listen != "" && c.Listen == c.Admin.Listen && !strings.HasSuffix(c.Listen, ":0") {
 		v.fail("admin.listen", "the admin listener has the same address as listen", "give the admin listener its own port, such as 127.0.0.1:8366")
 	}
 	if c.Admin.Token.IsZero() {
@@ -120,6 +121,8 @@ func (v *validator) config(c *Config) {
 		switch {
 		case ch.Webhook == "" && len(c.Webhooks) > 1:
 			v.fail(p+".webhook", "no webhook given and several are defined", "name one of "+quoteList(names))
+		case ch.Webhook == "" && len(c.Webhooks) == 1:
+			v.fail(p+".webhook", "no webhook given", "call SetDefaults to use the only one, "+quoteList(names))
 		case ch.Webhook != "" && len(c.Webhooks) > 0:
 			if _, ok := webhooks[ch.Webhook]; !ok {
 				hint := "defined webhooks: " + quoteList(names)
@@ -248,7 +251,13 @@ func (v *validator) webhook(p string, w *Webhook) {
 	for i, s := range w.Secrets {
 		v.whsec(fmt.Sprintf("%s.secrets[%d]", p, i), s)
 	}
-	for name, val := range w.Headers {
+	headers := make([]string, 0, len(w.Headers))
+	for name := range w.Headers {
+		headers = append(headers, name)
+	}
+	sort.Strings(headers)
+	for _, name := range headers {
+		val := w.Headers[name]
 		hp := p + ".headers." + name
 		lower := strings.ToLower(name)
 		switch {

@@ -321,3 +321,21 @@ func TestSuggest(t *testing.T) {
 		}
 	}
 }
+
+func TestEphemeralPortsMayRepeat(t *testing.T) {
+	doc := readTestdata(t, "valid.yaml") + "listen: 127.0.0.1:0\nadmin: {listen: 127.0.0.1:0}\n"
+	if _, err := Parse([]byte(doc), "bridge.yaml", baseEnv()); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestExplicitEmptyWebhookUsesTheOnlyOne(t *testing.T) {
+	doc := strings.Replace(readTestdata(t, "valid.yaml"), "    group: Sales\n", "    group: Sales\n    webhook: ''\n", 1)
+	c, err := Parse([]byte(doc), "bridge.yaml", baseEnv())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := c.Channels[1].Webhook, "helpdesk"; got != want {
+		t.Errorf("webhook = %q, want %q", got, want)
+	}
+}
