@@ -210,6 +210,17 @@ func (s *Sim) AddClientSecret(clientID, value string, expires time.Time) (Client
 	return *cs, nil
 }
 
+// RedirectURIs returns the redirect URIs registered for an app (nil for an
+// unknown app).
+func (s *Sim) RedirectURIs(clientID string) []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if app := s.apps[clientID]; app != nil {
+		return append([]string(nil), app.RedirectURIs...)
+	}
+	return nil
+}
+
 // tenantLocked finds a tenant by GUID or domain.
 func (s *Sim) tenantLocked(tenant string) (*Tenant, error) {
 	if t := s.lookupTenantLocked(tenant); t != nil {
