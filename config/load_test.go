@@ -74,7 +74,7 @@ log: {level: debug, format: json}
       Authorization: Bearer ${API_TOKEN}
     schedule: [5s, 1m]
     template:
-      body: '{"title": {{json .Title}}}'
+      body: '{"title": {{json .Data.ticket.title}}}'
 `, 1)
 	env := baseEnv()
 	env.vars["API_TOKEN"] = "tok"

@@ -1,34 +1,24 @@
 package config
 
-import (
-	"encoding/json"
-	"strings"
-	"text/template"
-)
+import "text/template"
 
-// TemplateFuncs are the functions a webhook body template may call, beyond
-// text/template's built-ins. The deliverer must execute templates with the
-// same set that ParseTemplate checks them against.
-//
-//	json     the value as JSON (strings quoted and escaped): {"title": {{json .Ticket.Title}}}
-//	lower    lower-cases a string
-//	upper    upper-cases a string
-//	trim     removes leading and trailing white space
-//	join     joins a list of strings: {{join ", " .Tags}}
-func TemplateFuncs() template.FuncMap {
-	return template.FuncMap{
-		"json": func(v any) (string, error) {
-			b, err := json.Marshal(v)
-			return string(b), err
-		},
-		"lower": strings.ToLower,
-		"upper": strings.ToUpper,
-		"trim":  strings.TrimSpace,
-		"join":  func(sep string, items []string) string { return strings.Join(items, sep) },
-	}
+// TemplateFuncNames are the helper functions a webhook body template may
+// call beyond text/template's built-ins. webhooks/deliver implements them
+// (deliver.TemplateFuncs) and executes the templates; config only checks a
+// template's syntax, so it needs their names, not their code (config sits
+// below deliver and does not import it). A test keeps the two in step.
+var TemplateFuncNames = []string{
+	"json", "js", "b64", "default", "join", "first", "list", "truncate",
+	"lower", "upper", "trim", "replace", "addresses",
 }
 
-// ParseTemplate parses a webhook body template with TemplateFuncs.
+// ParseTemplate checks a webhook body template's syntax, with every name in
+// TemplateFuncNames defined. The result is for checking only: its functions
+// are stubs, so deliver.ParseTemplate must build the template that runs.
 func ParseTemplate(body string) (*template.Template, error) {
-	return template.New("body").Option("missingkey=error").Funcs(TemplateFuncs()).Parse(body)
+	funcs := make(template.FuncMap, len(TemplateFuncNames))
+	for _, n := range TemplateFuncNames {
+		funcs[n] = func(...any) any { return nil }
+	}
+	return template.New("body").Funcs(funcs).Parse(body)
 }

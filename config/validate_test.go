@@ -261,7 +261,7 @@ func TestValidForms(t *testing.T) {
 				t.Fatalf("%q not in the document", tt.old)
 			}
 			env := baseEnv()
-			env.files["conf/body.tmpl"] = `{"t": {{json .Subject}}}`
+			env.files["conf/body.tmpl"] = `{"t": {{json .Data.article.subject}}}`
 			c, err := Parse([]byte(strings.Replace(base, tt.old, tt.new, 1)), "conf/bridge.yaml", env)
 			if err != nil {
 				t.Fatal(err)
