@@ -7,18 +7,29 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"log/slog"
 	"time"
 )
 
 // Tokens are one channel's OAuth tokens. They are sealed before they touch
-// the database and never printed: String and LogValue-free by design, so a
-// Tokens value must not be passed to a logger.
+// the database; fmt and slog print them redacted, with the expiry only.
 type Tokens struct {
 	Access  string
 	Refresh string
 	// Expiry is when Access stops being accepted.
 	Expiry time.Time
 }
+
+// String redacts the tokens.
+func (t Tokens) String() string {
+	return "Tokens{[redacted], expiry " + t.Expiry.UTC().Format(time.RFC3339) + "}"
+}
+
+// GoString redacts for %#v too.
+func (t Tokens) GoString() string { return t.String() }
+
+// LogValue redacts in log/slog.
+func (t Tokens) LogValue() slog.Value { return slog.StringValue(t.String()) }
 
 // ErrNoTokens means the channel has never been connected (or was reset).
 var ErrNoTokens = errors.New("no tokens stored for channel")

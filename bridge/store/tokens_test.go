@@ -4,7 +4,9 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 )
@@ -56,6 +58,15 @@ func TestAuthRequests(t *testing.T) {
 	st, err := db.ChannelState(ctx, "support")
 	if err != nil || st.State != ChannelNeedsConsent {
 		t.Fatalf("channel = %+v, %v; want needs_consent", st, err)
+	}
+}
+
+func TestTokensRedacted(t *testing.T) {
+	tok := Tokens{Access: "access-secret", Refresh: "refresh-secret", Expiry: time.Now()}
+	for _, s := range []string{fmt.Sprint(tok), fmt.Sprintf("%+v %#v", tok, tok), tok.LogValue().String()} {
+		if strings.Contains(s, "secret") {
+			t.Fatalf("printed tokens: %s", s)
+		}
 	}
 }
 
