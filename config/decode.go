@@ -5,6 +5,7 @@ import (
 	"reflect"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"gopkg.in/yaml.v3"
@@ -238,11 +239,7 @@ func (d *decoder) structure(n *yaml.Node, path string, v reflect.Value, depth in
 		seen[key] = k
 		f, ok := byKey[key]
 		if !ok {
-			hint := "valid keys here: " + strings.Join(names, ", ")
-			if s := suggest(key, names); s != "" {
-				hint = fmt.Sprintf("did you mean %q?", s)
-			}
-			d.add(k, sub, fmt.Sprintf("unknown key %q", key), hint)
+			d.add(k, sub, fmt.Sprintf("unknown key %q", key), unknownKeyHint(key, names))
 			continue
 		}
 		d.keys[sub] = k
@@ -251,6 +248,47 @@ func (d *decoder) structure(n *yaml.Node, path string, v reflect.Value, depth in
 		d.walk(val, sub, fv, depth+1)
 	}
 }
+
+// unknownKeyHint suggests what an unknown key was meant to be: a key that
+// belongs elsewhere (often a wrong indentation), a near miss at this level,
+// or the list of valid keys.
+func unknownKeyHint(key string, here []string) string {
+	if parents := schemaKeys()[key]; len(parents) > 0 {
+		return fmt.Sprintf("%s belongs under %s; check the indentation", key, strings.Join(parents, " or "))
+	}
+	if s := suggest(key, here); s != "" {
+		return fmt.Sprintf("did you mean %q?", s)
+	}
+	return "valid keys here: " + strings.Join(here, ", ")
+}
+
+// schemaKeys maps every key of the schema to the places it belongs
+// (microsoft, channels[].mailbox, ...).
+var schemaKeys = sync.OnceValue(func() map[string][]string {
+	out := map[string][]string{}
+	var visit func(t reflect.Type, at string, depth int)
+	visit = func(t reflect.Type, at string, depth int) {
+		for t.Kind() == reflect.Pointer || t.Kind() == reflect.Slice {
+			if t.Kind() == reflect.Slice {
+				at += "[]"
+			}
+			t = t.Elem()
+		}
+		if t.Kind() != reflect.Struct || t == secretType || t == timeType || t == afterImportType || depth > 4 {
+			return
+		}
+		for _, f := range fieldsOf(t) {
+			place := at
+			if place == "" {
+				place = "the top level"
+			}
+			out[f.key] = append(out[f.key], place)
+			visit(t.Field(f.index).Type, joinPath(at, f.key), depth+1)
+		}
+	}
+	visit(reflect.TypeFor[Config](), "", 0)
+	return out
+})
 
 // pairs returns a mapping's key/value pairs with YAML merge keys (<<: *x)
 // expanded: merged pairs first, so the mapping's own keys override them.

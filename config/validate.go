@@ -121,7 +121,7 @@ func (v *validator) config(c *Config) {
 		switch {
 		case ch.Webhook == "" && len(c.Webhooks) > 1:
 			v.fail(p+".webhook", "no webhook given and several are defined", "name one of "+quoteList(names))
-		case ch.Webhook == "" && len(c.Webhooks) == 1:
+		case ch.Webhook == "" && len(c.Webhooks) == 1 && c.Webhooks[0].Name != "":
 			v.fail(p+".webhook", "no webhook given", "call SetDefaults to use the only one, "+quoteList(names))
 		case ch.Webhook != "" && len(c.Webhooks) > 0:
 			if _, ok := webhooks[ch.Webhook]; !ok {

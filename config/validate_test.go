@@ -339,3 +339,27 @@ func TestExplicitEmptyWebhookUsesTheOnlyOne(t *testing.T) {
 		t.Errorf("webhook = %q, want %q", got, want)
 	}
 }
+
+func TestUnknownKeyHints(t *testing.T) {
+	base := readTestdata(t, "valid.yaml")
+	tests := []struct{ name, old, new, path, hint string }{
+		{"KeyOfAnotherSection", "public_url: https://bridge.example.com\n", "public_url: https://bridge.example.com\nclient_id: x\n", "client_id", "client_id belongs under microsoft; check the indentation"},
+		{"MisindentedMailbox", "    mailbox:\n      type: user\n", "    mailbox:\n    type: user\n", "channels[1].type", "type belongs under channels[].mailbox; check the indentation"},
+		{"SecretInChannel", "    group: Sales\n", "    group: Sales\n    secret: x\n", "channels[1].secret", "secret belongs under webhooks[]"},
+		{"TopLevelKeyNested", "    group: Sales\n", "    group: Sales\n    listen: x\n", "channels[1].listen", "listen belongs under the top level or admin"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Parse([]byte(strings.Replace(base, tt.old, tt.new, 1)), "b.yaml", baseEnv())
+			for _, e := range asErrors(t, err) {
+				if e.Path == tt.path {
+					if !strings.Contains(e.Hint, tt.hint) {
+						t.Errorf("hint = %q, want %q", e.Hint, tt.hint)
+					}
+					return
+				}
+			}
+			t.Errorf("no error at %s in:\n%v", tt.path, err)
+		})
+	}
+}
