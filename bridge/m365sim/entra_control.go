@@ -533,12 +533,28 @@ func (s *Sim) handleRevokeConsent(w http.ResponseWriter, r *http.Request) {
 // appView is an app as the control API shows it (secret values included:
 // the control API is for tests and a loopback demo).
 type appView struct {
-	ClientID     string         `json:"client_id"`
-	TenantID     string         `json:"tenant_id"`
-	DisplayName  string         `json:"display_name"`
-	MultiTenant  bool           `json:"multi_tenant"`
-	RedirectURIs []string       `json:"redirect_uris"`
-	Secrets      []ClientSecret `json:"secrets"`
+	ClientID     string       `json:"client_id"`
+	TenantID     string       `json:"tenant_id"`
+	DisplayName  string       `json:"display_name"`
+	MultiTenant  bool         `json:"multi_tenant"`
+	RedirectURIs []string     `json:"redirect_uris"`
+	Secrets      []secretView `json:"secrets"`
+}
+
+// secretView is a client secret as the control API shows it.
+type secretView struct {
+	ID      string     `json:"id"`
+	Value   string     `json:"value"`
+	Expires *time.Time `json:"expires,omitempty"`
+}
+
+func viewSecret(cs ClientSecret) secretView {
+	v := secretView{ID: cs.ID, Value: cs.Value}
+	if !cs.Expires.IsZero() {
+		e := cs.Expires
+		v.Expires = &e
+	}
+	return v
 }
 
 func (s *Sim) handleListApps(w http.ResponseWriter, r *http.Request) {
@@ -546,9 +562,9 @@ func (s *Sim) handleListApps(w http.ResponseWriter, r *http.Request) {
 	out := []appView{}
 	for _, a := range s.apps {
 		v := appView{ClientID: a.ClientID, TenantID: a.TenantID, DisplayName: a.DisplayName, MultiTenant: a.MultiTenant,
-			RedirectURIs: append([]string(nil), a.RedirectURIs...), Secrets: []ClientSecret{}}
+			RedirectURIs: append([]string(nil), a.RedirectURIs...), Secrets: []secretView{}}
 		for _, cs := range a.Secrets {
-			v.Secrets = append(v.Secrets, *cs)
+			v.Secrets = append(v.Secrets, viewSecret(*cs))
 		}
 		out = append(out, v)
 	}
@@ -583,7 +599,7 @@ func (s *Sim) handleAddSecret(w http.ResponseWriter, r *http.Request) {
 		controlResult(w, err, nil)
 		return
 	}
-	writeControlJSON(w, http.StatusCreated, cs)
+	writeControlJSON(w, http.StatusCreated, viewSecret(cs))
 }
 
 func (s *Sim) handleAddMailbox(w http.ResponseWriter, r *http.Request) {
