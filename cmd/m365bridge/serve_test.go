@@ -1,0 +1,140 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// syncBuffer is a bytes.Buffer safe for a daemon's logger and a test.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// freeAddr returns a loopback address with a port free a moment ago.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// writeServeConfig writes a minimal valid bridge.yaml for serve tests.
+func writeServeConfig(t *testing.T, public, admin string) string {
+	t.Helper()
+	dir := t.TempDir()
+	cfg := fmt.Sprintf(`public_url: http://%[1]s
+listen: %[1]s
+admin: {listen: %[2]s, token: test-admin-token}
+state_dir: %[3]s
+log: {level: debug, format: json}
+microsoft:
+  client_id: 11111111-2222-3333-4444-555555555555
+  client_secret: not-a-real-secret
+  tenant: contoso.onmicrosoft.com
+webhooks:
+  - name: helpdesk
+    url: http://127.0.0.1:1/hooks
+    secret: whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw
+channels:
+  - name: support
+    mailbox: {type: shared, address: support@contoso.com}
+    group: Support
+`, public, admin, filepath.Join(dir, "data"))
+	path := filepath.Join(dir, "bridge.yaml")
+	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// waitHTTP polls url until it answers 200 or the deadline passes.
+func waitHTTP(t *testing.T, url string, done <-chan error) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		select {
+		case err := <-done:
+			t.Fatalf("serve exited before it was healthy: %v", err)
+		default:
+		}
+		resp, err := http.Get(url)
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("%s never answered 200", url)
+}
+
+func TestServeHealthReadyAndGracefulStop(t *testing.T) {
+	public, admin := freeAddr(t), freeAddr(t)
+	path := writeServeConfig(t, public, admin)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var stdout, stderr syncBuffer
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, []string{"serve", "--config", path}, &stdout, &stderr) }()
+
+	waitHTTP(t, "http://"+public+"/healthz", done)
+	for _, u := range []string{"http://" + public + "/readyz", "http://" + admin + "/readyz"} {
+		resp, err := http.Get(u)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Errorf("%s = %d, want 200", u, resp.StatusCode)
+		}
+	}
+
+	// A second instance on the same ports fails at startup, clearly.
+	var stderr2 syncBuffer
+	err := run(context.Background(), []string{"serve", "--config", path}, &stdout, &stderr2)
+	if err == nil || !strings.Contains(err.Error(), "already in use") {
+		t.Errorf("second instance: err = %v, want an address-in-use startup error", err)
+	}
+
+	cancel() // what SIGTERM does through signal.NotifyContext
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("serve returned %v after stop, want nil", err)
+		}
+	case <-time.After(shutdownTimeout + 5*time.Second):
+		t.Fatal("serve did not stop within the shutdown timeout")
+	}
+	if logs := stderr.String(); !strings.Contains(logs, `"msg":"stopped"`) {
+		t.Errorf("logs lack the stop line:\n%s", logs)
+	}
+	if strings.Contains(stderr.String(), "test-admin-token") || strings.Contains(stderr.String(), "not-a-real-secret") {
+		t.Error("a secret appeared in the logs")
+	}
+}
