@@ -139,20 +139,26 @@ func scanOutbox(rows *sql.Rows, withBody bool) ([]deliver.Row, error) {
 	return out, nil
 }
 
-// headOnly limits a query on outbox o to the oldest pending row of each
-// channel (ordered delivery).
-const headOnly = ` AND o.seq = (SELECT MIN(h.seq) FROM outbox h
-	WHERE h.endpoint = o.endpoint AND h.state = 'pending' AND h.channel = o.channel)`
+// heads is the oldest pending row of each channel of an endpoint (ordered
+// delivery sends only these); an index-only scan of outbox_head.
+const heads = `SELECT MIN(h.seq) FROM outbox h WHERE h.endpoint = ? AND h.state = 'pending' GROUP BY h.channel`
 
 // Due implements deliver.Queue.
 func (q *Outbox) Due(ctx context.Context, endpoint string, now time.Time, limit int, ordered bool) ([]deliver.Row, error) {
-	query := `SELECT ` + outboxColumns + `, body FROM outbox o
-		WHERE o.endpoint = ? AND o.state = 'pending' AND o.next_attempt_at <= ?`
+	var query string
+	var args []any
 	if ordered {
-		query += headOnly
+		query = `SELECT ` + outboxColumns + `, body FROM outbox o
+			WHERE o.seq IN (` + heads + `) AND o.next_attempt_at <= ? ORDER BY o.seq LIMIT ?`
+		args = []any{endpoint, timeText(now), limit}
+	} else {
+		// Walk pending rows in seq order (outbox_pending) and stop at limit;
+		// the unary + keeps the planner off outbox_due, which would sort.
+		query = `SELECT ` + outboxColumns + `, body FROM outbox o
+			WHERE o.endpoint = ? AND o.state = 'pending' AND +o.next_attempt_at <= ? ORDER BY o.seq LIMIT ?`
+		args = []any{endpoint, timeText(now), limit}
 	}
-	query += ` ORDER BY o.seq LIMIT ?`
-	rows, err := q.db.read.QueryContext(ctx, query, endpoint, timeText(now), limit)
+	rows, err := q.db.read.QueryContext(ctx, query, args...)
 	if err != nil {
 		return nil, fmt.Errorf("read due outbox rows: %w", err)
 	}
@@ -163,7 +169,7 @@ func (q *Outbox) Due(ctx context.Context, endpoint string, now time.Time, limit 
 func (q *Outbox) NextDue(ctx context.Context, endpoint string, ordered bool) (time.Time, bool, error) {
 	query := `SELECT MIN(o.next_attempt_at) FROM outbox o WHERE o.endpoint = ? AND o.state = 'pending'`
 	if ordered {
-		query += headOnly
+		query = `SELECT MIN(o.next_attempt_at) FROM outbox o WHERE o.seq IN (` + heads + `)`
 	}
 	var next sql.NullString
 	if err := q.db.read.QueryRowContext(ctx, query, endpoint).Scan(&next); err != nil {

@@ -250,10 +250,16 @@ func (d *Dispatcher) Resume(ctx context.Context, endpoint string) error {
 	return nil
 }
 
+// laneDone reports a finished delivery to its lane.
+type laneDone struct {
+	seq  int64
+	gone bool // the endpoint answered 410: re-read its state
+}
+
 // runLane is one endpoint's loop. Only this goroutine touches inflight.
 func (d *Dispatcher) runLane(ctx context.Context, l *lane) {
 	inflight := map[int64]bool{}
-	done := make(chan int64)
+	done := make(chan laneDone)
 	var posts sync.WaitGroup
 	defer func() {
 		// Drain finished deliveries until all in-flight POSTs are back.
@@ -262,7 +268,8 @@ func (d *Dispatcher) runLane(ctx context.Context, l *lane) {
 		}
 	}()
 	var nextRetire time.Time
-	warnedState := EndpointActive
+	var st EndpointStatus
+	stale := true // st must be re-read: at start, on a wake, a timer or a 410
 	for {
 		if ctx.Err() != nil {
 			return
@@ -278,36 +285,39 @@ func (d *Dispatcher) runLane(ctx context.Context, l *lane) {
 			nextRetire = now.Add(d.opts.RetireInterval)
 		}
 		var wait <-chan time.Time
-		st, err := d.q.Endpoint(ctx, ep.Name)
-		switch {
-		case err != nil:
-			d.logErr(ctx, "read endpoint state", err, "endpoint", ep.Name)
-			wait = d.opts.After(d.opts.PollInterval)
-		case st.State != EndpointActive:
-			if st.State != warnedState {
-				d.log.Warn("webhook endpoint not active: deliveries wait", "endpoint", ep.Name, "state", st.State, "reason", st.Reason)
+		if stale {
+			prev := st.State
+			next, err := d.q.Endpoint(ctx, ep.Name)
+			if err != nil {
+				d.logErr(ctx, "read endpoint state", err, "endpoint", ep.Name)
+				next = EndpointStatus{State: "unknown"}
+			} else if next.State != EndpointActive && next.State != prev {
+				d.log.Warn("webhook endpoint not active: deliveries wait", "endpoint", ep.Name, "state", next.State, "reason", next.Reason)
 			}
-			warnedState = st.State
-			wait = d.opts.After(d.opts.PollInterval)
-		default:
-			warnedState = EndpointActive
+			st, stale = next, false
+		}
+		if st.State == EndpointActive {
 			wait = d.fill(ctx, l, ep, inflight, done, &posts)
+		} else {
+			wait = d.opts.After(d.opts.PollInterval)
 		}
 		select {
 		case <-ctx.Done():
 			return
 		case <-l.wake:
-		case seq := <-done:
-			delete(inflight, seq)
+			stale = true
+		case r := <-done:
+			delete(inflight, r.seq)
+			stale = stale || r.gone
 		case <-wait:
+			stale = true
 		}
 	}
 }
 
 // fill starts due deliveries up to the lane's concurrency and returns the
-// timer to sleep on, nil when the lane is saturated (a finishing delivery
-// wakes it).
-func (d *Dispatcher) fill(ctx context.Context, l *lane, ep Endpoint, inflight map[int64]bool, done chan int64, posts *sync.WaitGroup) <-chan time.Time {
+// timer to sleep on, nil when a finishing delivery will wake the lane.
+func (d *Dispatcher) fill(ctx context.Context, l *lane, ep Endpoint, inflight map[int64]bool, done chan laneDone, posts *sync.WaitGroup) <-chan time.Time {
 	ordered := ep.Concurrency == 1
 	if free := ep.Concurrency - len(inflight); free > 0 {
 		rows, err := d.q.Due(ctx, ep.Name, d.opts.Now(), free+len(inflight), ordered)
@@ -323,8 +333,8 @@ func (d *Dispatcher) fill(ctx context.Context, l *lane, ep Endpoint, inflight ma
 			posts.Add(1)
 			go func() {
 				defer posts.Done()
-				d.deliver(ep, row)
-				done <- row.Seq
+				gone := d.deliver(ep, row)
+				done <- laneDone{seq: row.Seq, gone: gone}
 			}()
 		}
 	}
@@ -349,8 +359,9 @@ func (d *Dispatcher) fill(ctx context.Context, l *lane, ep Endpoint, inflight ma
 	return d.opts.After(delay)
 }
 
-// deliver makes one attempt at row and records its outcome.
-func (d *Dispatcher) deliver(ep Endpoint, row Row) {
+// deliver makes one attempt at row and records its outcome; it reports
+// whether the endpoint answered 410 Gone.
+func (d *Dispatcher) deliver(ep Endpoint, row Row) (gone bool) {
 	d.mu.Lock()
 	ctx := d.postCtx
 	d.mu.Unlock()
@@ -388,6 +399,7 @@ func (d *Dispatcher) deliver(ep Endpoint, row Row) {
 	case Gone:
 		reason := fmt.Sprintf("receiver answered 410 Gone at %s", d.opts.Now().UTC().Format(time.RFC3339))
 		log.Error("webhook endpoint answered 410 Gone: endpoint DISABLED, events wait until `resume`", "response", res.Excerpt)
+		gone = true
 		d.record(ctx, log, d.q.SetEndpoint(ctx, ep.Name, EndpointDisabled, reason, d.opts.Now()))
 		d.record(ctx, log, d.q.MarkFailed(ctx, row.Seq, res.Status, res.Excerpt, d.opts.Now()))
 	default:
@@ -406,6 +418,7 @@ func (d *Dispatcher) deliver(ep Endpoint, row Row) {
 		log.Warn("delivery failed: will retry", "next_attempt_at", retryAt.UTC(), "error", res.Excerpt)
 		d.record(ctx, log, d.q.MarkFailed(ctx, row.Seq, res.Status, res.Excerpt, retryAt))
 	}
+	return gone
 }
 
 func (d *Dispatcher) observe(ep Endpoint, row Row, res Result) {

@@ -26,8 +26,9 @@ CREATE TABLE outbox (
 	UNIQUE (event_id, endpoint)
 ) STRICT;
 
-CREATE INDEX outbox_due ON outbox (endpoint, state, next_attempt_at);
-CREATE INDEX outbox_head ON outbox (endpoint, state, channel, seq);
+CREATE INDEX outbox_due ON outbox (endpoint, state, next_attempt_at);     -- next wake-up
+CREATE INDEX outbox_pending ON outbox (endpoint, state, seq);            -- unordered due rows
+CREATE INDEX outbox_head ON outbox (endpoint, state, channel, seq);      -- each channel's oldest
 CREATE INDEX outbox_created ON outbox (created_at);
 
 -- Endpoint state that must survive a restart: paused by an operator, or
