@@ -120,7 +120,8 @@ func (m *MailboxClient) batchChunk(ctx context.Context, reqs []BatchRequest, out
 		if err != nil {
 			return fmt.Errorf("encode batch: %w", err)
 		}
-		res, err := m.do(ctx, call{method: http.MethodPost, url: c.BaseURL + "/v1.0/$batch", kind: kindBatch, body: payload})
+		res, err := m.do(ctx, call{method: http.MethodPost, url: c.BaseURL + "/v1.0/$batch", kind: kindBatch, body: payload,
+			slots: int64(len(items))})
 		if err != nil {
 			for _, i := range pending {
 				out[i].Err = fmt.Errorf("batch: %w", err)

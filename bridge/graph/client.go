@@ -8,7 +8,9 @@
 //   - a fresh client-request-id GUID and a bounded per-attempt timeout;
 //   - at most MaxInFlight (4) requests in flight per mailbox, counted across
 //     every MailboxClient of the Client for the same address (Outlook's
-//     per-mailbox concurrency limit, DESIGN.md invariant 6);
+//     per-mailbox concurrency limit, DESIGN.md invariant 6); a $batch counts
+//     as one request per item, up to 4, since Outlook runs that many of its
+//     items at once;
 //   - bounded retries: 429 and 503 wait Retry-After (seconds, fractional
 //     seconds or an HTTP date, capped at MaxRetryAfter), other 5xx and network
 //     errors back off exponentially with jitter, every wait honours ctx;

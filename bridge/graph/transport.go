@@ -44,6 +44,10 @@ type call struct {
 	maxBytes int64 // cap on a 2xx body; 0 means Client.MaxResponseBytes
 	// no504Retry returns a 504 at once: delta shrinks its page size instead.
 	no504Retry bool
+	// slots is how many of the mailbox's in-flight slots the call holds
+	// (default 1). A $batch holds one per item up to the limit, because
+	// Outlook runs up to 4 of its items at once against the mailbox.
+	slots int64
 }
 
 // response is a 2xx answer; body is empty when the call had a sink.
@@ -129,10 +133,11 @@ func (m *MailboxClient) attempt(ctx context.Context, cl call, requestID string) 
 	if err != nil {
 		return nil, false, fmt.Errorf("get access token: %w", err)
 	}
-	if err := m.sem.Acquire(ctx, 1); err != nil {
+	slots := min(max(cl.slots, 1), int64(c.MaxInFlight))
+	if err := m.sem.Acquire(ctx, slots); err != nil {
 		return nil, false, fmt.Errorf("wait for a request slot: %w", err)
 	}
-	defer m.sem.Release(1)
+	defer m.sem.Release(slots)
 
 	actx, cancel := context.WithTimeout(ctx, c.RequestTimeout)
 	defer cancel()
