@@ -70,6 +70,8 @@ func (s *Sim) registerEntra(mux *http.ServeMux) {
 	m.HandleFunc("POST /{tenant}/oauth2/v2.0/authorize", s.handleAuthorize)
 	m.HandleFunc("POST /{tenant}/oauth2/v2.0/token", s.handleToken)
 	m.HandleFunc("GET /{tenant}/oauth2/v2.0/logout", s.handleLogout)
+	m.HandleFunc("GET /{tenant}/v2.0/adminconsent", s.handleAdminConsentEndpoint)
+	m.HandleFunc("POST /{tenant}/v2.0/adminconsent", s.handleAdminConsentEndpoint)
 	m.HandleFunc("GET /{tenant}/v2.0/.well-known/openid-configuration", s.handleDiscovery)
 	m.HandleFunc("GET /{tenant}/discovery/v2.0/keys", s.handleJWKS)
 	mux.Handle("/", m)

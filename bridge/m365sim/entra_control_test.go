@@ -214,3 +214,56 @@ func TestControlLifetimesTokensCounters(t *testing.T) {
 		t.Errorf("after reset: %v", c)
 	}
 }
+
+func TestAdminConsentEndpoint(t *testing.T) {
+	f := newEntraFixture(t, Options{}, nil)
+	if err := f.sim.SetAdminConsentRequired(DefaultTenantDomain, true); err != nil {
+		t.Fatal(err)
+	}
+	base := f.srv.URL + "/" + DefaultTenantDomain + "/v2.0/adminconsent"
+	p := url.Values{"client_id": {DefaultClientID}, "redirect_uri": {DefaultRedirectURI}, "state": {"st-123"},
+		"scope": {"https://graph.microsoft.com/.default"}}
+
+	resp, body := f.get(base + "?" + p.Encode())
+	if resp.StatusCode != 200 || !strings.Contains(body, `value="accept">Accept`) {
+		t.Fatalf("admin consent page: %d %s", resp.StatusCode, body)
+	}
+	decline := cloneValues(p)
+	decline.Set("sim_action", "cancel")
+	resp, _ = f.postForm(base, decline)
+	q := f.redirectParams(resp)
+	if q.Get("admin_consent") != "True" || q.Get("error") != "consent_required" || q.Get("state") != "st-123" ||
+		!strings.HasPrefix(q.Get("error_description"), "AADSTS65004: ") {
+		t.Errorf("declined admin consent: %v", q)
+	}
+
+	accept := cloneValues(p)
+	accept.Set("sim_action", "accept")
+	resp, _ = f.postForm(base, accept)
+	q = f.redirectParams(resp)
+	if q.Get("admin_consent") != "True" || q.Get("tenant") != f.seeded.TenantID || q.Get("state") != "st-123" || q.Get("error") != "" {
+		t.Errorf("admin consent: %v", q)
+	}
+	// Users of the tenant may now sign in despite admin-consent-required.
+	f.code(DefaultTenantDomain, f.authParams())
+
+	for _, tt := range []struct {
+		name, tenant string
+		edit         func(url.Values)
+		want         int
+	}{
+		{"common", "common", nil, 90023},
+		{"unknown app", DefaultTenantDomain, func(v url.Values) { v.Set("client_id", "nope") }, 700016},
+		{"redirect mismatch", DefaultTenantDomain, func(v url.Values) { v.Set("redirect_uri", "http://evil.example/cb") }, 50011},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			v := cloneValues(p)
+			v.Set("sim_auto", "1")
+			if tt.edit != nil {
+				tt.edit(v)
+			}
+			resp, body := f.get(f.srv.URL + "/" + tt.tenant + "/v2.0/adminconsent?" + v.Encode())
+			wantErrorPage(t, resp, body, tt.want)
+		})
+	}
+}
