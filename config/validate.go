@@ -75,12 +75,18 @@ func (v *validator) config(c *Config) {
 		v.literalSecret("admin.token", c.Admin.Token)
 	}
 	if strings.TrimSpace(c.State) == "" {
-		v.fail("state_dir", "state_dir is empty", "name the directory for the database and key, such as ./data")
+		v.fail("state_dir", "must not be empty", "name the directory for the database and key, such as ./data")
 	}
 	v.oneOf("log.level", c.Log.Level, "debug", "info", "warn", "error")
 	v.oneOf("log.format", c.Log.Format, "text", "json")
 	v.microsoft(&c.MS)
+	webhooks, names := v.webhooks(c)
+	v.channels(c, webhooks, names)
+}
 
+// webhooks checks each webhook and that names are unique; it returns the
+// index of each name and the names in order.
+func (v *validator) webhooks(c *Config) (map[string]int, []string) {
 	webhooks := map[string]int{}
 	var names []string
 	if len(c.Webhooks) == 0 {
@@ -100,7 +106,12 @@ func (v *validator) config(c *Config) {
 		webhooks[w.Name] = i
 		names = append(names, w.Name)
 	}
+	return webhooks, names
+}
 
+// channels checks each channel, unique names and folders, and the webhook
+// each one points at.
+func (v *validator) channels(c *Config, webhooks map[string]int, names []string) {
 	if len(c.Channels) == 0 {
 		v.fail("channels", "at least one channel is required", "add a channels: entry with name, mailbox and group")
 	}
@@ -152,7 +163,7 @@ func (v *validator) config(c *Config) {
 func (v *validator) publicURL(s string) {
 	const path = "public_url"
 	if s == "" {
-		v.fail(path, "public_url is required", "the bridge's external base URL, such as https://bridge.example.com; the redirect URI is public_url + /oauth/callback")
+		v.fail(path, "required, but not set", "the bridge's external base URL, such as https://bridge.example.com; the redirect URI is public_url + /oauth/callback")
 		return
 	}
 	u, err := url.Parse(s)
@@ -164,9 +175,9 @@ func (v *validator) publicURL(s string) {
 	case u.Scheme == "http" && !isLoopback(u.Hostname()):
 		v.fail(path, fmt.Sprintf("%q must use https: its host is not loopback", s), "Entra ID accepts http redirect URIs only for localhost; serve the bridge behind TLS")
 	case u.User != nil:
-		v.fail(path, "public_url must not contain a user name or password", "")
+		v.fail(path, "must not contain a user name or password", "")
 	case u.RawQuery != "" || u.ForceQuery || u.Fragment != "" || strings.Contains(s, "#"):
-		v.fail(path, "public_url must not have a query or fragment", "write only scheme, host and an optional path prefix")
+		v.fail(path, "must not have a query or fragment", "write only scheme, host and an optional path prefix")
 	}
 }
 
@@ -188,19 +199,19 @@ func (v *validator) listen(path, addr string) {
 func (v *validator) microsoft(ms *Microsoft) {
 	switch {
 	case ms.ClientID == "":
-		v.fail("microsoft.client_id", "microsoft.client_id is required", "the Application (client) ID from the app registration's Overview page in Entra ID")
+		v.fail("microsoft.client_id", "required, but not set", "the Application (client) ID from the app registration's Overview page in Entra ID")
 	case !guidPattern.MatchString(ms.ClientID):
-		v.fail("microsoft.client_id", "client_id is not a GUID", "the Application (client) ID looks like 00000000-0000-0000-0000-000000000000; the value is not shown in case a secret was pasted here")
+		v.fail("microsoft.client_id", "not a GUID", "the Application (client) ID looks like 00000000-0000-0000-0000-000000000000; the value is not shown in case a secret was pasted here")
 	}
 	if ms.ClientSecret.IsZero() {
-		v.fail("microsoft.client_secret", "microsoft.client_secret is required", "create one under Certificates & secrets in the app registration; write client_secret: ${M365_CLIENT_SECRET}")
+		v.fail("microsoft.client_secret", "required, but not set", "create one under Certificates & secrets in the app registration; write client_secret: ${M365_CLIENT_SECRET}")
 	} else {
 		v.literalSecret("microsoft.client_secret", ms.ClientSecret)
 	}
 	t := ms.Tenant
 	switch {
 	case t == "":
-		v.fail("microsoft.tenant", "microsoft.tenant is required", "the Directory (tenant) ID, a verified domain such as contoso.onmicrosoft.com, or organizations for a multitenant app")
+		v.fail("microsoft.tenant", "required, but not set", "the Directory (tenant) ID, a verified domain such as contoso.onmicrosoft.com, or organizations for a multitenant app")
 	case t == "consumers":
 		v.fail("microsoft.tenant", "consumers cannot be used: personal Microsoft accounts cannot hold work mailboxes", "use the tenant ID, a domain, or organizations")
 	case t == "organizations" || t == "common" || guidPattern.MatchString(t) || domainPattern.MatchString(t):
@@ -235,7 +246,7 @@ func (v *validator) webhook(p string, w *Webhook) {
 	u, err := url.Parse(w.URL)
 	switch {
 	case w.URL == "":
-		v.fail(p+".url", "url is required", "the helpdesk endpoint events are POSTed to, such as https://helpdesk.example.com/hooks/m365")
+		v.fail(p+".url", "required, but not set", "the helpdesk endpoint events are POSTed to, such as https://helpdesk.example.com/hooks/m365")
 	case err != nil || !u.IsAbs() || u.Host == "" || u.Opaque != "" || (u.Scheme != "http" && u.Scheme != "https"):
 		v.fail(p+".url", fmt.Sprintf("%q is not an absolute http(s) URL", w.URL), "write it as https://helpdesk.example.com/hooks/m365")
 	case u.Scheme == "http" && !isLoopback(u.Hostname()):
@@ -347,7 +358,7 @@ func (v *validator) template(p string, t *Template) {
 		v.fail(p, fmt.Sprintf("the template does not parse: %s", strings.TrimPrefix(err.Error(), "template: body:")), "see text/template syntax; the data is the event")
 	}
 	if strings.TrimSpace(t.ContentType) == "" {
-		v.fail(p+".content_type", "content_type is empty", "such as application/json")
+		v.fail(p+".content_type", "must not be empty", "such as application/json")
 	}
 }
 
@@ -407,7 +418,7 @@ func (v *validator) channel(p string, ch *Channel) {
 		v.fail(ap+".mode", fmt.Sprintf("archive mode %q is not auto, on or off", a.Mode), "auto (the safe default), on with before, or off")
 	}
 	if strings.TrimSpace(a.State) == "" {
-		v.fail(ap+".state", "archive state is empty", "the ticket state for archived mail, such as closed")
+		v.fail(ap+".state", "must not be empty", "the ticket state for archived mail, such as closed")
 	}
 }
 

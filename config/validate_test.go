@@ -38,7 +38,7 @@ func TestValidationRules(t *testing.T) {
 
 		// Required fields.
 		{name: "PublicURLRequired", edits: []edit{{"public_url: https://bridge.example.com\n", ""}},
-			path: "public_url", msg: "public_url is required"},
+			path: "public_url", msg: "required, but not set"},
 		{name: "ClientIDRequired", edits: []edit{{"  client_id: 00000000-0000-0000-0000-000000000001\n", ""}},
 			path: "microsoft.client_id", msg: "required", at: "microsoft:"},
 		{name: "ClientSecretRequired", edits: []edit{{"  client_secret: ${M365_CLIENT_SECRET}\n", ""}},
@@ -110,7 +110,7 @@ func TestValidationRules(t *testing.T) {
 		{name: "TenantGarbage", edits: []edit{{"tenant: contoso.onmicrosoft.com", "tenant: not a tenant"}},
 			path: "microsoft.tenant", msg: "is not a tenant ID, domain or organizations", at: "tenant: not"},
 		{name: "ClientIDNotGUID", edits: []edit{{"client_id: 00000000-0000-0000-0000-000000000001", "client_id: my-app"}},
-			path: "microsoft.client_id", msg: "client_id is not a GUID"},
+			path: "microsoft.client_id", msg: "not a GUID"},
 		{name: "GraphURLPlainHTTP", edits: []edit{add("  tenant: contoso.onmicrosoft.com\n", "  graph_url: http://graph.example.com\n")},
 			path: "microsoft.graph_url", msg: "must use https"},
 		{name: "PromptUnknown", edits: []edit{add("  tenant: contoso.onmicrosoft.com\n", "  prompt: select-account\n")},
@@ -174,7 +174,7 @@ func TestValidationRules(t *testing.T) {
 		{name: "ArchiveOffWithBefore", edits: []edit{add(sales, "    archive: {mode: off, before: 2026-11-01T00:00:00Z}\n")},
 			path: "channels[1].archive.before", msg: "before has no effect with archive mode off"},
 		{name: "ArchiveStateEmpty", edits: []edit{add(sales, "    archive: {state: ''}\n")},
-			path: "channels[1].archive.state", msg: "archive state is empty"},
+			path: "channels[1].archive.state", msg: "must not be empty"},
 		{name: "MaxAttachmentBytesUnits", edits: []edit{add(sales, "    max_attachment_bytes: 10MB\n")},
 			path: "channels[1].max_attachment_bytes", msg: `"10MB" is not a whole number`},
 		{name: "RawMIMENotBool", edits: []edit{add(sales, "    raw_mime: please\n")},
