@@ -567,3 +567,35 @@ func TestSimMessagesAttachmentsMIME(t *testing.T) {
 		}
 	})
 }
+
+func TestSimAttachmentsOf(t *testing.T) {
+	srv, c, _ := startSim(t, m365sim.Options{}, func(s *m365sim.Seed) {
+		s.SharedMailboxes[0].Mail = m365sim.MailSeed{Generate: &m365sim.GenerateSpec{Count: 25, Size: 256,
+			Attachments: []m365sim.AttachmentMix{{Percent: 100, Size: 2048}}}}
+	})
+	var ids []string
+	for _, m := range srv.Sim.Messages(support, "Inbox") {
+		ids = append(ids, m.ImmutableID)
+	}
+	gone := ids[3]
+	if err := srv.Sim.DeleteMessage(support, gone, true); err != nil {
+		t.Fatal(err)
+	}
+	mc := c.Mailbox(Mailbox{Shared: true, Address: support}, tokensFor(t, srv, agent))
+	srv.Sim.ResetCounters()
+	atts, failed, err := mc.AttachmentsOf(context.Background(), append(ids, ids[0]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := srv.Sim.Counters(); got.Requests != 2 || got.BatchInner != 25 {
+		t.Errorf("counters %+v, want 2 batch calls for 25 distinct messages", got)
+	}
+	if len(atts) != 24 || len(failed) != 1 || !errors.Is(failed[gone], ErrItemNotFound) {
+		t.Fatalf("%d with attachments, failed %v; want 24 and %s gone", len(atts), failed, gone)
+	}
+	for id, list := range atts {
+		if len(list) != 1 || len(list[0].ContentBytes) != 2048 || list[0].Size == 0 {
+			t.Errorf("%s: attachments %+v", id, list)
+		}
+	}
+}
