@@ -7,15 +7,24 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
+	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
+	"golang.org/x/sync/errgroup"
+
+	"github.com/m365bridge/m365bridge/bridge/entra"
+	"github.com/m365bridge/m365bridge/bridge/graph"
 	"github.com/m365bridge/m365bridge/bridge/store"
 	"github.com/m365bridge/m365bridge/bridge/web"
 	"github.com/m365bridge/m365bridge/config"
+	"github.com/m365bridge/m365bridge/webhooks/deliver"
 )
 
 // Options are what the daemon takes besides its configuration.
@@ -23,6 +32,16 @@ type Options struct {
 	Logger  *slog.Logger
 	Version string
 	Now     func() time.Time
+	// Getenv reads the token-encryption key variables (default os.Getenv).
+	Getenv func(string) string
+	// HTTPClient makes every call to Entra ID and Graph; default one with a
+	// 2-minute overall timeout.
+	HTTPClient *http.Client
+	// SupervisorPoll is how often a channel that is not connected yet looks
+	// at the store again (default 2 s).
+	SupervisorPoll time.Duration
+	// Dispatcher tunes the webhook dispatcher (tests shorten its polls).
+	Dispatcher deliver.Options
 }
 
 // Daemon is a running bridge: New, then Start, Run, Close.
@@ -32,8 +51,17 @@ type Daemon struct {
 	opts       Options
 	instanceID string
 
-	db  *store.DB
-	web *web.Server
+	db        *store.DB
+	vault     *store.Vault
+	auth      *entra.Manager
+	graph     *graph.Client
+	endpoints []deliver.Endpoint
+	disp      *deliver.Dispatcher
+	web       *web.Server
+
+	mu      sync.Mutex
+	runners map[string]*Runner       // channels that are running
+	wake    map[string]chan struct{} // supervisors waiting for a connection
 }
 
 // New prepares a daemon; nothing is opened or bound until Start.
@@ -44,19 +72,63 @@ func New(cfg *config.Config, opts Options) *Daemon {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
+	if opts.Getenv == nil {
+		opts.Getenv = os.Getenv
+	}
+	if opts.HTTPClient == nil {
+		opts.HTTPClient = &http.Client{Timeout: 2 * time.Minute}
+	}
+	if opts.SupervisorPoll == 0 {
+		opts.SupervisorPoll = 2 * time.Second
+	}
 	var nonce [12]byte
 	rand.Read(nonce[:])
-	return &Daemon{cfg: cfg, log: opts.Logger, opts: opts, instanceID: hex.EncodeToString(nonce[:])}
+	return &Daemon{cfg: cfg, log: opts.Logger, opts: opts, instanceID: hex.EncodeToString(nonce[:]),
+		runners: map[string]*Runner{}, wake: map[string]chan struct{}{}}
 }
 
-// Start opens the store and binds the listeners. An error leaves nothing
-// open behind.
-func (d *Daemon) Start(ctx context.Context) error {
-	db, err := store.Open(ctx, filepath.Join(d.cfg.State, store.FileName))
-	if err != nil {
+// Start opens the store, prepares every component and binds the listeners.
+// An error leaves nothing open behind.
+func (d *Daemon) Start(ctx context.Context) (err error) {
+	defer func() {
+		if err != nil {
+			d.Close(context.WithoutCancel(ctx))
+		}
+	}()
+	if d.db, err = store.Open(ctx, filepath.Join(d.cfg.State, store.FileName)); err != nil {
 		return fmt.Errorf("open state: %w", err)
 	}
-	d.db = db
+	keys, err := store.LoadKeyring(d.cfg.State, d.opts.Getenv, d.log)
+	if err != nil {
+		return fmt.Errorf("load token key: %w", err)
+	}
+	d.vault = store.NewVault(d.db, keys)
+	names := make([]string, 0, len(d.cfg.Channels))
+	for _, ch := range d.cfg.Channels {
+		names = append(names, ch.Name)
+	}
+	if err := d.db.EnsureChannels(ctx, names); err != nil {
+		return err
+	}
+
+	d.auth = entra.FromConfig(d.cfg, d.vault, d.opts.HTTPClient)
+	d.auth.Log = d.log.With("component", "entra")
+	d.auth.Notifier = d
+	d.auth.Now = d.opts.Now
+
+	d.graph = &graph.Client{BaseURL: d.cfg.MS.GraphURL, HTTP: d.opts.HTTPClient, Logger: d.log.With("component", "graph"), Now: d.opts.Now}
+
+	if d.endpoints, err = Endpoints(d.cfg); err != nil {
+		return err
+	}
+	dopts := d.opts.Dispatcher
+	dopts.Logger = d.log.With("component", "deliver")
+	dopts.UserAgent = "m365bridge/" + d.opts.Version
+	if d.disp, err = deliver.New(d.db.Outbox(), d.endpoints, dopts); err != nil {
+		return fmt.Errorf("webhook dispatcher: %w", err)
+	}
+	RegisterLedgerHooks(d.db, d.notifyRunner)
+
 	d.web = web.New(web.Options{
 		PublicAddr: d.cfg.Listen,
 		AdminAddr:  d.cfg.Admin.Listen,
@@ -66,9 +138,9 @@ func (d *Daemon) Start(ctx context.Context) error {
 		Ready:      d.ready,
 		Logger:     d.log.With("component", "web"),
 	})
+	d.web.Public.GET("/oauth/callback", d.auth.Callback)
+	d.mountAdmin(d.web.Admin)
 	if err := d.web.Start(); err != nil {
-		d.db.Close()
-		d.db = nil
 		return err
 	}
 	d.log.Info("m365bridge started", "version", d.opts.Version, "state", d.db.Path(),
@@ -84,14 +156,101 @@ func (d *Daemon) ready(ctx context.Context) error {
 	return d.db.Ping(ctx)
 }
 
-// Run blocks until ctx ends or a component fails.
+// Run runs the dispatcher and one supervisor per channel until ctx ends or
+// a component fails.
 func (d *Daemon) Run(ctx context.Context) error {
-	select {
-	case <-ctx.Done():
-		return nil
-	case err := <-d.web.Err():
-		return fmt.Errorf("http listener: %w", err)
+	g, ctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return d.disp.Run(ctx) })
+	for _, ch := range d.cfg.Channels {
+		g.Go(func() error { return d.superviseChannel(ctx, ch) })
 	}
+	g.Go(func() error {
+		select {
+		case <-ctx.Done():
+			return nil
+		case err := <-d.web.Err():
+			return fmt.Errorf("http listener: %w", err)
+		}
+	})
+	return g.Wait()
+}
+
+// superviseChannel waits until a channel is connected (its mailbox address
+// known), then runs its sync runner until ctx ends. The runner itself
+// pauses while the channel's sign-in needs attention.
+func (d *Daemon) superviseChannel(ctx context.Context, ch config.Channel) error {
+	log := d.log.With("channel", ch.Name)
+	wake := make(chan struct{}, 1)
+	d.mu.Lock()
+	d.wake[ch.Name] = wake
+	d.mu.Unlock()
+	announced := false
+	for {
+		st, err := d.db.ChannelState(ctx, ch.Name)
+		if err != nil && ctx.Err() == nil {
+			log.Error("read channel state", "err", err)
+		}
+		if mb, ok := graphMailbox(ch, st.Account); ok && err == nil && st.Account.ObjectID != "" {
+			r := NewRunner(RunnerConfig{
+				Channel: ch, Tenant: eventTenant(d.cfg), Mailbox: mb.Address, DB: d.db,
+				Graph:  d.graph.Mailbox(mb, d.auth.Source(ch.Name)),
+				Logger: d.log, Now: d.opts.Now, Wake: d.disp.Wake,
+			})
+			d.mu.Lock()
+			d.runners[ch.Name] = r
+			d.mu.Unlock()
+			log.Info("channel syncing", "mailbox", mb.Address, "folder", displayFolder(ch.Folder))
+			return r.Run(ctx)
+		}
+		if !announced && err == nil {
+			log.Warn("channel not connected yet; open the consent URL from `m365bridge auth "+ch.Name+"` or the status page", "state", st.State)
+			announced = true
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-wake:
+		case <-time.After(d.opts.SupervisorPoll):
+		}
+	}
+}
+
+func displayFolder(f string) string {
+	if f == "" {
+		return "Inbox"
+	}
+	return f
+}
+
+func (d *Daemon) wakeSupervisor(channel string) {
+	d.mu.Lock()
+	w := d.wake[channel]
+	d.mu.Unlock()
+	if w != nil {
+		select {
+		case w <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// notifyRunner runs inside the outbox's acknowledgement transaction: it
+// only signals, never blocks.
+func (d *Daemon) notifyRunner(channel string) {
+	d.mu.Lock()
+	r := d.runners[channel]
+	d.mu.Unlock()
+	if r != nil {
+		r.Notify()
+	}
+}
+
+// Runner returns a channel's runner once the channel is syncing.
+func (d *Daemon) Runner(channel string) (*Runner, bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	r, ok := d.runners[channel]
+	return r, ok
 }
 
 // Close shuts everything down within ctx's deadline. Safe to call twice.
@@ -110,8 +269,16 @@ func (d *Daemon) Close(ctx context.Context) error {
 // InstanceID is the per-process nonce /healthz reports.
 func (d *Daemon) InstanceID() string { return d.instanceID }
 
-// PublicAddr and AdminAddr are the bound listener addresses (after Start).
+// PublicAddr is the bound public listener address (after Start).
 func (d *Daemon) PublicAddr() string { return d.web.PublicAddr() }
 
 // AdminAddr is the bound admin listener address (after Start).
 func (d *Daemon) AdminAddr() string { return d.web.AdminAddr() }
+
+// Auth is the consent and token manager (after Start).
+func (d *Daemon) Auth() *entra.Manager { return d.auth }
+
+// DB is the state store (after Start).
+func (d *Daemon) DB() *store.DB { return d.db }
+
+func jsonMarshal(v any) ([]byte, error) { return json.Marshal(v) }

@@ -1,0 +1,126 @@
+package bridge
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/m365bridge/m365bridge/bridge/graph"
+	"github.com/m365bridge/m365bridge/bridge/store"
+	"github.com/m365bridge/m365bridge/config"
+	"github.com/m365bridge/m365bridge/webhooks"
+	"github.com/m365bridge/m365bridge/webhooks/deliver"
+)
+
+// Endpoints turns bridge.yaml's webhooks into the dispatcher's endpoints,
+// parsing request templates (from the file when one is named).
+func Endpoints(cfg *config.Config) ([]deliver.Endpoint, error) {
+	var eps []deliver.Endpoint
+	for _, w := range cfg.Webhooks {
+		ep := deliver.Endpoint{
+			Name: w.Name, URL: w.URL, Types: w.Types, Timeout: w.Timeout,
+			MaxAttempts: w.MaxAttempts, MaxAge: w.MaxAge, Schedule: w.Schedule,
+			Concurrency: w.Concurrency, Retention: w.Retention,
+		}
+		for _, s := range w.AllSecrets() {
+			ep.Secrets = append(ep.Secrets, s.Value())
+		}
+		if len(w.Headers) > 0 {
+			ep.Headers = map[string]string{}
+			for k, v := range w.Headers {
+				ep.Headers[k] = v.Value()
+			}
+		}
+		if t := w.Template; t != nil {
+			body := t.Body
+			if t.File != "" {
+				b, err := os.ReadFile(t.File)
+				if err != nil {
+					return nil, fmt.Errorf("webhook %s: read template: %w", w.Name, err)
+				}
+				body = string(b)
+			}
+			tpl, err := deliver.ParseTemplate(w.Name, body)
+			if err != nil {
+				return nil, fmt.Errorf("webhook %s: %w", w.Name, err)
+			}
+			ep.Template, ep.ContentType = tpl, t.ContentType
+		}
+		eps = append(eps, ep)
+	}
+	return eps, nil
+}
+
+// graphMailbox is how a channel's mailbox is addressed in Graph. A user
+// mailbox is the signed-in account's own; its address (for event ids, the
+// event's mailbox block and the per-mailbox request limit) is the account's
+// sign-in name, known once the channel is connected.
+func graphMailbox(ch config.Channel, account store.Account) (graph.Mailbox, bool) {
+	if ch.Mailbox.Type == config.MailboxShared {
+		return graph.Mailbox{Shared: true, Address: strings.ToLower(ch.Mailbox.Address)}, true
+	}
+	if account.UPN == "" {
+		return graph.Mailbox{}, false
+	}
+	return graph.Mailbox{Address: strings.ToLower(account.UPN)}, true
+}
+
+// eventTenant keys event ids. It is the configured tenant, lower-cased: a
+// value the operator chose and that does not depend on when a channel was
+// connected, so ids stay the same across restarts (DESIGN.md invariant 3).
+func eventTenant(cfg *config.Config) string { return strings.ToLower(cfg.MS.Tenant) }
+
+// AuthFailed and AuthRestored implement entra.Notifier: the helpdesk hears
+// of a channel that stopped (and started again) through the channel's own
+// webhook, as channel.auth_failed and channel.auth_restored events.
+func (d *Daemon) AuthFailed(ctx context.Context, channel, code, reason, fix string) {
+	d.log.Error("channel needs re-authentication", "channel", channel, "aadsts", code, "reason", reason, "fix", fix)
+	d.emitChannelEvent(ctx, webhooks.TypeChannelAuthFailed, channel, webhooks.ChannelData{State: store.ChannelReauthRequired, Code: code, Reason: reason, Fix: fix})
+}
+
+// AuthRestored implements entra.Notifier.
+func (d *Daemon) AuthRestored(ctx context.Context, channel string) {
+	d.log.Info("channel authenticated again", "channel", channel)
+	d.emitChannelEvent(ctx, webhooks.TypeChannelAuthRestored, channel, webhooks.ChannelData{State: store.ChannelActive})
+	d.wakeSupervisor(channel)
+}
+
+func (d *Daemon) emitChannelEvent(ctx context.Context, typ, channel string, data webhooks.ChannelData) {
+	ch, ok := d.channel(channel)
+	if !ok || ch.Webhook == "" {
+		return
+	}
+	for _, ep := range d.endpoints {
+		if ep.Name == ch.Webhook && !ep.Accepts(typ) {
+			return
+		}
+	}
+	data.ID = webhooks.NewID("evt")
+	data.Version = webhooks.Version
+	data.Channel = channel
+	data.Mailbox = &webhooks.Mailbox{Type: ch.Mailbox.Type, Address: ch.Mailbox.Address}
+	ev, err := webhooks.NewEvent(typ, d.opts.Now(), data)
+	if err == nil {
+		var body []byte
+		if body, err = jsonMarshal(ev); err == nil {
+			err = d.db.Enqueue(context.WithoutCancel(ctx), store.OutboxEvent{EventID: data.ID, Endpoint: ch.Webhook, Channel: channel, Type: typ, Body: body})
+		}
+	}
+	if err != nil {
+		d.log.Error("queue channel event", "channel", channel, "type", typ, "err", err)
+		return
+	}
+	if d.disp != nil {
+		d.disp.Wake()
+	}
+}
+
+func (d *Daemon) channel(name string) (config.Channel, bool) {
+	for _, ch := range d.cfg.Channels {
+		if ch.Name == name {
+			return ch, true
+		}
+	}
+	return config.Channel{}, false
+}
