@@ -38,8 +38,9 @@ const Redacted = "[redacted]"
 var sensitiveKeys = []string{"token", "secret", "password", "authorization", "verifier", "cookie", "body", "code"}
 
 // safeKeys contain a sensitive fragment but carry no secret.
-// AADSTS and Graph error codes are logged under "aadsts" and "graph_code".
-var safeKeys = map[string]bool{"status_code": true, "graph_code": true, "error_code": true, "token_expiry": true, "token_expires": true}
+// A key that is exactly "code" is an error code (AADSTS, Graph, sync);
+// authorization codes are never logged under it.
+var safeKeys = map[string]bool{"code": true, "status_code": true, "graph_code": true, "error_code": true, "token_expiry": true, "token_expires": true}
 
 func redact(groups []string, a slog.Attr) slog.Attr {
 	key := strings.ToLower(a.Key)
