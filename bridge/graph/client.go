@@ -60,8 +60,9 @@ type Client struct {
 	// https://graph.microsoft.com or the simulator's http://127.0.0.1:PORT.
 	// Paging links are only followed when they point at this scheme and host.
 	BaseURL string
-	// HTTP is the transport; default http.DefaultClient (the per-attempt
-	// timeout comes from RequestTimeout through the context).
+	// HTTP sends the requests; default a client keeping up to 64 idle
+	// connections to the Graph host. The per-attempt timeout comes from
+	// RequestTimeout through the context, so no Timeout is needed here.
 	HTTP *http.Client
 	// Logger receives retry and throttling notes; default slog.Default().
 	Logger *slog.Logger
@@ -200,7 +201,15 @@ func (c *Client) init() {
 		}
 		c.BaseURL = strings.TrimSuffix(strings.TrimSuffix(c.BaseURL, "/"), "/v1.0")
 		if c.HTTP == nil {
+			// DefaultTransport keeps only 2 idle connections per host; with
+			// 4 requests per mailbox and many mailboxes on one Graph host
+			// that would mean a new TLS handshake for most requests.
 			c.HTTP = http.DefaultClient
+			if dt, ok := http.DefaultTransport.(*http.Transport); ok {
+				tr := dt.Clone()
+				tr.MaxIdleConnsPerHost = 64
+				c.HTTP = &http.Client{Transport: tr}
+			}
 		}
 		if c.Logger == nil {
 			c.Logger = slog.Default()

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"strings"
@@ -103,7 +104,7 @@ func (m *MailboxClient) Delta(ctx context.Context, folderID, cursor string, opts
 		if errors.As(err, &ge) && ge.Status == http.StatusGatewayTimeout && size > minDeltaPageSize {
 			// Large pages with full bodies time out: ask for fewer.
 			size = max(size/2, minDeltaPageSize)
-			m.log.Info("graph delta timed out, shrinking the page", "page_size", size)
+			m.log.Info("graph delta timed out, shrinking the page", slog.Int("page_size", size))
 			continue
 		}
 		if err != nil {
