@@ -323,3 +323,64 @@ func TestHostileInputs(t *testing.T) {
 		})
 	}
 }
+
+// TestSampleCommentedExamples: the option examples commented out in the
+// sample bridge.yaml are valid once uncommented.
+func TestSampleCommentedExamples(t *testing.T) {
+	b, err := os.ReadFile("../bridge.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	examples := []string{
+		"prompt: select_account", "refresh_margin: 5m",
+		"secrets:", "  - ${HELPDESK_WEBHOOK_SECRET_OLD}", "  - file:secrets/helpdesk-new.whsec",
+		"headers:", "  Authorization: Bearer ${HELPDESK_API_TOKEN}",
+		"types: [mail.received, mail.archived]", "timeout: 30s", "max_attempts: 12", "max_age: 72h",
+		"schedule: [5s, 5m, 30m, 2h, 5h, 10h]", "concurrency: 1", "retention: 7d",
+		"template:", "  content_type: application/json", "  body: |",
+		`    {"title": {{json .Data.ticket.title}}, "group": {{json .Data.group}},`,
+		`     "customer": {{json .Data.ticket.customer.address}}}`,
+		"poll_interval: 1m", "raw_mime: false", "max_attachment_bytes: 10485760",
+		"- name: billing", "  mailbox: {type: shared, address: billing@contoso.com}",
+		"  after_import: move:Archive/Imported", "  raw_mime: true",
+		"- name: noreply-bounces", "  mailbox: {type: shared, address: noreply@contoso.com}",
+		"  after_import: delete", "  archive: {mode: off}   # check warns: old mail is imported as new",
+	}
+	want := map[string]bool{}
+	for _, e := range examples {
+		want[e] = true
+	}
+	found := map[string]bool{}
+	lines := strings.Split(string(b), "\n")
+	for i, l := range lines {
+		indent := l[:len(l)-len(strings.TrimLeft(l, " "))]
+		if rest, ok := strings.CutPrefix(l[len(indent):], "# "); ok && want[rest] {
+			lines[i] = indent + rest
+			found[rest] = true
+		}
+	}
+	for _, e := range examples {
+		if !found[e] {
+			t.Errorf("example line %q is no longer in bridge.yaml; update this test", e)
+		}
+	}
+	env := testEnv{
+		vars: map[string]string{"HELPDESK_WEBHOOK_SECRET_OLD": webhookSecret, "HELPDESK_API_TOKEN": "t"},
+		files: map[string]string{
+			filepath.Join("secrets", "helpdesk-new.whsec"): webhookSecret + "\n",
+		},
+	}
+	c, err := Parse([]byte(strings.Join(lines, "\n")), "bridge.yaml", env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := len(c.Channels), 4; got != want {
+		t.Errorf("channels = %d, want %d", got, want)
+	}
+	if got, want := len(c.Webhooks[0].AllSecrets()), 3; got != want {
+		t.Errorf("secrets = %d, want %d", got, want)
+	}
+	if c.Webhooks[0].Template == nil || c.MS.Prompt != "select_account" {
+		t.Errorf("template or prompt not uncommented")
+	}
+}
