@@ -324,3 +324,76 @@ func TestSimThrottlingNeverTriggered(t *testing.T) {
 		}
 	})
 }
+
+func TestSimFaultsAreRetried(t *testing.T) {
+	srv, c, rec := startSim(t, m365sim.Options{}, func(s *m365sim.Seed) {
+		s.SharedMailboxes[0].Mail = m365sim.MailSeed{Generate: &m365sim.GenerateSpec{Count: 30, Size: 256}}
+	})
+	mc := c.Mailbox(Mailbox{Shared: true, Address: support}, tokensFor(t, srv, agent))
+	ctx := context.Background()
+	f, err := mc.ResolveFolder(ctx, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	delta := "**/messages/delta"
+
+	t.Run("503 with Retry-After", func(t *testing.T) {
+		defer srv.Sim.ClearFaults()
+		if _, err := srv.Sim.AddFault(m365sim.FaultRule{Path: delta, Status: 503, RetryAfter: 3, Count: 2}); err != nil {
+			t.Fatal(err)
+		}
+		before := len(rec.get())
+		if _, err := mc.Delta(ctx, f.ID, "", DeltaOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		if got := rec.get()[before:]; fmt.Sprint(got) != "[3s 3s]" {
+			t.Errorf("waits = %v, want [3s 3s]", got)
+		}
+	})
+	t.Run("dropped connection", func(t *testing.T) {
+		defer srv.Sim.ClearFaults()
+		if _, err := srv.Sim.AddFault(m365sim.FaultRule{Path: delta, Drop: true, Count: 1}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := mc.Delta(ctx, f.ID, "", DeltaOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	})
+	t.Run("429 storm", func(t *testing.T) {
+		defer srv.Sim.ClearFaults()
+		if _, err := srv.Sim.AddFault(m365sim.FaultRule{Path: "**", Status: 429, RetryAfter: 1, Rate: 0.4}); err != nil {
+			t.Fatal(err)
+		}
+		storm := &Client{BaseURL: c.BaseURL, Sleep: rec.sleep, MaxRetries: 30, Logger: c.Logger}
+		sc := storm.Mailbox(Mailbox{Shared: true, Address: support}, tokensFor(t, srv, agent))
+		seen := 0
+		for cursor := ""; ; {
+			page, err := sc.Delta(ctx, f.ID, cursor, DeltaOptions{PageSize: 10})
+			if err != nil {
+				t.Fatal(err)
+			}
+			seen += len(page.Messages)
+			if cursor = page.NextLink; cursor == "" {
+				break
+			}
+		}
+		if seen != 30 || sc.Stats().Throttled == 0 {
+			t.Errorf("saw %d messages with %d 429s; want all 30 through a storm", seen, sc.Stats().Throttled)
+		}
+	})
+	t.Run("persistent 500 gives up", func(t *testing.T) {
+		defer srv.Sim.ClearFaults()
+		if _, err := srv.Sim.AddFault(m365sim.FaultRule{Path: delta, Status: 500}); err != nil {
+			t.Fatal(err)
+		}
+		srv.Sim.ResetCounters()
+		_, err := mc.Delta(ctx, f.ID, "", DeltaOptions{})
+		var ge *Error
+		if !errors.As(err, &ge) || ge.Status != 500 || !ge.Temporary() {
+			t.Fatalf("err = %v, want a temporary 500", err)
+		}
+		if got := srv.Sim.Counters().Requests; got != DefaultMaxRetries+1 {
+			t.Errorf("%d requests, want %d", got, DefaultMaxRetries+1)
+		}
+	})
+}
