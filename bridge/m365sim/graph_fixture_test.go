@@ -95,7 +95,7 @@ func (f *graphFixture) call(t *testing.T, method, path, tok string, body any, hd
 		req.Header.Set("Content-Type", "application/json")
 	}
 	for i := 0; i+1 < len(hdr); i += 2 {
-		req.Header.Add(hdr[i], hdr[i+1])
+		req.Header.Set(hdr[i], hdr[i+1])
 	}
 	resp, err := f.srv.Client().Do(req)
 	if err != nil {
@@ -222,8 +222,14 @@ func golden(t *testing.T, name string, got []byte) {
 	if err := json.Unmarshal(got, &v); err != nil {
 		t.Fatal(err)
 	}
-	pretty, _ := json.MarshalIndent(v, "", "  ")
-	pretty = append(pretty, '\n')
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(v); err != nil {
+		t.Fatal(err)
+	}
+	pretty := buf.Bytes()
 	path := filepath.Join("testdata", "graph", name)
 	if *updateGolden {
 		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {

@@ -43,14 +43,14 @@ type NewMessage struct {
 // when empty, Size deterministic bytes are generated. Kind "reference"
 // makes a reference attachment (not part of the MIME) pointing at URL.
 type NewAttachment struct {
-	Name        string `json:"name" yaml:"name"`
-	ContentType string `json:"contentType,omitempty" yaml:"content_type"`
-	Content     string `json:"content,omitempty" yaml:"content"`
-	Size        int    `json:"size,omitempty" yaml:"size"`
-	ContentID   string `json:"contentId,omitempty" yaml:"content_id"`
-	Inline      bool   `json:"inline,omitempty" yaml:"inline"`
-	Kind        string `json:"kind,omitempty" yaml:"kind"` // "file" (default) or "reference"
-	URL         string `json:"url,omitempty" yaml:"url"`
+	Name        string   `json:"name" yaml:"name"`
+	ContentType string   `json:"contentType,omitempty" yaml:"content_type"`
+	Content     string   `json:"content,omitempty" yaml:"content"`
+	Size        ByteSize `json:"size,omitempty" yaml:"size"`
+	ContentID   string   `json:"contentId,omitempty" yaml:"content_id"`
+	Inline      bool     `json:"inline,omitempty" yaml:"inline"`
+	Kind        string   `json:"kind,omitempty" yaml:"kind"` // "file" (default) or "reference"
+	URL         string   `json:"url,omitempty" yaml:"url"`
 }
 
 // MessageHeader is one internet message header.
@@ -189,7 +189,7 @@ func (s *Sim) buildNewMessage(mb *Mailbox, nm NewMessage, received time.Time) ([
 		}
 		data := []byte(a.Content)
 		if a.Content == "" {
-			data = syntheticBytes(uint64(s.opts.Seed)+uint64(i), a.Size)
+			data = syntheticBytes(uint64(s.opts.Seed)+uint64(i), int(a.Size))
 		}
 		o.Attachments = append(o.Attachments, outAttachment{Name: a.Name, ContentType: a.ContentType, ContentID: a.ContentID,
 			Inline: a.Inline, Data: func() []byte { return data }})
