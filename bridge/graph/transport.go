@@ -65,6 +65,9 @@ func (m *MailboxClient) do(ctx context.Context, cl call) (*response, error) {
 	if m.mb.Shared && strings.TrimSpace(m.mb.Address) == "" {
 		return nil, fmt.Errorf("%s %s: shared mailbox has no address", cl.method, cl.kind)
 	}
+	if m.tokens == nil {
+		return nil, fmt.Errorf("%s %s: mailbox %s has no token source", cl.method, cl.kind, m.mb.Address)
+	}
 	requestID := newGUID()
 	authRetried := false
 	for attempt := 0; ; attempt++ {

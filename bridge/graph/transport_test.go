@@ -429,3 +429,16 @@ func TestSizeCaps(t *testing.T) {
 		t.Errorf("WriteAttachment over the cap: n=%d len=%d err=%v, want 10, 10, ErrTooLarge", n, sb.Len(), err)
 	}
 }
+
+func TestMisconfiguredMailbox(t *testing.T) {
+	c, _ := fakeGraph(t, func(w http.ResponseWriter, r *http.Request) { t.Error("no request expected") })
+	ctx := context.Background()
+	if _, err := c.Mailbox(Mailbox{Shared: true}, staticToken("a.b.c")).GetFolder(ctx, "inbox"); err == nil ||
+		!strings.Contains(err.Error(), "no address") {
+		t.Errorf("shared mailbox without address: %v", err)
+	}
+	if _, err := c.Mailbox(Mailbox{Address: "u@x"}, nil).GetFolder(ctx, "inbox"); err == nil ||
+		!strings.Contains(err.Error(), "no token source") {
+		t.Errorf("nil token source: %v", err)
+	}
+}
