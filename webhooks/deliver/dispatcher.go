@@ -269,6 +269,7 @@ func (d *Dispatcher) runLane(ctx context.Context, l *lane) {
 	}()
 	var nextRetire time.Time
 	var st EndpointStatus
+	var stateRead time.Time
 	stale := true // st must be re-read: at start, on a wake, a timer or a 410
 	for {
 		if ctx.Err() != nil {
@@ -285,7 +286,7 @@ func (d *Dispatcher) runLane(ctx context.Context, l *lane) {
 			nextRetire = now.Add(d.opts.RetireInterval)
 		}
 		var wait <-chan time.Time
-		if stale {
+		if stale || now.Sub(stateRead) >= d.opts.PollInterval { // the CLI may pause it during a long backlog
 			prev := st.State
 			next, err := d.q.Endpoint(ctx, ep.Name)
 			if err != nil {
@@ -294,7 +295,7 @@ func (d *Dispatcher) runLane(ctx context.Context, l *lane) {
 			} else if next.State != EndpointActive && next.State != prev {
 				d.log.Warn("webhook endpoint not active: deliveries wait", "endpoint", ep.Name, "state", next.State, "reason", next.Reason)
 			}
-			st, stale = next, false
+			st, stale, stateRead = next, false, now
 		}
 		if st.State == EndpointActive {
 			wait = d.fill(ctx, l, ep, inflight, done, &posts)
