@@ -97,7 +97,8 @@ func (s *Sim) handleBatch(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"responses": results})
 }
 
-// validateBatch returns why a batch is rejected as a whole, or "".
+// validateBatch returns why a batch is rejected as a whole, or "". The
+// rules are documented (B.10); the texts are the sim's own.
 func validateBatch(items []batchItem) string {
 	if len(items) == 0 {
 		return "The batch request must contain at least one request."
@@ -115,6 +116,8 @@ func validateBatch(items []batchItem) string {
 			return fmt.Sprintf("Batch request contains duplicate request id '%s'.", it.ID)
 		case it.Method == "" || it.URL == "":
 			return fmt.Sprintf("Request id : %s needs a method and a url.", it.ID)
+		case strings.Contains(strings.ToLower(it.URL), "$batch"):
+			return fmt.Sprintf("Request id : %s: a batch cannot contain another $batch.", it.ID)
 		case len(it.Body) > 0 && string(it.Body) != "null" && headerValue(it.Headers, "Content-Type") == "":
 			return fmt.Sprintf("Write request id : %s does not contain Content-Type header or body.", it.ID)
 		}
@@ -137,6 +140,8 @@ func headerValue(h map[string]string, name string) string {
 	return ""
 }
 
+// failedDependency is the 424 item. The status is documented (B.10); the
+// body's code and text are the sim's own.
 func failedDependency(id string) batchResult {
 	return batchResult{ID: id, Status: http.StatusFailedDependency,
 		Headers: map[string]string{"Content-Type": "application/json"},

@@ -104,6 +104,7 @@ func TestBatch(t *testing.T) {
 			"body without type":  map[string]any{"requests": []any{map[string]any{"id": "1", "method": "PATCH", "url": "/me/messages/a", "body": map[string]any{"isRead": true}}}},
 			"unknown dependency": map[string]any{"requests": []any{map[string]any{"id": "1", "method": "GET", "url": "/me", "dependsOn": []string{"9"}}}},
 			"empty":              map[string]any{"requests": []any{}},
+			"nested batch":       map[string]any{"requests": []any{map[string]any{"id": "1", "method": "POST", "url": "/$batch"}}},
 			"malformed":          []byte(`{"requests": [`),
 		}
 		for name, body := range cases {

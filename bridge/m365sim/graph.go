@@ -77,9 +77,9 @@ const (
 )
 
 func (s *Sim) registerGraph(mux *http.ServeMux) {
-	for _, p := range []string{"/v1.0/me", "/v1.0/me/", "/v1.0/users/", "/v1.0/$batch"} {
-		mux.HandleFunc(p, s.serveGraph)
-	}
+	// One subtree: every /v1.0 path gets Graph headers and Graph errors,
+	// and OData key syntax such as users('a@b') is normalised first.
+	mux.HandleFunc("/v1.0/", s.serveGraph)
 	g := http.NewServeMux()
 	s.graph.mux = g
 	g.HandleFunc("POST /v1.0/$batch", s.handleBatch)

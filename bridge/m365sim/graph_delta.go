@@ -82,6 +82,7 @@ func (s *Sim) handleDelta(w http.ResponseWriter, r *http.Request, c *graphCtx) {
 				loc += t.initialQuery()
 			}
 			w.Header().Set("Location", loc)
+			// Status, code and Location are documented (B.6); the text is the sim's own.
 			writeGraphError(w, r, http.StatusGone, "syncStateNotFound", "The sync state could not be found or has expired. Restart the synchronization from the Location URL.")
 			return
 		}

@@ -102,6 +102,7 @@ func (s *Sim) handleFolderCreate(w http.ResponseWriter, r *http.Request, c *grap
 			return
 		}
 	}
+	// ErrorFolderExists and its text are the sim's own (not in the reference).
 	for _, f := range c.d.children(parent.id, true) {
 		if strings.EqualFold(f.name, body.DisplayName) {
 			writeGraphError(w, r, http.StatusConflict, "ErrorFolderExists", "A folder with the specified name already exists.")
@@ -165,6 +166,7 @@ func (s *Sim) handleFolderDelete(w http.ResponseWriter, r *http.Request, c *grap
 		return
 	}
 	if f.wellKnown != "" {
+		// Code and text are the sim's own (not in the reference).
 		writeGraphError(w, r, http.StatusBadRequest, "ErrorDeleteDistinguishedFolder", "Distinguished folders cannot be deleted.")
 		return
 	}

@@ -64,6 +64,7 @@ func parseListQuery(q url.Values, forFolders bool) (*listQuery, *graphError) {
 	if v := q.Get("$top"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 1 || n > 1000 {
+			// The range is documented (B.3); the message text is the sim's own.
 			return nil, &graphError{http.StatusBadRequest, "ErrorInvalidRequest", fmt.Sprintf("The $top value %q is invalid: it must be an integer from 1 to 1000.", v)}
 		}
 		lq.top, lq.topSet = n, true

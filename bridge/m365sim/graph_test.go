@@ -40,7 +40,9 @@ func TestGraphAccessRules(t *testing.T) {
 		{"read-only scope cannot write", "POST", "/v1.0/me/mailFolders", readOnly, 403, "ErrorAccessDenied"},
 		{"unknown user", "GET", "/v1.0/users/nobody@contoso.example/messages", f.aliceTok, 404, "ErrorInvalidUser"},
 		{"disabled mailbox", "GET", "/v1.0/users/old@contoso.example/messages", f.aliceTok, 404, "MailboxNotEnabledForRESTAPI"},
+		{"OData key syntax", "GET", "/v1.0/users('support@contoso.example')/mailFolders('Inbox')/messages", f.aliceTok, 200, ""},
 		{"unknown segment", "GET", "/v1.0/me/calendars", f.aliceTok, 400, "BadRequest"},
+		{"unknown root segment", "GET", "/v1.0/groups", f.aliceTok, 400, "BadRequest"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -546,6 +548,20 @@ func TestGraphSendMail(t *testing.T) {
 		big := map[string]any{"message": map[string]any{"subject": "x", "toRecipients": to}}
 		resp, b := f.call(t, "POST", "/v1.0/me/sendMail", f.aliceTok, big)
 		wantGraphError(t, resp, b, 400, "ErrorInvalidRecipients")
+	})
+	t.Run("createReply makes a draft", func(t *testing.T) {
+		mi, err := f.sim.InjectMail("alice@contoso.example", "Inbox", []byte(sampleEML))
+		if err != nil {
+			t.Fatal(err)
+		}
+		d := f.getJSON(t, "POST", "/v1.0/me/messages/"+url.PathEscape(mi.ID)+"/createReply", f.aliceTok, nil, 201)
+		to := d["toRecipients"].([]any)
+		if d["isDraft"] != true || d["subject"] != "RE: Invoice question" || len(to) != 1 || to[0].(map[string]any)["emailAddress"].(map[string]any)["address"] != "ada@customer.example" {
+			t.Errorf("draft %v", d)
+		}
+		if n := len(f.sim.Messages("alice@contoso.example", "Drafts")); n != 1 {
+			t.Errorf("%d drafts", n)
+		}
 	})
 	t.Run("reply keeps the thread", func(t *testing.T) {
 		mi, err := f.sim.InjectMail("alice@contoso.example", "Inbox", []byte(sampleEML))
