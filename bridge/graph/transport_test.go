@@ -213,13 +213,15 @@ func TestAttemptTimeoutIsRetried(t *testing.T) {
 		}
 		okMessage(w, "m1")
 	})
-	c.RequestTimeout = 100 * time.Millisecond
+	c.RequestTimeout = 500 * time.Millisecond
 	mc := c.Mailbox(Mailbox{Address: "u@contoso.com"}, staticToken("t.o.k"))
 	if _, err := mc.GetMessage(context.Background(), "m1", nil, false); err != nil {
 		t.Fatal(err)
 	}
-	if got := calls.Load(); got != 2 {
-		t.Errorf("attempts = %d, want 2", got)
+	// The first attempt hangs and is abandoned; on a loaded machine a later
+	// one may time out too, so expect at least two.
+	if got := calls.Load(); got < 2 {
+		t.Errorf("attempts = %d, want at least 2", got)
 	}
 }
 
