@@ -152,8 +152,10 @@ func runDeliveries(ctx context.Context, args []string, stdout, stderr io.Writer)
 	o.register(fs, "pending,dead,rejected")
 	asJSON := fs.Bool("json", false, "print one JSON object per line")
 	limit := fs.Int("limit", 200, "show at most `N` rows (0: all)")
+	pause := fs.String("pause", "", "pause deliveries to the `endpoint` (persisted; a running daemon stops within 30 s)")
+	resume := fs.String("resume", "", "resume a paused or disabled (410 Gone) `endpoint`")
 	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), "Usage: m365bridge deliveries [--config FILE | --state-dir DIR] [--state S,…] [--channel C] [--endpoint E] [--id ID] [--since T] [--until T] [--json]\n\nLists webhook outbox rows, oldest first: pending deliveries and dead letters by default.\n\nFlags:")
+		fmt.Fprintln(fs.Output(), "Usage: m365bridge deliveries [--config FILE | --state-dir DIR] [--state S,…] [--channel C] [--endpoint E] [--id ID] [--since T] [--until T] [--json] [--pause E | --resume E]\n\nLists webhook outbox rows, oldest first: pending deliveries and dead letters by default.\n--pause and --resume change an endpoint's state first (--resume re-enables one disabled by 410 Gone).\n\nFlags:")
 		fs.PrintDefaults()
 	}
 	if err := parseWebhookFlags(fs, args); err != nil {
@@ -170,6 +172,19 @@ func runDeliveries(ctx context.Context, args []string, stdout, stderr io.Writer)
 	}
 	defer db.Close()
 	q := db.Outbox()
+	for _, change := range []struct {
+		name  string
+		state deliver.EndpointState
+		why   string
+	}{{*pause, deliver.EndpointPaused, "paused with m365bridge deliveries --pause"}, {*resume, deliver.EndpointActive, "resumed with m365bridge deliveries --resume"}} {
+		if change.name == "" {
+			continue
+		}
+		if err := q.SetEndpoint(ctx, change.name, change.state, change.why, time.Now()); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "endpoint %s is now %s; a running daemon follows within 30 s\n\n", change.name, change.state)
+	}
 	rows, err := q.List(ctx, f)
 	if err != nil {
 		return err

@@ -117,3 +117,34 @@ func TestReplayCommand(t *testing.T) {
 		t.Errorf("second replay: %v %q, want nothing to replay", err, out.String())
 	}
 }
+
+func TestDeliveriesPauseResume(t *testing.T) {
+	cfg, db := outboxFixture(t)
+	ctx := context.Background()
+	if err := db.Outbox().SetEndpoint(ctx, "helpdesk", deliver.EndpointDisabled, "receiver answered 410 Gone", db.Now()); err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	if err := runDeliveries(ctx, []string{"--config", cfg}, &out, &out); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out.String(), "endpoint helpdesk is disabled") || !strings.Contains(out.String(), "410 Gone") {
+		t.Errorf("listing does not warn about the disabled endpoint:\n%s", out.String())
+	}
+	out.Reset()
+	if err := runDeliveries(ctx, []string{"--config", cfg, "--resume", "helpdesk"}, &out, &out); err != nil {
+		t.Fatal(err)
+	}
+	if st, _ := db.Outbox().Endpoint(ctx, "helpdesk"); st.State != deliver.EndpointActive {
+		t.Errorf("after --resume: %s, want active", st.State)
+	}
+	if strings.Contains(out.String(), "is disabled") {
+		t.Errorf("still warns after --resume:\n%s", out.String())
+	}
+	if err := runDeliveries(ctx, []string{"--config", cfg, "--pause", "helpdesk"}, &out, &out); err != nil {
+		t.Fatal(err)
+	}
+	if st, _ := db.Outbox().Endpoint(ctx, "helpdesk"); st.State != deliver.EndpointPaused {
+		t.Errorf("after --pause: %s, want paused", st.State)
+	}
+}
