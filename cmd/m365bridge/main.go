@@ -23,6 +23,7 @@ type command struct {
 
 // commands is every subcommand, each in its own file.
 var commands = map[string]command{
+	"demo":       {"run the whole bridge on this machine against the built-in simulator", runDemo},
 	"check":      {"validate bridge.yaml and print the redirect URI to register", runCheck},
 	"serve":      {"run the daemon", runServe},
 	"version":    {"print version and build information", runVersion},
