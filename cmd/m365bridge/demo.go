@@ -20,7 +20,6 @@ import (
 	"github.com/m365bridge/m365bridge/webhooks"
 )
 
-
 // runDemo runs the whole product on this machine: the simulator seeded with
 // realistic mailboxes, the daemon with bridge.yaml pointed at it, and a
 // development receiver that verifies and prints every event.
