@@ -24,7 +24,7 @@ const (
 // them with WriteAttachment, which gives MIME, iCal or vCard.
 type Attachment struct {
 	ODataType    string `json:"@odata.type,omitempty"`
-	ID           string `json:"id"`
+	ID           string `json:"id,omitempty"`
 	Name         string `json:"name,omitempty"`
 	ContentType  string `json:"contentType,omitempty"`
 	Size         int64  `json:"size,omitempty"` // bytes, as Graph reports it

@@ -25,6 +25,7 @@ const (
 	kindAttachment = "attachment"
 	kindMIME       = "mime"
 	kindBatch      = "batch"
+	kindSend       = "send"
 )
 
 // preferImmutableID is sent on every request (GDC outlook-immutable-id.md):
@@ -48,6 +49,10 @@ type call struct {
 	// (default 1). A $batch holds one per item up to the limit, because
 	// Outlook runs up to 4 of its items at once against the mailbox.
 	slots int64
+	// notIdempotent retries only answers that say the request was not
+	// processed (429, 503, a 401 token refresh): never a transport error or
+	// another 5xx, after which the request may have taken effect.
+	notIdempotent bool
 }
 
 // response is a 2xx answer; body is empty when the call had a sink.
@@ -79,7 +84,7 @@ func (m *MailboxClient) do(ctx context.Context, cl call) (*response, error) {
 			if ctx.Err() != nil {
 				return nil, fmt.Errorf("%s %s: %w", cl.method, cl.kind, ctx.Err())
 			}
-			if !retryable || attempt >= c.MaxRetries {
+			if !retryable || cl.notIdempotent || attempt >= c.MaxRetries {
 				return nil, err
 			}
 			wait := c.backoff(attempt)
@@ -111,12 +116,13 @@ func (m *MailboxClient) do(ctx context.Context, cl call) (*response, error) {
 				continue
 			}
 		}
+		notProcessed := res.status == http.StatusTooManyRequests || res.status == http.StatusServiceUnavailable
 		if !retryStatus(res.status) || (res.status == http.StatusGatewayTimeout && cl.no504Retry) ||
-			attempt >= c.MaxRetries {
+			(cl.notIdempotent && !notProcessed) || attempt >= c.MaxRetries {
 			return nil, gerr
 		}
 		wait := c.backoff(attempt)
-		if hasRA && (res.status == http.StatusTooManyRequests || res.status == http.StatusServiceUnavailable) {
+		if hasRA && notProcessed {
 			wait = min(ra, c.MaxRetryAfter)
 		}
 		m.log.Info("graph answered with a retryable status", slog.String("kind", cl.kind),

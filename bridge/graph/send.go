@@ -1,0 +1,63 @@
+package graph
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strings"
+)
+
+// maxRecipients is Graph's limit of to+cc+bcc recipients on one message.
+const maxRecipients = 500
+
+// OutgoingMessage is the message of a sendMail request (GDC message.md).
+// InternetMessageHeaders may only carry custom X- headers; Graph rejects
+// others. Attachments are file attachments with ContentBytes set (under
+// 3 MB each for this API).
+type OutgoingMessage struct {
+	Subject                string       `json:"subject"`
+	Body                   *ItemBody    `json:"body,omitempty"`
+	ToRecipients           []Recipient  `json:"toRecipients,omitempty"`
+	CcRecipients           []Recipient  `json:"ccRecipients,omitempty"`
+	BccRecipients          []Recipient  `json:"bccRecipients,omitempty"`
+	ReplyTo                []Recipient  `json:"replyTo,omitempty"`
+	Importance             string       `json:"importance,omitempty"`
+	InternetMessageHeaders []Header     `json:"internetMessageHeaders,omitempty"`
+	Attachments            []Attachment `json:"attachments,omitempty"`
+}
+
+// SendMail sends msg from the mailbox (POST /sendMail, answered 202) and,
+// if saveToSentItems, keeps a copy in its Sent Items. Sending is not
+// idempotent, so only answers that say the request was not processed are
+// retried (429, 503, and one 401 token refresh); a network error or another
+// 5xx is returned as is, because the mail may have gone out. A shared
+// mailbox needs Send As for the signed-in user: ErrSendAsDenied otherwise.
+func (m *MailboxClient) SendMail(ctx context.Context, msg OutgoingMessage, saveToSentItems bool) error {
+	n := len(msg.ToRecipients) + len(msg.CcRecipients) + len(msg.BccRecipients)
+	switch {
+	case n == 0:
+		return fmt.Errorf("send mail: no recipients")
+	case n > maxRecipients:
+		return fmt.Errorf("send mail: %d recipients; Graph allows at most %d in to, cc and bcc together", n, maxRecipients)
+	}
+	for _, h := range msg.InternetMessageHeaders {
+		if !strings.HasPrefix(strings.ToLower(h.Name), "x-") {
+			return fmt.Errorf("send mail: header %q: Graph accepts only custom X- headers", h.Name)
+		}
+	}
+	for i := range msg.Attachments {
+		if msg.Attachments[i].ODataType == "" {
+			msg.Attachments[i].ODataType = FileAttachment
+		}
+	}
+	body, err := json.Marshal(map[string]any{"message": msg, "saveToSentItems": saveToSentItems})
+	if err != nil {
+		return fmt.Errorf("encode mail: %w", err)
+	}
+	_, err = m.do(ctx, call{method: http.MethodPost, url: m.url("/sendMail", nil), kind: kindSend, body: body, notIdempotent: true})
+	if err != nil {
+		return fmt.Errorf("send mail: %w", err)
+	}
+	return nil
+}
