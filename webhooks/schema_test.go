@@ -255,17 +255,27 @@ func TestSchemaRejects(t *testing.T) {
 func TestSchemaMatchesGoTypes(t *testing.T) {
 	c := loadSchema(t)
 	defs := c.root["$defs"].(map[string]any)
-	pairs := []struct {
-		def string
+	type pin struct {
+		def string // a $defs name, or a path to an inline object
 		typ reflect.Type
-	}{
+	}
+	pairs := []pin{
 		{"mail", reflect.TypeOf(MailData{})}, {"ticket", reflect.TypeOf(Ticket{})}, {"article", reflect.TypeOf(Article{})},
 		{"attachment", reflect.TypeOf(Attachment{})}, {"address", reflect.TypeOf(Address{})}, {"mailbox", reflect.TypeOf(Mailbox{})},
 		{"channel", reflect.TypeOf(ChannelData{})}, {"send", reflect.TypeOf(SendData{})}, {"test", reflect.TypeOf(TestData{})},
 	}
+	article := defs["article"].(map[string]any)["properties"].(map[string]any)
+	inline := map[string]map[string]any{
+		"article.raw_mime":      article["raw_mime"].(map[string]any),
+		"article.headers.items": article["headers"].(map[string]any)["items"].(map[string]any),
+	}
+	pairs = append(pairs, pin{"article.raw_mime", reflect.TypeOf(RawMIME{})}, pin{"article.headers.items", reflect.TypeOf(Header{})})
 	for _, p := range pairs {
 		t.Run(p.def, func(t *testing.T) {
-			def := defs[p.def].(map[string]any)
+			def, ok := defs[p.def].(map[string]any)
+			if !ok {
+				def = inline[p.def]
+			}
 			props := def["properties"].(map[string]any)
 			var goFields, goRequired []string
 			for i := 0; i < p.typ.NumField(); i++ {
