@@ -1,6 +1,6 @@
 // Package graph is the bridge's Microsoft Graph mail client: folder path
 // resolution, per-folder delta paging, message, attachment and MIME reads,
-// and batched post-import actions ($batch).
+// batched post-import actions ($batch), and sending (sendMail).
 //
 // One Client is shared by every channel. It promises, for every request:
 //
