@@ -102,6 +102,7 @@ func (s *Sim) registerGraph(mux *http.ServeMux) {
 	route("GET", "/mailFolders/{fid}/messages/delta", "delta", permRead, s.handleDelta)
 	route("GET", "/messages", "message.list", permRead, s.handleMessageList)
 	route("POST", "/sendMail", "sendMail", permSend, s.handleSendMail)
+	route("POST", "/translateExchangeIds", "translateIds", permRead, s.handleTranslateIDs)
 	for _, m := range []string{"/messages/{mid}", "/mailFolders/{fid}/messages/{mid}"} {
 		route("GET", m, "message.get", permRead, s.handleMessageGet)
 		route("PATCH", m, "message.update", permWrite, s.handleMessageUpdate)
@@ -112,6 +113,7 @@ func (s *Sim) registerGraph(mux *http.ServeMux) {
 		route("POST", m+"/permanentDelete", "message.delete", permWrite, s.handleMessagePermanentDelete)
 		route("POST", m+"/reply", "reply", permSend, s.handleReply)
 		route("POST", m+"/createReply", "message.create", permWrite, s.handleCreateReply)
+		route("POST", m+"/send", "sendMail", permSend, s.handleSendDraft)
 		route("GET", m+"/attachments", "attachment.list", permRead, s.handleAttachmentList)
 		route("GET", m+"/attachments/{aid}", "attachment.get", permRead, s.handleAttachmentGet)
 		route("GET", m+"/attachments/{aid}/$value", "attachment.value", permRead, s.handleAttachmentValue)

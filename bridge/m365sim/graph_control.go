@@ -11,23 +11,26 @@ import (
 	"time"
 )
 
+// registerGraphControl mounts the mail control endpoints; they are listed
+// in the GET /_sim/ index with the Entra ones.
 func (s *Sim) registerGraphControl(mux *http.ServeMux) {
-	mux.HandleFunc("POST /_sim/mail/{mailbox}/messages", s.ctlInject)
-	mux.HandleFunc("GET /_sim/mail/{mailbox}/messages", s.ctlMessages)
-	mux.HandleFunc("PATCH /_sim/mail/{mailbox}/messages/{id}", s.ctlMessagePatch)
-	mux.HandleFunc("POST /_sim/mail/{mailbox}/messages/{id}/move", s.ctlMessageMove)
-	mux.HandleFunc("DELETE /_sim/mail/{mailbox}/messages/{id}", s.ctlMessageDelete)
-	mux.HandleFunc("POST /_sim/mail/{mailbox}/folders", s.ctlFolderCreate)
-	mux.HandleFunc("PATCH /_sim/mail/{mailbox}/folders", s.ctlFolderRename)
-	mux.HandleFunc("PUT /_sim/mail/{mailbox}/enabled", s.ctlMailboxEnabled)
-	mux.HandleFunc("POST /_sim/delta/expire", s.ctlDeltaExpire)
-	mux.HandleFunc("PUT /_sim/delta/ttl", s.ctlDeltaTTL)
-	mux.HandleFunc("PUT /_sim/throttle", s.ctlThrottle)
-	mux.HandleFunc("GET /_sim/faults", s.ctlFaults)
-	mux.HandleFunc("POST /_sim/faults", s.ctlFaultAdd)
-	mux.HandleFunc("DELETE /_sim/faults", s.ctlFaultsClear)
-	mux.HandleFunc("GET /_sim/counters", s.handleCounters)
-	mux.HandleFunc("DELETE /_sim/counters", s.handleCounters)
+	add := func(p, summary string, h http.HandlerFunc) { s.addControlRoute(mux, p, summary, h) }
+	add("POST /_sim/mail/{mailbox}/messages", "deliver mail: raw MIME body (?folder=Inbox/Support&received=RFC3339) or JSON {subject,from,to,body,html,folder,received,attachments}", s.ctlInject)
+	add("GET /_sim/mail/{mailbox}/messages", "list a folder's messages (?folder=Inbox/Support): ids, subject, isRead, from, headers", s.ctlMessages)
+	add("PATCH /_sim/mail/{mailbox}/messages/{id}", `the user marks a message read {"isRead":true}`, s.ctlMessagePatch)
+	add("POST /_sim/mail/{mailbox}/messages/{id}/move", `the user moves a message {"folder":"Archive"} (new rest id)`, s.ctlMessageMove)
+	add("DELETE /_sim/mail/{mailbox}/messages/{id}", "the user deletes a message to Deleted Items (?hard=true: gone)", s.ctlMessageDelete)
+	add("POST /_sim/mail/{mailbox}/folders", `create a folder {"path":"Inbox/Support"}`, s.ctlFolderCreate)
+	add("PATCH /_sim/mail/{mailbox}/folders", `rename a folder {"path":"Inbox/Support","name":"Helpdesk"} (id kept)`, s.ctlFolderRename)
+	add("PUT /_sim/mail/{mailbox}/enabled", `enable or disable REST access {"enabled":false} (404 MailboxNotEnabledForRESTAPI)`, s.ctlMailboxEnabled)
+	add("POST /_sim/delta/expire", "expire every delta token (?mailbox=addr: of one mailbox): next use answers 410 syncStateNotFound", s.ctlDeltaExpire)
+	add("PUT /_sim/delta/ttl", `delta-token lifetime {"ttl":"1h"} ("0s": forever)`, s.ctlDeltaTTL)
+	add("PUT /_sim/throttle", `switch Outlook throttling {"enabled":true}`, s.ctlThrottle)
+	add("GET /_sim/faults", "list fault rules", s.ctlFaults)
+	add("POST /_sim/faults", `add a fault rule {"path","method","mailbox","rate","count","status","retryAfter","latency","drop","maxPageSize","emptyPage"}`, s.ctlFaultAdd)
+	add("DELETE /_sim/faults", "remove every fault rule", s.ctlFaultsClear)
+	add("GET /_sim/counters", "Graph request counters: requests, batches, batchInner, byKind, byMailbox, byMethod, byStatus, throttled, faults", s.handleCounters)
+	add("DELETE /_sim/counters", "reset the Graph request counters", s.handleCounters)
 }
 
 // decodeControl reads a JSON body strictly.

@@ -54,6 +54,9 @@ func decodeDeltaToken(s string) (*deltaToken, error) {
 	return &t, nil
 }
 
+// maxFilteredDelta caps the first round of a delta with $filter (B.6).
+const maxFilteredDelta = 5000
+
 type deltaEntry struct {
 	seq     uint64
 	id      string
@@ -236,6 +239,11 @@ func (d *mailData) deltaEntries(t *deltaToken, immutable bool) []deltaEntry {
 			}
 			out = append(out, deltaEntry{seq: m.seq, id: id, m: m})
 		}
+	}
+	if t.FilterOp != "" && t.From == 0 && len(out) > maxFilteredDelta {
+		// B.6: with a $filter, at most 5,000 messages: the newest.
+		sort.Slice(out, func(i, j int) bool { return out[i].m.received.After(out[j].m.received) })
+		out = out[:maxFilteredDelta]
 	}
 	if t.From > 0 && (t.ChangeType == "" || t.ChangeType == "deleted") {
 		for i := range d.tombstones {

@@ -225,3 +225,20 @@ func TestDeltaTokenExpiry(t *testing.T) {
 		wantGraphError(t, resp, b, 410, "syncStateNotFound")
 	})
 }
+
+func TestDeltaFilterCap(t *testing.T) {
+	f := newGraphFixture(t, Options{})
+	seedGenerated(t, f, "alice@contoso.example", GenerateSpec{Count: maxFilteredDelta + 20, Size: 64,
+		ReceivedFrom: time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC), ReceivedUntil: time.Date(2024, 3, 1, 0, 0, 0, 0, time.UTC)})
+	q := "$select=subject,receivedDateTime,isRead&$filter=" + url.QueryEscape("receivedDateTime ge 2023-01-01T00:00:00Z")
+	entries, _, _ := deltaRound(t, f, "/v1.0/me/mailFolders/inbox/messages/delta?"+q, f.aliceTok, "Prefer", "odata.maxpagesize=1000")
+	if len(entries) != maxFilteredDelta {
+		t.Fatalf("%d entries, want %d", len(entries), maxFilteredDelta)
+	}
+	oldest := "2024-01-01T00:00:00Z"
+	for _, e := range entries {
+		if e["receivedDateTime"] == oldest {
+			t.Fatal("the cap kept the oldest message, not the newest")
+		}
+	}
+}

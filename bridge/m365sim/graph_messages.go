@@ -134,6 +134,12 @@ func (s *Sim) handleMessageUpdate(w http.ResponseWriter, r *http.Request, c *gra
 		writeGraphError(w, r, gerr.status, gerr.code, gerr.msg)
 		return
 	}
+	if m.isDraft {
+		if gerr := c.patchDraft(m, body); gerr != nil {
+			writeGraphError(w, r, gerr.status, gerr.code, gerr.msg)
+			return
+		}
+	}
 	c.d.touch(m, s.now())
 	applyBodyPreference(w, c.pref)
 	writeJSON(w, http.StatusOK, append(jobj{{"@odata.context", c.messageContext(r)}}, c.messageJSON(m, nil, false)...))

@@ -37,9 +37,8 @@ type listQuery struct {
 }
 
 type expandOpts struct {
-	attachments       bool
-	attachmentSelect  []string
-	itemAttachmentTop bool // microsoft.graph.itemattachment/item
+	attachments      bool
+	attachmentSelect []string
 }
 
 var (
@@ -171,8 +170,6 @@ func parseListQuery(q url.Values, forFolders bool) (*listQuery, *graphError) {
 				if sel, ok := strings.CutPrefix(sub, "$select="); ok {
 					lq.expand.attachmentSelect = strings.Split(sel, ",")
 				}
-			case "microsoft.graph.itemattachment/item":
-				lq.expand.itemAttachmentTop = true
 			default:
 				return nil, bad("Parsing OData Select and Expand failed: Could not find a property named '%s'.", name)
 			}

@@ -7,6 +7,7 @@ package m365sim
 
 import (
 	"encoding/base64"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"strings"
@@ -243,4 +244,131 @@ func (s *Sim) handleCreateReply(w http.ResponseWriter, r *http.Request, c *graph
 	d := c.d.addMessage(content, func() []byte { return raw }, c.d.wellKnown["drafts"], now, now)
 	d.isDraft, d.isRead = true, true
 	writeJSON(w, http.StatusCreated, append(jobj{{"@odata.context", c.messageContext(r)}}, c.messageJSON(d, nil, false)...))
+}
+
+// draftMail turns a stored draft back into MIME fields.
+func draftMail(m *message) *outgoingMail {
+	mc := m.content
+	o := &outgoingMail{To: mc.To, Cc: mc.Cc, Bcc: mc.Bcc, ReplyTo: mc.ReplyTo, Subject: mc.Subject,
+		MessageID: mc.MessageID, Date: mc.Date, Importance: mc.Importance, HTML: true}
+	if mc.From != nil {
+		o.From = *mc.From
+	}
+	o.Body, _ = mc.bodies()
+	for _, h := range mc.Headers {
+		switch strings.ToLower(h.Name) {
+		case "in-reply-to", "references":
+			o.Extra = append(o.Extra, h)
+		default:
+			if strings.HasPrefix(strings.ToLower(h.Name), "x-") {
+				o.Extra = append(o.Extra, h)
+			}
+		}
+	}
+	for _, a := range mc.Attachments {
+		if a.Kind == "file" {
+			a := a
+			o.Attachments = append(o.Attachments, outAttachment{Name: a.Name, ContentType: a.ContentType, ContentID: a.ContentID, Inline: a.IsInline, Data: a.bytes})
+		}
+	}
+	return o
+}
+
+// patchDraft applies subject, body and recipient changes to a draft by
+// rebuilding its MIME.
+func (c *graphCtx) patchDraft(m *message, body map[string]json.RawMessage) *graphError {
+	var in messageIn
+	b, _ := json.Marshal(body)
+	if err := json.Unmarshal(b, &in); err != nil {
+		return &graphError{http.StatusBadRequest, "ErrorInvalidRequest", "The draft update is not a valid message: " + err.Error()}
+	}
+	o := draftMail(m)
+	if _, ok := body["subject"]; ok {
+		o.Subject = in.Subject
+	}
+	if in.Body != nil {
+		o.Body, o.HTML = in.Body.Content, strings.EqualFold(in.Body.ContentType, "html")
+	}
+	for key, dst := range map[string]*[]mailAddress{"toRecipients": &o.To, "ccRecipients": &o.Cc, "bccRecipients": &o.Bcc, "replyTo": &o.ReplyTo} {
+		if _, ok := body[key]; ok {
+			var list []recipientIn
+			json.Unmarshal(body[key], &list)
+			*dst = toAddresses(list)
+		}
+	}
+	if n := len(o.To) + len(o.Cc) + len(o.Bcc); n > maxRecipients {
+		return &graphError{http.StatusBadRequest, "ErrorInvalidRecipients", fmt.Sprintf("The message has %d recipients; at most %d are allowed in to, cc and bcc together.", n, maxRecipients)}
+	}
+	raw := buildMIME(o)
+	content, err := parseMIME(raw)
+	if err != nil {
+		return &graphError{http.StatusInternalServerError, "generalException", err.Error()}
+	}
+	m.content, m.raw = content, func() []byte { return raw }
+	return nil
+}
+
+// handleSendDraft answers POST /messages/{id}/send: 202; the draft leaves
+// Drafts for Sent Items and is delivered.
+func (s *Sim) handleSendDraft(w http.ResponseWriter, r *http.Request, c *graphCtx) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	m := c.lookupMessage(w, r)
+	if m == nil {
+		return
+	}
+	if !m.isDraft {
+		writeGraphError(w, r, http.StatusBadRequest, "ErrorInvalidRequest", "Only a draft can be sent; this message was already sent or received.")
+		return
+	}
+	o := draftMail(m)
+	if len(o.To)+len(o.Cc)+len(o.Bcc) == 0 {
+		writeGraphError(w, r, http.StatusBadRequest, "ErrorInvalidRecipients", "At least one recipient is required, but none were found.")
+		return
+	}
+	o.From = mailAddress{Name: c.mb.DisplayName, Address: c.mb.Address}
+	if err := s.submitLocked(c, o, true); err != nil {
+		writeGraphError(w, r, http.StatusInternalServerError, "generalException", "Cannot submit message: "+err.Error())
+		return
+	}
+	c.d.purge(m)
+	w.WriteHeader(http.StatusAccepted)
+}
+
+// handleTranslateIDs answers POST /translateExchangeIds (B.9): rest ids to
+// immutable ids and back, up to 1,000 per call.
+func (s *Sim) handleTranslateIDs(w http.ResponseWriter, r *http.Request, c *graphCtx) {
+	var body struct {
+		InputIDs     []string `json:"inputIds"`
+		SourceIDType string   `json:"sourceIdType"`
+		TargetIDType string   `json:"targetIdType"`
+	}
+	if !readJSONBody(w, r, &body) {
+		return
+	}
+	if len(body.InputIDs) == 0 || len(body.InputIDs) > 1000 {
+		writeGraphError(w, r, http.StatusBadRequest, "ErrorInvalidRequest", "inputIds must hold 1 to 1,000 ids.")
+		return
+	}
+	types := map[string]bool{"restid": true, "restimmutableentryid": true}
+	if !types[strings.ToLower(body.SourceIDType)] || !types[strings.ToLower(body.TargetIDType)] {
+		writeGraphError(w, r, http.StatusBadRequest, "ErrorInvalidRequest", "The sim translates only between restId and restImmutableEntryId.")
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := []any{}
+	for _, id := range body.InputIDs {
+		m := c.d.find(id)
+		if m == nil {
+			out = append(out, jobj{{"sourceId", id}, {"errorDetails", jobj{{"code", "ErrorItemNotFound"}, {"message", msgItemNotFound}}}})
+			continue
+		}
+		target := m.restID
+		if strings.EqualFold(body.TargetIDType, "restImmutableEntryId") {
+			target = m.immutableID
+		}
+		out = append(out, jobj{{"sourceId", id}, {"targetId", target}})
+	}
+	writeJSON(w, http.StatusOK, jobj{{"@odata.context", c.base + "/$metadata#Collection(microsoft.graph.convertIdResult)"}, {"value", out}})
 }

@@ -594,3 +594,48 @@ func mustRead(t *testing.T, path string) []byte {
 	}
 	return b
 }
+
+func TestGraphDraftsAndTranslateIDs(t *testing.T) {
+	f := newGraphFixture(t, Options{})
+	mi, err := f.sim.InjectMail("alice@contoso.example", "Inbox", []byte(sampleEML))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := f.getJSON(t, "POST", "/v1.0/me/messages/"+url.PathEscape(mi.ID)+"/createReply", f.aliceTok, nil, 201)
+	draft := "/v1.0/me/messages/" + url.PathEscape(d["id"].(string))
+	p := f.getJSON(t, "PATCH", draft, f.aliceTok, map[string]any{
+		"subject":      "RE: Invoice question [#42]",
+		"body":         map[string]string{"contentType": "html", "content": "<p>Your invoice is attached.</p>"},
+		"ccRecipients": []any{map[string]any{"emailAddress": map[string]string{"address": "bob@contoso.example"}}},
+	}, 200, "Prefer", `outlook.body-content-type="text"`)
+	if p["subject"] != "RE: Invoice question [#42]" || p["body"].(map[string]any)["content"] != "Your invoice is attached." || len(p["ccRecipients"].([]any)) != 1 {
+		t.Fatalf("patched draft %v", p)
+	}
+	resp, b := f.call(t, "POST", draft+"/send", f.aliceTok, nil)
+	if resp.StatusCode != 202 {
+		t.Fatalf("send: %d %s", resp.StatusCode, b)
+	}
+	if n := len(f.sim.Messages("alice@contoso.example", "Drafts")); n != 0 {
+		t.Errorf("%d drafts left", n)
+	}
+	got := f.sim.Messages("bob@contoso.example", "Inbox")
+	if len(got) != 1 || got[0].Subject != "RE: Invoice question [#42]" {
+		t.Fatalf("bob's inbox %v", got)
+	}
+	found := false
+	for _, h := range got[0].Headers {
+		found = found || (h.Name == "In-Reply-To" && h.Value == "<q1@customer.example>")
+	}
+	if !found {
+		t.Errorf("threading lost: %v", got[0].Headers)
+	}
+	resp, b = f.call(t, "POST", "/v1.0/me/messages/"+url.PathEscape(mi.ID)+"/send", f.aliceTok, nil)
+	wantGraphError(t, resp, b, 400, "ErrorInvalidRequest")
+
+	tr := f.getJSON(t, "POST", "/v1.0/me/translateExchangeIds", f.aliceTok, map[string]any{
+		"inputIds": []string{mi.ID, "AAMkAGnope"}, "sourceIdType": "restId", "targetIdType": "restImmutableEntryId"}, 200)
+	v := tr["value"].([]any)
+	if v[0].(map[string]any)["targetId"] != mi.ImmutableID || v[1].(map[string]any)["errorDetails"] == nil {
+		t.Errorf("translate %v", v)
+	}
+}
