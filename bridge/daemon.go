@@ -42,6 +42,9 @@ type Options struct {
 	SupervisorPoll time.Duration
 	// Dispatcher tunes the webhook dispatcher (tests shorten its polls).
 	Dispatcher deliver.Options
+	// ConfigPath is the file the configuration came from; ReloadFile
+	// (SIGHUP, `m365bridge reload`) reads it again.
+	ConfigPath string
 }
 
 // Daemon is a running bridge: New, then Start, Run, Close.
@@ -59,9 +62,16 @@ type Daemon struct {
 	disp      *deliver.Dispatcher
 	web       *web.Server
 
-	mu      sync.Mutex
+	mu      sync.Mutex               // guards cfg, endpoints and the maps below
 	runners map[string]*Runner       // channels that are running
 	wake    map[string]chan struct{} // supervisors waiting for a connection
+
+	// runMu serialises Run's setup and reloads; runCtx and group are the
+	// running errgroup, chans its channel supervisors.
+	runMu  sync.Mutex
+	runCtx context.Context
+	group  *errgroup.Group
+	chans  map[string]*channelRun
 }
 
 // New prepares a daemon; nothing is opened or bound until Start.
@@ -84,7 +94,7 @@ func New(cfg *config.Config, opts Options) *Daemon {
 	var nonce [12]byte
 	rand.Read(nonce[:])
 	return &Daemon{cfg: cfg, log: opts.Logger, opts: opts, instanceID: hex.EncodeToString(nonce[:]),
-		runners: map[string]*Runner{}, wake: map[string]chan struct{}{}}
+		runners: map[string]*Runner{}, wake: map[string]chan struct{}{}, chans: map[string]*channelRun{}}
 }
 
 // Start opens the store, prepares every component and binds the listeners.
@@ -140,6 +150,7 @@ func (d *Daemon) Start(ctx context.Context) (err error) {
 	})
 	d.web.Public.GET("/oauth/callback", d.auth.Callback)
 	d.mountAdmin(d.web.Admin)
+	d.web.Admin.POST("/api/reload", d.apiReload)
 	if err := d.web.Start(); err != nil {
 		return err
 	}
@@ -150,7 +161,7 @@ func (d *Daemon) Start(ctx context.Context) (err error) {
 
 // ready is /readyz: the store answers and the configuration is loaded.
 func (d *Daemon) ready(ctx context.Context) error {
-	if d.cfg == nil {
+	if d.config() == nil {
 		return errors.New("configuration not loaded")
 	}
 	return d.db.Ping(ctx)
@@ -160,10 +171,13 @@ func (d *Daemon) ready(ctx context.Context) error {
 // a component fails.
 func (d *Daemon) Run(ctx context.Context) error {
 	g, ctx := errgroup.WithContext(ctx)
+	d.runMu.Lock()
+	d.runCtx, d.group = ctx, g
 	g.Go(func() error { return d.disp.Run(ctx) })
-	for _, ch := range d.cfg.Channels {
-		g.Go(func() error { return d.superviseChannel(ctx, ch) })
+	for _, ch := range d.config().Channels {
+		d.startChannel(ch)
 	}
+	d.runMu.Unlock()
 	g.Go(func() error {
 		select {
 		case <-ctx.Done():
@@ -192,7 +206,7 @@ func (d *Daemon) superviseChannel(ctx context.Context, ch config.Channel) error 
 		}
 		if mb, ok := graphMailbox(ch, st.Account); ok && err == nil && st.Account.ObjectID != "" {
 			r := NewRunner(RunnerConfig{
-				Channel: ch, Tenant: eventTenant(d.cfg), Mailbox: mb.Address, DB: d.db,
+				Channel: ch, Tenant: eventTenant(d.config()), Mailbox: mb.Address, DB: d.db,
 				Graph:  d.graph.Mailbox(mb, d.auth.Source(ch.Name)),
 				Logger: d.log, Now: d.opts.Now, Wake: d.disp.Wake,
 			})

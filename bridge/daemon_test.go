@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -28,11 +29,32 @@ type daemonRig struct {
 	sim    *m365sim.Server
 	d      *Daemon
 	cfg    *config.Config
+	path   string // the bridge.yaml the daemon reloads
+	yaml   string // its first content
 	secret string
+	logs   *lockedBuffer
 
 	mu     sync.Mutex
 	events map[string]webhooks.Event // by webhook-id
 	posts  int
+}
+
+// lockedBuffer collects a daemon's log lines for assertions.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
 
 func freeLoopback(t *testing.T) string {
@@ -112,8 +134,10 @@ channels:
 	if err != nil {
 		t.Fatal(err)
 	}
-	rig.cfg = cfg
-	rig.d = New(cfg, Options{Version: "test", SupervisorPoll: 20 * time.Millisecond,
+	rig.cfg, rig.path, rig.yaml = cfg, path, yml
+	rig.logs = &lockedBuffer{}
+	rig.d = New(cfg, Options{Version: "test", SupervisorPoll: 20 * time.Millisecond, ConfigPath: path,
+		Logger: slog.New(slog.NewTextHandler(rig.logs, &slog.HandlerOptions{Level: slog.LevelDebug, ReplaceAttr: redact})),
 		Dispatcher: deliver.Options{PollInterval: 50 * time.Millisecond}})
 	ctx, cancel := context.WithCancel(context.Background())
 	if err := rig.d.Start(ctx); err != nil {

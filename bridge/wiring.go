@@ -91,7 +91,10 @@ func (d *Daemon) emitChannelEvent(ctx context.Context, typ, channel string, data
 	if !ok || ch.Webhook == "" {
 		return
 	}
-	for _, ep := range d.endpoints {
+	d.mu.Lock()
+	eps := d.endpoints
+	d.mu.Unlock()
+	for _, ep := range eps {
 		if ep.Name == ch.Webhook && !ep.Accepts(typ) {
 			return
 		}
@@ -117,7 +120,7 @@ func (d *Daemon) emitChannelEvent(ctx context.Context, typ, channel string, data
 }
 
 func (d *Daemon) channel(name string) (config.Channel, bool) {
-	for _, ch := range d.cfg.Channels {
+	for _, ch := range d.config().Channels {
 		if ch.Name == name {
 			return ch, true
 		}

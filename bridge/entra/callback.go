@@ -125,7 +125,7 @@ func (m *Manager) Callback(c echo.Context) error {
 func (m *Manager) bind(c echo.Context, req store.AuthRequest, resp *TokenResponse, id Identity) error {
 	ctx := c.Request().Context()
 	log := m.log().With("channel", req.Channel, "kind", req.Kind)
-	mb, ok := m.Channels[req.Channel]
+	mb, ok := m.mailbox(req.Channel)
 	if !ok {
 		return failPage(c, http.StatusBadRequest, "Channel not configured", req.Channel,
 			Guidance{Reason: "The channel was removed from bridge.yaml after the sign-in started.", Fix: "Add it back to channels: and start again."}, "")

@@ -25,7 +25,8 @@ type Manager struct {
 	// GraphURL is the Graph host (https://graph.microsoft.com) for the
 	// mailbox access probe after consent.
 	GraphURL string
-	// Channels are the configured channels by name.
+	// Channels are the configured channels by name. After first use,
+	// change them only through SetChannels.
 	Channels map[string]config.Mailbox
 	Notifier Notifier
 	Log      *slog.Logger
@@ -45,6 +46,11 @@ type Manager struct {
 	// HookCommitted); an error aborts the refresh there. Tests use it to
 	// simulate a crash.
 	Hook func(ctx context.Context, stage string) error
+	// OnRefresh, when set, hears the outcome of every refresh of a
+	// channel's tokens (metrics): RefreshOK, RefreshFailed (temporary,
+	// retried on next use) or RefreshRefused (re-authentication needed).
+	// It must not block.
+	OnRefresh func(channel, result string)
 
 	mu      sync.Mutex
 	sources map[string]*Source
@@ -77,6 +83,26 @@ func FromConfig(cfg *config.Config, v *store.Vault, hc *http.Client) *Manager {
 }
 
 func (m *Manager) db() *store.DB { return m.Vault.DB() }
+
+// SetChannels replaces the configured channels (a reload). Pending
+// authorizations of removed channels fail at the callback as unknown.
+func (m *Manager) SetChannels(chs []config.Channel) {
+	next := make(map[string]config.Mailbox, len(chs))
+	for _, ch := range chs {
+		next[ch.Name] = ch.Mailbox
+	}
+	m.mu.Lock()
+	m.Channels = next
+	m.mu.Unlock()
+}
+
+// mailbox is a configured channel's mailbox.
+func (m *Manager) mailbox(channel string) (config.Mailbox, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	mb, ok := m.Channels[channel]
+	return mb, ok
+}
 
 func (m *Manager) now() time.Time {
 	if m.Now != nil {
@@ -138,7 +164,8 @@ var ErrUnknownChannel = fmt.Errorf("unknown channel")
 // after AuthTTL, PKCE verifier) and returns the /authorize URL to open. A
 // re-authentication of a user mailbox hints the bound account.
 func (m *Manager) StartAuth(ctx context.Context, channel, kind string) (string, error) {
-	if _, ok := m.Channels[channel]; !ok {
+	mb, ok := m.mailbox(channel)
+	if !ok {
 		return "", fmt.Errorf("start authorization: %w %q (see channels: in bridge.yaml)", ErrUnknownChannel, channel)
 	}
 	state, err := randomState()
@@ -156,7 +183,7 @@ func (m *Manager) StartAuth(ctx context.Context, channel, kind string) (string, 
 		return "", fmt.Errorf("start authorization: %w", err)
 	}
 	hint := ""
-	if kind == store.AuthReauth && m.Channels[channel].Type != config.MailboxShared {
+	if kind == store.AuthReauth && mb.Type != config.MailboxShared {
 		if st, err := m.db().ChannelState(ctx, channel); err == nil {
 			hint = st.Account.UPN
 		}

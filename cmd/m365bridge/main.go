@@ -25,6 +25,7 @@ type command struct {
 var commands = map[string]command{
 	"demo":       {"run the whole bridge on this machine against the built-in simulator", runDemo},
 	"check":      {"validate bridge.yaml and print the redirect URI to register", runCheck},
+	"reload":     {"make the running daemon re-read bridge.yaml (same as SIGHUP)", runReload},
 	"serve":      {"run the daemon", runServe},
 	"version":    {"print version and build information", runVersion},
 	"sim":        {"run the Entra ID + Graph mail simulator", runSim},

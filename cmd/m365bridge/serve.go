@@ -5,6 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
+	"os/signal"
+	"syscall"
 	"time"
 
 	"github.com/m365bridge/m365bridge/bridge"
@@ -32,10 +35,15 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
-	d := bridge.New(cfg, bridge.Options{Logger: log, Version: version})
+	for _, w := range cfg.Warnings() {
+		log.Warn("configuration warning", "warning", w)
+	}
+	d := bridge.New(cfg, bridge.Options{Logger: log, Version: version, ConfigPath: *path})
 	if err := d.Start(ctx); err != nil {
 		return err
 	}
+	stopHUP := reloadOnHUP(ctx, d)
+	defer stopHUP()
 	runErr := d.Run(ctx)
 	log.Info("shutting down; a second interrupt forces exit", "timeout", shutdownTimeout)
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownTimeout)
@@ -45,4 +53,28 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	log.Info("stopped")
 	return nil
+}
+
+// reloadOnHUP re-reads the configuration on every SIGHUP until ctx ends or
+// the returned function is called. ReloadFile logs the outcome.
+func reloadOnHUP(ctx context.Context, d *bridge.Daemon) func() {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	done := make(chan struct{})
+	go func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-done:
+				return
+			case <-hup:
+				d.ReloadFile(ctx)
+			}
+		}
+	}()
+	return func() {
+		signal.Stop(hup)
+		close(done)
+	}
 }

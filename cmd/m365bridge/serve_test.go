@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -94,6 +95,17 @@ func waitHTTP(t *testing.T, url string, done <-chan error) {
 	t.Fatalf("%s never answered 200", url)
 }
 
+func waitLog(t *testing.T, logs *syncBuffer, want string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(logs.String(), want) {
+		if time.Now().After(deadline) {
+			t.Fatalf("log never said %q:\n%s", want, logs.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
 func TestServeHealthReadyAndGracefulStop(t *testing.T) {
 	public, admin := freeAddr(t), freeAddr(t)
 	path := writeServeConfig(t, public, admin)
@@ -120,6 +132,22 @@ func TestServeHealthReadyAndGracefulStop(t *testing.T) {
 	err := run(context.Background(), []string{"serve", "--config", path}, &stdout, &stderr2)
 	if err == nil || !strings.Contains(err.Error(), "already in use") {
 		t.Errorf("second instance: err = %v, want an address-in-use startup error", err)
+	}
+
+	// SIGHUP re-reads the file: an invalid edit is rejected and logged,
+	// then a valid one is applied.
+	orig, _ := os.ReadFile(path)
+	os.WriteFile(path, append(append([]byte{}, orig...), "oops: 1\n"...), 0o600)
+	syscall.Kill(os.Getpid(), syscall.SIGHUP)
+	waitLog(t, &stderr, "reload rejected")
+	os.WriteFile(path, append(orig, `  - name: billing
+    mailbox: {type: shared, address: billing@contoso.com}
+    group: Billing
+`...), 0o600)
+	syscall.Kill(os.Getpid(), syscall.SIGHUP)
+	waitLog(t, &stderr, "configuration reloaded")
+	if !strings.Contains(stderr.String(), `channels_added=[billing]`) && !strings.Contains(stderr.String(), `"channels_added":["billing"]`) {
+		t.Errorf("reload did not add billing:\n%s", stderr.String())
 	}
 
 	cancel() // what SIGTERM does through signal.NotifyContext
