@@ -61,8 +61,9 @@ type Daemon struct {
 	endpoints []deliver.Endpoint
 	disp      *deliver.Dispatcher
 	web       *web.Server
+	metrics   *metrics
 
-	mu      sync.Mutex               // guards cfg, endpoints and the maps below
+	mu      sync.Mutex // guards cfg, endpoints and the maps below
 	runners map[string]*Runner       // channels that are running
 	wake    map[string]chan struct{} // supervisors waiting for a connection
 
@@ -134,6 +135,7 @@ func (d *Daemon) Start(ctx context.Context) (err error) {
 	dopts := d.opts.Dispatcher
 	dopts.Logger = d.log.With("component", "deliver")
 	dopts.UserAgent = "m365bridge/" + d.opts.Version
+	d.instrument(&dopts)
 	if d.disp, err = deliver.New(d.db.Outbox(), d.endpoints, dopts); err != nil {
 		return fmt.Errorf("webhook dispatcher: %w", err)
 	}

@@ -174,9 +174,11 @@ func (s *Source) refresh(ctx context.Context, refreshToken string) (string, erro
 			return "", fmt.Errorf("refresh token: %w", ctx.Err())
 		}
 		if !temporary(err) {
+			s.m.refreshed(s.channel, RefreshRefused)
 			return "", s.fail(ctx, err)
 		}
 		if attempt >= s.m.maxAttempts() {
+			s.m.refreshed(s.channel, RefreshFailed)
 			log.Warn("token refresh failed, will retry on next use", "attempts", attempt, "error", err)
 			s.m.setState(ctx, s.channel, store.ChannelError, "", "token refresh failed: "+err.Error(), "Nothing if it passes; check that the bridge can reach "+s.m.Client.login()+".")
 			return "", fmt.Errorf("refresh token for %s: %w", s.channel, err)
@@ -209,6 +211,7 @@ func (s *Source) refresh(ctx context.Context, refreshToken string) (string, erro
 	s.mu.Lock()
 	s.access, s.expiry, s.rejected = resp.AccessToken, resp.Expiry, ""
 	s.mu.Unlock()
+	s.m.refreshed(s.channel, RefreshOK)
 	log.Debug("token refreshed", "expiry", resp.Expiry)
 	return resp.AccessToken, nil
 }
@@ -246,6 +249,19 @@ const (
 	HookReceived  = "received"  // the token endpoint answered; nothing stored yet
 	HookCommitted = "committed" // stored; the access token not yet returned
 )
+
+// Refresh outcomes reported to Manager.OnRefresh.
+const (
+	RefreshOK      = "ok"
+	RefreshFailed  = "failed"
+	RefreshRefused = "refused"
+)
+
+func (m *Manager) refreshed(channel, result string) {
+	if m.OnRefresh != nil {
+		m.OnRefresh(channel, result)
+	}
+}
 
 func (m *Manager) hook(ctx context.Context, stage string) error {
 	if m.Hook == nil {

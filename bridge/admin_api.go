@@ -1,0 +1,216 @@
+package bridge
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/m365bridge/m365bridge/webhooks/deliver"
+)
+
+// Limits of GET /api/deliveries.
+const (
+	defaultDeliveriesLimit = 100
+	maxDeliveriesLimit     = 1000
+)
+
+var deliveryStates = []deliver.State{deliver.StatePending, deliver.StateDelivered, deliver.StateDead, deliver.StateRejected}
+
+// parseStates reads a comma-separated state list (also repeated params).
+func parseStates(values []string, allowed []deliver.State) ([]deliver.State, error) {
+	var out []deliver.State
+	for _, v := range values {
+		for s := range strings.SplitSeq(v, ",") {
+			s = strings.TrimSpace(s)
+			if s == "" {
+				continue
+			}
+			if !slices.Contains(allowed, deliver.State(s)) {
+				return nil, fmt.Errorf("state %q is not one of %s", s, joinStates(allowed))
+			}
+			out = append(out, deliver.State(s))
+		}
+	}
+	return out, nil
+}
+
+func joinStates(ss []deliver.State) string {
+	parts := make([]string, len(ss))
+	for i, s := range ss {
+		parts[i] = string(s)
+	}
+	return strings.Join(parts, ", ")
+}
+
+// apiDeliveries lists outbox rows (bodies left out), oldest first:
+// ?state=dead,rejected&channel=&endpoint=&limit= (default 100, at most 1000).
+func (d *Daemon) apiDeliveries(c echo.Context) error {
+	q := c.QueryParams()
+	states, err := parseStates(q["state"], deliveryStates)
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, "query parameter "+err.Error())
+	}
+	limit := defaultDeliveriesLimit
+	if s := q.Get("limit"); s != "" {
+		if limit, err = strconv.Atoi(s); err != nil || limit < 1 || limit > maxDeliveriesLimit {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("limit: %q is not a number from 1 to %d", s, maxDeliveriesLimit))
+		}
+	}
+	rows, err := d.db.Outbox().List(c.Request().Context(), deliver.Filter{
+		States: states, Channel: q.Get("channel"), Endpoint: q.Get("endpoint"), Limit: limit,
+	})
+	if err != nil {
+		return err
+	}
+	out := make([]deliveryView, 0, len(rows))
+	for _, r := range rows {
+		out = append(out, newDeliveryView(r))
+	}
+	return c.JSON(http.StatusOK, out)
+}
+
+// ReplayRequest is POST /api/replay's body: either IDs, or a selection by
+// channel and/or endpoint within an optional created-at window. States
+// defaults to dead and rejected (the only ones that can be replayed).
+type ReplayRequest struct {
+	IDs      []string  `json:"ids,omitempty"`
+	Channel  string    `json:"channel,omitempty"`
+	Endpoint string    `json:"endpoint,omitempty"`
+	Since    time.Time `json:"since,omitzero"`
+	Until    time.Time `json:"until,omitzero"`
+	States   []string  `json:"states,omitempty"`
+}
+
+// ReplayResponse says how many dead or rejected rows became pending again.
+type ReplayResponse struct {
+	Replayed int `json:"replayed"`
+}
+
+// maxReplayBody bounds POST /api/replay's JSON.
+const maxReplayBody = 1 << 20
+
+func (d *Daemon) apiReplay(c echo.Context) error {
+	var req ReplayRequest
+	dec := json.NewDecoder(io.LimitReader(c.Request().Body, maxReplayBody))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest,
+			`body: want JSON {"ids":["evt_…"]} or {"channel":"…","endpoint":"…","since":"RFC 3339","until":"RFC 3339","states":["dead","rejected"]}: `+err.Error())
+	}
+	f, err := req.filter()
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, err.Error())
+	}
+	n, err := d.replay(c.Request().Context(), f)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, ReplayResponse{Replayed: n})
+}
+
+// filter validates the request: it must select something, so that an empty
+// body cannot replay every dead letter by accident.
+func (r ReplayRequest) filter() (deliver.Filter, error) {
+	states, err := parseStates(r.States, []deliver.State{deliver.StateDead, deliver.StateRejected})
+	if err != nil {
+		return deliver.Filter{}, fmt.Errorf("states: %w (only dead and rejected events can be replayed)", err)
+	}
+	f := deliver.Filter{IDs: r.IDs, Channel: r.Channel, Endpoint: r.Endpoint, Since: r.Since, Until: r.Until, States: states}
+	if len(f.IDs) == 0 && f.Channel == "" && f.Endpoint == "" && f.Since.IsZero() && f.Until.IsZero() {
+		return f, errors.New(`say which events to replay: "ids", or "channel", "endpoint", "since" or "until"`)
+	}
+	if slices.Contains(f.IDs, "") {
+		return f, errors.New("ids: an empty id")
+	}
+	if !f.Since.IsZero() && !f.Until.IsZero() && !f.Since.Before(f.Until) {
+		return f, errors.New("since must be before until")
+	}
+	return f, nil
+}
+
+// replay makes matching dead and rejected rows pending again (same event
+// ids) and wakes the dispatcher.
+func (d *Daemon) replay(ctx context.Context, f deliver.Filter) (int, error) {
+	n, err := d.db.Outbox().Replay(ctx, f, d.opts.Now())
+	if err != nil {
+		return 0, err
+	}
+	if n > 0 {
+		d.log.Info("events replayed from the admin listener", "count", n)
+		d.disp.Wake()
+	}
+	return n, nil
+}
+
+func (d *Daemon) apiEndpoints(c echo.Context) error {
+	eps, err := d.endpointViews(c.Request().Context())
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, eps)
+}
+
+// PauseRequest is POST /api/endpoints/:name/pause's optional body.
+type PauseRequest struct {
+	Reason string `json:"reason,omitempty"`
+}
+
+func (d *Daemon) apiPause(c echo.Context) error {
+	var req PauseRequest
+	if c.Request().ContentLength != 0 {
+		if err := json.NewDecoder(io.LimitReader(c.Request().Body, 64<<10)).Decode(&req); err != nil && !errors.Is(err, io.EOF) {
+			return echo.NewHTTPError(http.StatusBadRequest, `body: want JSON {"reason":"…"} or nothing: `+err.Error())
+		}
+	}
+	return d.setEndpointState(c, c.Param("name"), true, req.Reason)
+}
+
+func (d *Daemon) apiResume(c echo.Context) error {
+	return d.setEndpointState(c, c.Param("name"), false, "")
+}
+
+// setEndpointState pauses or resumes a configured endpoint and answers its
+// new view.
+func (d *Daemon) setEndpointState(c echo.Context, name string, pause bool, reason string) error {
+	if err := d.pauseResume(c.Request().Context(), name, pause, reason); err != nil {
+		return err
+	}
+	eps, err := d.endpointViews(c.Request().Context())
+	if err != nil {
+		return err
+	}
+	for _, ep := range eps {
+		if ep.Name == name {
+			return c.JSON(http.StatusOK, ep)
+		}
+	}
+	return c.NoContent(http.StatusNoContent)
+}
+
+func (d *Daemon) pauseResume(ctx context.Context, name string, pause bool, reason string) error {
+	if !d.hasWebhook(name) {
+		return echo.NewHTTPError(http.StatusNotFound, "no webhook "+name+" in bridge.yaml")
+	}
+	if pause {
+		return d.disp.Pause(ctx, name, reason)
+	}
+	return d.disp.Resume(ctx, name)
+}
+
+func (d *Daemon) hasWebhook(name string) bool {
+	for _, w := range d.cfg.Webhooks {
+		if w.Name == name {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,212 @@
+package bridge
+
+import (
+	"bytes"
+	"embed"
+	"fmt"
+	"html/template"
+	"net/http"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/m365bridge/m365bridge/bridge/store"
+	"github.com/m365bridge/m365bridge/webhooks/deliver"
+)
+
+//go:embed templates/*.html
+var templateFS embed.FS
+
+var pageTemplates = template.Must(template.New("").Funcs(template.FuncMap{
+	"when": func(t time.Time) string {
+		if t.IsZero() {
+			return "never"
+		}
+		return t.UTC().Format("2006-01-02 15:04:05 UTC")
+	},
+}).ParseFS(templateFS, "templates/*.html"))
+
+// failedRowsShown caps the dead-letter table of the status page.
+const failedRowsShown = 100
+
+// statusUI serves the status page and its forms. Every form is a POST with
+// a CSRF token that answers 303 back to the page (or on to Entra ID).
+type statusUI struct {
+	d    *Daemon
+	sess *session
+}
+
+func (d *Daemon) mountStatus(e *echo.Echo) {
+	ui := &statusUI{d: d, sess: newSession(d.cfg.Admin.Token.Value())}
+	e.Pre(ui.sess.gate(ui))
+	e.GET("/", ui.page)
+	e.GET("/status", ui.page)
+	e.POST("/logout", ui.logout)
+	e.POST("/ui/channels/:name/auth", ui.startAuth)
+	e.POST("/ui/endpoints/:name/pause", ui.pause)
+	e.POST("/ui/endpoints/:name/resume", ui.resume)
+	e.POST("/ui/replay", ui.replay)
+}
+
+// statusPage is the data of templates/status.html.
+type statusPage struct {
+	Version      string
+	Now          time.Time
+	Flash        *flash
+	CSRF         string
+	LoopbackOnly bool
+	SignedIn     bool
+	Channels     []channelView
+	Endpoints    []endpointView
+	Failed       []deliveryView
+	FailedTotal  int
+	Problem      string
+}
+
+func (ui *statusUI) page(c echo.Context) error {
+	ctx := c.Request().Context()
+	p := statusPage{Version: ui.d.opts.Version, Now: ui.d.opts.Now(), Flash: takeFlash(c), CSRF: ui.sess.csrfToken(c),
+		LoopbackOnly: ui.sess.token == "", SignedIn: ui.sess.signedIn(c.Request())}
+	var err error
+	if p.Channels, err = ui.d.channelViews(ctx); err != nil {
+		return fmt.Errorf("status page: %w", err)
+	}
+	if p.Endpoints, err = ui.d.endpointViews(ctx); err != nil {
+		return fmt.Errorf("status page: %w", err)
+	}
+	rows, err := ui.d.db.Outbox().List(ctx, deliver.Filter{States: []deliver.State{deliver.StateDead, deliver.StateRejected}, Limit: failedRowsShown})
+	if err != nil {
+		return fmt.Errorf("status page: %w", err)
+	}
+	for _, r := range rows {
+		p.Failed = append(p.Failed, newDeliveryView(r))
+	}
+	for _, ep := range p.Endpoints {
+		p.FailedTotal += ep.Dead + ep.Rejected
+	}
+	return ui.render(c, http.StatusOK, "status.html", p)
+}
+
+func (ui *statusUI) render(c echo.Context, status int, name string, data any) error {
+	var buf bytes.Buffer
+	if err := pageTemplates.ExecuteTemplate(&buf, name, data); err != nil {
+		return fmt.Errorf("render %s: %w", name, err)
+	}
+	h := c.Response().Header()
+	h.Set("Cache-Control", "no-store")
+	h.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'")
+	h.Set("Referrer-Policy", "no-referrer")
+	h.Set("X-Content-Type-Options", "nosniff")
+	return c.HTMLBlob(status, buf.Bytes())
+}
+
+// loginPage is the data of templates/login.html.
+type loginPage struct {
+	Version string
+	Error   string
+}
+
+func (ui *statusUI) renderLogin(c echo.Context, status int, msg string) error {
+	return ui.render(c, status, "login.html", loginPage{Version: ui.d.opts.Version, Error: msg})
+}
+
+// login takes the admin token from the sign-in form and sets the cookie.
+func (ui *statusUI) login(c echo.Context) error {
+	if ui.sess.token == "" {
+		return c.Redirect(http.StatusSeeOther, "/")
+	}
+	if !ui.sess.tokenOK(c.FormValue("token")) {
+		ui.d.log.Warn("status page sign-in with a wrong admin token", "remote", c.RealIP())
+		return ui.renderLogin(c, http.StatusUnauthorized, "That is not the admin token (admin.token in bridge.yaml).")
+	}
+	ui.sess.signIn(c)
+	return c.Redirect(http.StatusSeeOther, "/")
+}
+
+func (ui *statusUI) logout(c echo.Context) error {
+	ui.sess.signOut(c)
+	return c.Redirect(http.StatusSeeOther, "/")
+}
+
+// checkForm verifies the CSRF token; on failure it leaves a flash message
+// and the caller redirects back without changing anything.
+func (ui *statusUI) checkForm(c echo.Context) bool {
+	if ui.sess.csrfOK(c) {
+		return true
+	}
+	setFlash(c, false, "That form had expired (the bridge may have restarted): nothing was changed. Try again.")
+	return false
+}
+
+func back(c echo.Context, anchor string) error {
+	return c.Redirect(http.StatusSeeOther, "/"+anchor)
+}
+
+// startAuth creates a pending authorization and sends the browser to
+// Entra ID; the callback page on the public listener reports the result.
+func (ui *statusUI) startAuth(c echo.Context) error {
+	if !ui.checkForm(c) {
+		return back(c, "#channels")
+	}
+	name := c.Param("name")
+	kind := store.AuthConnect
+	if c.FormValue("kind") == store.AuthReauth {
+		kind = store.AuthReauth
+	}
+	url, err := ui.d.startAuth(c, name, kind)
+	if err != nil {
+		setFlash(c, false, "Could not start the sign-in for "+name+": "+errText(err))
+		return back(c, "#channels")
+	}
+	return c.Redirect(http.StatusSeeOther, url)
+}
+
+func (ui *statusUI) pause(c echo.Context) error  { return ui.pauseResume(c, true) }
+func (ui *statusUI) resume(c echo.Context) error { return ui.pauseResume(c, false) }
+
+func (ui *statusUI) pauseResume(c echo.Context, pause bool) error {
+	if !ui.checkForm(c) {
+		return back(c, "#endpoints")
+	}
+	name := c.Param("name")
+	verb := "resumed"
+	if pause {
+		verb = "paused"
+	}
+	if err := ui.d.pauseResume(c.Request().Context(), name, pause, "paused from the status page"); err != nil {
+		setFlash(c, false, "Could not change webhook "+name+": "+errText(err))
+	} else {
+		setFlash(c, true, "Webhook "+name+" "+verb+".")
+	}
+	return back(c, "#endpoints")
+}
+
+// replay puts one dead or rejected event back in the queue, same id.
+func (ui *statusUI) replay(c echo.Context) error {
+	if !ui.checkForm(c) {
+		return back(c, "#dead-letters")
+	}
+	id := c.FormValue("id")
+	if id == "" {
+		setFlash(c, false, "Replay: no event id in the form.")
+		return back(c, "#dead-letters")
+	}
+	n, err := ui.d.replay(c.Request().Context(), deliver.Filter{IDs: []string{id}})
+	switch {
+	case err != nil:
+		setFlash(c, false, "Replay of "+id+" failed: "+errText(err))
+	case n == 0:
+		setFlash(c, false, "Nothing to replay: "+id+" is no longer dead or rejected.")
+	default:
+		setFlash(c, true, "Event "+id+" is queued again with the same id; it is delivered next.")
+	}
+	return back(c, "#dead-letters")
+}
+
+// errText is an error as an operator should read it.
+func errText(err error) string {
+	if he, ok := err.(*echo.HTTPError); ok {
+		return fmt.Sprint(he.Message)
+	}
+	return err.Error()
+}

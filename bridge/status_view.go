@@ -1,0 +1,281 @@
+package bridge
+
+import (
+	"context"
+	"fmt"
+	"net/url"
+	"slices"
+	"time"
+
+	"github.com/m365bridge/m365bridge/bridge/store"
+	"github.com/m365bridge/m365bridge/webhooks/deliver"
+)
+
+// channelView is one configured channel as the status page, the admin API
+// and the metrics see it: configuration, auth row, sync state and, once
+// the channel syncs, its runner's live status.
+type channelView struct {
+	Name           string              `json:"name"`
+	MailboxType    string              `json:"mailbox_type"`
+	MailboxAddress string              `json:"mailbox_address,omitempty"`
+	Folder         string              `json:"folder"`
+	Webhook        string              `json:"webhook,omitempty"`
+	Auth           store.ChannelStatus `json:"auth"`
+	Sync           store.SyncState     `json:"sync_state"`
+	Runner         *Status             `json:"runner,omitempty"`
+}
+
+// channelViews lists the configured channels in bridge.yaml order.
+func (d *Daemon) channelViews(ctx context.Context) ([]channelView, error) {
+	auths, err := d.db.ChannelStates(ctx)
+	if err != nil {
+		return nil, err
+	}
+	syncs, err := d.db.SyncStates(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]channelView, 0, len(d.cfg.Channels))
+	for _, ch := range d.cfg.Channels {
+		v := channelView{Name: ch.Name, MailboxType: ch.Mailbox.Type, MailboxAddress: ch.Mailbox.Address,
+			Folder: displayFolder(ch.Folder), Webhook: ch.Webhook,
+			Auth: store.ChannelStatus{Name: ch.Name, State: store.ChannelNeedsConsent}, Sync: store.SyncState{Channel: ch.Name}}
+		for _, a := range auths {
+			if a.Name == ch.Name {
+				v.Auth = a
+			}
+		}
+		for _, s := range syncs {
+			if s.Channel == ch.Name {
+				v.Sync = s
+			}
+		}
+		if v.MailboxAddress == "" {
+			v.MailboxAddress = v.Auth.Account.UPN
+		}
+		if r, ok := d.Runner(ch.Name); ok {
+			s := r.Status()
+			v.Runner = &s
+		}
+		out = append(out, v)
+	}
+	return out, nil
+}
+
+// Up reports whether the last sync round succeeded (and the runner is not
+// paused or failing).
+func (v channelView) Up() bool {
+	if v.Runner != nil {
+		return v.Runner.State == RunnerIdle || v.Runner.State == RunnerSyncing
+	}
+	return v.Sync.Status == store.SyncOK
+}
+
+// LastSuccess is when a sync round last succeeded; zero if never.
+func (v channelView) LastSuccess() time.Time {
+	if v.Runner != nil && !v.Runner.LastSuccessAt.IsZero() {
+		return v.Runner.LastSuccessAt
+	}
+	if v.Sync.Status == store.SyncOK {
+		return v.Sync.LastSyncAt
+	}
+	return time.Time{}
+}
+
+// Lag is the time since the last successful round ("never" before it).
+func (v channelView) Lag(now time.Time) string {
+	t := v.LastSuccess()
+	if t.IsZero() {
+		return "never"
+	}
+	return now.Sub(t).Round(time.Second).String()
+}
+
+// FirstSync reports a first full pass in progress: done of about total.
+func (v channelView) FirstSync() (done, total int64, active bool) {
+	if v.Sync.ArchiveMode == "" || !v.Sync.InitialDoneAt.IsZero() {
+		return 0, 0, false
+	}
+	return v.Sync.Seen, v.Sync.ProgressTotal, true
+}
+
+// Percent is a first sync's progress for a <progress>/<meter> element.
+func (v channelView) Percent() int {
+	done, total, _ := v.FirstSync()
+	if total <= 0 {
+		return 0
+	}
+	return int(min(100, done*100/total))
+}
+
+// Connected reports whether the channel was ever signed in (the button
+// then re-authenticates).
+func (v channelView) Connected() bool { return v.Auth.State != store.ChannelNeedsConsent }
+
+// problem is what needs the operator's attention, and the fix.
+type problem struct{ What, Fix string }
+
+// Problem is what needs the operator's attention, with its fix; zero when
+// nothing does.
+func (v channelView) Problem() problem {
+	switch v.Auth.State {
+	case store.ChannelNeedsConsent:
+		return problem{"Not connected yet.", "Click Connect and sign in with the account that owns the mailbox (or, for a shared mailbox, one that has full access to it)."}
+	case store.ChannelReauthRequired, store.ChannelError:
+		what := v.Auth.Reason
+		if v.Auth.Code != "" {
+			what = v.Auth.Code + ": " + what
+		}
+		return problem{what, v.Auth.Fix}
+	}
+	if v.Runner != nil && v.Runner.State == RunnerError {
+		return problem{v.Runner.Reason, v.Runner.Fix}
+	}
+	if v.Runner == nil && v.Sync.Status == store.SyncError {
+		return problem{v.Sync.ErrorReason, v.Sync.ErrorFix}
+	}
+	return problem{}
+}
+
+// ArchiveText describes the archive decision.
+func (v channelView) ArchiveText() string {
+	switch v.Sync.ArchiveMode {
+	case "":
+		return "not decided yet (at the first sync)"
+	case store.ArchiveDecidedOff:
+		return "off: every message is new"
+	}
+	if v.Sync.ArchiveCutoff.IsZero() {
+		return "on"
+	}
+	return "on: received before " + v.Sync.ArchiveCutoff.UTC().Format(time.RFC3339) + " is archived"
+}
+
+// endpointView is one webhook endpoint with its queue.
+type endpointView struct {
+	Name      string                `json:"name"`
+	URL       string                `json:"url"`
+	State     deliver.EndpointState `json:"state"`
+	Reason    string                `json:"reason,omitempty"`
+	Since     time.Time             `json:"since,omitzero"`
+	Pending   int                   `json:"pending"`
+	Delivered int                   `json:"delivered"`
+	Dead      int                   `json:"dead"`
+	Rejected  int                   `json:"rejected"`
+	// LastError is the newest error among the endpoint's undelivered rows.
+	LastError   string    `json:"last_error,omitempty"`
+	LastErrorAt time.Time `json:"last_error_at,omitzero"`
+	Configured  bool      `json:"configured"`
+}
+
+// endpointNames are the configured endpoints, then any other endpoint that
+// still holds rows (removed from bridge.yaml), sorted.
+func (d *Daemon) endpointNames(counts map[string]map[deliver.State]int) []string {
+	var names, extra []string
+	for _, w := range d.cfg.Webhooks {
+		names = append(names, w.Name)
+	}
+	for n := range counts {
+		if !slices.Contains(names, n) {
+			extra = append(extra, n)
+		}
+	}
+	slices.Sort(extra)
+	return append(names, extra...)
+}
+
+// endpointViews lists the webhook endpoints with queue depth and state.
+func (d *Daemon) endpointViews(ctx context.Context) ([]endpointView, error) {
+	q := d.db.Outbox()
+	counts, err := q.Counts(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var out []endpointView
+	for _, name := range d.endpointNames(counts) {
+		v := endpointView{Name: name, Pending: counts[name][deliver.StatePending], Delivered: counts[name][deliver.StateDelivered],
+			Dead: counts[name][deliver.StateDead], Rejected: counts[name][deliver.StateRejected]}
+		for _, w := range d.cfg.Webhooks {
+			if w.Name == name {
+				v.URL, v.Configured = redactURL(w.URL), true
+			}
+		}
+		st, err := q.Endpoint(ctx, name)
+		if err != nil {
+			return nil, err
+		}
+		v.State, v.Reason, v.Since = st.State, st.Reason, st.Since
+		// The head of the queue says why it is stuck; dead and rejected rows
+		// say why they stopped. Each is one indexed, limited read.
+		for _, states := range [][]deliver.State{{deliver.StatePending}, {deliver.StateDead, deliver.StateRejected}} {
+			rows, err := q.List(ctx, deliver.Filter{Endpoint: name, States: states, Limit: 50})
+			if err != nil {
+				return nil, err
+			}
+			for _, r := range rows {
+				if r.LastError != "" && r.LastAttemptAt.After(v.LastErrorAt) {
+					v.LastError, v.LastErrorAt = r.LastError, r.LastAttemptAt
+				}
+			}
+		}
+		out = append(out, v)
+	}
+	return out, nil
+}
+
+// deliveryView is an outbox row without its body, for the API and page.
+type deliveryView struct {
+	Seq           int64     `json:"seq"`
+	EventID       string    `json:"event_id"`
+	Endpoint      string    `json:"endpoint"`
+	Channel       string    `json:"channel"`
+	Type          string    `json:"type"`
+	State         string    `json:"state"`
+	Attempts      int       `json:"attempts"`
+	CreatedAt     time.Time `json:"created_at"`
+	NextAttemptAt time.Time `json:"next_attempt_at,omitzero"`
+	LastAttemptAt time.Time `json:"last_attempt_at,omitzero"`
+	LastStatus    int       `json:"last_status,omitempty"`
+	LastError     string    `json:"last_error,omitempty"`
+	ReplayedAt    time.Time `json:"replayed_at,omitzero"`
+	DeliveredAt   time.Time `json:"delivered_at,omitzero"`
+}
+
+func newDeliveryView(r deliver.Row) deliveryView {
+	v := deliveryView{Seq: r.Seq, EventID: r.EventID, Endpoint: r.Endpoint, Channel: r.Channel, Type: r.Type,
+		State: string(r.State), Attempts: r.Attempts, CreatedAt: r.CreatedAt, LastAttemptAt: r.LastAttemptAt,
+		LastStatus: r.LastStatus, LastError: r.LastError, ReplayedAt: r.ReplayedAt, DeliveredAt: r.DeliveredAt}
+	if r.State == deliver.StatePending {
+		v.NextAttemptAt = r.NextAttemptAt
+	}
+	return v
+}
+
+// Excerpt is the start of the last error, for a table cell.
+func (v deliveryView) Excerpt() string {
+	const n = 160
+	if len(v.LastError) <= n {
+		return v.LastError
+	}
+	cut := n
+	for cut > 0 && v.LastError[cut]&0xC0 == 0x80 {
+		cut--
+	}
+	return v.LastError[:cut] + "…"
+}
+
+// redactURL hides a webhook URL's credentials and query (receivers often
+// put a token there).
+func redactURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return fmt.Sprintf("(unparsable URL, %d characters)", len(raw))
+	}
+	if u.User != nil {
+		u.User = url.User("redacted")
+	}
+	if u.RawQuery != "" {
+		u.RawQuery = "…"
+	}
+	return u.String()
+}
