@@ -26,7 +26,7 @@ type switchReceiver struct {
 	failStatus int
 	failBody   string
 	events     map[string]webhooks.Event // by webhook-id
-	got        chan string                // webhook-ids of accepted events
+	got        chan string               // webhook-ids of accepted events
 }
 
 // newSwitchReceiver starts the receiver and points the rig's helpdesk
