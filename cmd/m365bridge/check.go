@@ -19,8 +19,9 @@ import (
 func runCheck(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("check", stderr)
 	path := fs.String("config", "bridge.yaml", "the configuration `file` to check")
+	online := fs.Bool("online", false, "also check that public_url reaches this running daemon (the FQDN check)")
 	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), "Usage: m365bridge check [--config FILE]\n\nValidates the configuration and prints the redirect URI to register in Entra ID.\n\nFlags:")
+		fmt.Fprintln(fs.Output(), "Usage: m365bridge check [--config FILE] [--online]\n\nValidates the configuration and prints the redirect URI to register in Entra ID.\n\nFlags:")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -51,6 +52,9 @@ func runCheck(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	printSummary(stdout, *path, cfg)
 	for _, w := range cfg.Warnings() {
 		fmt.Fprintln(stderr, "warning: "+w)
+	}
+	if *online {
+		return checkOnline(ctx, cfg, stdout, stderr)
 	}
 	return nil
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -127,9 +128,31 @@ func TestServeHealthReadyAndGracefulStop(t *testing.T) {
 		}
 	}
 
+	// The FQDN check: public_url reaches this very instance.
+	var out, errOut syncBuffer
+	if err := run(context.Background(), []string{"check", "--config", path, "--online"}, &out, &errOut); err != nil {
+		t.Errorf("check --online against the running daemon: %v\n%s%s", err, out.String(), errOut.String())
+	}
+	if !strings.Contains(out.String(), "Online check passed") {
+		t.Errorf("check --online output:\n%s", out.String())
+	}
+	// A public_url that leads elsewhere (here: a plain HTTP server) fails with the fix.
+	other := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Write([]byte(`{"status":"ok","instance":"someone-else"}`))
+	}))
+	defer other.Close()
+	elsewhere := filepath.Join(t.TempDir(), "elsewhere.yaml")
+	b, _ := os.ReadFile(path)
+	os.WriteFile(elsewhere, []byte(strings.Replace(string(b), "public_url: http://"+public, "public_url: "+other.URL, 1)), 0o600)
+	errOut = syncBuffer{}
+	err := run(context.Background(), []string{"check", "--config", elsewhere, "--online"}, &out, &errOut)
+	if err == nil || !strings.Contains(errOut.String(), "another m365bridge instance") {
+		t.Errorf("check --online with a foreign public_url: err %v, stderr:\n%s", err, errOut.String())
+	}
+
 	// A second instance on the same ports fails at startup, clearly.
 	var stderr2 syncBuffer
-	err := run(context.Background(), []string{"serve", "--config", path}, &stdout, &stderr2)
+	err = run(context.Background(), []string{"serve", "--config", path}, &stdout, &stderr2)
 	if err == nil || !strings.Contains(err.Error(), "already in use") {
 		t.Errorf("second instance: err = %v, want an address-in-use startup error", err)
 	}
