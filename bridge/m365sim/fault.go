@@ -237,6 +237,7 @@ func dropConnection(w http.ResponseWriter, r *http.Request) {
 		writeGraphError(w, r, http.StatusGatewayTimeout, "UnknownError", "The gateway timed out waiting for the backend.")
 		return
 	}
+	infoOf(r).dropped = true
 	if conn, _, err := http.NewResponseController(w).Hijack(); err == nil {
 		conn.Close()
 		return

@@ -67,6 +67,9 @@ func TestFaultRules(t *testing.T) {
 			resp.Body.Close()
 			t.Fatalf("got a response %d, want a dropped connection", resp.StatusCode)
 		}
+		if n := f.sim.Counters().ByStatus["dropped"]; n < 1 {
+			t.Errorf("byStatus dropped = %d", n)
+		}
 	})
 
 	t.Run("latency", func(t *testing.T) {

@@ -44,6 +44,7 @@ type reqInfo struct {
 	kind    string
 	mailbox string
 	batched bool
+	dropped bool // a fault closed the connection
 }
 
 type reqInfoKey struct{}
@@ -160,6 +161,14 @@ func (s *Sim) serveGraph(w http.ResponseWriter, r *http.Request) {
 		sw.status = http.StatusOK
 	}
 	s.count(info, r.Method, sw.status)
+}
+
+// countStatus is the byStatus key: the code, or "dropped".
+func countStatus(info *reqInfo, status int) string {
+	if info.dropped {
+		return "dropped"
+	}
+	return strconv.Itoa(status)
 }
 
 // statusWriter records the status for the counters. Unwrap lets

@@ -5,7 +5,6 @@ package m365sim
 import (
 	"maps"
 	"net/http"
-	"strconv"
 )
 
 // Counters are the Graph requests the sim has answered since start (or the
@@ -58,7 +57,7 @@ func (s *Sim) count(info *reqInfo, method string, status int) {
 		c.ByMailbox[info.mailbox]++
 	}
 	c.ByMethod[method]++
-	c.ByStatus[strconv.Itoa(status)]++
+	c.ByStatus[countStatus(info, status)]++
 }
 
 // Counters returns a snapshot of the request counters.

@@ -165,7 +165,11 @@ func decodeWords(s string) string {
 }
 
 // parseMIME reads raw RFC 5322 bytes the way Exchange does on delivery.
-func parseMIME(raw []byte) (*mimeMessage, error) {
+func parseMIME(raw []byte) (*mimeMessage, error) { return parseMIMEDepth(raw, 0) }
+
+// parseMIMEDepth parses a message nested depth levels deep (multipart or
+// message/rfc822); parts below maxMIMEDepth are kept as opaque bytes.
+func parseMIMEDepth(raw []byte, depth int) (*mimeMessage, error) {
 	msg, err := mail.ReadMessage(bytes.NewReader(raw))
 	if err != nil {
 		return nil, fmt.Errorf("parse message header: %w", err)
@@ -201,7 +205,7 @@ func parseMIME(raw []byte) (*mimeMessage, error) {
 	}
 	m.Importance = importanceOf(h.Get("Importance"), h.Get("X-Priority"))
 	p := &mimeWalker{m: m}
-	p.walk(h, body, 0)
+	p.walk(h, body, depth)
 	for _, a := range m.Attachments {
 		if a.Kind == "file" && a.ContentID != "" && strings.Contains(m.html, "cid:"+a.ContentID) {
 			a.IsInline = true
@@ -332,10 +336,12 @@ func (p *mimeWalker) walk(h headerGetter, body []byte, depth int) {
 	switch {
 	case mediaType == "message/rfc822":
 		a := &mimeAttachment{Kind: "item", Name: name, ContentType: mediaType, Size: len(data), data: data}
-		if inner, err := parseMIME(data); err == nil && depth < maxMIMEDepth {
-			a.Item = inner
-			if a.Name == "" {
-				a.Name = inner.Subject
+		if depth < maxMIMEDepth {
+			if inner, err := parseMIMEDepth(data, depth+1); err == nil {
+				a.Item = inner
+				if a.Name == "" {
+					a.Name = inner.Subject
+				}
 			}
 		}
 		p.m.Attachments = append(p.m.Attachments, a)

@@ -195,3 +195,24 @@ func FuzzParseMIME(f *testing.F) {
 		m.hasAttachments()
 	})
 }
+
+// TestParseMIMEDeepNesting: forwarded-of-forwarded chains stop being parsed
+// at maxMIMEDepth instead of recursing without bound.
+func TestParseMIMEDeepNesting(t *testing.T) {
+	msg := "Subject: leaf\r\n\r\nhi\r\n"
+	for i := 0; i < 3*maxMIMEDepth; i++ {
+		msg = "Subject: level\r\nContent-Type: message/rfc822\r\n\r\n" + msg
+	}
+	m, err := parseMIME([]byte(msg))
+	if err != nil {
+		t.Fatal(err)
+	}
+	depth := 0
+	for len(m.Attachments) == 1 && m.Attachments[0].Item != nil {
+		m = m.Attachments[0].Item
+		depth++
+	}
+	if depth == 0 || depth > maxMIMEDepth+1 {
+		t.Errorf("parsed %d levels, want 1..%d", depth, maxMIMEDepth+1)
+	}
+}
