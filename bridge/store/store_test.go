@@ -21,7 +21,21 @@ func openTemp(t *testing.T) (*DB, string) {
 }
 
 func TestOpenCreatesOwnerOnlyFile(t *testing.T) {
-	_, path := openTemp(t)
+	db, path := openTemp(t)
+	// A write creates the WAL and shared-memory files; SQLite gives them the
+	// database file's mode, which must hold for them too (they hold data).
+	if err := db.Enqueue(context.Background(), OutboxEvent{EventID: "evt_mode", Endpoint: "e", Channel: "c", Type: "t", Body: []byte("{}")}); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{path + "-wal", path + "-shm"} {
+		fi, err := os.Stat(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := fi.Mode().Perm(); got != 0o600 {
+			t.Errorf("%s mode = %v, want 0600", filepath.Base(p), got)
+		}
+	}
 	fi, err := os.Stat(path)
 	if err != nil {
 		t.Fatal(err)
