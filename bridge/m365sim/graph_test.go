@@ -639,3 +639,45 @@ func TestGraphDraftsAndTranslateIDs(t *testing.T) {
 		t.Errorf("translate %v", v)
 	}
 }
+
+func TestGraphUserProfile(t *testing.T) {
+	f := newGraphFixture(t, Options{})
+	me := f.getJSON(t, "GET", "/v1.0/me", f.aliceTok, nil, 200)
+	if me["id"] != f.alice.ID || me["userPrincipalName"] != "alice@contoso.example" || me["mail"] != "alice@contoso.example" || me["displayName"] != "Alice Agent" {
+		t.Errorf("/me %v", me)
+	}
+	if !strings.HasSuffix(me["@odata.context"].(string), "/v1.0/$metadata#users/$entity") {
+		t.Errorf("context %v", me["@odata.context"])
+	}
+	noUserRead := f.token(f.alice.ID, "Mail.ReadWrite")
+	resp, b := f.call(t, "GET", "/v1.0/me", noUserRead, nil)
+	e := wantGraphError(t, resp, b, 403, "Authorization_RequestDenied")
+	if e["message"] != "Insufficient privileges to complete the operation." {
+		t.Errorf("message %v", e["message"])
+	}
+	resp, b = f.call(t, "GET", "/v1.0/users/bob@contoso.example", f.aliceTok, nil)
+	wantGraphError(t, resp, b, 403, "Authorization_RequestDenied")
+	all := f.token(f.alice.ID, "User.ReadBasic.All")
+	if bob := f.getJSON(t, "GET", "/v1.0/users/bob@contoso.example", all, nil, 200); bob["id"] != f.bob.ID {
+		t.Errorf("bob %v", bob)
+	}
+	resp, b = f.call(t, "GET", "/v1.0/users/ghost@contoso.example", all, nil)
+	wantGraphError(t, resp, b, 404, "Request_ResourceNotFound")
+}
+
+func TestGraphHiddenFoldersAndSelect(t *testing.T) {
+	f := newGraphFixture(t, Options{})
+	f.getJSON(t, "POST", "/v1.0/me/mailFolders", f.aliceTok, map[string]any{"displayName": "Secret", "isHidden": true}, 201)
+	count := func(q string) int {
+		return len(f.getJSON(t, "GET", "/v1.0/me/mailFolders?$top=50"+q, f.aliceTok, nil, 200)["value"].([]any))
+	}
+	if a, b := count(""), count("&includeHiddenFolders=true"); a != 8 || b != 9 {
+		t.Errorf("visible %d, with hidden %d; want 8, 9", a, b)
+	}
+	fo := f.getJSON(t, "GET", "/v1.0/me/mailFolders/inbox?$select=displayName", f.aliceTok, nil, 200)
+	if _, ok := fo["totalItemCount"]; ok || fo["id"] == nil || fo["displayName"] != "Inbox" {
+		t.Errorf("$select on a folder: %v", fo)
+	}
+	resp, b := f.call(t, "GET", "/v1.0/me/mailFolders/inbox?$select=bogus", f.aliceTok, nil)
+	wantGraphError(t, resp, b, 400, "RequestBroker--ParseUri")
+}
