@@ -157,3 +157,19 @@ func BenchmarkGenerateLargeMailbox(b *testing.B) {
 		runtime.KeepAlive(s)
 	}
 }
+
+// TestSeedExampleMail: the repository's example seed fills the folder the
+// sample bridge.yaml syncs.
+func TestSeedExampleMail(t *testing.T) {
+	seed, err := LoadSeedFile("testdata/seed.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := New(Options{})
+	if _, err := s.Apply(seed); err != nil {
+		t.Fatal(err)
+	}
+	if got := len(s.Messages("support@contoso.com", "Inbox/Support")); got != 25 {
+		t.Errorf("Inbox/Support holds %d messages, want 25", got)
+	}
+}
