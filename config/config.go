@@ -135,6 +135,35 @@ type Channel struct {
 	// MaxAttachmentBytes: attachments larger than this are listed with
 	// included: false instead of being inlined.
 	MaxAttachmentBytes int64 `yaml:"max_attachment_bytes"`
+	// Send, when present and enabled, lets the helpdesk send replies through
+	// the mailbox (POST /v1/channels/{name}/messages on the public listener).
+	Send *ChannelSend `yaml:"send"`
+}
+
+// ChannelSend enables a channel's send endpoint. Requests are signed
+// (Standard Webhooks) with one of the secrets; a section without
+// `enabled:` is enabled.
+type ChannelSend struct {
+	Enabled bool     `yaml:"enabled"`
+	Secret  Secret   `yaml:"secret"`
+	Secrets []Secret `yaml:"secrets"`
+}
+
+// AllSecrets is the send endpoint's accepted secrets, Secret first.
+func (s *ChannelSend) AllSecrets() []Secret {
+	if s == nil {
+		return nil
+	}
+	var out []Secret
+	if !s.Secret.IsZero() {
+		out = append(out, s.Secret)
+	}
+	return append(out, s.Secrets...)
+}
+
+// SendEnabled reports whether the channel accepts send requests.
+func (ch Channel) SendEnabled() bool {
+	return ch.Send != nil && ch.Send.Enabled && len(ch.Send.AllSecrets()) > 0
 }
 
 // Mailbox says whose mailbox a channel reads.

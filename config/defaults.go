@@ -71,5 +71,8 @@ func (c *Config) setDefaults(isSet func(path string) bool) {
 		if ch.MaxAttachmentBytes == 0 && !isSet(p+".max_attachment_bytes") {
 			ch.MaxAttachmentBytes = DefaultMaxAttachmentBytes
 		}
+		if ch.Send != nil && !ch.Send.Enabled && !isSet(p+".send.enabled") {
+			ch.Send.Enabled = true
+		}
 	}
 }

@@ -341,6 +341,7 @@ func TestSampleCommentedExamples(t *testing.T) {
 		`    {"title": {{json .Data.ticket.title}}, "group": {{json .Data.group}},`,
 		`     "customer": {{json .Data.ticket.customer.address}}}`,
 		"poll_interval: 1m", "raw_mime: false", "max_attachment_bytes: 10485760",
+		"send:", "  secret: ${SUPPORT_SEND_SECRET}",
 		"- name: billing", "  mailbox: {type: shared, address: billing@contoso.com}",
 		"  after_import: move:Archive/Imported", "  raw_mime: true",
 		"- name: noreply-bounces", "  mailbox: {type: shared, address: noreply@contoso.com}",
@@ -365,7 +366,7 @@ func TestSampleCommentedExamples(t *testing.T) {
 		}
 	}
 	env := testEnv{
-		vars: map[string]string{"HELPDESK_WEBHOOK_SECRET_OLD": webhookSecret, "HELPDESK_API_TOKEN": "t"},
+		vars: map[string]string{"HELPDESK_WEBHOOK_SECRET_OLD": webhookSecret, "HELPDESK_API_TOKEN": "t", "SUPPORT_SEND_SECRET": webhookSecret},
 		files: map[string]string{
 			filepath.Join("secrets", "helpdesk-new.whsec"): webhookSecret + "\n",
 		},
@@ -379,6 +380,9 @@ func TestSampleCommentedExamples(t *testing.T) {
 	}
 	if got, want := len(c.Webhooks[0].AllSecrets()), 3; got != want {
 		t.Errorf("secrets = %d, want %d", got, want)
+	}
+	if !c.Channels[0].SendEnabled() {
+		t.Errorf("send example not uncommented or not enabled: %+v", c.Channels[0].Send)
 	}
 	if c.Webhooks[0].Template == nil || c.MS.Prompt != "select_account" {
 		t.Errorf("template or prompt not uncommented")

@@ -399,6 +399,17 @@ func (v *validator) channel(p string, ch *Channel) {
 	if ch.MaxAttachmentBytes < 0 {
 		v.fail(p+".max_attachment_bytes", "max_attachment_bytes must not be negative", "0 never inlines attachments")
 	}
+	if s := ch.Send; s != nil {
+		if s.Enabled && len(s.AllSecrets()) == 0 {
+			v.fail(p+".send.secret", "sending is enabled but no signing secret is set", "secret: ${SUPPORT_SEND_SECRET}, a whsec_ value the helpdesk signs send requests with")
+		}
+		if !s.Secret.IsZero() {
+			v.whsec(p+".send.secret", s.Secret)
+		}
+		for i, sec := range s.Secrets {
+			v.whsec(fmt.Sprintf("%s.send.secrets[%d]", p, i), sec)
+		}
+	}
 	a, ap := ch.Archive, p+".archive"
 	switch a.Mode {
 	case ArchiveOn:
