@@ -212,3 +212,21 @@ func TestHTMLToText(t *testing.T) {
 		})
 	}
 }
+
+func TestEncodeEnvelopeMatchesJSONMarshal(t *testing.T) {
+	ev, _, err := BuildMailEvent(testSource(ArchivePolicy{}), testMessage(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := json.Marshal(ev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := EncodeEnvelope(ev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(got) != string(want) {
+		t.Errorf("EncodeEnvelope =\n%s\nwant\n%s", got, want)
+	}
+}

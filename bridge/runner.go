@@ -25,6 +25,7 @@ type MailboxAPI interface {
 	GetFolder(ctx context.Context, id string) (graph.Folder, error)
 	Delta(ctx context.Context, folderID, cursor string, opts graph.DeltaOptions) (*graph.DeltaPage, error)
 	Attachments(ctx context.Context, messageID string) ([]graph.Attachment, error)
+	AttachmentsOf(ctx context.Context, messageIDs []string) (map[string][]graph.Attachment, map[string]error, error)
 	MIME(ctx context.Context, id string, maxBytes int64) ([]byte, error)
 	MarkRead(ctx context.Context, ids []string) map[string]error
 	Move(ctx context.Context, ids []string, destFolderID string) map[string]error
@@ -351,7 +352,7 @@ func postActionDelay(attempts int) time.Duration {
 // event JSON goes to the channel's webhook endpoint.
 func StoreEnqueue(db *store.DB) EnqueueFunc {
 	return func(ctx context.Context, tx *sql.Tx, ev QueuedEvent) error {
-		body, err := json.Marshal(ev.Event)
+		body, err := EncodeEnvelope(ev.Event)
 		if err != nil {
 			return fmt.Errorf("encode event %s: %w", ev.ID, err)
 		}
@@ -359,6 +360,33 @@ func StoreEnqueue(db *store.DB) EnqueueFunc {
 			EventID: ev.ID, Endpoint: ev.Webhook, Channel: ev.Channel, Type: ev.Type, Body: body,
 		})
 	}
+}
+
+// EncodeEnvelope returns exactly json.Marshal(ev), without re-validating
+// and compacting ev.Data, which webhooks.NewEvent produced with
+// json.Marshal: for a message with megabytes of attachments that second
+// pass costs more than building the event.
+func EncodeEnvelope(ev webhooks.Event) ([]byte, error) {
+	typ, err := json.Marshal(ev.Type)
+	if err != nil {
+		return nil, err
+	}
+	ts, err := ev.Timestamp.MarshalJSON()
+	if err != nil {
+		return nil, err
+	}
+	data := []byte(ev.Data)
+	if len(data) == 0 {
+		data = []byte("null")
+	}
+	buf := make([]byte, 0, len(data)+len(typ)+len(ts)+32)
+	buf = append(buf, `{"type":`...)
+	buf = append(buf, typ...)
+	buf = append(buf, `,"timestamp":`...)
+	buf = append(buf, ts...)
+	buf = append(buf, `,"data":`...)
+	buf = append(buf, data...)
+	return append(buf, '}'), nil
 }
 
 // RegisterLedgerHooks ties the webhook outbox to the message ledger: an

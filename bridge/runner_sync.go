@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"strings"
 
 	"golang.org/x/sync/errgroup"
 
@@ -193,11 +194,19 @@ func (r *Runner) processPage(ctx context.Context, src EventSource, page *graph.D
 		}
 		todo = append(todo, m)
 	}
+	gone, err := r.fetchAttachments(ctx, todo)
+	if err != nil {
+		return stats, err
+	}
 	results := make([]built, len(todo))
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(extrasInFlight)
 	for i, m := range todo {
 		g.Go(func() error {
+			if gone[m.ID] {
+				results[i] = r.rejected(src, m, "the message disappeared while its attachments were read; it is picked up again if it comes back")
+				return nil
+			}
 			b, err := r.buildOne(gctx, src, m)
 			results[i] = b
 			return err
@@ -258,6 +267,63 @@ func (r *Runner) processPage(ctx context.Context, src EventSource, page *graph.D
 		r.cfg.Wake()
 	}
 	return stats, nil
+}
+
+// needsAttachments reports whether a message's attachments must be read:
+// it has some, or its HTML refers to inline images (hasAttachments is
+// false when all attachments are inline), and the delta did not carry them.
+func needsAttachments(m *graph.Message) bool {
+	if len(m.Attachments) > 0 {
+		return false
+	}
+	return m.HasAttachments || (m.Body != nil && strings.Contains(m.Body.Content, "cid:"))
+}
+
+// fetchAttachments reads the attachments of the messages that need them
+// through $batch (20 messages per request) and stores them on the
+// messages. It returns the messages that vanished meanwhile; any other
+// failure fails the round (the next round retries from the cursor).
+func (r *Runner) fetchAttachments(ctx context.Context, msgs []*graph.Message) (map[string]bool, error) {
+	var ids []string
+	byID := map[string]*graph.Message{}
+	for _, m := range msgs {
+		if needsAttachments(m) {
+			ids = append(ids, m.ID)
+			byID[m.ID] = m
+		}
+	}
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	atts, failed, err := r.cfg.Graph.AttachmentsOf(ctx, ids)
+	if err != nil {
+		return nil, fmt.Errorf("read attachments: %w", err)
+	}
+	gone := map[string]bool{}
+	for id, ferr := range failed {
+		if !errors.Is(ferr, graph.ErrItemNotFound) {
+			return nil, fmt.Errorf("read attachments: %w", ferr)
+		}
+		gone[id] = true
+	}
+	for id, a := range atts {
+		byID[id].Attachments = a
+		byID[id].HasAttachments = false // read: buildOne must not fetch again
+	}
+	return gone, nil
+}
+
+// rejected is the ledger row of a message that cannot become an event.
+func (r *Runner) rejected(src EventSource, m *graph.Message, reason string) built {
+	kind := store.KindNew
+	if src.Policy.Archived(m.ReceivedDateTime) {
+		kind = store.KindArchived
+	}
+	return built{entry: store.LedgerEntry{
+		Channel: r.ch.Name, MessageID: m.ID, InternetMessageID: m.InternetMessageID,
+		EventID: webhooks.EventID(src.Tenant, src.Mailbox, m.ID), Kind: kind, ReceivedAt: m.ReceivedDateTime,
+		State: store.LedgerRejected, Reason: reason,
+	}}
 }
 
 // buildOne fetches what a message still needs (attachments when the delta

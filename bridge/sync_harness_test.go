@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -81,7 +82,7 @@ func newHarness(t testing.TB, opts m365sim.Options) *harness {
 		t.Fatal(err)
 	}
 	h := &harness{t: t, sim: srv, tenant: srv.Seeded.TenantID, token: ts.AccessToken,
-		client: &graph.Client{BaseURL: srv.URL, Sleep: fastSleep}}
+		client: &graph.Client{BaseURL: srv.URL, Sleep: fastSleep, Logger: slog.New(slog.DiscardHandler)}}
 	h.dbPath = filepath.Join(t.TempDir(), store.FileName)
 	h.openDB()
 	h.secret, _ = webhooks.GenerateSecret()
@@ -267,3 +268,5 @@ func (h *harness) ledger(channel, immutableID string) store.LedgerEntry {
 func (h *harness) eventID(mailbox, immutableID string) string {
 	return webhooks.EventID(h.tenant, mailbox, immutableID)
 }
+
+func deliverFilterAll() deliver.Filter { return deliver.Filter{WithBody: true} }
