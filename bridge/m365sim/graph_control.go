@@ -5,6 +5,7 @@ package m365sim
 
 import (
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"strings"
@@ -33,7 +34,15 @@ func (s *Sim) registerGraphControl(mux *http.ServeMux) {
 	add("DELETE /_sim/counters", "reset the Graph request counters", s.handleCounters)
 }
 
-// decodeControl reads a JSON body strictly.
+// controlStatus maps a control method's error to 404 (ErrNotFound) or 400.
+func controlStatus(err error) int {
+	if errors.Is(err, ErrNotFound) {
+		return http.StatusNotFound
+	}
+	return http.StatusBadRequest
+}
+
+// decodeMailControl reads a JSON body strictly.
 func decodeMailControl(w http.ResponseWriter, r *http.Request, v any) bool {
 	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 64<<20))
 	dec.DisallowUnknownFields()
@@ -72,7 +81,7 @@ func (s *Sim) ctlInject(w http.ResponseWriter, r *http.Request) {
 	}
 	mi, err := s.InjectMessage(r.PathValue("mailbox"), nm)
 	if err != nil {
-		writeControlError(w, http.StatusBadRequest, err.Error())
+		writeControlError(w, controlStatus(err), err.Error())
 		return
 	}
 	writeControlJSON(w, http.StatusCreated, mi)
@@ -85,7 +94,7 @@ func (s *Sim) ctlMessages(w http.ResponseWriter, r *http.Request) {
 		folder = "Inbox"
 	}
 	if _, err := s.FolderID(r.PathValue("mailbox"), folder); err != nil {
-		writeControlError(w, http.StatusNotFound, err.Error())
+		writeControlError(w, controlStatus(err), err.Error())
 		return
 	}
 	list := s.Messages(r.PathValue("mailbox"), folder)
@@ -108,7 +117,7 @@ func (s *Sim) ctlMessagePatch(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err := s.SetRead(r.PathValue("mailbox"), r.PathValue("id"), *body.IsRead); err != nil {
-		writeControlError(w, http.StatusNotFound, err.Error())
+		writeControlError(w, controlStatus(err), err.Error())
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)
@@ -124,7 +133,7 @@ func (s *Sim) ctlMessageMove(w http.ResponseWriter, r *http.Request) {
 	}
 	mi, err := s.MoveMessage(r.PathValue("mailbox"), r.PathValue("id"), body.Folder)
 	if err != nil {
-		writeControlError(w, http.StatusNotFound, err.Error())
+		writeControlError(w, controlStatus(err), err.Error())
 		return
 	}
 	writeControlJSON(w, http.StatusOK, mi)
@@ -134,7 +143,7 @@ func (s *Sim) ctlMessageMove(w http.ResponseWriter, r *http.Request) {
 func (s *Sim) ctlMessageDelete(w http.ResponseWriter, r *http.Request) {
 	hard := r.URL.Query().Get("hard") == "true"
 	if err := s.DeleteMessage(r.PathValue("mailbox"), r.PathValue("id"), hard); err != nil {
-		writeControlError(w, http.StatusNotFound, err.Error())
+		writeControlError(w, controlStatus(err), err.Error())
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)
@@ -150,7 +159,7 @@ func (s *Sim) ctlFolderCreate(w http.ResponseWriter, r *http.Request) {
 	}
 	id, err := s.CreateFolder(r.PathValue("mailbox"), body.Path)
 	if err != nil {
-		writeControlError(w, http.StatusBadRequest, err.Error())
+		writeControlError(w, controlStatus(err), err.Error())
 		return
 	}
 	writeControlJSON(w, http.StatusCreated, map[string]string{"id": id, "path": body.Path})
@@ -166,7 +175,7 @@ func (s *Sim) ctlFolderRename(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err := s.RenameFolder(r.PathValue("mailbox"), body.Path, body.Name); err != nil {
-		writeControlError(w, http.StatusBadRequest, err.Error())
+		writeControlError(w, controlStatus(err), err.Error())
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)
@@ -185,7 +194,7 @@ func (s *Sim) ctlMailboxEnabled(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err := s.SetMailboxEnabled(r.PathValue("mailbox"), *body.Enabled); err != nil {
-		writeControlError(w, http.StatusNotFound, err.Error())
+		writeControlError(w, controlStatus(err), err.Error())
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)
@@ -194,7 +203,7 @@ func (s *Sim) ctlMailboxEnabled(w http.ResponseWriter, r *http.Request) {
 // ctlDeltaExpire: POST /_sim/delta/expire[?mailbox=addr].
 func (s *Sim) ctlDeltaExpire(w http.ResponseWriter, r *http.Request) {
 	if err := s.ExpireDeltaTokens(r.URL.Query().Get("mailbox")); err != nil {
-		writeControlError(w, http.StatusNotFound, err.Error())
+		writeControlError(w, controlStatus(err), err.Error())
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)
@@ -253,7 +262,7 @@ func (s *Sim) ctlFaultAdd(w http.ResponseWriter, r *http.Request) {
 	}
 	id, err := s.AddFault(body.FaultRule)
 	if err != nil {
-		writeControlError(w, http.StatusBadRequest, err.Error())
+		writeControlError(w, controlStatus(err), err.Error())
 		return
 	}
 	writeControlJSON(w, http.StatusCreated, map[string]string{"id": id})

@@ -85,14 +85,21 @@ func TestMailControlAPI(t *testing.T) {
 		t.Errorf("reset: %+v", c)
 	}
 
-	for _, bad := range []struct{ method, path string }{
-		{"POST", "/_sim/mail/nobody@x/messages"},
-		{"GET", "/_sim/mail/support@contoso.example/messages?folder=Nope"},
-		{"POST", mb + "/messages/nope/move"},
+	for _, bad := range []struct {
+		method, path string
+		body         any
+		status       int
+	}{
+		{"POST", "/_sim/mail/nobody@x/messages", map[string]string{"subject": "x"}, 404},
+		{"GET", "/_sim/mail/support@contoso.example/messages?folder=Nope", nil, 404},
+		{"POST", mb + "/messages/nope/move", map[string]string{"folder": "Inbox"}, 404},
+		{"POST", mb + "/messages", map[string]string{"from": "not an address <"}, 400},
+		{"POST", mb + "/messages", map[string]string{"unknownField": "x"}, 400},
+		{"PATCH", mb + "/folders", map[string]string{"path": "Inbox", "name": ""}, 400},
 	} {
-		resp, _ := f.call(t, bad.method, bad.path, "", map[string]string{"folder": "Inbox"})
-		if resp.StatusCode < 400 {
-			t.Errorf("%s %s: %d", bad.method, bad.path, resp.StatusCode)
+		resp, b := f.call(t, bad.method, bad.path, "", bad.body)
+		if resp.StatusCode != bad.status {
+			t.Errorf("%s %s: %d, want %d: %s", bad.method, bad.path, resp.StatusCode, bad.status, b)
 		}
 	}
 }

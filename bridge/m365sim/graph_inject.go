@@ -81,7 +81,7 @@ func (s *Sim) mailboxLocked(ref string) (*Mailbox, error) {
 	if mb := s.mailboxByID[ref]; mb != nil {
 		return mb, nil
 	}
-	return nil, fmt.Errorf("no mailbox %q", ref)
+	return nil, fmt.Errorf("find mailbox %q: %w", ref, ErrNotFound)
 }
 
 func (d *mailData) info(m *message) MessageInfo {
@@ -257,7 +257,7 @@ func (s *Sim) withMessage(mailbox, id string, fn func(d *mailData, m *message) e
 	}
 	m := mb.data.find(id)
 	if m == nil {
-		return fmt.Errorf("no message %q in %s", id, mb.Address)
+		return fmt.Errorf("find message %q in %s: %w", id, mb.Address, ErrNotFound)
 	}
 	return fn(mb.data, m)
 }

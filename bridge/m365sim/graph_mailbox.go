@@ -174,7 +174,7 @@ func (d *mailData) resolvePath(path string) (*folder, error) {
 			}
 		}
 		if cur == nil {
-			return nil, fmt.Errorf("no folder %q in %s", strings.Join(segs[:i+1], "/"), d.mb.Address)
+			return nil, fmt.Errorf("find folder %q in %s: %w", strings.Join(segs[:i+1], "/"), d.mb.Address, ErrNotFound)
 		}
 	}
 	return cur, nil
