@@ -152,8 +152,13 @@ func (s *Sim) serveGraph(w http.ResponseWriter, r *http.Request) {
 	sw := &statusWriter{ResponseWriter: w}
 	if _, pattern := s.graph.mux.Handler(r); pattern == "" {
 		info.kind = "unknown"
-		seg := r.URL.Path[strings.LastIndex(r.URL.Path, "/")+1:]
-		writeGraphError(sw, r, http.StatusBadRequest, "BadRequest", fmt.Sprintf("Resource not found for the segment '%s'.", seg))
+		if s.pathExists(r) {
+			// Status documented (C.1 table, 405 for an unsupported OData request).
+			writeGraphError(sw, r, http.StatusMethodNotAllowed, "ErrorInvalidRequest", "The OData request is not supported.")
+		} else {
+			seg := r.URL.Path[strings.LastIndex(r.URL.Path, "/")+1:]
+			writeGraphError(sw, r, http.StatusBadRequest, "BadRequest", fmt.Sprintf("Resource not found for the segment '%s'.", seg))
+		}
 	} else {
 		s.graph.mux.ServeHTTP(sw, r)
 	}
@@ -169,6 +174,21 @@ func countStatus(info *reqInfo, status int) string {
 		return "dropped"
 	}
 	return strconv.Itoa(status)
+}
+
+// pathExists reports whether the path is served for some other method.
+func (s *Sim) pathExists(r *http.Request) bool {
+	for _, m := range []string{"GET", "POST", "PATCH", "DELETE"} {
+		if m == r.Method {
+			continue
+		}
+		r2 := r.Clone(r.Context())
+		r2.Method = m
+		if _, pattern := s.graph.mux.Handler(r2); pattern != "" {
+			return true
+		}
+	}
+	return false
 }
 
 // statusWriter records the status for the counters. Unwrap lets

@@ -43,6 +43,7 @@ func TestGraphAccessRules(t *testing.T) {
 		{"OData key syntax", "GET", "/v1.0/users('support@contoso.example')/mailFolders('Inbox')/messages", f.aliceTok, 200, ""},
 		{"unknown segment", "GET", "/v1.0/me/calendars", f.aliceTok, 400, "BadRequest"},
 		{"unknown root segment", "GET", "/v1.0/groups", f.aliceTok, 400, "BadRequest"},
+		{"unsupported method", "PUT", "/v1.0/me/messages", f.aliceTok, 405, "ErrorInvalidRequest"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
