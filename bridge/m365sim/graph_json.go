@@ -21,9 +21,17 @@ var defaultMessageFields = []string{
 	"sender", "from", "toRecipients", "ccRecipients", "bccRecipients", "replyTo", "flag",
 }
 
-// messageFieldOrder is the order properties appear in, selected or not.
-var messageFieldOrder = append(append([]string{"id"}, defaultMessageFields[:20]...),
-	append([]string{"uniqueBody"}, append(defaultMessageFields[20:], "internetMessageHeaders")...)...)
+// messageFieldOrder is the order properties appear in, selected or not:
+// the default set with id first, uniqueBody next to body, and
+// internetMessageHeaders (only when selected) last.
+var messageFieldOrder = []string{
+	"id", "createdDateTime", "lastModifiedDateTime", "changeKey", "categories", "receivedDateTime",
+	"sentDateTime", "hasAttachments", "internetMessageId", "subject", "bodyPreview", "importance",
+	"parentFolderId", "conversationId", "conversationIndex", "isDeliveryReceiptRequested",
+	"isReadReceiptRequested", "isRead", "isDraft", "webLink", "inferenceClassification", "body",
+	"uniqueBody", "sender", "from", "toRecipients", "ccRecipients", "bccRecipients", "replyTo", "flag",
+	"internetMessageHeaders",
+}
 
 var messageFieldSet, folderFieldSet = fieldSet(messageFieldOrder), fieldSet(folderFields)
 

@@ -13,7 +13,7 @@ func itemNotFound(w http.ResponseWriter, r *http.Request) {
 	writeGraphError(w, r, http.StatusNotFound, "ErrorItemNotFound", msgItemNotFound)
 }
 
-func (c *graphCtx) messageContext(r *http.Request) string {
+func (c *graphCtx) messageContext(_ *http.Request) string {
 	return c.base + "/$metadata#users('" + c.mb.ID + "')/messages/$entity"
 }
 

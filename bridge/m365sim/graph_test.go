@@ -682,3 +682,17 @@ func TestGraphHiddenFoldersAndSelect(t *testing.T) {
 	resp, b := f.call(t, "GET", "/v1.0/me/mailFolders/inbox?$select=bogus", f.aliceTok, nil)
 	wantGraphError(t, resp, b, 400, "RequestBroker--ParseUri")
 }
+
+// TestMessageFieldOrderCoversDefaults: a default property missing from the
+// render order would silently never be returned.
+func TestMessageFieldOrderCoversDefaults(t *testing.T) {
+	order := map[string]bool{}
+	for _, f := range messageFieldOrder {
+		order[f] = true
+	}
+	for _, f := range defaultMessageFields {
+		if !order[f] {
+			t.Errorf("%s is a default field but not in messageFieldOrder", f)
+		}
+	}
+}
