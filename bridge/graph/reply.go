@@ -1,0 +1,137 @@
+package graph
+
+// Replies and send verification: reply to a message so Outlook threads the
+// answer (Graph sets In-Reply-To and References, which internetMessageHeaders
+// cannot), send with an explicit from (a shared mailbox's Send As), and find
+// a sent message again by a custom header after an uncertain attempt.
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+)
+
+// MaxAttachmentBytes is the largest attachment Graph takes inline in one
+// sendMail or reply request; beyond it Graph needs an upload session, which
+// this package does not implement.
+const MaxAttachmentBytes = 3 << 20
+
+// MaxRecipients is Graph's limit of to+cc+bcc recipients on one message.
+const MaxRecipients = maxRecipients
+
+// withFrom is an OutgoingMessage with the from property (Send As).
+type withFrom struct {
+	OutgoingMessage
+	From *Recipient `json:"from,omitempty"`
+}
+
+// checkOutgoing applies Graph's rules that a request cannot fix later:
+// recipient count (none allowed only when allowNone, as a reply defaults to
+// the original sender), custom X- headers only, and the file attachment type.
+func checkOutgoing(msg *OutgoingMessage, allowNone bool) error {
+	n := len(msg.ToRecipients) + len(msg.CcRecipients) + len(msg.BccRecipients)
+	switch {
+	case n == 0 && !allowNone:
+		return fmt.Errorf("no recipients")
+	case n > maxRecipients:
+		return fmt.Errorf("%d recipients; Graph allows at most %d in to, cc and bcc together", n, maxRecipients)
+	}
+	for _, h := range msg.InternetMessageHeaders {
+		if !strings.HasPrefix(strings.ToLower(h.Name), "x-") {
+			return fmt.Errorf("header %q: Graph accepts only custom X- headers", h.Name)
+		}
+	}
+	for i := range msg.Attachments {
+		if msg.Attachments[i].ODataType == "" {
+			msg.Attachments[i].ODataType = FileAttachment
+		}
+		if len(msg.Attachments[i].ContentBytes) > MaxAttachmentBytes {
+			return fmt.Errorf("attachment %q is %d bytes; inline attachments are limited to %d", msg.Attachments[i].Name, len(msg.Attachments[i].ContentBytes), MaxAttachmentBytes)
+		}
+	}
+	return nil
+}
+
+// SendMailFrom is SendMail with from set: for a shared mailbox, the shared
+// address, so the mail leaves as the mailbox (Send As) and, through
+// /users/{shared}/sendMail, is saved to the shared mailbox's Sent Items. A
+// nil from leaves Graph's default, the mailbox itself. Like SendMail it is
+// retried only when Graph says the request was not processed.
+func (m *MailboxClient) SendMailFrom(ctx context.Context, msg OutgoingMessage, from *Recipient, saveToSentItems bool) error {
+	if err := checkOutgoing(&msg, false); err != nil {
+		return fmt.Errorf("send mail: %w", err)
+	}
+	body, err := json.Marshal(map[string]any{"message": withFrom{msg, from}, "saveToSentItems": saveToSentItems})
+	if err != nil {
+		return fmt.Errorf("encode mail: %w", err)
+	}
+	if _, err := m.do(ctx, call{method: http.MethodPost, url: m.url("/sendMail", nil), kind: kindSend, body: body, notIdempotent: true}); err != nil {
+		return fmt.Errorf("send mail: %w", err)
+	}
+	return nil
+}
+
+// Reply sends msg as a reply to the message messageID of this mailbox
+// (POST /messages/{id}/reply, answered 202): Graph sets In-Reply-To and
+// References from the original, so mail clients thread it, and saves it to
+// the mailbox's Sent Items. Empty recipients default to the original's
+// Reply-To or sender; msg.Subject empty keeps Graph's "RE: ..." subject.
+// The body replaces the quoted original (no comment is sent, as Graph
+// refuses a comment together with message.body). A 404 (the original was
+// deleted) matches ErrItemNotFound; nothing was sent then. Retried only
+// when Graph says the request was not processed.
+func (m *MailboxClient) Reply(ctx context.Context, messageID string, msg OutgoingMessage, from *Recipient) error {
+	if strings.TrimSpace(messageID) == "" {
+		return fmt.Errorf("reply: empty message id")
+	}
+	if err := checkOutgoing(&msg, true); err != nil {
+		return fmt.Errorf("reply: %w", err)
+	}
+	body, err := json.Marshal(map[string]any{"message": withFrom{msg, from}})
+	if err != nil {
+		return fmt.Errorf("encode reply: %w", err)
+	}
+	u := m.url("/messages/"+url.PathEscape(messageID)+"/reply", nil)
+	if _, err := m.do(ctx, call{method: http.MethodPost, url: u, kind: kindSend, body: body, notIdempotent: true}); err != nil {
+		return fmt.Errorf("reply: %w", err)
+	}
+	return nil
+}
+
+// findSentPages bounds the Sent Items pages FindSent reads (50 each).
+const findSentPages = 10
+
+// FindSent looks in the mailbox's Sent Items, among messages sent at or
+// after since (newest first, at most 500), for one whose internet message
+// header name has value (case-insensitive name, exact value). It returns
+// nil and no error when none matches. After an attempt whose outcome is
+// unknown (a crash, a lost answer) this tells whether the mail went out.
+func (m *MailboxClient) FindSent(ctx context.Context, name, value string, since time.Time) (*Message, error) {
+	q := url.Values{
+		"$filter":  {"sentDateTime ge " + since.UTC().Format(time.RFC3339)},
+		"$orderby": {"sentDateTime desc"},
+		"$select":  {"id,internetMessageId,subject,sentDateTime,internetMessageHeaders"},
+		"$top":     {"50"},
+	}
+	link := m.url("/mailFolders/sentitems/messages", q)
+	for range findSentPages {
+		page, err := m.ListMessages(ctx, "", ListOptions{Cursor: link})
+		if err != nil {
+			return nil, fmt.Errorf("find sent message: %w", err)
+		}
+		for i := range page.Messages {
+			if v, ok := page.Messages[i].Header(name); ok && strings.TrimSpace(v) == value {
+				return &page.Messages[i], nil
+			}
+		}
+		if page.NextLink == "" {
+			return nil, nil
+		}
+		link = page.NextLink
+	}
+	return nil, nil
+}
