@@ -202,8 +202,16 @@ type SendData struct {
 	InReplyTo         string    `json:"in_reply_to,omitempty"`
 	To                []Address `json:"to,omitempty"`
 	Subject           string    `json:"subject,omitempty"`
-	Code              string    `json:"code,omitempty"`
-	Reason            string    `json:"reason,omitempty"`
+	// ReplyToEventID is the event of the message this mail answered, when
+	// the request named one.
+	ReplyToEventID string `json:"reply_to_event_id,omitempty"`
+	// Attempts is how many times the bridge called Graph for this request.
+	Attempts int `json:"attempts,omitempty"`
+	// Code is Graph's error code of a failure, e.g. ErrorSendAsDenied;
+	// Reason says what went wrong and Fix what the operator should do.
+	Code   string `json:"code,omitempty"`
+	Reason string `json:"reason,omitempty"`
+	Fix    string `json:"fix,omitempty"`
 }
 
 // TestData is the data of webhook.test.
