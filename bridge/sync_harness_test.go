@@ -270,3 +270,16 @@ func (h *harness) eventID(mailbox, immutableID string) string {
 }
 
 func deliverFilterAll() deliver.Filter { return deliver.Filter{WithBody: true} }
+
+// decodeEvent decodes an outbox body into its envelope and data.
+func decodeEvent(t testing.TB, body []byte, data any) webhooks.Event {
+	t.Helper()
+	var ev webhooks.Event
+	if err := json.Unmarshal(body, &ev); err != nil {
+		t.Fatalf("decode event: %v", err)
+	}
+	if err := json.Unmarshal(ev.Data, data); err != nil {
+		t.Fatalf("decode event data: %v", err)
+	}
+	return ev
+}

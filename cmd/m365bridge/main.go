@@ -36,6 +36,7 @@ var commands = map[string]command{
 	"auth":       {"print the sign-in URL that connects or re-authenticates a channel", runAuth},
 	"channels":   {"list channels with their connection state, account and token expiry", runChannels},
 	"keys":       {"rotate the token-encryption key (keys rotate) or generate one", runKeys},
+	"sync":       {"run one sync round for a channel; --dry-run prints the events it would send", runSync},
 }
 
 // exitError carries an exit code; a command returns it to exit without a
