@@ -158,10 +158,9 @@ func openSyncChannel(ctx context.Context, path, name string, stderr io.Writer) (
 	}
 	client := &graph.Client{BaseURL: st.cfg.MS.GraphURL, HTTP: &http.Client{}, Logger: cliLogger(stderr)}
 	mb := client.Mailbox(graph.Mailbox{Shared: ch.Mailbox.Type == config.MailboxShared, Address: addr}, st.manager.Source(name))
-	tenant := cs.Account.TenantID
-	if tenant == "" {
-		tenant = st.cfg.MS.Tenant
-	}
+	// Event ids are keyed by the configured tenant, as the daemon keys them
+	// (bridge/wiring.go): the same message must get the same id from both.
+	tenant := st.cfg.MS.Tenant
 	return &syncChannel{st: st, ch: *ch, mailbox: mb, tenant: tenant}, nil
 }
 

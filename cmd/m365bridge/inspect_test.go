@@ -100,7 +100,11 @@ Already in the ledger: 0
 	if err := runSync(ctx, []string{"--config", path, "--dry-run", "sales"}, &out, &errOut); err != nil {
 		t.Fatalf("sync --dry-run: %v\n%s", err, errOut.String())
 	}
-	tenant := srv.Seeded.TenantID
+	cfg, err := loadConfig(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tenant := cfg.MS.Tenant // the daemon keys event ids the same way
 	line := func(typ, state string, mi m365sim.MessageInfo, received string) string {
 		return fmt.Sprintf("%-13s  %-6s  %s  %-30s  %-60s  %s\n", typ, state, received, mi.From, mi.Subject,
 			webhooks.EventID(tenant, "agent@contoso.com", mi.ImmutableID))
