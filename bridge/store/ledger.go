@@ -148,13 +148,15 @@ func (db *DB) LedgerKnownTx(ctx context.Context, tx *sql.Tx, channel string, ids
 // SetLedgerStateByEventTx moves the ledger row of eventID to state (with a
 // reason) inside tx; the webhook outbox calls it in the transaction that
 // records an acknowledgement (delivered), a permanent refusal (rejected) or
-// exhausted retries (dead). Only a queued row moves to delivered, so a late
-// duplicate acknowledgement cannot undo done. No row is not an error: the
-// event may not be a mail event.
+// exhausted retries (dead). A queued row, or a dead or rejected one whose
+// event an operator replayed, moves to delivered; a delivered or done row
+// never moves back, so a late duplicate acknowledgement cannot undo done.
+// No row is not an error: the event may not be a mail event.
 func (db *DB) SetLedgerStateByEventTx(ctx context.Context, tx *sql.Tx, eventID, state, reason string) error {
 	from := []string{LedgerQueued}
 	switch state {
 	case LedgerDelivered:
+		from = append(from, LedgerDead, LedgerRejected)
 	case LedgerRejected, LedgerDead:
 		from = append(from, LedgerDead, LedgerRejected)
 	case LedgerQueued: // a replay of a dead or rejected event

@@ -120,6 +120,11 @@ func TestLedgerLifecycle(t *testing.T) {
 	if rej.Reason != "422 from receiver" {
 		t.Errorf("rejected reason = %q", rej.Reason)
 	}
+	// An operator replays the rejected event and the receiver takes it.
+	db.Tx(ctx, func(tx *sql.Tx) error { return db.SetLedgerStateByEventTx(ctx, tx, "ev_m3", LedgerDelivered, "") })
+	if e, _ := db.LedgerEntryByID(ctx, "c", "m3"); e.State != LedgerDelivered {
+		t.Errorf("replayed rejected row = %s, want delivered", e.State)
+	}
 	if err := db.Tx(ctx, func(tx *sql.Tx) error { return db.SetLedgerStateByEventTx(ctx, tx, "ev_m1", "done", "") }); err == nil {
 		t.Error("setting done by event: want an error")
 	}
