@@ -207,7 +207,7 @@ func (d *Daemon) pauseResume(ctx context.Context, name string, pause bool, reaso
 }
 
 func (d *Daemon) hasWebhook(name string) bool {
-	for _, w := range d.cfg.Webhooks {
+	for _, w := range d.config().Webhooks {
 		if w.Name == name {
 			return true
 		}

@@ -168,13 +168,16 @@ func injectSales(t *testing.T, rig *daemonRig, subject string) {
 	}
 }
 
-// syncNow makes a running channel poll at once.
+// syncNow runs a sync round of a running channel at once (Notify only runs
+// post-import actions; rounds otherwise wait for the poll interval).
 func syncNow(t *testing.T, rig *daemonRig, channel string) {
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	for {
 		if r, ok := rig.d.Runner(channel); ok {
-			r.Notify()
+			if _, err := r.SyncOnce(t.Context()); err != nil {
+				t.Fatalf("sync %s: %v", channel, err)
+			}
 			return
 		}
 		if time.Now().After(deadline) {

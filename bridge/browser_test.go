@@ -27,11 +27,31 @@ func chromiumPath(t *testing.T) string {
 			return p
 		}
 	}
-	if ci := os.Getenv("CI"); ci != "" && ci != "false" && ci != "0" {
-		t.Fatal("CI is set but chromium is not installed: run .ci/install-browser (apt-get install chromium) before the tests")
+	fail, msg := missingBrowser(os.Getenv("CI"))
+	if fail {
+		t.Fatal(msg)
 	}
-	t.Skip("chromium is not installed (/usr/bin/chromium): skipping the headless-browser test of the status page; install it with .ci/install-browser or apt-get install chromium")
+	t.Skip(msg)
 	return ""
+}
+
+// missingBrowser says what to do without a browser, given $CI.
+func missingBrowser(ci string) (fail bool, msg string) {
+	if ci != "" && ci != "false" && ci != "0" {
+		return true, "CI is set but chromium is not installed: run .ci/install-browser (apt-get install chromium) before the tests"
+	}
+	return false, "chromium is not installed (/usr/bin/chromium): skipping the headless-browser test of the status page; install it with .ci/install-browser or apt-get install chromium"
+}
+
+func TestMissingBrowser(t *testing.T) {
+	for _, tt := range []struct {
+		ci       string
+		wantFail bool
+	}{{"", false}, {"false", false}, {"0", false}, {"true", true}, {"1", true}} {
+		if fail, msg := missingBrowser(tt.ci); fail != tt.wantFail || !strings.Contains(msg, "chromium") {
+			t.Errorf("CI=%q: fail %v (%s), want %v", tt.ci, fail, msg, tt.wantFail)
+		}
+	}
 }
 
 // artifactDir is where screenshots go: $M365BRIDGE_ARTIFACTS, or a

@@ -61,12 +61,13 @@ func newMetrics(d *Daemon) *metrics {
 	}
 	// Known label values start at zero so that dashboards and absent()
 	// alerts see every series from the first scrape.
-	for _, ch := range d.cfg.Channels {
+	cfg := d.config()
+	for _, ch := range cfg.Channels {
 		for _, r := range []string{"ok", "failed", "refused"} {
 			m.refreshes.WithLabelValues(ch.Name, r)
 		}
 	}
-	for _, w := range d.cfg.Webhooks {
+	for _, w := range cfg.Webhooks {
 		for _, o := range []string{DeliveryDelivered, DeliveryRetry, DeliveryRejected, DeliveryDead} {
 			m.deliveries.WithLabelValues(w.Name, o)
 		}

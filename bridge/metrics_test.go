@@ -69,6 +69,10 @@ func TestMetricsAfterSync(t *testing.T) {
 		}
 	}
 	injectSales(t, rig, "quote please")
+	// One delta read is throttled (and retried after its Retry-After).
+	if _, err := rig.sim.Sim.AddFault(m365sim.FaultRule{Method: "GET", Path: "**/messages/delta", Mailbox: "support@contoso.com", Status: 429, RetryAfter: 1, Count: 1}); err != nil {
+		t.Fatal(err)
+	}
 
 	before := scrape(t, rig)
 	if v, n := sumSeries(before, "m365bridge_channel_up", `channel="support"`); n != 1 || v != 0 {
@@ -102,7 +106,8 @@ func TestMetricsAfterSync(t *testing.T) {
 		want   string
 	}{
 		{"m365bridge_graph_requests_total", []string{`status="200"`}, func(v float64) bool { return v >= 4 }, ">= 4 (folder, delta and message reads of two channels)"},
-		{"m365bridge_graph_throttled_total", nil, func(v float64) bool { return v == 0 }, "0 (the sim did not throttle)"},
+		{"m365bridge_graph_throttled_total", nil, func(v float64) bool { return v == 1 }, "1 (one throttled delta read)"},
+		{"m365bridge_graph_requests_total", []string{`kind="delta"`, `status="429"`}, func(v float64) bool { return v == 1 }, "1"},
 		{"m365bridge_graph_request_seconds_count", nil, func(v float64) bool { return v >= 4 }, ">= 4 observations"},
 		{"m365bridge_graph_request_seconds_bucket", []string{`le="+Inf"`}, func(v float64) bool { return v >= 4 }, ">= 4"},
 		{"m365bridge_sync_lag_seconds", []string{`channel="support"`}, func(v float64) bool { return v >= 0 && v < 60 }, "between 0 and 60 s"},
@@ -131,5 +136,42 @@ func TestMetricsAfterSync(t *testing.T) {
 				t.Errorf("%s{%s} = %v, want %s", c.name, strings.Join(c.labels, ","), v, c.want)
 			}
 		})
+	}
+}
+
+// TestMetricsCountFailedDeliveries: a receiver down for an endpoint with
+// one attempt makes a dead letter; one that refuses makes a rejected row;
+// both are counted by outcome and show in the queue depth.
+func TestMetricsCountFailedDeliveries(t *testing.T) {
+	rig := newDaemonRig(t, nil)
+	sr := newSwitchReceiver(rig, 1)
+	sr.fail(http.StatusServiceUnavailable, "maintenance")
+	injectSales(t, rig, "first")
+	mustConnect(t, rig, "sales", "sales@contoso.com")
+	waitDeliveries(t, rig, "state=dead", 1)
+
+	sr.fail(http.StatusBadRequest, "no such group")
+	injectSales(t, rig, "second")
+	syncNow(t, rig, "sales")
+	waitDeliveries(t, rig, "state=rejected", 1)
+
+	m := scrape(t, rig)
+	for _, c := range []struct {
+		series []string
+		want   float64
+	}{
+		{[]string{"m365bridge_deliveries_total", `endpoint="helpdesk"`, `outcome="dead"`}, 1},
+		{[]string{"m365bridge_deliveries_total", `endpoint="helpdesk"`, `outcome="rejected"`}, 1},
+		{[]string{"m365bridge_deliveries_total", `endpoint="helpdesk"`, `outcome="retry"`}, 0},
+		{[]string{"m365bridge_deliveries_total", `endpoint="helpdesk"`, `outcome="delivered"`}, 0},
+		{[]string{"m365bridge_outbox_depth", `endpoint="helpdesk"`, `state="dead"`}, 1},
+		{[]string{"m365bridge_outbox_depth", `endpoint="helpdesk"`, `state="rejected"`}, 1},
+		{[]string{"m365bridge_outbox_depth", `endpoint="helpdesk"`, `state="pending"`}, 0},
+		{[]string{"m365bridge_messages_total", `channel="sales"`, `outcome="new"`}, 2},
+	} {
+		got, n := sumSeries(m, c.series[0], c.series[1:]...)
+		if n == 0 || got != c.want {
+			t.Errorf("%v = %v (%d series), want %v", c.series, got, n, c.want)
+		}
 	}
 }

@@ -35,8 +35,9 @@ func (d *Daemon) channelViews(ctx context.Context) ([]channelView, error) {
 	if err != nil {
 		return nil, err
 	}
-	out := make([]channelView, 0, len(d.cfg.Channels))
-	for _, ch := range d.cfg.Channels {
+	cfg := d.config() // one snapshot: a reload may swap it
+	out := make([]channelView, 0, len(cfg.Channels))
+	for _, ch := range cfg.Channels {
 		v := channelView{Name: ch.Name, MailboxType: ch.Mailbox.Type, MailboxAddress: ch.Mailbox.Address,
 			Folder: displayFolder(ch.Folder), Webhook: ch.Webhook,
 			Auth: store.ChannelStatus{Name: ch.Name, State: store.ChannelNeedsConsent}, Sync: store.SyncState{Channel: ch.Name}}
@@ -172,7 +173,7 @@ type endpointView struct {
 // still holds rows (removed from bridge.yaml), sorted.
 func (d *Daemon) endpointNames(counts map[string]map[deliver.State]int) []string {
 	var names, extra []string
-	for _, w := range d.cfg.Webhooks {
+	for _, w := range d.config().Webhooks {
 		names = append(names, w.Name)
 	}
 	for n := range counts {
@@ -191,11 +192,12 @@ func (d *Daemon) endpointViews(ctx context.Context) ([]endpointView, error) {
 	if err != nil {
 		return nil, err
 	}
+	cfg := d.config()
 	var out []endpointView
 	for _, name := range d.endpointNames(counts) {
 		v := endpointView{Name: name, Pending: counts[name][deliver.StatePending], Delivered: counts[name][deliver.StateDelivered],
 			Dead: counts[name][deliver.StateDead], Rejected: counts[name][deliver.StateRejected]}
-		for _, w := range d.cfg.Webhooks {
+		for _, w := range cfg.Webhooks {
 			if w.Name == name {
 				v.URL, v.Configured = redactURL(w.URL), true
 			}
