@@ -175,3 +175,42 @@ func TestMetricsCountFailedDeliveries(t *testing.T) {
 		}
 	}
 }
+
+// TestRefusedRefreshShowsEverywhere: when Entra refuses a channel's refresh
+// token, the refusal is counted, the channel is down in /metrics, and the
+// status page says what happened and how to fix it.
+func TestRefusedRefreshShowsEverywhere(t *testing.T) {
+	rig := newDaemonRig(t, nil)
+	rig.sim.Sim.SetTokenLifetimes(2*time.Minute, 0) // every Graph call refreshes first
+	mustConnect(t, rig, "sales", "sales@contoso.com")
+	syncNow(t, rig, "sales")
+	if v, _ := sumSeries(scrape(t, rig), "m365bridge_channel_up", `channel="sales"`); v != 1 {
+		t.Fatalf("channel_up{sales} = %v after a good round, want 1", v)
+	}
+
+	if err := rig.sim.Sim.RevokeSignInSessions("sales@contoso.com"); err != nil {
+		t.Fatal(err)
+	}
+	r, _ := rig.d.Runner("sales")
+	if _, err := r.SyncOnce(t.Context()); err == nil {
+		t.Fatal("a sync round after the sign-in sessions were revoked succeeded")
+	}
+	m := scrape(t, rig)
+	if v, n := sumSeries(m, "m365bridge_token_refreshes_total", `channel="sales"`, `result="refused"`); n != 1 || v != 1 {
+		t.Errorf("token_refreshes_total{sales,refused} = %v, want 1", v)
+	}
+	if v, _ := sumSeries(m, "m365bridge_token_refreshes_total", `channel="sales"`, `result="ok"`); v < 1 {
+		t.Errorf("token_refreshes_total{sales,ok} = %v, want >= 1 (before the revocation)", v)
+	}
+	if v, _ := sumSeries(m, "m365bridge_channel_up", `channel="sales"`); v != 0 {
+		t.Errorf("channel_up{sales} = %v after the refusal, want 0", v)
+	}
+
+	p := newPageClient(t, rig)
+	page, _ := p.signIn("admin-token")
+	for _, want := range []string{"re-authentication needed", "<strong>Problem:</strong> AADSTS", "<strong>Fix:</strong>", `id="auth-sales">Re-authenticate`} {
+		if !strings.Contains(page, want) {
+			t.Errorf("status page lacks %q", want)
+		}
+	}
+}

@@ -1,6 +1,7 @@
 package bridge
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -119,5 +120,33 @@ func TestDeliveryViewExcerpt(t *testing.T) {
 		if tt.suffix && got[len(got)-len("…"):] != "…" {
 			t.Errorf("cut excerpt does not end with …: %q", got)
 		}
+	}
+}
+
+func TestStatusTemplateFirstSyncProgress(t *testing.T) {
+	now := time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
+	page := statusPage{Version: "1.2.3", Now: now, CSRF: "c", Channels: []channelView{{
+		Name: "support", MailboxType: "shared", MailboxAddress: "support@contoso.com", Folder: "Inbox/Support",
+		Auth:   store.ChannelStatus{State: store.ChannelActive},
+		Sync:   store.SyncState{ArchiveMode: "on", Seen: 2500, ProgressTotal: 10000, Archived: 2400, New: 100},
+		Runner: &Status{State: RunnerSyncing},
+	}}}
+	var b strings.Builder
+	if err := pageTemplates.ExecuteTemplate(&b, "status.html", page); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"First sync: 2500 of about 10000 (25%)", `<progress max="100" value="25">`,
+		"2500 seen</span> · 2400 archived · 100 new · 0 rejected", ">syncing</span>"} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("page lacks %q", want)
+		}
+	}
+	page.Channels[0].Sync.InitialDoneAt = now
+	b.Reset()
+	if err := pageTemplates.ExecuteTemplate(&b, "status.html", page); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(b.String(), "First sync") {
+		t.Error("progress shown after the first sync completed")
 	}
 }
