@@ -186,6 +186,9 @@ func (r *Runner) DryRun(ctx context.Context, emit func(ev *QueuedEvent, entry st
 			if err != nil {
 				return stats, err
 			}
+			if b.gone {
+				continue
+			}
 			switch {
 			case b.event == nil:
 				stats.Rejected++

@@ -148,6 +148,10 @@ func (r *Runner) syncRound(ctx context.Context) (Stats, error) {
 type built struct {
 	entry store.LedgerEntry
 	event *QueuedEvent // nil for a rejected message
+	// gone: the message left the mailbox folder while it was being read. It
+	// gets no ledger row, so if it comes back the delta shows it again and
+	// it is imported then.
+	gone bool
 }
 
 // processPage turns a page's unknown messages into events and commits
@@ -204,7 +208,7 @@ func (r *Runner) processPage(ctx context.Context, src EventSource, page *graph.D
 	for i, m := range todo {
 		g.Go(func() error {
 			if gone[m.ID] {
-				results[i] = r.rejected(src, m, "the message disappeared while its attachments were read; it is picked up again if it comes back")
+				results[i] = built{gone: true, entry: store.LedgerEntry{MessageID: m.ID}}
 				return nil
 			}
 			b, err := r.buildOne(gctx, src, m)
@@ -230,6 +234,9 @@ func (r *Runner) processPage(ctx context.Context, src EventSource, page *graph.D
 		counts = store.PageCounts{Seen: int64(stats.Seen)}
 		for i := range results {
 			b := &results[i]
+			if b.gone {
+				continue
+			}
 			added, err := r.cfg.DB.InsertLedgerTx(ctx, tx, b.entry)
 			if err != nil {
 				return err
@@ -258,7 +265,9 @@ func (r *Runner) processPage(ctx context.Context, src EventSource, page *graph.D
 	stats.Archived, stats.New, stats.Rejected = int(counts.Archived), int(counts.New), int(counts.Rejected)
 	stats.Queued = stats.Archived + stats.New
 	for _, b := range results {
-		if b.event == nil {
+		if b.gone {
+			r.log.Info("message left the folder while it was read; skipped until it is back", "message_id", b.entry.MessageID)
+		} else if b.event == nil {
 			r.log.Warn("message rejected; it stays in the mailbox", "message_id", b.entry.MessageID,
 				"event_id", b.entry.EventID, "reason", b.entry.Reason)
 		}
@@ -313,19 +322,6 @@ func (r *Runner) fetchAttachments(ctx context.Context, msgs []*graph.Message) (m
 	return gone, nil
 }
 
-// rejected is the ledger row of a message that cannot become an event.
-func (r *Runner) rejected(src EventSource, m *graph.Message, reason string) built {
-	kind := store.KindNew
-	if src.Policy.Archived(m.ReceivedDateTime) {
-		kind = store.KindArchived
-	}
-	return built{entry: store.LedgerEntry{
-		Channel: r.ch.Name, MessageID: m.ID, InternetMessageID: m.InternetMessageID,
-		EventID: webhooks.EventID(src.Tenant, src.Mailbox, m.ID), Kind: kind, ReceivedAt: m.ReceivedDateTime,
-		State: store.LedgerRejected, Reason: reason,
-	}}
-}
-
 // buildOne fetches what a message still needs (attachments when the delta
 // did not carry them, raw MIME when configured) and builds its event, or a
 // rejected ledger row. Only a failure of the round (Graph down, ctx over)
@@ -347,7 +343,7 @@ func (r *Runner) buildOne(ctx context.Context, src EventSource, m *graph.Message
 		atts, err := r.cfg.Graph.Attachments(ctx, m.ID)
 		switch {
 		case errors.Is(err, graph.ErrItemNotFound):
-			return reject("the message disappeared while its attachments were read; it is picked up again if it comes back")
+			return built{gone: true, entry: entry}, nil
 		case err != nil:
 			return built{}, fmt.Errorf("read attachments of %s: %w", m.ID, err)
 		}
@@ -361,7 +357,7 @@ func (r *Runner) buildOne(ctx context.Context, src EventSource, m *graph.Message
 		case errors.Is(err, graph.ErrTooLarge):
 			raw.Reason = fmt.Sprintf("raw message larger than the channel's max_attachment_bytes (%d)", r.ch.MaxAttachmentBytes)
 		case errors.Is(err, graph.ErrItemNotFound):
-			return reject("the message disappeared while its MIME source was read")
+			return built{gone: true, entry: entry}, nil
 		case err != nil:
 			return built{}, fmt.Errorf("read MIME of %s: %w", m.ID, err)
 		default:

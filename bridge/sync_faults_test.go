@@ -174,6 +174,26 @@ func TestSyncSurvivesGraphTrouble(t *testing.T) {
 		assertExactlyOnce(t, h, simSupport, msgs, true)
 	})
 
+	t.Run("message deleted while its attachments are read", func(t *testing.T) {
+		h := newHarness(t, m365sim.Options{})
+		keep := injectMany(h, simSupport, "Inbox/Support", 2)
+		doomed := h.inject(simSupport, m365sim.NewMessage{Folder: "Inbox/Support", Subject: "doomed", From: "a@example.com",
+			Attachments: []m365sim.NewAttachment{{Name: "a.pdf", Size: 100}}})
+		r := h.runner(testChannel("support", config.MailboxShared, simSupport, "Inbox/Support"))
+		r.cfg.Graph = &afterDelta{MailboxAPI: r.cfg.Graph, n: 1, hook: func() {
+			if err := h.sim.Sim.DeleteMessage(simSupport, doomed.ImmutableID, true); err != nil {
+				t.Error(err)
+			}
+		}}
+		if st := h.syncOnce(r); st.Queued != 2 || st.Rejected != 0 {
+			t.Errorf("stats = %+v, want the 2 others queued, nothing rejected", st)
+		}
+		if _, err := h.db.LedgerEntryByID(context.Background(), "support", doomed.ImmutableID); !errors.Is(err, store.ErrNoLedgerEntry) {
+			t.Errorf("vanished message has a ledger row (err %v): it could never be imported if it came back", err)
+		}
+		assertExactlyOnce(t, h, simSupport, keep, false)
+	})
+
 	t.Run("429 storms and 503s", func(t *testing.T) {
 		h := newHarness(t, m365sim.Options{Throttle: true, MailboxConcurrency: 2})
 		msgs := injectMany(h, simSupport, "Inbox/Support", 300)
