@@ -3,6 +3,7 @@ package bridge
 import (
 	"bytes"
 	"embed"
+	"errors"
 	"fmt"
 	"html/template"
 	"net/http"
@@ -205,7 +206,8 @@ func (ui *statusUI) replay(c echo.Context) error {
 
 // errText is an error as an operator should read it.
 func errText(err error) string {
-	if he, ok := err.(*echo.HTTPError); ok {
+	var he *echo.HTTPError
+	if errors.As(err, &he) {
 		return fmt.Sprint(he.Message)
 	}
 	return err.Error()
