@@ -114,16 +114,33 @@ func screenshot(t *testing.T, ctx context.Context, name string) {
 func TestBrowserStatusPage(t *testing.T) {
 	ctx := newBrowser(t)
 	rig := newDaemonRig(t, nil)
+	rig.sim.Sim.SetTokenLifetimes(2*time.Minute, 0) // every Graph call refreshes first
 	sr := newSwitchReceiver(rig, 5)
 	sr.fail(http.StatusBadRequest, `{"error":"group Sales does not exist"}`)
 	injectSales(t, rig, "quote please")
 	mustConnect(t, rig, "sales", "sales@contoso.com")
-	id := waitDeliveries(t, rig, "state=rejected", 1)[0].EventID
+	id := waitDeliveries(t, rig, "state=rejected&channel=sales", 1)[0].EventID
+	// An administrator revokes the user's sessions: the next refresh is
+	// refused and the channel needs re-authentication.
+	if err := rig.sim.Sim.RevokeSignInSessions("sales@contoso.com"); err != nil {
+		t.Fatal(err)
+	}
+	if r, ok := rig.d.Runner("sales"); !ok {
+		t.Fatal("sales is not syncing")
+	} else if _, err := r.SyncOnce(t.Context()); err == nil {
+		t.Fatal("sync after the revocation succeeded")
+	}
 	admin := "http://" + rig.d.AdminAddr()
 
 	err := chromedp.Do(ctx,
 		chromedp.Navigate(admin+"/"),
 		chromedp.WaitVisible(chromedp.ID("token")),
+	)
+	if err != nil {
+		t.Fatalf("open the status page: %v", err)
+	}
+	screenshot(t, ctx, "sign-in.png")
+	err = chromedp.Do(ctx,
 		chromedp.SendKeys(chromedp.ID("token"), "admin-token"),
 		chromedp.Submit(chromedp.ID("token")),
 		chromedp.WaitVisible(chromedp.ID("channel-sales")),
@@ -134,7 +151,11 @@ func TestBrowserStatusPage(t *testing.T) {
 	if title, err := chromedp.Run(ctx, chromedp.Title()); err != nil || title != "Status · m365bridge" {
 		t.Errorf("title %q %v", title, err)
 	}
-	screenshot(t, ctx, "status-page-dead-letter.png")
+	card, _ := chromedp.Run(ctx, chromedp.Text(chromedp.ID("channel-sales")))
+	if !strings.Contains(card, "re-authentication needed") || !strings.Contains(card, "Fix:") {
+		t.Errorf("sales card does not say it needs re-authentication and how: %q", card)
+	}
+	screenshot(t, ctx, "status-page-reauth-needed.png")
 
 	// Re-authenticate: the form posts, the bridge redirects to the sim's
 	// sign-in page, the operator picks the account and accepts, and the

@@ -120,6 +120,9 @@ func (ui *statusUI) login(c echo.Context) error {
 		ui.d.log.Warn("status page sign-in with a wrong admin token", "remote", c.RealIP())
 		return ui.renderLogin(c, http.StatusUnauthorized, "That is not the admin token (admin.token in bridge.yaml).")
 	}
+	if err := ui.sess.cookieSafe(); err != nil {
+		return ui.renderLogin(c, http.StatusUnprocessableEntity, err.Error())
+	}
 	ui.sess.signIn(c)
 	return c.Redirect(http.StatusSeeOther, "/")
 }

@@ -7,6 +7,7 @@ import (
 	"crypto/subtle"
 	"encoding/base64"
 	"encoding/hex"
+	"errors"
 	"net/http"
 	"strings"
 
@@ -79,6 +80,16 @@ func (s *session) tokenOK(got string) bool {
 
 func strictCookie(name, value string, maxAge int) *http.Cookie {
 	return &http.Cookie{Name: name, Value: value, Path: "/", MaxAge: maxAge, HttpOnly: true, SameSite: http.SameSiteStrictMode}
+}
+
+// cookieSafe reports a token a browser cookie cannot carry unchanged
+// (quotes, semicolons, backslashes, control or non-ASCII characters): the
+// sign-in would then loop back to the form.
+func (s *session) cookieSafe() error {
+	if err := (&http.Cookie{Name: web.AdminCookie, Value: s.token}).Valid(); err != nil {
+		return errors.New("admin.token has characters a browser cookie cannot carry (quote, semicolon, backslash, control or non-ASCII): the API still takes it as a Bearer token; for the page, choose a token of letters, digits and -._~")
+	}
+	return nil
 }
 
 // signIn sets the admin cookie (a browser session cookie).

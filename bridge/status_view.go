@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/url"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/m365bridge/m365bridge/bridge/store"
@@ -127,7 +128,11 @@ func (v channelView) Problem() problem {
 		if v.Auth.Code != "" {
 			what = v.Auth.Code + ": " + what
 		}
-		return problem{what, v.Auth.Fix}
+		fix := strings.ReplaceAll(v.Auth.Fix, "auth CHANNEL", "auth "+v.Name)
+		if v.Auth.State == store.ChannelReauthRequired {
+			fix = strings.TrimSpace(fix + " Or click Re-authenticate below.")
+		}
+		return problem{what, fix}
 	}
 	if v.Runner != nil && v.Runner.State == RunnerError {
 		return problem{v.Runner.Reason, v.Runner.Fix}

@@ -17,8 +17,9 @@ func TestChannelViewProblem(t *testing.T) {
 	}{
 		{"not connected", channelView{Auth: store.ChannelStatus{State: store.ChannelNeedsConsent}},
 			"Not connected yet.", "Click Connect and sign in with the account that owns the mailbox (or, for a shared mailbox, one that has full access to it)."},
-		{"refused grant", channelView{Auth: store.ChannelStatus{State: store.ChannelReauthRequired, Code: "AADSTS700082", Reason: "the refresh token expired", Fix: "Re-authenticate."}},
-			"AADSTS700082: the refresh token expired", "Re-authenticate."},
+		{"refused grant", channelView{Name: "sales", Auth: store.ChannelStatus{State: store.ChannelReauthRequired, Code: "AADSTS700082", Reason: "the refresh token expired",
+			Fix: "Re-authenticate the channel: run `m365bridge auth CHANNEL --reauth` and open the URL it prints."}},
+			"AADSTS700082: the refresh token expired", "Re-authenticate the channel: run `m365bridge auth sales --reauth` and open the URL it prints. Or click Re-authenticate below."},
 		{"refresh trouble", channelView{Auth: store.ChannelStatus{State: store.ChannelError, Reason: "token refresh failed: dial tcp: timeout", Fix: "Check the network."}},
 			"token refresh failed: dial tcp: timeout", "Check the network."},
 		{"runner error", channelView{Auth: store.ChannelStatus{State: store.ChannelActive}, Runner: &Status{State: RunnerError, Reason: "folder Inbox/Support not found", Fix: "Fix folder:"}},
@@ -148,5 +149,24 @@ func TestStatusTemplateFirstSyncProgress(t *testing.T) {
 	}
 	if strings.Contains(b.String(), "First sync") {
 		t.Error("progress shown after the first sync completed")
+	}
+}
+
+func TestSessionCookieSafeToken(t *testing.T) {
+	for _, tt := range []struct {
+		token string
+		ok    bool
+	}{
+		{"admin-token", true},
+		{"Zx9_-.~AbC0123456789", true},
+		{"with space", true}, // quoted on the wire and unquoted on read
+		{`with"quote`, false},
+		{"semi;colon", false},
+		{`back\slash`, false},
+		{"näive", false},
+	} {
+		if err := newSession(tt.token).cookieSafe(); (err == nil) != tt.ok {
+			t.Errorf("cookieSafe(%q) = %v, want ok %v", tt.token, err, tt.ok)
+		}
 	}
 }
