@@ -45,6 +45,8 @@ type Options struct {
 	// ConfigPath is the file the configuration came from; ReloadFile
 	// (SIGHUP, `m365bridge reload`) reads it again.
 	ConfigPath string
+	// Send tunes the send worker (tests shorten its waits).
+	Send SendOptions
 }
 
 // Daemon is a running bridge: New, then Start, Run, Close.
@@ -62,6 +64,7 @@ type Daemon struct {
 	disp      *deliver.Dispatcher
 	web       *web.Server
 	metrics   *metrics
+	sender    *sendWorker
 
 	mu      sync.Mutex // guards cfg, endpoints and the maps below
 	runners map[string]*Runner       // channels that are running
@@ -151,6 +154,8 @@ func (d *Daemon) Start(ctx context.Context) (err error) {
 		Logger:     d.log.With("component", "web"),
 	})
 	d.web.Public.GET("/oauth/callback", d.auth.Callback)
+	d.sender = newSendWorker(d, d.opts.Send)
+	d.mountSend(d.web.Public)
 	d.mountAdmin(d.web.Admin)
 	d.web.Admin.POST("/api/reload", d.apiReload)
 	if err := d.web.Start(); err != nil {
@@ -176,6 +181,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	d.runMu.Lock()
 	d.runCtx, d.group = ctx, g
 	g.Go(func() error { return d.disp.Run(ctx) })
+	g.Go(func() error { return d.sender.run(ctx) })
 	for _, ch := range d.config().Channels {
 		d.startChannel(ch)
 	}

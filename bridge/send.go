@@ -1,0 +1,260 @@
+package bridge
+
+// The send request: what the helpdesk posts to send a reply through a
+// channel's mailbox, how it is checked before it is accepted, and how it
+// becomes a Graph message.
+
+import (
+	"bytes"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/mail"
+	"strings"
+
+	"github.com/m365bridge/m365bridge/bridge/graph"
+)
+
+// Limits of a send request.
+const (
+	// maxSendAttachmentBytes is the decoded size of one attachment Graph
+	// takes inline (upload sessions are not implemented).
+	maxSendAttachmentBytes = graph.MaxAttachmentBytes
+	// maxSendAttachmentsTotal is the decoded size of all attachments: a
+	// Graph request body is limited to about 4 MB, and base64 grows 4/3.
+	maxSendAttachmentsTotal = graph.MaxAttachmentBytes
+	// maxSendBodyBytes caps the JSON request: the attachments in base64 plus
+	// room for the text and HTML bodies.
+	maxSendBodyBytes = maxSendAttachmentsTotal*4/3 + 2<<20
+	// maxIdempotencyKey bounds the Idempotency-Key header.
+	maxIdempotencyKey = 255
+	// SendIDHeader is set on every sent message; after an uncertain attempt
+	// the bridge looks for it in Sent Items before sending again.
+	SendIDHeader = "X-M365Bridge-Send-Id"
+)
+
+// SendRequest is the body of POST /v1/channels/{name}/messages.
+type SendRequest struct {
+	To          []SendAddress    `json:"to"`
+	Cc          []SendAddress    `json:"cc,omitempty"`
+	Bcc         []SendAddress    `json:"bcc,omitempty"`
+	ReplyTo     []SendAddress    `json:"reply_to,omitempty"`
+	Subject     string           `json:"subject"`
+	HTML        string           `json:"html,omitempty"`
+	Text        string           `json:"text,omitempty"`
+	Attachments []SendAttachment `json:"attachments,omitempty"`
+	// ReplyToEventID is the mail.received/mail.archived event of the
+	// message this answers: the reply is sent with Graph's reply action,
+	// so it threads.
+	ReplyToEventID string `json:"reply_to_event_id,omitempty"`
+	// InReplyTo is the Message-ID answered, <id@host>; a message the
+	// channel imported is then found in the ledger and replied to.
+	InReplyTo string `json:"in_reply_to,omitempty"`
+	// References is the thread's Message-IDs (a string or a list). Graph
+	// sets References itself on a reply; on a plain send it cannot be set.
+	References MessageIDs `json:"references,omitempty"`
+}
+
+// SendAddress is a recipient: in JSON a string ("Name <a@b>" or "a@b") or
+// an object {"name","address"}.
+type SendAddress struct {
+	Name    string `json:"name,omitempty"`
+	Address string `json:"address"`
+}
+
+// UnmarshalJSON accepts a string or an object.
+func (a *SendAddress) UnmarshalJSON(b []byte) error {
+	var s string
+	if json.Unmarshal(b, &s) == nil {
+		p, err := mail.ParseAddress(s)
+		if err != nil {
+			return fmt.Errorf("%q is not a mail address", s)
+		}
+		*a = SendAddress{Name: p.Name, Address: p.Address}
+		return nil
+	}
+	type plain SendAddress
+	var p plain
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&p); err != nil {
+		return fmt.Errorf("a recipient is \"a@b\", \"Name <a@b>\" or {\"name\",\"address\"}: %v", err)
+	}
+	*a = SendAddress(p)
+	return nil
+}
+
+// MessageIDs is a list of Message-IDs; in JSON a list or one string of
+// space-separated ids.
+type MessageIDs []string
+
+// UnmarshalJSON accepts a string or a list of strings.
+func (m *MessageIDs) UnmarshalJSON(b []byte) error {
+	var s string
+	if json.Unmarshal(b, &s) == nil {
+		*m = strings.Fields(s)
+		return nil
+	}
+	var l []string
+	if err := json.Unmarshal(b, &l); err != nil {
+		return fmt.Errorf("references is a string or a list of Message-IDs")
+	}
+	*m = l
+	return nil
+}
+
+// SendAttachment is a file attached to the reply.
+type SendAttachment struct {
+	Filename      string `json:"filename"`
+	ContentType   string `json:"content_type,omitempty"`
+	ContentBase64 string `json:"content_base64"`
+	Inline        bool   `json:"inline,omitempty"`
+	ContentID     string `json:"content_id,omitempty"`
+}
+
+// requestError is a send request refused before it was accepted: the HTTP
+// status and a message that says what to fix.
+type requestError struct {
+	status int
+	msg    string
+}
+
+func (e *requestError) Error() string { return e.msg }
+
+func badRequest(status int, format string, a ...any) error {
+	return &requestError{status: status, msg: fmt.Sprintf(format, a...)}
+}
+
+// decodeSendRequest parses and checks a request body. Errors are
+// *requestError: 400 for JSON that does not decode (with the decoder's
+// message), 413 for attachments over Graph's limits, 422 for a request
+// that decodes but cannot be sent.
+func decodeSendRequest(body []byte) (SendRequest, error) {
+	var req SendRequest
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil {
+		return req, badRequest(http.StatusBadRequest, "malformed JSON body: %v", err)
+	}
+	if dec.More() {
+		return req, badRequest(http.StatusBadRequest, "malformed JSON body: more than one JSON value")
+	}
+	return req, req.validate()
+}
+
+func (r *SendRequest) validate() error {
+	n := len(r.To) + len(r.Cc) + len(r.Bcc)
+	switch {
+	case n == 0:
+		return badRequest(http.StatusUnprocessableEntity, "no recipient: give at least one address in to, cc or bcc")
+	case n > graph.MaxRecipients:
+		return badRequest(http.StatusUnprocessableEntity, "%d recipients: Microsoft Graph allows at most %d in to, cc and bcc together; split the message", n, graph.MaxRecipients)
+	}
+	for _, f := range []struct {
+		name string
+		list []SendAddress
+	}{{"to", r.To}, {"cc", r.Cc}, {"bcc", r.Bcc}, {"reply_to", r.ReplyTo}} {
+		for i, a := range f.list {
+			if p, err := mail.ParseAddress(a.Address); err != nil || p.Address != a.Address {
+				return badRequest(http.StatusUnprocessableEntity, "%s[%d]: %q is not a mail address", f.name, i, a.Address)
+			}
+		}
+	}
+	if strings.ContainsAny(r.Subject, "\r\n") {
+		return badRequest(http.StatusUnprocessableEntity, "subject: must be one line")
+	}
+	if r.HTML == "" && r.Text == "" {
+		return badRequest(http.StatusUnprocessableEntity, "no body: give html, text or both (html is sent when both are given)")
+	}
+	for _, id := range append([]string{r.InReplyTo}, r.References...) {
+		if id != "" && !validMessageID(id) {
+			return badRequest(http.StatusUnprocessableEntity, "%q is not a Message-ID; write it with angle brackets, as in <id@host>", id)
+		}
+	}
+	var total int
+	for i, a := range r.Attachments {
+		if strings.TrimSpace(a.Filename) == "" {
+			return badRequest(http.StatusUnprocessableEntity, "attachments[%d]: filename is required", i)
+		}
+		if a.Inline && a.ContentID == "" {
+			return badRequest(http.StatusUnprocessableEntity, "attachments[%d] (%s): an inline attachment needs content_id, the cid: the HTML refers to", i, a.Filename)
+		}
+		size := base64.StdEncoding.DecodedLen(len(a.ContentBase64))
+		if size > maxSendAttachmentBytes+3 {
+			return badRequest(http.StatusRequestEntityTooLarge, "attachments[%d] (%s) is about %d bytes; Microsoft Graph takes at most %d bytes per attachment in one request (upload sessions are not supported)", i, a.Filename, size, maxSendAttachmentBytes)
+		}
+		data, err := base64.StdEncoding.DecodeString(a.ContentBase64)
+		if err != nil {
+			return badRequest(http.StatusBadRequest, "attachments[%d] (%s): content_base64 is not standard base64: %v", i, a.Filename, err)
+		}
+		if len(data) > maxSendAttachmentBytes {
+			return badRequest(http.StatusRequestEntityTooLarge, "attachments[%d] (%s) is %d bytes; Microsoft Graph takes at most %d bytes per attachment in one request (upload sessions are not supported)", i, a.Filename, len(data), maxSendAttachmentBytes)
+		}
+		total += len(data)
+	}
+	if total > maxSendAttachmentsTotal {
+		return badRequest(http.StatusRequestEntityTooLarge, "the attachments total %d bytes; one Microsoft Graph request takes at most %d bytes of attachments (upload sessions are not supported)", total, maxSendAttachmentsTotal)
+	}
+	return nil
+}
+
+func validMessageID(id string) bool {
+	return len(id) > 2 && id[0] == '<' && id[len(id)-1] == '>' && strings.Contains(id, "@") && !strings.ContainsAny(id, " \t\r\n")
+}
+
+func recipients(list []SendAddress) []graph.Recipient {
+	out := make([]graph.Recipient, 0, len(list))
+	for _, a := range list {
+		out = append(out, graph.Recipient{EmailAddress: graph.EmailAddress{Name: a.Name, Address: a.Address}})
+	}
+	return out
+}
+
+// outgoing turns the request into a Graph message carrying the send id in
+// SendIDHeader. Graph lets sendMail set only X- headers, so threading on a
+// plain send is carried in X-M365Bridge-In-Reply-To/References for the
+// record; a real In-Reply-To needs the reply path.
+func (r *SendRequest) outgoing(sendID string) (graph.OutgoingMessage, error) {
+	msg := graph.OutgoingMessage{
+		Subject:      r.Subject,
+		ToRecipients: recipients(r.To), CcRecipients: recipients(r.Cc), BccRecipients: recipients(r.Bcc),
+		ReplyTo:                recipients(r.ReplyTo),
+		InternetMessageHeaders: []graph.Header{{Name: SendIDHeader, Value: sendID}},
+	}
+	if r.HTML != "" {
+		msg.Body = &graph.ItemBody{ContentType: "html", Content: r.HTML}
+	} else {
+		msg.Body = &graph.ItemBody{ContentType: "text", Content: r.Text}
+	}
+	for _, a := range r.Attachments {
+		data, err := base64.StdEncoding.DecodeString(a.ContentBase64)
+		if err != nil {
+			return msg, fmt.Errorf("attachment %s: %w", a.Filename, err)
+		}
+		ct := a.ContentType
+		if ct == "" {
+			ct = "application/octet-stream"
+		}
+		msg.Attachments = append(msg.Attachments, graph.Attachment{ODataType: graph.FileAttachment, Name: a.Filename,
+			ContentType: ct, IsInline: a.Inline, ContentID: a.ContentID, ContentBytes: data})
+	}
+	return msg, nil
+}
+
+// plainThreadHeaders are the X- headers a plain send carries instead of the
+// In-Reply-To and References Graph does not let it set.
+func (r *SendRequest) plainThreadHeaders() []graph.Header {
+	var hs []graph.Header
+	if r.InReplyTo != "" {
+		hs = append(hs, graph.Header{Name: "X-M365Bridge-In-Reply-To", Value: r.InReplyTo})
+	}
+	if len(r.References) > 0 {
+		hs = append(hs, graph.Header{Name: "X-M365Bridge-References", Value: strings.Join(r.References, " ")})
+	}
+	return hs
+}
+
+// errNotConnected means the channel has no signed-in account yet.
+var errNotConnected = errors.New("channel not connected")

@@ -1,0 +1,189 @@
+package bridge
+
+// The send endpoint on the public listener:
+//
+//	POST /v1/channels/{name}/messages       send a reply (202 {id, status})
+//	GET  /v1/channels/{name}/messages/{id}  its status
+//
+// Both are signed per Standard Webhooks with the channel's send secret
+// (webhook-id, webhook-timestamp within 5 minutes, webhook-signature; a GET
+// signs the empty body). POST needs an Idempotency-Key header: the same key
+// with the same body answers the first result and sends nothing new.
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/m365bridge/m365bridge/bridge/store"
+	"github.com/m365bridge/m365bridge/config"
+	"github.com/m365bridge/m365bridge/webhooks"
+)
+
+// sendTolerance is how far a request's webhook-timestamp may be from now.
+const sendTolerance = 5 * time.Minute
+
+// IdempotencyKeyHeader names the header that makes a send request
+// retryable without sending twice.
+const IdempotencyKeyHeader = "Idempotency-Key"
+
+// SendStatus is the answer of the send endpoint: the request's id and
+// where it stands (queued, sending, sent, failed), with the outcome's
+// details once there is one.
+type SendStatus struct {
+	ID                string    `json:"id"`
+	Channel           string    `json:"channel"`
+	Status            string    `json:"status"`
+	IdempotencyKey    string    `json:"idempotency_key"`
+	Attempts          int       `json:"attempts"`
+	InternetMessageID string    `json:"internet_message_id,omitempty"`
+	Code              string    `json:"code,omitempty"`
+	Reason            string    `json:"reason,omitempty"`
+	Fix               string    `json:"fix,omitempty"`
+	CreatedAt         time.Time `json:"created_at"`
+	FinishedAt        time.Time `json:"finished_at,omitzero"`
+}
+
+func sendStatus(s store.Send) SendStatus {
+	return SendStatus{ID: s.ID, Channel: s.Channel, Status: s.State, IdempotencyKey: s.IdempotencyKey, Attempts: s.Attempts,
+		InternetMessageID: s.InternetMessageID, Code: s.Code, Reason: s.Reason, Fix: s.Fix, CreatedAt: s.CreatedAt, FinishedAt: s.FinishedAt}
+}
+
+// mountSend adds the send routes to the public listener.
+func (d *Daemon) mountSend(e *echo.Echo) {
+	e.POST("/v1/channels/:name/messages", d.apiSend)
+	e.GET("/v1/channels/:name/messages/:id", d.apiSendStatus)
+}
+
+// sendChannel finds the channel and reads and verifies the signed body.
+func (d *Daemon) sendChannel(c echo.Context, maxBody int64) (config.Channel, []byte, error) {
+	name := c.Param("name")
+	ch, ok := d.channel(name)
+	if !ok {
+		return ch, nil, echo.NewHTTPError(http.StatusNotFound, fmt.Sprintf("no channel %q in bridge.yaml", name))
+	}
+	if !ch.SendEnabled() {
+		return ch, nil, echo.NewHTTPError(http.StatusForbidden, fmt.Sprintf("sending is not enabled for channel %q: add send: {secret: ...} to the channel in bridge.yaml", name))
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(c.Response(), c.Request().Body, maxBody))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return ch, nil, echo.NewHTTPError(http.StatusRequestEntityTooLarge, fmt.Sprintf("the request body is over %d bytes; attachments are limited to %d bytes in total (Microsoft Graph's limit for one request)", maxBody, maxSendAttachmentsTotal))
+		}
+		return ch, nil, echo.NewHTTPError(http.StatusBadRequest, "read request body: "+err.Error())
+	}
+	var secrets []string
+	for _, s := range ch.Send.AllSecrets() {
+		secrets = append(secrets, s.Value())
+	}
+	if err := webhooks.Verify(c.Request().Header, body, secrets, webhooks.WithTolerance(sendTolerance), webhooks.WithNow(d.opts.Now)); err != nil {
+		msg := "signature check failed: " + err.Error()
+		switch {
+		case errors.Is(err, webhooks.ErrTimestampTooOld), errors.Is(err, webhooks.ErrTimestampTooNew):
+			msg += "; sign each request, and each retry, with the current time (check the sender's clock)"
+		case errors.Is(err, webhooks.ErrInvalidSignature):
+			msg += "; sign webhook-id.webhook-timestamp.body (the exact bytes sent) with the channel's send secret"
+		}
+		return ch, nil, echo.NewHTTPError(http.StatusUnauthorized, msg)
+	}
+	return ch, body, nil
+}
+
+// apiSend is POST /v1/channels/{name}/messages.
+func (d *Daemon) apiSend(c echo.Context) error {
+	ctx := c.Request().Context()
+	ch, body, err := d.sendChannel(c, maxSendBodyBytes)
+	if err != nil {
+		return err
+	}
+	key := c.Request().Header.Get(IdempotencyKeyHeader)
+	switch {
+	case key == "":
+		return echo.NewHTTPError(http.StatusBadRequest, "the Idempotency-Key header is required: a unique value per message (such as the helpdesk's article id), reused when the request is retried")
+	case len(key) > maxIdempotencyKey:
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("the Idempotency-Key header is %d bytes; at most %d", len(key), maxIdempotencyKey))
+	}
+	req, err := decodeSendRequest(body)
+	if err != nil {
+		var re *requestError
+		if errors.As(err, &re) {
+			return echo.NewHTTPError(re.status, re.msg)
+		}
+		return err
+	}
+	sum := sha256.Sum256(body)
+	hash := hex.EncodeToString(sum[:])
+	if prev, err := d.db.SendByKey(ctx, ch.Name, key); err == nil {
+		return d.replayed(c, prev, hash)
+	} else if !errors.Is(err, store.ErrNoSend) {
+		return err
+	}
+	st, err := d.db.ChannelState(ctx, ch.Name)
+	if err != nil {
+		return err
+	}
+	if st.Account.ObjectID == "" {
+		return echo.NewHTTPError(http.StatusConflict, fmt.Sprintf("channel %q is not connected (state %s): connect it with `m365bridge auth %s` or the status page, then send again", ch.Name, st.State, ch.Name))
+	}
+	if req.ReplyToEventID != "" {
+		if _, err := d.db.LedgerByEventID(ctx, ch.Name, req.ReplyToEventID); errors.Is(err, store.ErrNoLedgerEntry) {
+			return echo.NewHTTPError(http.StatusUnprocessableEntity, fmt.Sprintf("reply_to_event_id %q: channel %q imported no message with this event id", req.ReplyToEventID, ch.Name))
+		} else if err != nil {
+			return err
+		}
+	}
+	stored, err := json.Marshal(req)
+	if err != nil {
+		return fmt.Errorf("encode send request: %w", err)
+	}
+	row, created, err := d.db.InsertSend(ctx, store.Send{ID: webhooks.NewID("snd"), Channel: ch.Name, IdempotencyKey: key,
+		RequestHash: hash, Request: stored})
+	if errors.Is(err, store.ErrIdempotencyConflict) || (err == nil && !created) {
+		return d.replayed(c, row, hash)
+	}
+	if err != nil {
+		return err
+	}
+	d.log.Info("send request accepted", "channel", ch.Name, "send_id", row.ID, "recipients", len(req.To)+len(req.Cc)+len(req.Bcc))
+	if d.sender != nil {
+		d.sender.hook("accepted", row.ID)
+		d.sender.Wake()
+	}
+	c.Response().Header().Set(echo.HeaderLocation, "/v1/channels/"+ch.Name+"/messages/"+row.ID)
+	return c.JSON(http.StatusAccepted, sendStatus(row))
+}
+
+// replayed answers a request whose Idempotency-Key was seen before: the
+// original result when the body is the same, 422 otherwise.
+func (d *Daemon) replayed(c echo.Context, prev store.Send, hash string) error {
+	if prev.RequestHash != hash {
+		return echo.NewHTTPError(http.StatusUnprocessableEntity, fmt.Sprintf("Idempotency-Key %q was used for request %s with a different body; use a new key for a new message", prev.IdempotencyKey, prev.ID))
+	}
+	c.Response().Header().Set("Idempotent-Replayed", "true")
+	c.Response().Header().Set(echo.HeaderLocation, "/v1/channels/"+prev.Channel+"/messages/"+prev.ID)
+	return c.JSON(http.StatusAccepted, sendStatus(prev))
+}
+
+// apiSendStatus is GET /v1/channels/{name}/messages/{id}.
+func (d *Daemon) apiSendStatus(c echo.Context) error {
+	ch, _, err := d.sendChannel(c, 1<<10)
+	if err != nil {
+		return err
+	}
+	row, err := d.db.SendByID(c.Request().Context(), ch.Name, c.Param("id"))
+	if errors.Is(err, store.ErrNoSend) {
+		return echo.NewHTTPError(http.StatusNotFound, fmt.Sprintf("channel %q has no send request %q", ch.Name, c.Param("id")))
+	}
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, sendStatus(row))
+}

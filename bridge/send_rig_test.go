@@ -1,0 +1,317 @@
+package bridge
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/m365bridge/m365bridge/bridge/m365sim"
+	"github.com/m365bridge/m365bridge/config"
+	"github.com/m365bridge/m365bridge/webhooks"
+	"github.com/m365bridge/m365bridge/webhooks/deliver"
+)
+
+// sendRig is the daemon rig with sending enabled on both channels (the
+// shared support mailbox and the user mailbox sales), a daemon that can be
+// stopped and started again on the same state, and helpers that sign send
+// requests the way a helpdesk does.
+type sendRig struct {
+	*daemonRig
+	sendSecret string
+	stop       func()
+}
+
+// sendRigOptions are the test's send worker settings: short waits.
+func sendRigOptions() SendOptions {
+	return SendOptions{Poll: 50 * time.Millisecond, Schedule: []time.Duration{20 * time.Millisecond},
+		MaxAttempts: 3, Recheck: 100 * time.Millisecond}
+}
+
+func newSendRig(t *testing.T, mutate func(seed *m365sim.Seed)) *sendRig {
+	t.Helper()
+	public := freeLoopback(t)
+	seed := m365sim.DefaultSeed()
+	seed.App.RedirectURIs = []string{"http://" + public + "/oauth/callback"}
+	if mutate != nil {
+		mutate(seed)
+	}
+	sim, err := m365sim.StartServer(m365sim.Options{}, seed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sim.Close() })
+
+	rig := &sendRig{daemonRig: &daemonRig{t: t, sim: sim, events: map[string]webhooks.Event{}}}
+	rig.secret, _ = webhooks.GenerateSecret()
+	rig.sendSecret, _ = webhooks.GenerateSecret()
+	recv := &webhooks.Receiver{Verifier: webhooks.Verifier{Secrets: []string{rig.secret}}}
+	recv.OnEvent = func(ctx context.Context, d *webhooks.Delivery) error {
+		rig.mu.Lock()
+		defer rig.mu.Unlock()
+		rig.posts++
+		rig.events[d.ID] = d.Event
+		return nil
+	}
+	recvSrv := &http.Server{Handler: recv}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go recvSrv.Serve(ln)
+	t.Cleanup(func() { recvSrv.Close() })
+
+	dir := t.TempDir()
+	yml := fmt.Sprintf(`public_url: http://%[1]s
+listen: %[1]s
+admin: {listen: 127.0.0.1:0, token: admin-token}
+state_dir: %[2]s
+microsoft:
+  client_id: %[3]s
+  client_secret: %[4]s
+  tenant: contoso.onmicrosoft.com
+  login_url: %[5]s
+  graph_url: %[5]s
+webhooks:
+  - name: helpdesk
+    url: http://%[6]s/hooks
+    secret: %[7]s
+channels:
+  - name: support
+    mailbox: {type: shared, address: support@contoso.com}
+    folder: Inbox/Support
+    group: Support L1
+    poll_interval: 10s
+    archive: {mode: off}
+    send: {secret: %[8]s}
+  - name: sales
+    mailbox: {type: user}
+    group: Sales
+    poll_interval: 10s
+    archive: {mode: off}
+    send: {secret: %[8]s}
+  - name: quiet
+    mailbox: {type: shared, address: quiet@contoso.com}
+    poll_interval: 10s
+    send: {secret: %[8]s}
+`, public, filepath.Join(dir, "data"), m365sim.DefaultClientID, m365sim.DefaultClientSecret, sim.URL, ln.Addr(), rig.secret, rig.sendSecret)
+	rig.path = filepath.Join(dir, "bridge.yaml")
+	if err := os.WriteFile(rig.path, []byte(yml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	rig.yaml = yml
+	rig.logs = &lockedBuffer{}
+	rig.start(sendRigOptions())
+	t.Cleanup(func() { rig.stop() })
+	return rig
+}
+
+// start runs a daemon on the rig's configuration and state (after stop, a
+// restart).
+func (rig *sendRig) start(opts SendOptions) {
+	t := rig.t
+	t.Helper()
+	cfg, err := config.Load(rig.path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rig.cfg = cfg
+	d := New(cfg, Options{Version: "test", SupervisorPoll: 20 * time.Millisecond, ConfigPath: rig.path,
+		Logger:     slog.New(slog.NewTextHandler(rig.logs, &slog.HandlerOptions{Level: slog.LevelDebug, ReplaceAttr: redact})),
+		Dispatcher: deliver.Options{PollInterval: 50 * time.Millisecond}, Send: opts})
+	ctx, cancel := context.WithCancel(context.Background())
+	if err := d.Start(ctx); err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- d.Run(ctx) }()
+	rig.d = d
+	stopped := false
+	rig.stop = func() {
+		if stopped {
+			return
+		}
+		stopped = true
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+		sctx, c := context.WithTimeout(context.Background(), 10*time.Second)
+		defer c()
+		d.Close(sctx)
+	}
+}
+
+// imported connects support as the agent, injects one customer question
+// into its folder and waits for its mail.received event.
+func (rig *sendRig) imported(subject string) webhooks.MailData {
+	t := rig.t
+	t.Helper()
+	if page := rig.connect("support", "agent@contoso.com"); !strings.HasPrefix(page, "200") {
+		t.Fatalf("support consent page: %.300s", page)
+	}
+	if _, err := rig.sim.Sim.InjectMessage("support@contoso.com", m365sim.NewMessage{Folder: "Inbox/Support", Subject: subject,
+		From: "Carol Customer <carol@example.com>", Body: "Help", MessageID: "<q-" + strings.ReplaceAll(subject, " ", "-") + "@example.com>",
+		Headers: []m365sim.MessageHeader{{Name: "References", Value: "<thread-start@example.com>"}}}); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if r, ok := rig.d.Runner("support"); ok {
+			r.Notify()
+		}
+		for _, ev := range rig.snapshot() {
+			var md webhooks.MailData
+			if json.Unmarshal(ev.Data, &md) == nil && ev.Type == webhooks.TypeMailReceived && md.Ticket.Title == subject {
+				return md
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no mail.received for %q\nlogs:\n%s", subject, rig.logs)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func (rig *sendRig) snapshot() map[string]webhooks.Event {
+	rig.mu.Lock()
+	defer rig.mu.Unlock()
+	out := make(map[string]webhooks.Event, len(rig.events))
+	for k, v := range rig.events {
+		out[k] = v
+	}
+	return out
+}
+
+// signed builds a request signed with secret at ts.
+func signed(t *testing.T, method, url, secret string, ts time.Time, body []byte) *http.Request {
+	t.Helper()
+	req, err := http.NewRequest(method, url, bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := webhooks.NewID("req")
+	sig, err := webhooks.Sign(secret, id, ts, body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set(webhooks.HeaderID, id)
+	req.Header.Set(webhooks.HeaderTimestamp, fmt.Sprint(ts.Unix()))
+	req.Header.Set(webhooks.HeaderSignature, sig)
+	req.Header.Set("Content-Type", "application/json")
+	return req
+}
+
+type apiAnswer struct {
+	status int
+	header http.Header
+	body   []byte
+	send   SendStatus
+	err    string
+}
+
+func do(t *testing.T, req *http.Request) apiAnswer {
+	t.Helper()
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	a := apiAnswer{status: resp.StatusCode, header: resp.Header, body: b}
+	json.Unmarshal(b, &a.send)
+	var e struct{ Error string }
+	json.Unmarshal(b, &e)
+	a.err = e.Error
+	return a
+}
+
+// send posts a signed send request with the rig's send secret, now.
+func (rig *sendRig) send(channel, key string, body any) apiAnswer {
+	rig.t.Helper()
+	b, err := json.Marshal(body)
+	if err != nil {
+		rig.t.Fatal(err)
+	}
+	req := signed(rig.t, http.MethodPost, "http://"+rig.d.PublicAddr()+"/v1/channels/"+channel+"/messages", rig.sendSecret, time.Now(), b)
+	if key != "" {
+		req.Header.Set(IdempotencyKeyHeader, key)
+	}
+	return do(rig.t, req)
+}
+
+// status reads a send request's status through the signed GET.
+func (rig *sendRig) status(channel, id string) apiAnswer {
+	rig.t.Helper()
+	req := signed(rig.t, http.MethodGet, "http://"+rig.d.PublicAddr()+"/v1/channels/"+channel+"/messages/"+id, rig.sendSecret, time.Now(), nil)
+	return do(rig.t, req)
+}
+
+// waitFinal polls the status until the request is sent or failed.
+func (rig *sendRig) waitFinal(channel, id string) SendStatus {
+	rig.t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		a := rig.status(channel, id)
+		if a.status != http.StatusOK {
+			rig.t.Fatalf("status of %s: %d %s", id, a.status, a.body)
+		}
+		if a.send.Status == "sent" || a.send.Status == "failed" {
+			return a.send
+		}
+		if time.Now().After(deadline) {
+			rig.t.Fatalf("send %s still %s after 30s\nlogs:\n%s", id, a.send.Status, rig.logs)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// sendEvent waits for the mail.sent or mail.send_failed event of request id.
+func (rig *sendRig) sendEvent(id string) (string, webhooks.SendData) {
+	rig.t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		for _, ev := range rig.snapshot() {
+			var sd webhooks.SendData
+			if (ev.Type == webhooks.TypeMailSent || ev.Type == webhooks.TypeMailSendFailed) && json.Unmarshal(ev.Data, &sd) == nil && sd.RequestID == id {
+				return ev.Type, sd
+			}
+		}
+		if time.Now().After(deadline) {
+			rig.t.Fatalf("no outcome event for send %s", id)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// sentWithID lists the mailbox's Sent Items carrying the send id header.
+func (rig *sendRig) sentWithID(mailbox, id string) []m365sim.MessageInfo {
+	var out []m365sim.MessageInfo
+	for _, mi := range rig.sim.Sim.Messages(mailbox, "Sent Items") {
+		for _, h := range mi.Headers {
+			if strings.EqualFold(h.Name, SendIDHeader) && h.Value == id {
+				out = append(out, mi)
+			}
+		}
+	}
+	return out
+}
+
+func headerOf(mi m365sim.MessageInfo, name string) string {
+	for _, h := range mi.Headers {
+		if strings.EqualFold(h.Name, name) {
+			return h.Value
+		}
+	}
+	return ""
+}
