@@ -66,7 +66,7 @@ type Daemon struct {
 	metrics   *metrics
 	sender    *sendWorker
 
-	mu      sync.Mutex // guards cfg, endpoints and the maps below
+	mu      sync.Mutex               // guards cfg, endpoints and the maps below
 	runners map[string]*Runner       // channels that are running
 	wake    map[string]chan struct{} // supervisors waiting for a connection
 

@@ -137,7 +137,7 @@ channels:
 	rig.cfg, rig.path, rig.yaml = cfg, path, yml
 	rig.logs = &lockedBuffer{}
 	rig.d = New(cfg, Options{Version: "test", SupervisorPoll: 20 * time.Millisecond, ConfigPath: path,
-		Logger: slog.New(slog.NewTextHandler(rig.logs, &slog.HandlerOptions{Level: slog.LevelDebug, ReplaceAttr: redact})),
+		Logger:     slog.New(slog.NewTextHandler(rig.logs, &slog.HandlerOptions{Level: slog.LevelDebug, ReplaceAttr: redact})),
 		Dispatcher: deliver.Options{PollInterval: 50 * time.Millisecond}})
 	ctx, cancel := context.WithCancel(context.Background())
 	if err := rig.d.Start(ctx); err != nil {
