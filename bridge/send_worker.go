@@ -171,8 +171,10 @@ type sendJob struct {
 	ch      config.Channel
 	mailbox graph.Mailbox
 	account store.Account
-	// original is the ledger row of the message answered, if known.
+	// original is the ledger row of the message answered, if known, and
+	// target its immutable id (what Graph's reply action needs).
 	original *store.LedgerEntry
+	target   string
 	log      *slog.Logger
 }
 
@@ -206,6 +208,7 @@ func (w *sendWorker) process(ctx context.Context, row store.Send) {
 		return
 	}
 	j.mailbox, j.account = mb, st.Account
+	j.target = w.replyTarget(ctx, j)
 	client := w.d.graph.Mailbox(mb, w.d.auth.Source(ch.Name))
 
 	if row.State == store.SendSending {
@@ -243,7 +246,7 @@ func (w *sendWorker) attempt(ctx context.Context, j *sendJob, client *graph.Mail
 		w.finish(ctx, j, store.SendOutcome{State: store.SendFailed, Code: "bad_request", Reason: err.Error(), Fix: "send the request again"})
 		return
 	}
-	target := w.replyTarget(ctx, j)
+	target := j.target
 	var from *graph.Recipient
 	if j.mailbox.Shared {
 		from = &graph.Recipient{EmailAddress: graph.EmailAddress{Address: j.ch.Mailbox.Address}}
