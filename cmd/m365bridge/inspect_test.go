@@ -166,7 +166,8 @@ Already in the ledger: 0
 func TestInspectNeedsAConnectedChannel(t *testing.T) {
 	path := sampleInTempDir(t)
 	var out, errOut bytes.Buffer
-	err := runChannelsInspect(context.Background(), []string{"--config", path, "support"}, &out, &errOut)
+	// Through the command line as an operator types it.
+	err := run(context.Background(), []string{"channels", "inspect", "--config", path, "support"}, &out, &errOut)
 	if err == nil || !strings.Contains(err.Error(), "m365bridge auth support") {
 		t.Errorf("inspect of an unconnected channel: err = %v, want a hint to run auth", err)
 	}
