@@ -37,6 +37,7 @@ var commands = map[string]command{
 	"channels":   {"list channels with their connection state, account and token expiry", runChannels},
 	"keys":       {"rotate the token-encryption key (keys rotate) or generate one", runKeys},
 	"sync":       {"run one sync round for a channel; --dry-run prints the events it would send", runSync},
+	"send":       {"send a message through a channel's mailbox via the running daemon (for testing a channel)", runSend},
 }
 
 // exitError carries an exit code; a command returns it to exit without a
