@@ -5,9 +5,12 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"log/slog"
+	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -25,9 +28,11 @@ import (
 	"github.com/m365bridge/m365bridge/webhooks/deliver"
 )
 
-// The sync benchmarks run the simulator, the bridge (runners, a SQLite file,
-// the real dispatcher, real HTTP on loopback) and a verifying receiver in
-// one process, and print one JSON line per scenario:
+// The sync benchmarks run the bridge (runners, a SQLite file, the real
+// dispatcher, real HTTP on loopback) and a verifying receiver in this
+// process and the simulator in a child process (the test binary run again),
+// so that peak RSS measures the bridge, not the simulated mailboxes. One
+// command runs everything and prints one JSON line per scenario:
 //
 //	go test ./bridge -run '^$' -bench BenchmarkSync -benchtime 1x
 //
@@ -55,7 +60,11 @@ type BenchResult struct {
 	DistinctEventIDs int     `json:"distinct_event_ids"`
 	Lost             int     `json:"lost"`
 	Duplicates       int     `json:"duplicates"`
-	PeakRSSMiB       float64 `json:"peak_rss_mib"`
+	// PeakRSSMiB is the bridge's process (runners, SQLite, dispatcher and
+	// the receiver); the simulator runs in a child process of its own,
+	// SimPeakRSSMiB, so its mailboxes do not count against the bridge.
+	PeakRSSMiB    float64 `json:"peak_rss_mib"`
+	SimPeakRSSMiB float64 `json:"sim_peak_rss_mib"`
 }
 
 func BenchmarkSync2kKeep(b *testing.B) {
@@ -101,26 +110,12 @@ type benchReceiver struct {
 // and, for delete and move, its post-import action done.
 func RunSyncBench(ctx context.Context, dir string, sc benchScenario) (BenchResult, error) {
 	res := BenchResult{Scenario: sc.Name, Messages: sc.Mailboxes * sc.PerMailbox}
-	seed := m365sim.DefaultSeed()
-	spec := &m365sim.GenerateSpec{Count: sc.PerMailbox, Folder: "Inbox/Support", Size: 10 << 10,
-		Attachments: []m365sim.AttachmentMix{{Percent: 15, Size: 100 << 10}, {Percent: 5, Size: 1 << 20}}}
-	var addrs []string
-	seed.SharedMailboxes = seed.SharedMailboxes[:0]
-	for i := range sc.Mailboxes {
-		addr := fmt.Sprintf("support%02d@contoso.com", i)
-		addrs = append(addrs, addr)
-		seed.SharedMailboxes = append(seed.SharedMailboxes, m365sim.SeedSharedMailbox{Address: addr,
-			DisplayName: "Support " + strconv.Itoa(i), FullAccess: []string{simAgent}, Mail: m365sim.MailSeed{Generate: spec}})
-	}
-	srv, err := m365sim.StartServer(m365sim.Options{Throttle: sc.Throttle}, seed)
+	sim, err := startBenchSim(ctx, sc)
 	if err != nil {
 		return res, err
 	}
-	defer srv.Close()
-	tok, err := srv.Sim.IssueTokens(simAgent, m365sim.DefaultClientID, "offline_access Mail.ReadWrite Mail.ReadWrite.Shared")
-	if err != nil {
-		return res, err
-	}
+	defer sim.Close()
+	addrs := sim.Mailboxes
 	db, err := store.Open(ctx, filepath.Join(dir, store.FileName))
 	if err != nil {
 		return res, err
@@ -149,20 +144,22 @@ func RunSyncBench(ctx context.Context, dir string, sc benchScenario) (BenchResul
 	if err != nil {
 		return res, err
 	}
-	client := &graph.Client{BaseURL: srv.URL, Logger: quiet}
+	client := &graph.Client{BaseURL: sim.URL, Logger: quiet}
 	runners := make([]*Runner, len(addrs))
 	byName := map[string]*Runner{}
 	for i, addr := range addrs {
 		ch := testChannel(fmt.Sprintf("ch%02d", i), config.MailboxShared, addr, "Inbox/Support")
 		ch.AfterImport = sc.AfterImport
-		runners[i] = NewRunner(RunnerConfig{Channel: ch, Tenant: srv.Seeded.TenantID, DB: db, Logger: quiet, Wake: disp.Wake,
+		runners[i] = NewRunner(RunnerConfig{Channel: ch, Tenant: sim.Tenant, DB: db, Logger: quiet, Wake: disp.Wake,
 			Graph: client.Mailbox(graph.Mailbox{Shared: true, Address: addr},
-				graph.TokenFunc(func(context.Context) (string, error) { return tok.AccessToken, nil })),
+				graph.TokenFunc(func(context.Context) (string, error) { return sim.Token, nil })),
 			Auth: func(context.Context) (bool, error) { return true, nil }, PageSize: 100})
 		byName[ch.Name] = runners[i]
 	}
 	RegisterLedgerHooks(db, func(ch string) { byName[ch].Notify() })
-	srv.Sim.ResetCounters()
+	if _, err := sim.counters(ctx, http.MethodDelete); err != nil {
+		return res, err
+	}
 	resetPeakRSS()
 
 	start := time.Now()
@@ -224,7 +221,10 @@ func RunSyncBench(ctx context.Context, dir string, sc benchScenario) (BenchResul
 		return res, err
 	}
 	res.Seconds = time.Since(start).Seconds()
-	c := srv.Sim.Counters()
+	c, err := sim.counters(ctx, http.MethodGet)
+	if err != nil {
+		return res, err
+	}
 	rcv.mu.Lock()
 	res.WebhookPosts, res.DistinctEventIDs = rcv.posts, len(rcv.ids)
 	rcv.mu.Unlock()
@@ -235,6 +235,7 @@ func RunSyncBench(ctx context.Context, dir string, sc benchScenario) (BenchResul
 	res.MsgsPerSec = round3(float64(res.Messages) / res.Seconds)
 	res.Seconds = round3(res.Seconds)
 	res.PeakRSSMiB = peakRSSMiB()
+	res.SimPeakRSSMiB = procPeakRSSMiB(sim.cmd.Process.Pid)
 	return res, nil
 }
 
@@ -245,8 +246,13 @@ func round3(f float64) float64 { return float64(int64(f*1000+0.5)) / 1000 }
 func resetPeakRSS() { os.WriteFile("/proc/self/clear_refs", []byte("5"), 0) }
 
 // peakRSSMiB reads VmHWM from /proc/self/status; 0 where unavailable.
-func peakRSSMiB() float64 {
-	f, err := os.Open("/proc/self/status")
+func peakRSSMiB() float64 { return readHWM("/proc/self/status") }
+
+// procPeakRSSMiB is peakRSSMiB of another process.
+func procPeakRSSMiB(pid int) float64 { return readHWM(fmt.Sprintf("/proc/%d/status", pid)) }
+
+func readHWM(path string) float64 {
+	f, err := os.Open(path)
 	if err != nil {
 		return 0
 	}
@@ -259,4 +265,111 @@ func peakRSSMiB() float64 {
 		}
 	}
 	return 0
+}
+
+// benchSimEnv carries a scenario to the simulator child (JSON).
+const benchSimEnv = "M365BRIDGE_BENCH_SIM"
+
+// benchSim is the simulator child: its URL, tenant, an access token for the
+// agent, and the shared mailboxes it generated.
+type benchSim struct {
+	URL       string   `json:"url"`
+	Tenant    string   `json:"tenant"`
+	Token     string   `json:"token"`
+	Mailboxes []string `json:"mailboxes"`
+	cmd       *exec.Cmd
+	stdin     io.Closer
+}
+
+func (s *benchSim) Close() {
+	s.stdin.Close() // the child exits when its stdin closes
+	s.cmd.Wait()
+}
+
+// counters reads (GET) or resets (DELETE) the simulator's Graph counters.
+func (s *benchSim) counters(ctx context.Context, method string) (m365sim.Counters, error) {
+	var c m365sim.Counters
+	req, err := http.NewRequestWithContext(ctx, method, s.URL+"/_sim/counters", nil)
+	if err != nil {
+		return c, err
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return c, fmt.Errorf("sim counters: %w", err)
+	}
+	defer res.Body.Close()
+	if method == http.MethodGet {
+		err = json.NewDecoder(res.Body).Decode(&c)
+	}
+	return c, err
+}
+
+// startBenchSim runs the simulator for sc in a child process and waits for
+// its first line (the benchSim JSON).
+func startBenchSim(ctx context.Context, sc benchScenario) (*benchSim, error) {
+	spec, _ := json.Marshal(sc)
+	cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^TestBenchSimChild$")
+	cmd.Env = append(os.Environ(), benchSimEnv+"="+string(spec))
+	cmd.Stderr = os.Stderr
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		return nil, err
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start simulator: %w", err)
+	}
+	line, err := bufio.NewReader(stdout).ReadBytes('\n')
+	if err != nil {
+		stdin.Close()
+		cmd.Wait()
+		return nil, fmt.Errorf("start simulator: %w", err)
+	}
+	s := &benchSim{cmd: cmd, stdin: stdin}
+	if err := json.Unmarshal(line, s); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("start simulator: %q: %w", line, err)
+	}
+	go io.Copy(io.Discard, stdout)
+	return s, nil
+}
+
+// TestBenchSimChild is the simulator process of the sync benchmarks; it
+// runs only when started by startBenchSim.
+func TestBenchSimChild(t *testing.T) {
+	raw := os.Getenv(benchSimEnv)
+	if raw == "" {
+		t.Skip("runs only as the simulator child of the sync benchmarks")
+	}
+	var sc benchScenario
+	if err := json.Unmarshal([]byte(raw), &sc); err != nil {
+		t.Fatal(err)
+	}
+	seed := m365sim.DefaultSeed()
+	spec := &m365sim.GenerateSpec{Count: sc.PerMailbox, Folder: "Inbox/Support", Size: 10 << 10,
+		Attachments: []m365sim.AttachmentMix{{Percent: 15, Size: 100 << 10}, {Percent: 5, Size: 1 << 20}}}
+	out := benchSim{}
+	seed.SharedMailboxes = seed.SharedMailboxes[:0]
+	for i := range sc.Mailboxes {
+		addr := fmt.Sprintf("support%02d@contoso.com", i)
+		out.Mailboxes = append(out.Mailboxes, addr)
+		seed.SharedMailboxes = append(seed.SharedMailboxes, m365sim.SeedSharedMailbox{Address: addr,
+			DisplayName: "Support " + strconv.Itoa(i), FullAccess: []string{simAgent}, Mail: m365sim.MailSeed{Generate: spec}})
+	}
+	srv, err := m365sim.StartServer(m365sim.Options{Throttle: sc.Throttle}, seed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	tok, err := srv.Sim.IssueTokens(simAgent, m365sim.DefaultClientID, "offline_access Mail.ReadWrite Mail.ReadWrite.Shared")
+	if err != nil {
+		t.Fatal(err)
+	}
+	out.URL, out.Tenant, out.Token = srv.URL, srv.Seeded.TenantID, tok.AccessToken
+	line, _ := json.Marshal(out)
+	os.Stdout.Write(append(line, '\n'))
+	io.Copy(io.Discard, os.Stdin) // until the parent closes stdin or exits
 }
