@@ -29,6 +29,8 @@ type sendRig struct {
 	*daemonRig
 	sendSecret string
 	stop       func()
+	// beforeRun, if set, adjusts each daemon after Start and before Run.
+	beforeRun func(*Daemon)
 }
 
 // sendRigOptions are the test's send worker settings: short waits.
@@ -132,6 +134,9 @@ func (rig *sendRig) start(opts SendOptions) {
 	if err := d.Start(ctx); err != nil {
 		cancel()
 		t.Fatal(err)
+	}
+	if rig.beforeRun != nil {
+		rig.beforeRun(d)
 	}
 	done := make(chan error, 1)
 	go func() { done <- d.Run(ctx) }()
