@@ -3,6 +3,7 @@ package bridge
 import (
 	"context"
 	"fmt"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -206,5 +207,53 @@ func TestAfterImportModes(t *testing.T) {
 				})
 			}
 		})
+	}
+}
+
+// Run polls only while the channel's sign-in is active, and a Notify runs
+// post-import actions without waiting for the next poll.
+func TestRunPausesWithoutAuth(t *testing.T) {
+	h := newHarness(t, m365sim.Options{})
+	injectMany(h, simSupport, "Inbox/Support", 3)
+	ch := testChannel("support", config.MailboxShared, simSupport, "Inbox/Support")
+	ch.PollInterval = 10 * time.Millisecond
+	ch.AfterImport = config.AfterImport{Action: config.ActionMarkRead}
+	var active atomic.Bool
+	r := h.runner(ch)
+	r.cfg.Auth = func(context.Context) (bool, error) { return active.Load(), nil }
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- r.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+
+	waitFor := func(what string, cond func() bool) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for !cond() {
+			if time.Now().After(deadline) {
+				t.Fatalf("timed out waiting for %s (status %+v)", what, r.Status())
+			}
+			time.Sleep(2 * time.Millisecond)
+		}
+	}
+	waitFor("paused", func() bool { return r.Status().State == RunnerPaused })
+	if n := h.outboxLen(); n != 0 {
+		t.Fatalf("a paused runner queued %d events", n)
+	}
+	active.Store(true)
+	waitFor("the import", func() bool { return h.outboxLen() == 3 })
+	h.deliver(context.Background())
+	r.Notify()
+	waitFor("post-import actions", func() bool {
+		c, _ := h.db.LedgerCounts(context.Background(), "support")
+		return c[store.LedgerDone] == 3
+	})
+	for _, mi := range h.sim.Sim.Messages(simSupport, "Inbox/Support") {
+		if !mi.IsRead {
+			t.Errorf("%s not marked read", mi.Subject)
+		}
+	}
+	if s := r.Status(); s.Totals.Queued != 3 || s.Rounds == 0 || s.LastSuccessAt.IsZero() || s.Graph.Requests == 0 {
+		t.Errorf("status = %+v", s)
 	}
 }
