@@ -11,6 +11,8 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/sync/semaphore"
+
 	"github.com/m365bridge/m365bridge/bridge/graph"
 	"github.com/m365bridge/m365bridge/bridge/store"
 	"github.com/m365bridge/m365bridge/config"
@@ -74,10 +76,22 @@ type RunnerConfig struct {
 	// MaxEventBytes bounds one encoded event; a larger message is rejected
 	// (default 64 MiB).
 	MaxEventBytes int64
+	// PageSlots bounds how many delta pages are being read and turned into
+	// events at once, across the runners that share it: a page with its
+	// attachments can hold tens of MiB, and fifty mailboxes importing at
+	// once must not hold fifty pages. Default: one process-wide limit of
+	// DefaultPagesInFlight.
+	PageSlots *semaphore.Weighted
 }
+
+// sharedPageSlots is the default PageSlots: one limit for the process.
+var sharedPageSlots = semaphore.NewWeighted(DefaultPagesInFlight)
 
 // Defaults of RunnerConfig.
 const (
+	// DefaultPagesInFlight is the default number of delta pages all runners
+	// together read and build at once.
+	DefaultPagesInFlight = 4
 	DefaultMaxEventBytes = 64 << 20
 	// postActionChunk is how many ledger rows one post-action pass takes.
 	postActionChunk = 200
@@ -176,6 +190,9 @@ func NewRunner(cfg RunnerConfig) *Runner {
 	}
 	if cfg.Channel.AfterImport.Action == "" {
 		cfg.Channel.AfterImport.Action = config.ActionKeep
+	}
+	if cfg.PageSlots == nil {
+		cfg.PageSlots = sharedPageSlots
 	}
 	if cfg.Enqueue == nil {
 		cfg.Enqueue = StoreEnqueue(cfg.DB)

@@ -101,7 +101,9 @@ func (r *Runner) syncRound(ctx context.Context) (Stats, error) {
 		if err := ctx.Err(); err != nil {
 			return stats, err
 		}
-		page, err := r.cfg.Graph.Delta(ctx, folder.id, cursor, opts)
+		ps, err := r.syncPage(ctx, &src, folder.id, cursor, &opts)
+		stats.add(ps.stats)
+		page := ps.page
 		switch {
 		case errors.Is(err, graph.ErrSyncStateNotFound) && stats.Resyncs < maxResyncsPerRound:
 			// The cursor expired: start over; the ledger drops what was
@@ -128,20 +130,44 @@ func (r *Runner) syncRound(ctx context.Context) (Stats, error) {
 		case err != nil:
 			return stats, fmt.Errorf("sync %q: %w", r.displayFolder(), err)
 		}
-		if page.PageSize > 0 {
-			opts.PageSize = page.PageSize // keep a size Graph coped with
-		}
-		src.Now = r.cfg.Now()
-		ps, err := r.processPage(ctx, src, page)
-		stats.add(ps)
-		if err != nil {
-			return stats, err
+		if ps.err != nil {
+			return stats, ps.err
 		}
 		if page.NextLink == "" {
 			return stats, nil
 		}
 		cursor = page.NextLink
 	}
+}
+
+// pageResult is one page read (page, err: the Delta call) and, when it was
+// read, processed (stats, err of the processing).
+type pageResult struct {
+	page  *graph.DeltaPage
+	stats Stats
+	err   error
+}
+
+// syncPage reads one delta page and commits it while holding one of the
+// shared page slots, so that only so many pages (with their attachments)
+// are in memory at once across all runners. A Delta failure is returned as
+// the error; a processing failure in pageResult.err.
+func (r *Runner) syncPage(ctx context.Context, src *EventSource, folderID, cursor string, opts *graph.DeltaOptions) (pageResult, error) {
+	if err := r.cfg.PageSlots.Acquire(ctx, 1); err != nil {
+		return pageResult{}, err
+	}
+	defer r.cfg.PageSlots.Release(1)
+	page, err := r.cfg.Graph.Delta(ctx, folderID, cursor, *opts)
+	if err != nil {
+		return pageResult{}, err
+	}
+	if page.PageSize > 0 {
+		opts.PageSize = page.PageSize // keep a size Graph coped with
+	}
+	src.Now = r.cfg.Now()
+	stats, perr := r.processPage(ctx, *src, page)
+	page.Messages, page.Undecodable = nil, nil // committed: let the page go
+	return pageResult{page: page, stats: stats, err: perr}, nil
 }
 
 // built is one message's outcome before the page commits.
