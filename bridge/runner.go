@@ -35,11 +35,14 @@ type MailboxAPI interface {
 
 // QueuedEvent is one event handed to the outbox inside the page transaction.
 type QueuedEvent struct {
-	ID      string         // event id = webhook-id
-	Type    string         // mail.received | mail.archived
-	Channel string         // channel name
-	Webhook string         // endpoint name (channel.webhook)
-	Event   webhooks.Event // the envelope to deliver
+	ID      string // event id = webhook-id
+	Type    string // mail.received | mail.archived
+	Channel string // channel name
+	Webhook string // endpoint name (channel.webhook)
+	// Body is the event envelope as delivered: {"type","timestamp","data"}
+	// JSON (EncodeEnvelope), built once so that a page holds one copy of
+	// each event, attachments included.
+	Body []byte
 }
 
 // EnqueueFunc writes ev into the webhook outbox inside tx; an id already
@@ -90,8 +93,8 @@ var sharedPageSlots = semaphore.NewWeighted(DefaultPagesInFlight)
 // Defaults of RunnerConfig.
 const (
 	// DefaultPagesInFlight is the default number of delta pages all runners
-	// together read and build at once.
-	DefaultPagesInFlight = 4
+	// together read and build at once (two keep both cores busy).
+	DefaultPagesInFlight = 2
 	DefaultMaxEventBytes = 64 << 20
 	// postActionChunk is how many ledger rows one post-action pass takes.
 	postActionChunk = 200
@@ -369,12 +372,8 @@ func postActionDelay(attempts int) time.Duration {
 // event JSON goes to the channel's webhook endpoint.
 func StoreEnqueue(db *store.DB) EnqueueFunc {
 	return func(ctx context.Context, tx *sql.Tx, ev QueuedEvent) error {
-		body, err := EncodeEnvelope(ev.Event)
-		if err != nil {
-			return fmt.Errorf("encode event %s: %w", ev.ID, err)
-		}
 		return db.EnqueueTx(ctx, tx, store.OutboxEvent{
-			EventID: ev.ID, Endpoint: ev.Webhook, Channel: ev.Channel, Type: ev.Type, Body: body,
+			EventID: ev.ID, Endpoint: ev.Webhook, Channel: ev.Channel, Type: ev.Type, Body: ev.Body,
 		})
 	}
 }

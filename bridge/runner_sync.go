@@ -397,15 +397,15 @@ func (r *Runner) buildOne(ctx context.Context, src EventSource, m *graph.Message
 	}
 	// Attachment content is no longer needed: let it go before the commit.
 	m.Attachments, m.Body = nil, nil
-	if size := encodedSize(ev); size > r.cfg.MaxEventBytes {
+	body, err := EncodeEnvelope(ev)
+	if err != nil {
+		return reject(err.Error())
+	}
+	if size := int64(len(body)); size > r.cfg.MaxEventBytes {
 		return reject(fmt.Sprintf("the event would be %d bytes, more than the %d byte limit", size, r.cfg.MaxEventBytes))
 	}
 	entry.State = store.LedgerQueued
 	return built{entry: entry, event: &QueuedEvent{
-		ID: entry.EventID, Type: ev.Type, Channel: r.ch.Name, Webhook: r.ch.Webhook, Event: ev,
+		ID: entry.EventID, Type: ev.Type, Channel: r.ch.Name, Webhook: r.ch.Webhook, Body: body,
 	}}, nil
 }
-
-// encodedSize is the size of the event as delivered: data plus the
-// envelope's few dozen bytes.
-func encodedSize(ev webhooks.Event) int64 { return int64(len(ev.Data) + len(ev.Type) + 64) }

@@ -60,7 +60,8 @@ func runSync(ctx context.Context, args []string, stdout, stderr io.Writer) error
 			if ev == nil {
 				return enc.Encode(map[string]string{"rejected": e.MessageID, "reason": e.Reason})
 			}
-			return enc.Encode(ev.Event)
+			_, err := stdout.Write(append(ev.Body, '\n'))
+			return err
 		}
 		printDryRunLine(stdout, ev, e)
 		return nil
@@ -82,8 +83,12 @@ func printDryRunLine(w io.Writer, ev *bridge.QueuedEvent, e store.LedgerEntry) {
 		fmt.Fprintf(w, "REJECTED  %s  %s: %s\n", e.ReceivedAt.UTC().Format(time.RFC3339), e.MessageID, e.Reason)
 		return
 	}
-	var d webhooks.MailData
-	if err := json.Unmarshal(ev.Event.Data, &d); err != nil {
+	var env struct {
+		Data webhooks.MailData `json:"data"`
+	}
+	err := json.Unmarshal(ev.Body, &env)
+	d := env.Data
+	if err != nil {
 		fmt.Fprintf(w, "%s  %s (undecodable event: %v)\n", ev.Type, ev.ID, err)
 		return
 	}
