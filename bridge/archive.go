@@ -38,8 +38,11 @@ func DecideArchive(a config.Archive, count int, now time.Time) (ArchiveDecision,
 		if a.Before == nil || a.Before.IsZero() {
 			return ArchiveDecision{}, ErrArchiveCutoffMissing
 		}
-		return ArchiveDecision{Mode: store.ArchiveDecidedOn, Cutoff: a.Before.UTC(),
-			Reason: "archive.mode is on with cut-off " + a.Before.UTC().Format(time.RFC3339Nano)}, nil
+		reason := "archive.mode is on with cut-off " + a.Before.UTC().Format(time.RFC3339Nano)
+		if a.Before.After(now) {
+			reason += " (in the future: mail arriving until then is archived too)"
+		}
+		return ArchiveDecision{Mode: store.ArchiveDecidedOn, Cutoff: a.Before.UTC(), Reason: reason}, nil
 	case config.ArchiveAuto, "":
 		if count <= 0 {
 			return ArchiveDecision{Mode: store.ArchiveDecidedOff, Reason: "archive.mode auto: the folder was empty at the first sync"}, nil

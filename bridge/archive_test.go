@@ -2,6 +2,7 @@ package bridge
 
 import (
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -40,6 +41,10 @@ func TestDecideArchive(t *testing.T) {
 				t.Error("no reason recorded")
 			}
 		})
+	}
+	future := now.Add(time.Hour)
+	if d, _ := DecideArchive(config.Archive{Mode: "on", Before: &future}, 1, now); !strings.Contains(d.Reason, "future") {
+		t.Errorf("a cut-off in the future: reason %q does not warn", d.Reason)
 	}
 	if _, err := DecideArchive(config.Archive{Mode: "sometimes"}, 1, now); err == nil {
 		t.Error("unknown mode: want an error")
