@@ -19,6 +19,9 @@ import (
 // round, so a Graph that keeps refusing its own links cannot spin forever.
 const maxResyncsPerRound = 3
 
+// progressEvery is how often (in messages) the first import logs progress.
+const progressEvery = 1000
+
 // extrasInFlight is how many attachment/MIME fetches run at once for a page;
 // the Graph client's per-mailbox limit (4) applies on top.
 const extrasInFlight = 4
@@ -132,6 +135,9 @@ func (r *Runner) syncRound(ctx context.Context) (Stats, error) {
 		}
 		if ps.err != nil {
 			return stats, ps.err
+		}
+		if seen := int(st.Seen) + stats.Seen; st.InitialDoneAt.IsZero() && seen/progressEvery != (seen-ps.stats.Seen)/progressEvery {
+			r.log.Info("initial import", "seen", seen, "of_about", st.ProgressTotal)
 		}
 		if page.NextLink == "" {
 			return stats, nil
