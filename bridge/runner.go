@@ -294,10 +294,14 @@ func (r *Runner) SyncOnce(ctx context.Context) (Stats, error) {
 	defer r.round.Unlock()
 	r.setState(RunnerSyncing, "", "")
 	stats, err := r.syncRound(ctx)
-	if err == nil {
-		var post Stats
-		post, err = r.postActions(ctx)
+	if ctx.Err() == nil {
+		// Delivered messages get their post-import action even when paging
+		// failed (a folder renamed away, Graph down for a moment).
+		post, perr := r.postActions(ctx)
 		stats.add(post)
+		if err == nil {
+			err = perr
+		}
 	}
 	now := r.cfg.Now()
 	r.mu.Lock()
