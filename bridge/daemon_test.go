@@ -34,6 +34,15 @@ type daemonRig struct {
 	secret string
 	logs   *lockedBuffer
 
+	public   string // the daemon's public listener (the redirect URI's host)
+	receiver string // the helpdesk receiver's address
+	// stop ends the running daemon (idempotent); start runs it again.
+	stop func()
+	// beforeRun, if set, adjusts each daemon after Start and before Run.
+	beforeRun func(*Daemon)
+	// sendOpts are the reply worker's settings.
+	sendOpts SendOptions
+
 	mu     sync.Mutex
 	events map[string]webhooks.Event // by webhook-id
 	posts  int
@@ -67,11 +76,41 @@ func freeLoopback(t *testing.T) string {
 	return ln.Addr().String()
 }
 
+// defaultRigChannels are the channels of newDaemonRig: a shared mailbox's
+// Support folder in archive mode auto, and a user's inbox with mark_read.
+const defaultRigChannels = `  - name: support
+    mailbox: {type: shared, address: support@contoso.com}
+    folder: Inbox/Support
+    group: Support L1
+    poll_interval: 10s
+    archive: {mode: auto}
+  - name: sales
+    mailbox: {type: user}
+    group: Sales
+    poll_interval: 10s
+    after_import: mark_read
+    archive: {mode: off}
+`
+
+// newDaemonRig is the whole product with defaultRigChannels, running until
+// the test ends.
 func newDaemonRig(t *testing.T, mutate func(seed *m365sim.Seed)) *daemonRig {
 	t.Helper()
-	public := freeLoopback(t)
+	rig := newRigBase(t, mutate)
+	rig.writeConfig(defaultRigChannels)
+	rig.start()
+	t.Cleanup(func() { rig.stop() })
+	return rig
+}
+
+// newRigBase starts the simulator (its app's redirect URI on a free
+// public port) and a verifying receiver; writeConfig and start add the
+// daemon.
+func newRigBase(t *testing.T, mutate func(seed *m365sim.Seed)) *daemonRig {
+	t.Helper()
+	rig := &daemonRig{t: t, events: map[string]webhooks.Event{}, public: freeLoopback(t), logs: &lockedBuffer{}}
 	seed := m365sim.DefaultSeed()
-	seed.App.RedirectURIs = []string{"http://" + public + "/oauth/callback"}
+	seed.App.RedirectURIs = []string{"http://" + rig.public + "/oauth/callback"}
 	if mutate != nil {
 		mutate(seed)
 	}
@@ -80,8 +119,8 @@ func newDaemonRig(t *testing.T, mutate func(seed *m365sim.Seed)) *daemonRig {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { sim.Close() })
+	rig.sim = sim
 
-	rig := &daemonRig{t: t, sim: sim, events: map[string]webhooks.Event{}}
 	rig.secret, _ = webhooks.GenerateSecret()
 	recv := &webhooks.Receiver{Verifier: webhooks.Verifier{Secrets: []string{rig.secret}}}
 	recv.OnEvent = func(ctx context.Context, d *webhooks.Delivery) error {
@@ -96,11 +135,17 @@ func newDaemonRig(t *testing.T, mutate func(seed *m365sim.Seed)) *daemonRig {
 	if err != nil {
 		t.Fatal(err)
 	}
+	rig.receiver = ln.Addr().String()
 	go recvSrv.Serve(ln)
 	t.Cleanup(func() { recvSrv.Close() })
+	return rig
+}
 
-	dir := t.TempDir()
-	yml := fmt.Sprintf(`public_url: http://%[1]s
+// writeConfig writes the rig's bridge.yaml with the given channels list.
+func (rig *daemonRig) writeConfig(channels string) {
+	rig.t.Helper()
+	dir := rig.t.TempDir()
+	rig.yaml = fmt.Sprintf(`public_url: http://%[1]s
 listen: %[1]s
 admin: {listen: 127.0.0.1:0, token: admin-token}
 state_dir: %[2]s
@@ -115,46 +160,62 @@ webhooks:
     url: http://%[6]s/hooks
     secret: %[7]s
 channels:
-  - name: support
-    mailbox: {type: shared, address: support@contoso.com}
-    folder: Inbox/Support
-    group: Support L1
-    poll_interval: 10s
-    archive: {mode: auto}
-  - name: sales
-    mailbox: {type: user}
-    group: Sales
-    poll_interval: 10s
-    after_import: mark_read
-    archive: {mode: off}
-`, public, filepath.Join(dir, "data"), m365sim.DefaultClientID, m365sim.DefaultClientSecret, sim.URL, ln.Addr(), rig.secret)
-	path := filepath.Join(dir, "bridge.yaml")
-	os.WriteFile(path, []byte(yml), 0o600)
-	cfg, err := config.Load(path)
+`, rig.public, filepath.Join(dir, "data"), m365sim.DefaultClientID, m365sim.DefaultClientSecret, rig.sim.URL, rig.receiver, rig.secret) + channels
+	rig.path = filepath.Join(dir, "bridge.yaml")
+	if err := os.WriteFile(rig.path, []byte(rig.yaml), 0o600); err != nil {
+		rig.t.Fatal(err)
+	}
+}
+
+// start runs a daemon on the rig's configuration and state; after stop it
+// is a restart on the same state.
+func (rig *daemonRig) start() {
+	t := rig.t
+	t.Helper()
+	cfg, err := config.Load(rig.path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	rig.cfg, rig.path, rig.yaml = cfg, path, yml
-	rig.logs = &lockedBuffer{}
-	rig.d = New(cfg, Options{Version: "test", SupervisorPoll: 20 * time.Millisecond, ConfigPath: path,
+	rig.cfg = cfg
+	d := New(cfg, Options{Version: "test", SupervisorPoll: 20 * time.Millisecond, ConfigPath: rig.path,
 		Logger:     slog.New(slog.NewTextHandler(rig.logs, &slog.HandlerOptions{Level: slog.LevelDebug, ReplaceAttr: redact})),
-		Dispatcher: deliver.Options{PollInterval: 50 * time.Millisecond}})
+		Dispatcher: deliver.Options{PollInterval: 50 * time.Millisecond}, Send: rig.sendOpts})
 	ctx, cancel := context.WithCancel(context.Background())
-	if err := rig.d.Start(ctx); err != nil {
+	if err := d.Start(ctx); err != nil {
+		cancel()
 		t.Fatal(err)
 	}
+	if rig.beforeRun != nil {
+		rig.beforeRun(d)
+	}
 	done := make(chan error, 1)
-	go func() { done <- rig.d.Run(ctx) }()
-	t.Cleanup(func() {
+	go func() { done <- d.Run(ctx) }()
+	rig.d = d
+	stopped := false
+	rig.stop = func() {
+		if stopped {
+			return
+		}
+		stopped = true
 		cancel()
 		if err := <-done; err != nil {
 			t.Errorf("Run: %v", err)
 		}
 		sctx, c := context.WithTimeout(context.Background(), 10*time.Second)
 		defer c()
-		rig.d.Close(sctx)
-	})
-	return rig
+		d.Close(sctx)
+	}
+}
+
+// snapshot copies the events received so far, by webhook-id.
+func (rig *daemonRig) snapshot() map[string]webhooks.Event {
+	rig.mu.Lock()
+	defer rig.mu.Unlock()
+	out := make(map[string]webhooks.Event, len(rig.events))
+	for k, v := range rig.events {
+		out[k] = v
+	}
+	return out
 }
 
 // connect runs consent for a channel the way an operator does: the admin
@@ -188,13 +249,8 @@ func (rig *daemonRig) waitEvents(n int) map[string]webhooks.Event {
 	rig.t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		rig.mu.Lock()
-		got := len(rig.events)
-		snapshot := make(map[string]webhooks.Event, got)
-		for k, v := range rig.events {
-			snapshot[k] = v
-		}
-		rig.mu.Unlock()
+		snapshot := rig.snapshot()
+		got := len(snapshot)
 		if got >= n {
 			return snapshot
 		}

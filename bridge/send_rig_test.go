@@ -2,23 +2,16 @@ package bridge
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
-	"net"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/m365bridge/m365bridge/bridge/m365sim"
-	"github.com/m365bridge/m365bridge/config"
 	"github.com/m365bridge/m365bridge/webhooks"
-	"github.com/m365bridge/m365bridge/webhooks/deliver"
 )
 
 // sendRig is the daemon rig with sending enabled on both channels (the
@@ -28,9 +21,6 @@ import (
 type sendRig struct {
 	*daemonRig
 	sendSecret string
-	stop       func()
-	// beforeRun, if set, adjusts each daemon after Start and before Run.
-	beforeRun func(*Daemon)
 }
 
 // sendRigOptions are the test's send worker settings: short waits.
@@ -39,122 +29,41 @@ func sendRigOptions() SendOptions {
 		MaxAttempts: 3, Recheck: 100 * time.Millisecond}
 }
 
-func newSendRig(t *testing.T, mutate func(seed *m365sim.Seed)) *sendRig {
-	t.Helper()
-	public := freeLoopback(t)
-	seed := m365sim.DefaultSeed()
-	seed.App.RedirectURIs = []string{"http://" + public + "/oauth/callback"}
-	if mutate != nil {
-		mutate(seed)
-	}
-	sim, err := m365sim.StartServer(m365sim.Options{}, seed)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { sim.Close() })
-
-	rig := &sendRig{daemonRig: &daemonRig{t: t, sim: sim, events: map[string]webhooks.Event{}}}
-	rig.secret, _ = webhooks.GenerateSecret()
-	rig.sendSecret, _ = webhooks.GenerateSecret()
-	recv := &webhooks.Receiver{Verifier: webhooks.Verifier{Secrets: []string{rig.secret}}}
-	recv.OnEvent = func(ctx context.Context, d *webhooks.Delivery) error {
-		rig.mu.Lock()
-		defer rig.mu.Unlock()
-		rig.posts++
-		rig.events[d.ID] = d.Event
-		return nil
-	}
-	recvSrv := &http.Server{Handler: recv}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go recvSrv.Serve(ln)
-	t.Cleanup(func() { recvSrv.Close() })
-
-	dir := t.TempDir()
-	yml := fmt.Sprintf(`public_url: http://%[1]s
-listen: %[1]s
-admin: {listen: 127.0.0.1:0, token: admin-token}
-state_dir: %[2]s
-microsoft:
-  client_id: %[3]s
-  client_secret: %[4]s
-  tenant: contoso.onmicrosoft.com
-  login_url: %[5]s
-  graph_url: %[5]s
-webhooks:
-  - name: helpdesk
-    url: http://%[6]s/hooks
-    secret: %[7]s
-channels:
-  - name: support
+// sendRigChannels: sending on the shared support mailbox, the user mailbox
+// sales, and quiet (a shared mailbox nobody connects).
+const sendRigChannels = `  - name: support
     mailbox: {type: shared, address: support@contoso.com}
     folder: Inbox/Support
     group: Support L1
     poll_interval: 10s
     archive: {mode: off}
-    send: {secret: %[8]s}
+    send: {secret: %[1]s}
   - name: sales
     mailbox: {type: user}
     group: Sales
     poll_interval: 10s
     archive: {mode: off}
-    send: {secret: %[8]s}
+    send: {secret: %[1]s}
   - name: quiet
     mailbox: {type: shared, address: quiet@contoso.com}
     poll_interval: 10s
-    send: {secret: %[8]s}
-`, public, filepath.Join(dir, "data"), m365sim.DefaultClientID, m365sim.DefaultClientSecret, sim.URL, ln.Addr(), rig.secret, rig.sendSecret)
-	rig.path = filepath.Join(dir, "bridge.yaml")
-	if err := os.WriteFile(rig.path, []byte(yml), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	rig.yaml = yml
-	rig.logs = &lockedBuffer{}
+    send: {secret: %[1]s}
+`
+
+func newSendRig(t *testing.T, mutate func(seed *m365sim.Seed)) *sendRig {
+	t.Helper()
+	rig := &sendRig{daemonRig: newRigBase(t, mutate)}
+	rig.sendSecret, _ = webhooks.GenerateSecret()
+	rig.writeConfig(fmt.Sprintf(sendRigChannels, rig.sendSecret))
 	rig.start(sendRigOptions())
 	t.Cleanup(func() { rig.stop() })
 	return rig
 }
 
-// start runs a daemon on the rig's configuration and state (after stop, a
-// restart).
+// start runs a daemon with these send settings (after stop, a restart).
 func (rig *sendRig) start(opts SendOptions) {
-	t := rig.t
-	t.Helper()
-	cfg, err := config.Load(rig.path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rig.cfg = cfg
-	d := New(cfg, Options{Version: "test", SupervisorPoll: 20 * time.Millisecond, ConfigPath: rig.path,
-		Logger:     slog.New(slog.NewTextHandler(rig.logs, &slog.HandlerOptions{Level: slog.LevelDebug, ReplaceAttr: redact})),
-		Dispatcher: deliver.Options{PollInterval: 50 * time.Millisecond}, Send: opts})
-	ctx, cancel := context.WithCancel(context.Background())
-	if err := d.Start(ctx); err != nil {
-		cancel()
-		t.Fatal(err)
-	}
-	if rig.beforeRun != nil {
-		rig.beforeRun(d)
-	}
-	done := make(chan error, 1)
-	go func() { done <- d.Run(ctx) }()
-	rig.d = d
-	stopped := false
-	rig.stop = func() {
-		if stopped {
-			return
-		}
-		stopped = true
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run: %v", err)
-		}
-		sctx, c := context.WithTimeout(context.Background(), 10*time.Second)
-		defer c()
-		d.Close(sctx)
-	}
+	rig.sendOpts = opts
+	rig.daemonRig.start()
 }
 
 // imported connects support as the agent, injects one customer question
@@ -186,16 +95,6 @@ func (rig *sendRig) imported(subject string) webhooks.MailData {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-}
-
-func (rig *sendRig) snapshot() map[string]webhooks.Event {
-	rig.mu.Lock()
-	defer rig.mu.Unlock()
-	out := make(map[string]webhooks.Event, len(rig.events))
-	for k, v := range rig.events {
-		out[k] = v
-	}
-	return out
 }
 
 // signed builds a request signed with secret at ts.
