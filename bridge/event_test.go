@@ -230,3 +230,20 @@ func TestEncodeEnvelopeMatchesJSONMarshal(t *testing.T) {
 		t.Errorf("EncodeEnvelope =\n%s\nwant\n%s", got, want)
 	}
 }
+
+// FuzzHTMLToText: any input gives valid text without a panic, and never
+// keeps a tag's angle brackets from markup it understood.
+func FuzzHTMLToText(f *testing.F) {
+	for _, s := range []string{"<p>a</p>", "<pre>x  y</pre>", "<<>>", "<script>x</script>", "&amp;&nbsp;", "<b>unclosed", "<img alt=x>"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, in string) {
+		out := HTMLToText(in)
+		if strings.Contains(out, "\n\n\n") {
+			t.Errorf("HTMLToText(%q) = %q: more than one blank line in a row", in, out)
+		}
+		if strings.HasPrefix(out, "\n") || strings.HasSuffix(out, "\n") {
+			t.Errorf("HTMLToText(%q) = %q: leading or trailing blank line", in, out)
+		}
+	})
+}

@@ -3,6 +3,7 @@ package bridge
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -255,5 +256,65 @@ func TestRunPausesWithoutAuth(t *testing.T) {
 	}
 	if s := r.Status(); s.Totals.Queued != 3 || s.Rounds == 0 || s.LastSuccessAt.IsZero() || s.Graph.Requests == 0 {
 		t.Errorf("status = %+v", s)
+	}
+}
+
+// What Graph shows of real MIME reaches the event: inline images with their
+// Content-ID (hasAttachments is false for inline-only mail), attachments
+// over the channel's limit listed but not included, auto-reply headers,
+// threading headers and, with raw_mime, the original message.
+func TestEventDetailsFromGraph(t *testing.T) {
+	h := newHarness(t, m365sim.Options{})
+	inline := h.inject(simSupport, m365sim.NewMessage{Folder: "Inbox/Support", Subject: "logo", From: "a@example.com",
+		HTML: true, Body: `<p>see <img src="cid:logo@x"></p>`,
+		Attachments: []m365sim.NewAttachment{{Name: "logo.png", ContentType: "image/png", Content: "PNGDATA", ContentID: "logo@x", Inline: true}}})
+	big := h.inject(simSupport, m365sim.NewMessage{Folder: "Inbox/Support", Subject: "big", From: "b@example.com", Body: "x",
+		Attachments: []m365sim.NewAttachment{{Name: "small.txt", ContentType: "text/plain", Content: "tiny"}, {Name: "big.bin", Size: 4096}}})
+	auto := h.inject(simSupport, m365sim.NewMessage{Folder: "Inbox/Support", Subject: "Out of office", From: "c@example.com", Body: "away",
+		Headers: []m365sim.MessageHeader{{Name: "Auto-Submitted", Value: "auto-replied"}, {Name: "In-Reply-To", Value: "<orig@example.com>"},
+			{Name: "References", Value: "<root@example.com> <orig@example.com>"}}})
+	ch := testChannel("support", config.MailboxShared, simSupport, "Inbox/Support")
+	ch.MaxAttachmentBytes = 1024
+	ch.RawMIME = true
+	ch.Archive.Mode = config.ArchiveOff
+	h.syncOnce(h.runner(ch))
+	h.deliver(context.Background())
+
+	ev := func(mi m365sim.MessageInfo) webhooks.MailData {
+		t.Helper()
+		d, ok := h.rec.events[h.eventID(simSupport, mi.ImmutableID)]
+		if !ok {
+			t.Fatalf("%q was not delivered", mi.Subject)
+		}
+		return d
+	}
+	d := ev(inline)
+	if len(d.Article.Attachments) != 1 || !d.Article.Attachments[0].Inline || d.Article.Attachments[0].ContentID != "logo@x" ||
+		!d.Article.Attachments[0].Included {
+		t.Errorf("inline image = %+v", d.Article.Attachments)
+	}
+	d = ev(big)
+	byName := map[string]webhooks.Attachment{}
+	for _, a := range d.Article.Attachments {
+		byName[a.Filename] = a
+	}
+	if a := byName["small.txt"]; !a.Included || a.ContentBase64 == "" {
+		t.Errorf("small attachment = %+v", a)
+	}
+	if a := byName["big.bin"]; a.Included || a.ContentBase64 != "" || a.Reason == "" {
+		t.Errorf("attachment over the limit = %+v", a)
+	}
+	if d.Article.RawMIME == nil || d.Article.RawMIME.Included {
+		t.Errorf("raw MIME of a message over the limit = %+v, want listed, not included", d.Article.RawMIME)
+	}
+	d = ev(auto)
+	if !d.Article.AutoSubmitted || !strings.Contains(d.Article.AutoSubmittedReason, "Auto-Submitted") {
+		t.Errorf("auto-reply = %v %q", d.Article.AutoSubmitted, d.Article.AutoSubmittedReason)
+	}
+	if d.Article.InReplyTo != "<orig@example.com>" || strings.Join(d.Article.References, " ") != "<root@example.com> <orig@example.com>" {
+		t.Errorf("threading = %q %q", d.Article.InReplyTo, d.Article.References)
+	}
+	if d.Article.RawMIME == nil || !d.Article.RawMIME.Included || d.Article.RawMIME.ContentBase64 == "" {
+		t.Errorf("raw MIME = %+v, want included", d.Article.RawMIME)
 	}
 }
