@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"golang.org/x/sync/errgroup"
 
@@ -19,8 +20,9 @@ import (
 // round, so a Graph that keeps refusing its own links cannot spin forever.
 const maxResyncsPerRound = 3
 
-// progressEvery is how often (in messages) the first import logs progress.
-const progressEvery = 1000
+// progressEvery is how often (by the runner's clock) the first import of a
+// folder logs its progress: seen of about N, rate and time to go.
+const progressEvery = 3 * time.Second
 
 // extrasInFlight is how many attachment/MIME fetches run at once for a page;
 // the Graph client's per-mailbox limit (4) applies on top.
@@ -100,6 +102,8 @@ func (r *Runner) syncRound(ctx context.Context) (Stats, error) {
 	opts := graph.DeltaOptions{PageSize: r.cfg.PageSize, ExpandAttachments: true}
 	cursor := st.DeltaLink
 	reresolved := false
+	prog := progress{start: r.cfg.Now(), startSeen: st.Seen}
+	prog.last = prog.start
 	for {
 		if err := ctx.Err(); err != nil {
 			return stats, err
@@ -136,8 +140,8 @@ func (r *Runner) syncRound(ctx context.Context) (Stats, error) {
 		if ps.err != nil {
 			return stats, ps.err
 		}
-		if seen := int(st.Seen) + stats.Seen; st.InitialDoneAt.IsZero() && seen/progressEvery != (seen-ps.stats.Seen)/progressEvery {
-			r.log.Info("initial import", "seen", seen, "of_about", st.ProgressTotal)
+		if st.InitialDoneAt.IsZero() {
+			prog.report(r, st.Seen+int64(stats.Seen), st.ProgressTotal, page.NextLink == "")
 		}
 		if page.NextLink == "" {
 			return stats, nil
@@ -414,4 +418,34 @@ func (r *Runner) buildOne(ctx context.Context, src EventSource, m *graph.Message
 	return built{entry: entry, event: &QueuedEvent{
 		ID: entry.EventID, Type: ev.Type, Channel: r.ch.Name, Webhook: r.ch.Webhook, Body: body,
 	}}, nil
+}
+
+// progress paces the first import's progress lines.
+type progress struct {
+	start, last time.Time
+	startSeen   int64
+}
+
+// report logs "initial import" when progressEvery passed since the last
+// line, and always at the end: seen of about total, the rate of this round
+// and, while there is more, the estimated time to go.
+func (p *progress) report(r *Runner, seen, total int64, done bool) {
+	now := r.cfg.Now()
+	if !done && now.Sub(p.last) < progressEvery {
+		return
+	}
+	p.last = now
+	elapsed := now.Sub(p.start)
+	attrs := []any{"seen", seen, "of_about", total, "elapsed", elapsed.Round(time.Second).String()}
+	if secs := elapsed.Seconds(); secs > 0 {
+		rate := float64(seen-p.startSeen) / secs
+		attrs = append(attrs, "per_second", fmt.Sprintf("%.1f", rate))
+		if left := total - seen; !done && left > 0 && rate > 0 {
+			attrs = append(attrs, "eta", (time.Duration(float64(left)/rate) * time.Second).Round(time.Second).String())
+		}
+	}
+	if done {
+		attrs = append(attrs, "page", "last")
+	}
+	r.log.Info("initial import", attrs...)
 }
