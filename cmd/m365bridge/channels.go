@@ -43,33 +43,68 @@ func runChannels(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	for _, ch := range st.cfg.Channels {
 		configured[ch.Name] = true
 	}
-	var rows []store.ChannelStatus
+	syncs, err := st.db.SyncStates(ctx)
+	if err != nil {
+		return err
+	}
+	bySync := map[string]store.SyncState{}
+	for _, s := range syncs {
+		bySync[s.Channel] = s
+	}
+	rows := []channelRow{}
 	for _, c := range all {
 		if configured[c.Name] {
-			rows = append(rows, c)
+			row := channelRow{ChannelStatus: c}
+			if s, ok := bySync[c.Name]; ok {
+				row.Sync = &s
+			}
+			rows = append(rows, row)
 		}
 	}
 	if *asJSON {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
-		if rows == nil {
-			rows = []store.ChannelStatus{}
-		}
 		return enc.Encode(rows)
 	}
 	printChannels(stdout, rows, time.Now())
 	return nil
 }
 
-func printChannels(w io.Writer, rows []store.ChannelStatus, now time.Time) {
+// channelRow is one channel: its sign-in state and, once it synced, its
+// sync state (folder, archive decision, counts, last error).
+type channelRow struct {
+	store.ChannelStatus
+	Sync *store.SyncState `json:"sync,omitempty"`
+}
+
+func printChannels(w io.Writer, rows []channelRow, now time.Time) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "CHANNEL\tSTATE\tMAILBOX\tACCOUNT\tTOKEN EXPIRES\tLAST REFRESH")
+	fmt.Fprintln(tw, "CHANNEL\tSTATE\tMAILBOX\tACCOUNT\tTOKEN EXPIRES\tLAST REFRESH\tARCHIVE\tLAST SYNC\tIMPORTED")
 	for _, c := range rows {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", c.Name, c.State, dash(c.MailboxAddress), dash(c.Account.UPN),
-			when(c.TokenExpiry, now), when(c.LastRefresh, now))
+		archive, last, imported := "-", "-", "-"
+		if s := c.Sync; s != nil {
+			archive = archiveText(*s)
+			last = when(s.LastSyncAt, now)
+			imported = fmt.Sprintf("%d archived, %d new, %d rejected", s.Archived, s.New, s.Rejected)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", c.Name, c.State, dash(c.MailboxAddress), dash(c.Account.UPN),
+			when(c.TokenExpiry, now), when(c.LastRefresh, now), archive, last, imported)
 	}
 	tw.Flush()
 	for _, c := range rows {
+		if s := c.Sync; s != nil && s.ArchiveReason != "" {
+			fmt.Fprintf(w, "\n%s: archive %s\n  decided: %s\n", c.Name, archiveText(*s), s.ArchiveReason)
+		}
+		if s := c.Sync; s != nil && s.ErrorReason != "" {
+			fmt.Fprintf(w, "\n%s: sync error", c.Name)
+			if s.ErrorCode != "" {
+				fmt.Fprintf(w, " (%s)", s.ErrorCode)
+			}
+			fmt.Fprintf(w, "\n  reason: %s\n", s.ErrorReason)
+			if s.ErrorFix != "" {
+				fmt.Fprintf(w, "  fix: %s\n", s.ErrorFix)
+			}
+		}
 		switch c.State {
 		case store.ChannelNeedsConsent:
 			fmt.Fprintf(w, "\n%s: not connected.\n  fix: m365bridge auth %s\n", c.Name, c.Name)
@@ -83,6 +118,19 @@ func printChannels(w io.Writer, rows []store.ChannelStatus, now time.Time) {
 				fmt.Fprintf(w, "  fix: %s\n", c.Fix)
 			}
 		}
+	}
+}
+
+// archiveText is the archive decision in force: on with its cut-off, off,
+// or not decided yet (before the first sync).
+func archiveText(s store.SyncState) string {
+	switch {
+	case s.ArchiveMode == "":
+		return "undecided"
+	case s.ArchiveCutoff.IsZero():
+		return s.ArchiveMode
+	default:
+		return s.ArchiveMode + " before " + s.ArchiveCutoff.UTC().Format(time.RFC3339)
 	}
 }
 

@@ -152,6 +152,18 @@ Already in the ledger: 0
 		t.Errorf("sync output = %q, want %q", out.String(), want)
 	}
 
+	// `channels` shows the recorded archive decision and the counts.
+	out.Reset()
+	if err := run(ctx, []string{"channels", "--config", path}, &out, &errOut); err != nil {
+		t.Fatalf("channels: %v\n%s", err, errOut.String())
+	}
+	for _, want := range []string{"ARCHIVE", "on before 2026-11-01T00:00:00Z", "2 archived, 1 new, 0 rejected",
+		"sales: archive on before 2026-11-01T00:00:00Z\n  decided: archive.mode is on with cut-off 2026-11-01T00:00:00Z"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("channels output lacks %q:\n%s", want, out.String())
+		}
+	}
+
 	// JSON lines are the events themselves.
 	out.Reset()
 	injectAt(t, srv, "Later", "dana@logistics.example", "2026-11-20T10:00:00Z")
