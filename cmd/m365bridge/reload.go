@@ -1,8 +1,10 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -30,7 +32,7 @@ func runReload(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		Warning string `json:"warning"`
 		Error   string `json:"error"`
 	}
-	status, err := adminCall(ctx, cfg, http.MethodPost, "/api/reload", &out)
+	status, err := adminCall(ctx, cfg, http.MethodPost, "/api/reload", nil, &out)
 	if err != nil {
 		return err
 	}
@@ -45,23 +47,38 @@ func runReload(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	return nil
 }
 
-// adminCall sends one request to the running daemon's admin API and
-// decodes its JSON answer into out.
-func adminCall(ctx context.Context, cfg *config.Config, method, path string, out any) (int, error) {
+// errNoDaemon: nothing answered on the admin listener.
+var errNoDaemon = errors.New("no daemon answered")
+
+// adminCall sends one request (in, when not nil, as JSON) to the running
+// daemon's admin API and decodes its JSON answer into out. When nothing
+// answers, the error wraps errNoDaemon.
+func adminCall(ctx context.Context, cfg *config.Config, method, path string, in, out any) (int, error) {
 	addr := cfg.Admin.Listen
 	if strings.HasPrefix(addr, ":") {
 		addr = "127.0.0.1" + addr
 	}
-	req, err := http.NewRequestWithContext(ctx, method, "http://"+addr+path, nil)
+	var body io.Reader
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return 0, err
+		}
+		body = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, "http://"+addr+path, body)
 	if err != nil {
 		return 0, err
+	}
+	if in != nil {
+		req.Header.Set("Content-Type", "application/json")
 	}
 	if tok := cfg.Admin.Token.Value(); tok != "" {
 		req.Header.Set("Authorization", "Bearer "+tok)
 	}
 	resp, err := (&http.Client{Timeout: 2 * time.Minute}).Do(req)
 	if err != nil {
-		return 0, fmt.Errorf("no daemon answered on admin.listen %s (is `m365bridge serve` running? it also reloads on SIGHUP): %w", addr, err)
+		return 0, fmt.Errorf("%w on admin.listen %s (is `m365bridge serve` running?): %v", errNoDaemon, addr, err)
 	}
 	defer resp.Body.Close()
 	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {

@@ -150,6 +150,15 @@ func TestServeHealthReadyAndGracefulStop(t *testing.T) {
 		t.Errorf("check --online with a foreign public_url: err %v, stderr:\n%s", err, errOut.String())
 	}
 
+	// With a daemon running, replay goes through its admin API.
+	var rout, rerr syncBuffer
+	if err := run(context.Background(), []string{"replay", "--config", path, "--id", "msg_nothing"}, &rout, &rerr); err != nil {
+		t.Errorf("replay through the daemon: %v\n%s", err, rerr.String())
+	}
+	if got := rout.String(); !strings.Contains(got, "through the running daemon") || !strings.Contains(got, "nothing to replay") {
+		t.Errorf("replay output:\n%s", got)
+	}
+
 	// A second instance on the same ports fails at startup, clearly.
 	var stderr2 syncBuffer
 	err = run(context.Background(), []string{"serve", "--config", path}, &stdout, &stderr2)
