@@ -7,11 +7,14 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/http"
+	"net/url"
 	"path/filepath"
 	"strings"
 	"text/tabwriter"
 	"time"
 
+	"github.com/m365bridge/m365bridge/bridge"
 	"github.com/m365bridge/m365bridge/bridge/store"
 	"github.com/m365bridge/m365bridge/config"
 	"github.com/m365bridge/m365bridge/webhooks/deliver"
@@ -180,6 +183,10 @@ func runDeliveries(ctx context.Context, args []string, stdout, stderr io.Writer)
 		if change.name == "" {
 			continue
 		}
+		if o.stateDir == "" && endpointThroughDaemon(ctx, o.config, change.name, change.state == deliver.EndpointPaused, change.why) {
+			fmt.Fprintf(stdout, "endpoint %s is now %s (through the running daemon)\n\n", change.name, change.state)
+			continue
+		}
 		if err := q.SetEndpoint(ctx, change.name, change.state, change.why, time.Now()); err != nil {
 			return err
 		}
@@ -265,4 +272,22 @@ func squeezeLine(s string, n int) string {
 		return string(r[:n-1]) + "…"
 	}
 	return s
+}
+
+// endpointThroughDaemon pauses or resumes an endpoint through a running
+// daemon's admin API, which acts at once; false when no daemon took it.
+func endpointThroughDaemon(ctx context.Context, path, name string, pause bool, why string) bool {
+	cfg, err := config.Load(path)
+	if err != nil {
+		return false
+	}
+	route := "/api/endpoints/" + url.PathEscape(name) + "/resume"
+	var in any
+	if pause {
+		route = "/api/endpoints/" + url.PathEscape(name) + "/pause"
+		in = bridge.PauseRequest{Reason: why}
+	}
+	var out map[string]any
+	status, err := adminCall(ctx, cfg, http.MethodPost, route, in, &out)
+	return err == nil && status == http.StatusOK
 }

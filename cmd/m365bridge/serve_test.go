@@ -159,6 +159,14 @@ func TestServeHealthReadyAndGracefulStop(t *testing.T) {
 		t.Errorf("replay output:\n%s", got)
 	}
 
+	rout = syncBuffer{}
+	if err := run(context.Background(), []string{"deliveries", "--config", path, "--pause", "helpdesk"}, &rout, &rerr); err != nil {
+		t.Errorf("deliveries --pause through the daemon: %v\n%s", err, rerr.String())
+	}
+	if got := rout.String(); !strings.Contains(got, "endpoint helpdesk is now paused (through the running daemon)") {
+		t.Errorf("deliveries --pause output:\n%s", got)
+	}
+
 	// A second instance on the same ports fails at startup, clearly.
 	var stderr2 syncBuffer
 	err = run(context.Background(), []string{"serve", "--config", path}, &stdout, &stderr2)
