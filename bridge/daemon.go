@@ -217,6 +217,7 @@ func (d *Daemon) superviseChannel(ctx context.Context, ch config.Channel) error 
 				Channel: ch, Tenant: eventTenant(d.config()), Mailbox: mb.Address, DB: d.db,
 				Graph:  d.graph.Mailbox(mb, d.auth.Source(ch.Name)),
 				Logger: d.log, Now: d.opts.Now, Wake: d.disp.Wake,
+				OnSyncResult: d.syncResultNotifier(ch.Name),
 			})
 			d.mu.Lock()
 			d.runners[ch.Name] = r

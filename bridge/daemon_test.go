@@ -347,3 +347,92 @@ func TestDaemonConnectSyncDeliver(t *testing.T) {
 		t.Errorf("live pickup: %d new support events, want 1", fresh)
 	}
 }
+
+// TestDaemonChannelErrorEvent: when a channel loses access to its mailbox
+// the helpdesk hears it once, as channel.error with the fix, not once per
+// failing round; after access returns and is lost again, it hears again.
+func TestDaemonChannelErrorEvent(t *testing.T) {
+	rig := newDaemonRig(t, nil)
+	if _, err := rig.sim.Sim.CreateFolder("support@contoso.com", "Inbox/Support"); err != nil {
+		t.Fatal(err)
+	}
+	if page := rig.connect("support", "agent@contoso.com"); !strings.HasPrefix(page, "200") {
+		t.Fatalf("consent: %.200s", page)
+	}
+	var r *Runner
+	for deadline := time.Now().Add(20 * time.Second); r == nil; time.Sleep(10 * time.Millisecond) {
+		if r, _ = rig.d.Runner("support"); r == nil && time.Now().After(deadline) {
+			t.Fatal("support never started")
+		}
+	}
+	ctx := context.Background()
+	if _, err := r.SyncOnce(ctx); err != nil {
+		t.Fatal(err)
+	}
+	channelErrors := func() []webhooks.ChannelData {
+		var out []webhooks.ChannelData
+		for _, ev := range rig.snapshot() {
+			if ev.Type == webhooks.TypeChannelError {
+				var cd webhooks.ChannelData
+				json.Unmarshal(ev.Data, &cd)
+				out = append(out, cd)
+			}
+		}
+		return out
+	}
+	waitErrors := func(n int) []webhooks.ChannelData {
+		t.Helper()
+		deadline := time.Now().Add(20 * time.Second)
+		for {
+			got := channelErrors()
+			if len(got) >= n {
+				return got
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%d channel.error events, want %d", len(got), n)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+
+	// The delegate loses Full Access: two failing rounds, one event.
+	rig.sim.Sim.Delegate("support@contoso.com", "agent@contoso.com", false, false)
+	for range 2 {
+		if _, err := r.SyncOnce(ctx); err == nil {
+			t.Fatal("a round without Full Access succeeded")
+		}
+	}
+	// The event is queued before the round returns: exactly one, not two.
+	queued := func() int {
+		rows, err := rig.d.DB().Outbox().List(ctx, deliver.Filter{Channel: "support"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for _, row := range rows {
+			if row.Type == webhooks.TypeChannelError {
+				n++
+			}
+		}
+		return n
+	}
+	if n := queued(); n != 1 {
+		t.Errorf("%d channel.error events queued after two failing rounds, want 1", n)
+	}
+	got := waitErrors(1)
+	if cd := got[0]; cd.Channel != "support" || cd.Code != "access_denied" || cd.Fix == "" || cd.State != "error" {
+		t.Errorf("channel.error = %+v, want support access_denied with a fix", cd)
+	}
+
+	// Access comes back, then goes again: a second event.
+	rig.sim.Sim.Delegate("support@contoso.com", "agent@contoso.com", true, true)
+	if _, err := r.SyncOnce(ctx); err != nil {
+		t.Fatalf("round after access returned: %v", err)
+	}
+	rig.sim.Sim.Delegate("support@contoso.com", "agent@contoso.com", false, false)
+	r.SyncOnce(ctx)
+	if n := queued(); n != 2 {
+		t.Errorf("%d channel.error events queued, want 2", n)
+	}
+	waitErrors(2)
+}

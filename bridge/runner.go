@@ -74,6 +74,10 @@ type RunnerConfig struct {
 	// Wake is called after each commit that queued events (the dispatcher's
 	// wake-up); may be nil.
 	Wake func()
+	// OnSyncResult, when set, hears every round's outcome: code "" for a
+	// round that succeeded, else the error code, reason and fix that were
+	// recorded. The daemon turns lasting errors into channel.error events.
+	OnSyncResult func(ctx context.Context, code, reason, fix string)
 	// PageSize is the delta page size (default graph.DefaultDeltaPageSize).
 	PageSize int
 	// MaxEventBytes bounds one encoded event; a larger message is rejected
@@ -320,6 +324,9 @@ func (r *Runner) SyncOnce(ctx context.Context) (Stats, error) {
 		if rerr := r.cfg.DB.RecordSyncResult(context.WithoutCancel(ctx), r.ch.Name, store.SyncError, code, reason, fix); rerr != nil {
 			r.log.Error("record sync result", "err", rerr)
 		}
+		if r.cfg.OnSyncResult != nil {
+			r.cfg.OnSyncResult(context.WithoutCancel(ctx), code, reason, fix)
+		}
 		return stats, err
 	}
 	r.mu.Lock()
@@ -328,6 +335,9 @@ func (r *Runner) SyncOnce(ctx context.Context) (Stats, error) {
 	r.setState(RunnerIdle, "", "")
 	if err := r.cfg.DB.RecordSyncResult(ctx, r.ch.Name, store.SyncOK, "", "", ""); err != nil {
 		return stats, err
+	}
+	if r.cfg.OnSyncResult != nil {
+		r.cfg.OnSyncResult(ctx, "", "", "")
 	}
 	if stats.Queued+stats.Rejected > 0 || stats.Resyncs > 0 {
 		r.log.Info("sync round", "pages", stats.Pages, "queued", stats.Queued, "archived", stats.Archived,

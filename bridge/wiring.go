@@ -127,3 +127,32 @@ func (d *Daemon) channel(name string) (config.Channel, bool) {
 	}
 	return config.Channel{}, false
 }
+
+// channelErrorCodes are the sync errors an operator must act on (a folder
+// gone, access lost, a mailbox disabled); they reach the helpdesk as
+// channel.error events. Passing trouble (throttling, a network blip) and
+// sign-in problems (channel.auth_failed already) do not.
+var channelErrorCodes = map[string]bool{
+	"folder_not_found": true, "folder_ambiguous": true, "mailbox_not_found": true,
+	"mailbox_not_enabled": true, "access_denied": true, "archive_cutoff_missing": true,
+}
+
+// syncResultNotifier returns a channel's RunnerConfig.OnSyncResult: it
+// emits one channel.error when the channel enters an actionable error (or
+// moves to another one), not one per failing round.
+func (d *Daemon) syncResultNotifier(channel string) func(ctx context.Context, code, reason, fix string) {
+	var last string // guarded by the runner: rounds are serialised
+	return func(ctx context.Context, code, reason, fix string) {
+		if !channelErrorCodes[code] {
+			if code == "" {
+				last = ""
+			}
+			return
+		}
+		if code == last {
+			return
+		}
+		last = code
+		d.emitChannelEvent(ctx, webhooks.TypeChannelError, channel, webhooks.ChannelData{State: "error", Code: code, Reason: reason, Fix: fix})
+	}
+}
