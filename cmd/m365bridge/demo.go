@@ -96,7 +96,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		defer cancel()
 		d.Close(sctx)
 	}()
-	p.say("Bridge listening: public %s (OAuth callback %s), admin %s", d.PublicAddr(), cfg.RedirectURI(), d.AdminAddr())
+	p.say("Bridge listening: public %s (OAuth callback %s), admin %s; state in %s", d.PublicAddr(), cfg.RedirectURI(), d.AdminAddr(), cfg.State)
 
 	// 4. Consent for every channel, through the simulator's sign-in page.
 	for _, ch := range cfg.Channels {
