@@ -34,7 +34,7 @@ var commands = map[string]command{
 	"deliveries": {"list outbox rows and dead letters", runDeliveries},
 	"replay":     {"re-deliver dead or rejected events, keeping their ids", runReplay},
 	"auth":       {"print the sign-in URL that connects or re-authenticates a channel", runAuth},
-	"channels":   {"list channels with their connection state, account and token expiry", runChannels},
+	"channels":   {"list channels: sign-in state, account, archive decision, last sync; `channels inspect CHANNEL` previews a first sync", runChannels},
 	"keys":       {"rotate the token-encryption key (keys rotate) or generate one", runKeys},
 	"sync":       {"run one sync round for a channel; --dry-run prints the events it would send", runSync},
 	"send":       {"send a message through a channel's mailbox via the running daemon (for testing a channel)", runSend},
