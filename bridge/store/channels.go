@@ -75,8 +75,6 @@ func (db *DB) EnsureChannels(ctx context.Context, names []string) error {
 const channelColumns = `name, state, code, reason, fix, mailbox_type, mailbox_address,
 	account_tid, account_oid, account_upn, account_name, connected_at, token_expiry, last_refresh, updated_at`
 
-type rowScanner interface{ Scan(dest ...any) error }
-
 func scanChannel(r rowScanner) (ChannelStatus, error) {
 	var c ChannelStatus
 	var connected, expiry, refresh, updated string
@@ -116,19 +114,7 @@ func (db *DB) ChannelStates(ctx context.Context) ([]ChannelStatus, error) {
 	if err != nil {
 		return nil, fmt.Errorf("list channels: %w", err)
 	}
-	defer rows.Close()
-	var out []ChannelStatus
-	for rows.Next() {
-		c, err := scanChannel(rows)
-		if err != nil {
-			return nil, fmt.Errorf("list channels: %w", err)
-		}
-		out = append(out, c)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("list channels: %w", err)
-	}
-	return out, nil
+	return scanAll(rows, "list channels", scanChannel)
 }
 
 // SetChannelState moves a channel to state with the code, reason and fix an

@@ -189,19 +189,7 @@ func (db *DB) DeliveredDue(ctx context.Context, channel string, now time.Time, l
 }
 
 func collectLedger(rows *sql.Rows) ([]LedgerEntry, error) {
-	defer rows.Close()
-	var out []LedgerEntry
-	for rows.Next() {
-		e, err := scanLedger(rows)
-		if err != nil {
-			return nil, fmt.Errorf("read ledger: %w", err)
-		}
-		out = append(out, e)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("read ledger: %w", err)
-	}
-	return out, nil
+	return scanAll(rows, "read ledger", scanLedger)
 }
 
 // PostActionResult is the outcome of one message's post-import action.

@@ -142,19 +142,7 @@ func (db *DB) DueSends(ctx context.Context, now time.Time, limit int) ([]Send, e
 	if err != nil {
 		return nil, fmt.Errorf("list due sends: %w", err)
 	}
-	defer rows.Close()
-	var out []Send
-	for rows.Next() {
-		s, err := scanSend(rows)
-		if err != nil {
-			return nil, fmt.Errorf("list due sends: %w", err)
-		}
-		out = append(out, s)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("list due sends: %w", err)
-	}
-	return out, nil
+	return scanAll(rows, "list due sends", scanSend)
 }
 
 // NextSendDue is when the earliest queued or sending row is due; ok is

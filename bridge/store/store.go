@@ -149,6 +149,27 @@ func (db *DB) Tx(ctx context.Context, fn func(*sql.Tx) error) error {
 // Reader is the pool for read-only queries.
 func (db *DB) Reader() *sql.DB { return db.read }
 
+// rowScanner is a *sql.Row or *sql.Rows.
+type rowScanner interface{ Scan(dest ...any) error }
+
+// scanAll reads every row of rows with scan and closes rows; what names
+// the list in errors ("list channels").
+func scanAll[T any](rows *sql.Rows, what string, scan func(rowScanner) (T, error)) ([]T, error) {
+	defer rows.Close()
+	var out []T
+	for rows.Next() {
+		v, err := scan(rows)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", what, err)
+		}
+		out = append(out, v)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("%s: %w", what, err)
+	}
+	return out, nil
+}
+
 // timeText is how the store writes times: UTC, sortable, nanosecond precision.
 func timeText(t time.Time) string { return t.UTC().Format("2006-01-02T15:04:05.000000000Z") }
 

@@ -108,16 +108,7 @@ func (db *DB) SyncStates(ctx context.Context) ([]SyncState, error) {
 	if err != nil {
 		return nil, fmt.Errorf("list sync states: %w", err)
 	}
-	defer rows.Close()
-	var out []SyncState
-	for rows.Next() {
-		s, err := scanSync(rows)
-		if err != nil {
-			return nil, fmt.Errorf("list sync states: %w", err)
-		}
-		out = append(out, s)
-	}
-	return out, rows.Err()
+	return scanAll(rows, "list sync states", scanSync)
 }
 
 func (db *DB) ensureSync(ctx context.Context, tx *sql.Tx, channel string) error {
