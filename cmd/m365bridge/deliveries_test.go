@@ -21,7 +21,10 @@ func outboxFixture(t *testing.T) (configPath string, db *store.DB) {
 	t.Setenv("M365_CLIENT_SECRET", "x")
 	t.Setenv("HELPDESK_WEBHOOK_SECRET", cliSecret)
 	configPath = filepath.Join(dir, "bridge.yaml")
+	// The admin listener is a port nobody listens on, so the commands work
+	// on the store, whatever daemon runs on this machine's default port.
 	yaml := `public_url: https://bridge.example.com
+admin: {listen: "` + freeAddr(t) + `"}
 state_dir: ./state
 microsoft:
   client_id: 00000000-0000-0000-0000-000000000001
