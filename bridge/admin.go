@@ -20,6 +20,7 @@ func (d *Daemon) mountAdmin(e *echo.Echo) {
 
 	e.GET("/api/channels", d.apiChannels)
 	e.POST("/api/channels/:name/auth", d.apiStartAuth)
+	e.POST("/api/channels/:name/sync", d.apiSyncNow)
 	e.GET("/api/deliveries", d.apiDeliveries)
 	e.POST("/api/replay", d.apiReplay)
 	e.GET("/api/endpoints", d.apiEndpoints)
@@ -90,3 +91,18 @@ type slogPrinter struct {
 }
 
 func (p slogPrinter) Println(v ...any) { p.log.Error("metrics scrape", "err", v) }
+
+// apiSyncNow asks a channel's runner for a round at once (202); 409 while
+// the channel is not connected (it has no runner yet).
+func (d *Daemon) apiSyncNow(c echo.Context) error {
+	name := c.Param("name")
+	if _, ok := d.channel(name); !ok {
+		return echo.NewHTTPError(http.StatusNotFound, "no channel "+name+" in bridge.yaml")
+	}
+	r, ok := d.Runner(name)
+	if !ok {
+		return echo.NewHTTPError(http.StatusConflict, "channel "+name+" is not connected yet: run `m365bridge auth "+name+"`")
+	}
+	r.SyncNow()
+	return c.JSON(http.StatusAccepted, map[string]string{"channel": name, "status": "sync requested"})
+}

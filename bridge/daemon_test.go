@@ -327,12 +327,23 @@ func TestDaemonConnectSyncDeliver(t *testing.T) {
 	if _, err := rig.sim.Sim.InjectMessage("support@contoso.com", m365sim.NewMessage{Folder: "Inbox/Support", Subject: "printer on fire", From: "erin@example.com", Body: "Help"}); err != nil {
 		t.Fatal(err)
 	}
-	r, ok := rig.d.Runner("support")
-	if !ok {
-		t.Fatal("support runner not running")
+	// "Sync now" through the admin API: the mail arrives well before the
+	// next poll (10 s ±10%).
+	req, _ := http.NewRequest(http.MethodPost, "http://"+rig.d.AdminAddr()+"/api/channels/support/sync", nil)
+	req.Header.Set("Authorization", "Bearer admin-token")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
 	}
-	r.Notify()
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("sync now = %d, want 202", resp.StatusCode)
+	}
+	asked := time.Now()
 	events = rig.waitEvents(5)
+	if waited := time.Since(asked); waited > 5*time.Second {
+		t.Errorf("the mail arrived %s after sync now: the runner waited for its poll", waited)
+	}
 	var fresh int
 	for _, ev := range events {
 		if ev.Type == webhooks.TypeMailReceived {

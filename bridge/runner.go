@@ -167,6 +167,7 @@ type Runner struct {
 	mailbox string
 	log     *slog.Logger
 	notify  chan struct{}
+	syncNow chan struct{}
 
 	round sync.Mutex // one round at a time
 
@@ -217,7 +218,7 @@ func NewRunner(cfg RunnerConfig) *Runner {
 	return &Runner{
 		cfg: cfg, ch: cfg.Channel, mailbox: cfg.Mailbox,
 		log:    cfg.Logger.With(slog.String("channel", cfg.Channel.Name), slog.String("mailbox", cfg.Mailbox)),
-		notify: make(chan struct{}, 1),
+		notify: make(chan struct{}, 1), syncNow: make(chan struct{}, 1),
 		status: Status{Channel: cfg.Channel.Name, State: RunnerIdle},
 	}
 }
@@ -237,6 +238,16 @@ func (r *Runner) setState(state, reason, fix string) {
 	r.mu.Lock()
 	r.status.State, r.status.Reason, r.status.Fix = state, reason, fix
 	r.mu.Unlock()
+}
+
+// SyncNow asks a running runner for a sync round at once instead of at its
+// next poll (an operator who just fixed a folder, a reload). It never
+// blocks; requests while a round runs fold into one more round.
+func (r *Runner) SyncNow() {
+	select {
+	case r.syncNow <- struct{}{}:
+	default:
+	}
 }
 
 // Notify asks a running runner to run its post-import actions soon, e.g.
@@ -263,6 +274,7 @@ func (r *Runner) Run(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			return nil
+		case <-r.syncNow:
 		case <-r.notify:
 			if ok, _ := r.cfg.Auth(ctx); ok {
 				if _, err := r.PostActions(ctx); err != nil && ctx.Err() == nil {

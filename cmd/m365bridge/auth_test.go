@@ -21,6 +21,9 @@ func sampleInTempDir(t *testing.T) string {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The admin listener moves to a free port, so commands that look for a
+	// running daemon find none, whatever runs on this machine's default port.
+	b = []byte(strings.Replace(string(b), "listen: 127.0.0.1:8366", "listen: "+freeAddr(t), 1))
 	path := filepath.Join(t.TempDir(), "bridge.yaml")
 	if err := os.WriteFile(path, b, 0o600); err != nil {
 		t.Fatal(err)

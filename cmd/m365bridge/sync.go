@@ -3,14 +3,18 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
+	"net/url"
 	"strings"
 	"time"
 
 	"github.com/m365bridge/m365bridge/bridge"
 	"github.com/m365bridge/m365bridge/bridge/store"
+	"github.com/m365bridge/m365bridge/config"
 	"github.com/m365bridge/m365bridge/webhooks"
 )
 
@@ -35,6 +39,25 @@ func runSync(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	if *asJSON && !*dry {
 		return usageError{"sync: --json needs --dry-run"}
+	}
+	if !*dry {
+		// With a daemon running, its runner does the round: two processes
+		// would only race for the same pages.
+		if cfg, err := config.Load(*path); err == nil {
+			var out struct {
+				Error string `json:"error"`
+			}
+			status, err := adminCall(ctx, cfg, http.MethodPost, "/api/channels/"+url.PathEscape(name)+"/sync", nil, &out)
+			switch {
+			case err == nil && status == http.StatusAccepted:
+				fmt.Fprintf(stdout, "%s: the running daemon syncs it now (its log and `m365bridge channels` show the result)\n", name)
+				return nil
+			case err == nil:
+				return fmt.Errorf("the running daemon refused (%d): %s", status, out.Error)
+			case !errors.Is(err, errNoDaemon):
+				return err
+			}
+		}
 	}
 	sc, err := openSyncChannel(ctx, *path, name, stderr)
 	if err != nil {
