@@ -44,6 +44,7 @@ func (d *Daemon) mountStatus(e *echo.Echo) {
 	e.GET("/status", ui.page)
 	e.POST("/logout", ui.logout)
 	e.POST("/ui/channels/:name/auth", ui.startAuth)
+	e.POST("/ui/channels/:name/sync", ui.syncNow)
 	e.POST("/ui/endpoints/:name/pause", ui.pause)
 	e.POST("/ui/endpoints/:name/resume", ui.resume)
 	e.POST("/ui/replay", ui.replay)
@@ -163,6 +164,21 @@ func (ui *statusUI) startAuth(c echo.Context) error {
 		return back(c, "#channels")
 	}
 	return c.Redirect(http.StatusSeeOther, url)
+}
+
+// syncNow asks a connected channel's runner for a round at once.
+func (ui *statusUI) syncNow(c echo.Context) error {
+	if !ui.checkForm(c) {
+		return back(c, "#channels")
+	}
+	name := c.Param("name")
+	if r, ok := ui.d.Runner(name); ok {
+		r.SyncNow()
+		setFlash(c, true, "Channel "+name+" is syncing now; reload the page to see the result.")
+	} else {
+		setFlash(c, false, "Channel "+name+" is not connected yet: connect it first.")
+	}
+	return back(c, "#channels")
 }
 
 func (ui *statusUI) pause(c echo.Context) error  { return ui.pauseResume(c, true) }

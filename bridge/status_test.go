@@ -8,7 +8,9 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/m365bridge/m365bridge/bridge/m365sim"
 	"github.com/m365bridge/m365bridge/bridge/web"
 )
 
@@ -204,5 +206,39 @@ func TestStatusPageDeadLetterReplay(t *testing.T) {
 	resp, _ = p.do(http.MethodPost, "/ui/replay", url.Values{"csrf": {csrf}, "id": {id}})
 	if page, _ = p.page(); !strings.Contains(page, "Nothing to replay") {
 		t.Errorf("replaying a delivered event: no flash saying there was nothing to replay")
+	}
+}
+
+// TestStatusPageSyncNow: a connected channel has a Sync now button whose
+// round picks up new mail at once, not at the next poll.
+func TestStatusPageSyncNow(t *testing.T) {
+	rig := newDaemonRig(t, nil)
+	if page := rig.connect("sales", "sales@contoso.com"); !strings.HasPrefix(page, "200") {
+		t.Fatalf("consent: %.200s", page)
+	}
+	p := newPageClient(t, rig)
+	var page, csrf string
+	for deadline := time.Now().Add(20 * time.Second); !strings.Contains(page, `id="sync-sales"`); time.Sleep(20 * time.Millisecond) {
+		if page, csrf = p.signIn("admin-token"); time.Now().After(deadline) {
+			t.Fatalf("no Sync now button for the connected channel: %.1500s", page)
+		}
+	}
+	if strings.Contains(page, `id="sync-support"`) {
+		t.Error("the unconnected support channel has a Sync now button")
+	}
+	if _, err := rig.sim.Sim.InjectMessage("sales@contoso.com", m365sim.NewMessage{Subject: "sync me", From: "dave@example.com", Body: "x"}); err != nil {
+		t.Fatal(err)
+	}
+	resp, _ := p.do(http.MethodPost, "/ui/channels/sales/sync", url.Values{"csrf": {csrf}})
+	if resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("sync now = %d", resp.StatusCode)
+	}
+	if page, _ := p.page(); !strings.Contains(page, "Channel sales is syncing now") {
+		t.Errorf("no flash after Sync now: %.1500s", page)
+	}
+	asked := time.Now()
+	rig.waitEvents(1)
+	if waited := time.Since(asked); waited > 5*time.Second {
+		t.Errorf("the mail arrived %s after Sync now: it waited for the poll", waited)
 	}
 }
