@@ -155,6 +155,8 @@ var (
 		"Messages the channel turned into events (archived, new) or refused (rejected), since the channel was first connected.", []string{"channel", "outcome"}, nil)
 	descDepth = prometheus.NewDesc("m365bridge_outbox_depth",
 		"Outbox rows by webhook endpoint and state (pending is the queue; dead and rejected wait for a replay).", []string{"endpoint", "state"}, nil)
+	descSends = prometheus.NewDesc("m365bridge_sends",
+		"Replies sent through the channel's mailbox, by state: queued and sending are in progress, sent and failed are final.", []string{"channel", "state"}, nil)
 	descUp = prometheus.NewDesc("m365bridge_channel_up",
 		"1 when the channel is signed in and its last sync round succeeded, else 0.", []string{"channel"}, nil)
 	descScrapeErr = prometheus.NewDesc("m365bridge_scrape_errors",
@@ -165,7 +167,7 @@ var (
 type stateCollector struct{ d *Daemon }
 
 func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descLag, descMessages, descDepth, descUp, descScrapeErr} {
+	for _, d := range []*prometheus.Desc{descLag, descMessages, descDepth, descSends, descUp, descScrapeErr} {
 		ch <- d
 	}
 }
@@ -202,6 +204,16 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 			for _, st := range outboxStates {
 				ch <- prometheus.MustNewConstMetric(descDepth, prometheus.GaugeValue, float64(counts[name][st]), name, string(st))
 			}
+		}
+	}
+	sends, err := c.d.db.SendCounts(ctx)
+	if err != nil {
+		c.d.log.Warn("metrics: count sends", slog.String("err", err.Error()))
+		failed = 1
+	}
+	for _, v := range views {
+		for _, st := range []string{store.SendQueued, store.SendSending, store.SendSent, store.SendFailed} {
+			ch <- prometheus.MustNewConstMetric(descSends, prometheus.GaugeValue, float64(sends[v.Name][st]), v.Name, st)
 		}
 	}
 	ch <- prometheus.MustNewConstMetric(descScrapeErr, prometheus.GaugeValue, failed)

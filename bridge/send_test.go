@@ -54,6 +54,9 @@ func TestSendReplyThroughSharedMailbox(t *testing.T) {
 		sd.ReplyToEventID != md.ID || sd.Mailbox.Address != "support@contoso.com" {
 		t.Errorf("event %s %+v, want mail.sent answering %s", typ, sd, md.Article.InternetMessageID)
 	}
+	if v, n := sumSeries(scrape(t, rig.daemonRig), "m365bridge_sends", `channel="support"`, `state="sent"`); n != 1 || v != 1 {
+		t.Errorf("m365bridge_sends{channel=support,state=sent} = %v (%d series), want 1", v, n)
+	}
 
 	t.Run("by In-Reply-To", func(t *testing.T) {
 		md2 := rig.imported("scanner jammed")

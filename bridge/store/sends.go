@@ -254,3 +254,26 @@ func (db *DB) ledgerWhere(ctx context.Context, where string, args ...any) (Ledge
 	}
 	return e, nil
 }
+
+// SendCounts counts reply requests by channel and state (queued, sending,
+// sent, failed).
+func (db *DB) SendCounts(ctx context.Context) (map[string]map[string]int, error) {
+	rows, err := db.read.QueryContext(ctx, `SELECT channel, state, COUNT(*) FROM sends GROUP BY channel, state`)
+	if err != nil {
+		return nil, fmt.Errorf("count sends: %w", err)
+	}
+	defer rows.Close()
+	out := map[string]map[string]int{}
+	for rows.Next() {
+		var ch, st string
+		var n int
+		if err := rows.Scan(&ch, &st, &n); err != nil {
+			return nil, fmt.Errorf("count sends: %w", err)
+		}
+		if out[ch] == nil {
+			out[ch] = map[string]int{}
+		}
+		out[ch][st] = n
+	}
+	return out, rows.Err()
+}
