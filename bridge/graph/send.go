@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"strings"
 )
 
 // maxRecipients is Graph's limit of to+cc+bcc recipients on one message.
@@ -34,22 +33,8 @@ type OutgoingMessage struct {
 // 5xx is returned as is, because the mail may have gone out. A shared
 // mailbox needs Send As for the signed-in user: ErrSendAsDenied otherwise.
 func (m *MailboxClient) SendMail(ctx context.Context, msg OutgoingMessage, saveToSentItems bool) error {
-	n := len(msg.ToRecipients) + len(msg.CcRecipients) + len(msg.BccRecipients)
-	switch {
-	case n == 0:
-		return fmt.Errorf("send mail: no recipients")
-	case n > maxRecipients:
-		return fmt.Errorf("send mail: %d recipients; Graph allows at most %d in to, cc and bcc together", n, maxRecipients)
-	}
-	for _, h := range msg.InternetMessageHeaders {
-		if !strings.HasPrefix(strings.ToLower(h.Name), "x-") {
-			return fmt.Errorf("send mail: header %q: Graph accepts only custom X- headers", h.Name)
-		}
-	}
-	for i := range msg.Attachments {
-		if msg.Attachments[i].ODataType == "" {
-			msg.Attachments[i].ODataType = FileAttachment
-		}
+	if err := checkOutgoing(&msg, false); err != nil {
+		return fmt.Errorf("send mail: %w", err)
 	}
 	body, err := json.Marshal(map[string]any{"message": msg, "saveToSentItems": saveToSentItems})
 	if err != nil {
