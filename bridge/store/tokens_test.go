@@ -20,6 +20,7 @@ func TestAuthRequests(t *testing.T) {
 	}
 	v := NewVault(db, keys)
 	now := time.Date(2026, 11, 26, 20, 0, 0, 0, time.UTC)
+	db.Now = func() time.Time { return now } // the sweep reads the store's clock: the same one
 	mk := func(state string) {
 		t.Helper()
 		err := v.CreateAuthRequest(ctx, AuthRequest{State: state, Channel: "support", Kind: AuthConnect,
