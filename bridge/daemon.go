@@ -112,6 +112,7 @@ func (d *Daemon) Start(ctx context.Context) (err error) {
 	if d.db, err = store.Open(ctx, filepath.Join(d.cfg.State, store.FileName)); err != nil {
 		return fmt.Errorf("open state: %w", err)
 	}
+	d.db.Now = d.opts.Now // one clock for every part: store, entra, graph, runners, dispatcher
 	keys, err := store.LoadKeyring(d.cfg.State, d.opts.Getenv, d.log)
 	if err != nil {
 		return fmt.Errorf("load token key: %w", err)
@@ -136,6 +137,9 @@ func (d *Daemon) Start(ctx context.Context) (err error) {
 		return err
 	}
 	dopts := d.opts.Dispatcher
+	if dopts.Now == nil {
+		dopts.Now = d.opts.Now
+	}
 	dopts.Logger = d.log.With("component", "deliver")
 	dopts.UserAgent = "m365bridge/" + d.opts.Version
 	d.instrument(&dopts)

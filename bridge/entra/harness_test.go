@@ -32,7 +32,7 @@ type clock struct {
 
 func (c *clock) Now() time.Time          { return c.base.Add(time.Duration(c.offset.Load())) }
 func (c *clock) Advance(d time.Duration) { c.offset.Add(int64(d)) }
-func newClock() *clock                   { return &clock{base: time.Now().UTC().Truncate(time.Second)} }
+func newClock(t testing.TB) *clock       { return &clock{base: testEpoch(t)} }
 func (b *lockedBuffer) Write(p []byte) (int, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -112,7 +112,7 @@ var channelsCfg = map[string]config.Mailbox{
 
 func newHarness(t *testing.T, tweak func(*m365sim.Seed, *m365sim.Options)) *harness {
 	t.Helper()
-	h := &harness{t: t, clock: newClock(), dir: t.TempDir(), logs: &lockedBuffer{}, notify: &recNotifier{}}
+	h := &harness{t: t, clock: newClock(t), dir: t.TempDir(), logs: &lockedBuffer{}, notify: &recNotifier{}}
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.GET("/oauth/callback", func(c echo.Context) error { return h.cur.Load().m.Callback(c) })
