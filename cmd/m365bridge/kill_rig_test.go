@@ -133,34 +133,35 @@ func newKillRig(t *testing.T, n int, afterImport, dest string, seed uint64) *kil
 	dir := t.TempDir()
 	rig.state = filepath.Join(dir, "data")
 	rig.config = filepath.Join(dir, "bridge.yaml")
+	// Secrets come from the environment (start sets it), as bridge.yaml advises.
 	yml := fmt.Sprintf(`public_url: http://%[1]s
 listen: %[1]s
-admin: {listen: %[2]s, token: %[3]s}
-state_dir: %[4]s
+admin: {listen: %[2]s, token: '${KILL_ADMIN_TOKEN}'}
+state_dir: %[3]s
 log: {level: warn}
 microsoft:
-  client_id: %[5]s
-  client_secret: %[6]s
-  tenant: %[7]s
-  login_url: %[8]s
-  graph_url: %[8]s
+  client_id: %[4]s
+  client_secret: ${KILL_CLIENT_SECRET}
+  tenant: %[5]s
+  login_url: %[6]s
+  graph_url: %[6]s
   refresh_margin: 2s
 webhooks:
   - name: helpdesk
-    url: %[9]s/hooks
-    secret: %[10]s
-    timeout: %[11]s
+    url: %[7]s/hooks
+    secret: ${KILL_WEBHOOK_SECRET}
+    timeout: %[8]s
     schedule: [25ms]
     max_attempts: 30
 channels:
   - name: support
-    mailbox: {type: shared, address: %[12]s}
-    folder: %[13]s
+    mailbox: {type: shared, address: %[9]s}
+    folder: %[10]s
     group: Support
     poll_interval: 10s
-    after_import: %[14]s
-`, rig.public, rig.admin, killAdminToken, rig.state, sim.Seeded.ClientID, sim.Seeded.ClientSecret, killTenant,
-		sim.URL, rig.recv.URL, rig.secret, killWebhookTimeout, killMailbox, killSource, afterImport)
+    after_import: %[11]s
+`, rig.public, rig.admin, rig.state, sim.Seeded.ClientID, killTenant, sim.URL, rig.recv.URL,
+		killWebhookTimeout, killMailbox, killSource, afterImport)
 	if err := os.WriteFile(rig.config, []byte(yml), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -258,7 +259,8 @@ func (rig *killRig) start() {
 	t := rig.t
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^TestKillNineDaemon$")
-	cmd.Env = append(os.Environ(), killDaemonEnv+"="+rig.config)
+	cmd.Env = append(os.Environ(), killDaemonEnv+"="+rig.config, "KILL_ADMIN_TOKEN="+killAdminToken,
+		"KILL_CLIENT_SECRET="+rig.sim.Seeded.ClientSecret, "KILL_WEBHOOK_SECRET="+rig.secret)
 	cmd.Stdout, cmd.Stderr = rig.out, rig.out
 	// The child ends when this pipe closes: if the test process dies, no
 	// daemon is left behind.
