@@ -6,6 +6,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 	"testing"
@@ -244,7 +245,7 @@ func (rig *killRig) checkFinal(ctx context.Context, dest string) {
 		t.Errorf("the daemon never refreshed its access token: the run did not cover refresh")
 	}
 
-	db, err := store.Open(ctx, rig.state+"/"+store.FileName)
+	db, err := store.Open(ctx, filepath.Join(rig.state, store.FileName))
 	if err != nil {
 		t.Fatal(err)
 	}
