@@ -87,10 +87,10 @@ func newAdminAuth(opts Options) *AdminAuth {
 	if a.log == nil {
 		a.log = slog.New(slog.DiscardHandler)
 	}
-	if host, _, err := net.SplitHostPort(opts.AdminAddr); err == nil {
-		if ip, err := netip.ParseAddr(host); err != nil || !ip.IsUnspecified() {
-			a.hosts[normalHost(host)] = true
-		}
+	// The listen host, even 0.0.0.0 or ::, which the CLI dials as it is
+	// written: an IP literal is no name a rebinding page can own.
+	if host, _, err := net.SplitHostPort(opts.AdminAddr); err == nil && host != "" {
+		a.hosts[normalHost(host)] = true
 	}
 	for _, h := range opts.AdminHosts {
 		a.hosts[normalHost(h)] = true
