@@ -149,13 +149,17 @@ func (d *Daemon) Start(ctx context.Context) (err error) {
 	RegisterLedgerHooks(d.db, d.notifyRunner)
 
 	d.web = web.New(web.Options{
-		PublicAddr: d.cfg.Listen,
-		AdminAddr:  d.cfg.Admin.Listen,
-		AdminToken: d.cfg.Admin.Token.Value(),
-		InstanceID: d.instanceID,
-		Version:    d.opts.Version,
-		Ready:      d.ready,
-		Logger:     d.log.With("component", "web"),
+		PublicAddr:     d.cfg.Listen,
+		AdminAddr:      d.cfg.Admin.Listen,
+		AdminToken:     d.cfg.Admin.Token.Value(),
+		AdminHosts:     d.cfg.Admin.Hosts,
+		TrustedProxies: d.cfg.Admin.TrustedPrefixes(),
+		SecureCookies:  d.cfg.PublicHTTPS(),
+		Now:            d.opts.Now,
+		InstanceID:     d.instanceID,
+		Version:        d.opts.Version,
+		Ready:          d.ready,
+		Logger:         d.log.With("component", "web"),
 	})
 	d.web.Public.GET("/oauth/callback", d.auth.Callback)
 	d.sender = newSendWorker(d, d.opts.Send)

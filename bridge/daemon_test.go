@@ -42,6 +42,8 @@ type daemonRig struct {
 	beforeRun func(*Daemon)
 	// sendOpts are the reply worker's settings.
 	sendOpts SendOptions
+	// now, if set, is the daemon's clock (Options.Now).
+	now func() time.Time
 
 	mu     sync.Mutex
 	events map[string]webhooks.Event // by webhook-id
@@ -177,7 +179,7 @@ func (rig *daemonRig) start() {
 		t.Fatal(err)
 	}
 	rig.cfg = cfg
-	d := New(cfg, Options{Version: "test", SupervisorPoll: 20 * time.Millisecond, ConfigPath: rig.path,
+	d := New(cfg, Options{Version: "test", Now: rig.now, SupervisorPoll: 20 * time.Millisecond, ConfigPath: rig.path,
 		Logger:     slog.New(slog.NewTextHandler(rig.logs, &slog.HandlerOptions{Level: slog.LevelDebug, ReplaceAttr: redact})),
 		Dispatcher: deliver.Options{PollInterval: 50 * time.Millisecond}, Send: rig.sendOpts})
 	ctx, cancel := context.WithCancel(context.Background())
