@@ -41,6 +41,9 @@ var (
 	ErrThrottled = errors.New("graph: throttled")
 	// ErrTooLarge: a body exceeded the caller's size cap.
 	ErrTooLarge = errors.New("graph: content too large")
+	// ErrRequestTooLarge: the request body is over Graph's 4 MB limit per
+	// REST request (413, or refused before sending); retrying cannot help.
+	ErrRequestTooLarge = errors.New("graph: request larger than Graph's 4 MB limit")
 	// ErrForeignLink: a nextLink or deltaLink points away from the Graph
 	// host; it is refused so the token is never sent elsewhere.
 	ErrForeignLink = errors.New("graph: link points outside the Graph host")
@@ -149,6 +152,8 @@ func (e *Error) sentinel() error {
 		return ErrAccessDenied
 	case e.Status == http.StatusTooManyRequests:
 		return ErrThrottled
+	case e.Status == http.StatusRequestEntityTooLarge:
+		return ErrRequestTooLarge
 	case code == "errorfoldernotfound":
 		return ErrFolderNotFound
 	case code == "erroritemnotfound", code == "itemnotfound", code == "errorinvalididmalformed",
@@ -266,6 +271,9 @@ func Explain(err error) (reason, fix string) {
 	case errors.Is(err, ErrTooLarge):
 		return "the content is larger than the configured limit: " + err.Error(),
 			"raise the channel's size limit or handle the message by hand in Outlook"
+	case errors.Is(err, ErrRequestTooLarge):
+		return "the request is larger than Microsoft Graph accepts (4 MB per request, attachments counted base64-encoded, so about 3 MB of attachments in total): " + err.Error(),
+			"send fewer or smaller attachments (under about 3 MB together), or share large files as a link"
 	case errors.Is(err, ErrForeignLink):
 		return "Microsoft Graph returned a paging link to another host: " + err.Error(),
 			"check graph_url in bridge.yaml matches the Graph endpoint in use"

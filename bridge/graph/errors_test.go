@@ -82,6 +82,7 @@ func TestErrorClassification(t *testing.T) {
 		{"unavailable", 503, "serviceNotAvailable", kindMessage, nil, true},
 		{"gateway timeout", 504, "", kindDelta, nil, true},
 		{"bad filter", 400, "InefficientFilter", kindList, nil, false},
+		{"request too large", 413, "RequestEntityTooLarge", kindSend, ErrRequestTooLarge, false},
 	}
 	for _, tt := range tests {
 		for _, innerKey := range []string{"innerError", "innererror"} {
@@ -111,7 +112,7 @@ func TestErrorClassification(t *testing.T) {
 
 var allSentinels = []error{ErrFolderNotFound, ErrFolderAmbiguous, ErrMailboxNotFound, ErrMailboxNotEnabled,
 	ErrAccessDenied, ErrSendAsDenied, ErrUnauthorized, ErrSyncStateNotFound, ErrItemNotFound, ErrThrottled,
-	ErrTooLarge, ErrForeignLink}
+	ErrTooLarge, ErrRequestTooLarge, ErrForeignLink}
 
 func TestParseErrorNonJSON(t *testing.T) {
 	h := http.Header{}
