@@ -31,6 +31,10 @@ type graphState struct {
 	// deltaTTL: delta tokens older than this answer 410 syncStateNotFound;
 	// 0 means they never age out.
 	deltaTTL time.Duration
+	// deltaCache is how many delta/skip tokens per folder stay valid: each
+	// page answered issues one and advances the folder's generation; a
+	// token deltaCache generations old answers 410. 0: no limit.
+	deltaCache int
 }
 
 func (s *Sim) initGraph() {
@@ -38,6 +42,7 @@ func (s *Sim) initGraph() {
 	s.graph.throttle = map[throttleKey]*throttleBucket{}
 	s.graph.counters = newCounterState()
 	s.graph.deltaTTL = 7 * 24 * time.Hour
+	s.graph.deltaCache = defaultDeltaTokenCache
 }
 
 // reqInfo travels in the request context so the outer handler can count

@@ -65,6 +65,9 @@ type mailData struct {
 	idCounter  uint64
 	// deltaEpoch invalidates every delta token issued before it changed.
 	deltaEpoch int
+	// deltaGen is each folder's delta generation: the number of delta
+	// tokens issued for it so far (see Sim.graph.deltaCache).
+	deltaGen map[string]uint64
 }
 
 // wellKnownFolders are created in every mailbox under msgfolderroot.
