@@ -174,6 +174,14 @@ func (r *Runner) syncPage(ctx context.Context, src *EventSource, folderID, curso
 	if page.PageSize > 0 {
 		opts.PageSize = page.PageSize // keep a size Graph coped with
 	}
+	for i := range page.Messages {
+		if ig := page.Messages[i].Ignored; len(ig) > 0 {
+			// Graph sent a property the bridge does not need with the wrong
+			// type; it was left empty and the message imports as usual.
+			r.log.Info("graph message has properties of an unexpected type; left empty",
+				"message_id", page.Messages[i].ID, "properties", ig)
+		}
+	}
 	src.Now = r.cfg.Now()
 	stats, perr := r.processPage(ctx, *src, page)
 	page.Messages, page.Undecodable = nil, nil // committed: let the page go

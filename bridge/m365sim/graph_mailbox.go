@@ -67,6 +67,9 @@ type mailData struct {
 	deltaEpoch int
 	// onMove is Options.OnMove.
 	onMove func(MoveEvent)
+	// deltaGen is each folder's delta generation: the number of delta
+	// tokens issued for it so far (see Sim.graph.deltaCache).
+	deltaGen map[string]uint64
 }
 
 // wellKnownFolders are created in every mailbox under msgfolderroot.
