@@ -151,3 +151,84 @@ func TestDaemonEntraOutageResumes(t *testing.T) {
 		t.Errorf("a passing outage sent channel.auth_failed: %+v", ev[webhooks.TypeChannelAuthFailed])
 	}
 }
+
+// The Graph side of a passing outage: a channel whose rounds fail with a
+// temporary Graph error (503 through every retry) keeps retrying; the
+// helpdesk hears one channel.error, none more for further failing rounds
+// or after a restart, and one channel.restored when a round works again.
+func TestDaemonGraphOutageErrorRestored(t *testing.T) {
+	rig := newRigBase(t, nil)
+	rig.writeConfig(`  - name: support
+    mailbox: {type: shared, address: support@contoso.com}
+    folder: Inbox/Support
+    archive: {mode: off}
+`)
+	rig.start()
+	t.Cleanup(func() { rig.stop() })
+	if _, err := rig.sim.Sim.CreateFolder("support@contoso.com", "Inbox/Support"); err != nil {
+		t.Fatal(err)
+	}
+	if page := rig.connect("support", "agent@contoso.com"); !strings.HasPrefix(page, "200") {
+		t.Fatalf("consent: %.300s", page)
+	}
+	runner := func() *Runner {
+		t.Helper()
+		var r *Runner
+		waitUntil(t, "the support runner", 20*time.Second, func() bool { r, _ = rig.d.Runner("support"); return r != nil })
+		return r
+	}
+	ctx := context.Background()
+	if _, err := runner().SyncOnce(ctx); err != nil {
+		t.Fatal(err)
+	}
+	queued := func() map[string]int {
+		t.Helper()
+		rows, err := rig.d.DB().Outbox().List(ctx, deliverFilterAll())
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := map[string]int{}
+		for _, r := range rows {
+			if r.Channel == "support" {
+				n[r.Type]++
+			}
+		}
+		return n
+	}
+	if _, err := rig.sim.Sim.AddFault(m365sim.FaultRule{Path: "**/delta", Status: 503, RetryAfter: 1}); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		if _, err := runner().SyncOnce(ctx); err == nil {
+			t.Fatal("a round succeeded while Graph answered 503")
+		}
+	}
+	if q := queued(); q[webhooks.TypeChannelError] != 1 {
+		t.Fatalf("after two failing rounds: %v, want one channel.error", q)
+	}
+	rig.stop()
+	rig.start()
+	if _, err := runner().SyncOnce(ctx); err == nil {
+		t.Fatal("a round succeeded while Graph answered 503")
+	}
+	if q := queued(); q[webhooks.TypeChannelError] != 1 {
+		t.Fatalf("after a restart and another failing round: %v, want still one channel.error", q)
+	}
+	rig.sim.Sim.ClearFaults()
+	for range 2 {
+		if _, err := runner().SyncOnce(ctx); err != nil {
+			t.Fatalf("round after Graph came back: %v", err)
+		}
+	}
+	if q := queued(); q[webhooks.TypeChannelError] != 1 || q[webhooks.TypeChannelRestored] != 1 {
+		t.Fatalf("after recovery: %v, want one channel.error and one channel.restored", q)
+	}
+	waitUntil(t, "both events at the helpdesk", 30*time.Second, func() bool {
+		ev := rig.channelEvents("support")
+		return len(ev[webhooks.TypeChannelError]) == 1 && len(ev[webhooks.TypeChannelRestored]) == 1
+	})
+	ev := rig.channelEvents("support")
+	if e, r := ev[webhooks.TypeChannelError][0], ev[webhooks.TypeChannelRestored][0]; e.Fix == "" || r.Code != e.Code || r.State != store.ChannelActive {
+		t.Errorf("channel.error %+v, channel.restored %+v: want a fix, and the restore naming the error that ended", e, r)
+	}
+}
