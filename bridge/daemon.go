@@ -47,6 +47,10 @@ type Options struct {
 	ConfigPath string
 	// Send tunes the send worker (tests shorten its waits).
 	Send SendOptions
+
+	// beforeBuild, when set (tests), is every runner's
+	// RunnerConfig.beforeBuild.
+	beforeBuild func(m *graph.Message)
 }
 
 // Daemon is a running bridge: New, then Start, Run, Close.
@@ -226,6 +230,7 @@ func (d *Daemon) superviseChannel(ctx context.Context, ch config.Channel) error 
 				Graph:  d.graph.Mailbox(mb, d.auth.Source(ch.Name)),
 				Logger: d.log, Now: d.opts.Now, Wake: d.disp.Wake,
 				OnSyncResult: d.syncResultNotifier(ch.Name),
+				beforeBuild:  d.opts.beforeBuild,
 			})
 			d.mu.Lock()
 			d.runners[ch.Name] = r

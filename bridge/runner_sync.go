@@ -255,7 +255,7 @@ func (r *Runner) processPage(ctx context.Context, src EventSource, page *graph.D
 				results[i] = built{gone: true, entry: store.LedgerEntry{MessageID: m.ID}}
 				return nil
 			}
-			b, err := r.buildOne(gctx, src, m)
+			b, err := r.buildOneSafe(gctx, src, m)
 			results[i] = b
 			return err
 		})
@@ -377,7 +377,7 @@ func (r *Runner) buildOne(ctx context.Context, src EventSource, m *graph.Message
 	}
 	entry := store.LedgerEntry{
 		Channel: r.ch.Name, MessageID: m.ID, InternetMessageID: m.InternetMessageID,
-		EventID: webhooks.EventID(src.Tenant, src.Mailbox, m.ID), Kind: kind, ReceivedAt: m.ReceivedDateTime,
+		EventID: eventIDOf(src, m), Kind: kind, ReceivedAt: m.ReceivedDateTime,
 	}
 	reject := func(reason string) (built, error) {
 		entry.State, entry.Reason = store.LedgerRejected, reason
@@ -426,6 +426,11 @@ func (r *Runner) buildOne(ctx context.Context, src EventSource, m *graph.Message
 	return built{entry: entry, event: &QueuedEvent{
 		ID: entry.EventID, Type: ev.Type, Channel: r.ch.Name, Webhook: r.ch.Webhook, Body: body,
 	}}, nil
+}
+
+// eventIDOf is the stable event id of m in src's mailbox.
+func eventIDOf(src EventSource, m *graph.Message) string {
+	return webhooks.EventID(src.Tenant, src.Mailbox, m.ID)
 }
 
 // progress paces the first import's progress lines.

@@ -26,7 +26,8 @@ const (
 	TypeMailArchived        = "mail.archived"         // a message older than the archive cut-off
 	TypeChannelAuthFailed   = "channel.auth_failed"   // the mailbox's sign-in stopped working
 	TypeChannelAuthRestored = "channel.auth_restored" // the mailbox's sign-in works again
-	TypeChannelError        = "channel.error"         // the channel cannot sync (folder gone, throttled…)
+	TypeChannelError        = "channel.error"         // the channel cannot sync (folder gone, throttled, Entra unavailable…)
+	TypeChannelRestored     = "channel.restored"      // a channel that had a channel.error syncs again
 	TypeMailSent            = "mail.sent"             // a reply was sent through the mailbox
 	TypeMailSendFailed      = "mail.send_failed"      // a reply could not be sent
 	TypeWebhookTest         = "webhook.test"          // a test event, sent on demand
@@ -35,7 +36,7 @@ const (
 // Types is every event type of version 1.
 var Types = []string{
 	TypeMailReceived, TypeMailArchived,
-	TypeChannelAuthFailed, TypeChannelAuthRestored, TypeChannelError,
+	TypeChannelAuthFailed, TypeChannelAuthRestored, TypeChannelError, TypeChannelRestored,
 	TypeMailSent, TypeMailSendFailed, TypeWebhookTest,
 }
 

@@ -174,6 +174,7 @@ func sampleEvents(t *testing.T) map[string]Event {
 		TypeChannelAuthFailed:   ch("auth_failed"),
 		TypeChannelAuthRestored: ch("ok"),
 		TypeChannelError:        ch("error"),
+		TypeChannelRestored:     ch("active"),
 		TypeMailSent:            send,
 		TypeMailSendFailed:      send,
 		TypeWebhookTest:         TestData{ID: NewID("evt"), Version: Version, Message: "hello from m365bridge"},

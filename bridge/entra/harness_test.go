@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -54,6 +55,8 @@ type recNotifier struct {
 	mu       sync.Mutex
 	failed   []string // codes
 	restored []string // channels
+	// unavailable and available record passing outages (codes, channels).
+	unavailable, available []string
 }
 
 func (n *recNotifier) AuthFailed(_ context.Context, channel, code, reason, fix string) {
@@ -65,6 +68,18 @@ func (n *recNotifier) AuthFailed(_ context.Context, channel, code, reason, fix s
 func (n *recNotifier) AuthRestored(_ context.Context, channel string) {
 	n.mu.Lock()
 	n.restored = append(n.restored, channel)
+	n.mu.Unlock()
+}
+
+func (n *recNotifier) Unavailable(_ context.Context, channel, code, reason, fix string) {
+	n.mu.Lock()
+	n.unavailable = append(n.unavailable, code)
+	n.mu.Unlock()
+}
+
+func (n *recNotifier) Available(_ context.Context, channel string) {
+	n.mu.Lock()
+	n.available = append(n.available, channel)
 	n.mu.Unlock()
 }
 
@@ -90,6 +105,8 @@ type harness struct {
 	refreshes atomic.Int64 // refresh_token grant requests seen by the sim
 	// failNext makes the next n token requests answer 503 before the sim.
 	failNext atomic.Int64
+	// retryAfter, when above 0, is the Retry-After (seconds) of those 503s.
+	retryAfter atomic.Int64
 
 	mu     sync.Mutex
 	issued []string // every access and refresh token the sim handed out
@@ -151,6 +168,9 @@ func (h *harness) serveSim(w http.ResponseWriter, r *http.Request) {
 		h.refreshes.Add(1)
 	}
 	if h.failNext.Add(-1) >= 0 {
+		if ra := h.retryAfter.Load(); ra > 0 {
+			w.Header().Set("Retry-After", strconv.Itoa(int(ra)))
+		}
 		http.Error(w, `{"error":"temporarily_unavailable","error_description":"AADSTS90055: throttled"}`, http.StatusServiceUnavailable)
 		return
 	}
