@@ -81,7 +81,8 @@ type RunnerConfig struct {
 	// PageSize is the delta page size (default graph.DefaultDeltaPageSize).
 	PageSize int
 	// MaxEventBytes bounds one encoded event; a larger message is rejected
-	// (default 64 MiB).
+	// (default and maximum webhooks.MaxEventBytes, 64 MiB: what
+	// webhooks.Receiver and `m365bridge receive` take).
 	MaxEventBytes int64
 	// PageSlots bounds how many delta pages are being read and turned into
 	// events at once, across the runners that share it: a page with its
@@ -99,7 +100,7 @@ const (
 	// DefaultPagesInFlight is the default number of delta pages all runners
 	// together read and build at once (two keep both cores busy).
 	DefaultPagesInFlight = 2
-	DefaultMaxEventBytes = 64 << 20
+	DefaultMaxEventBytes = webhooks.MaxEventBytes
 	// postActionChunk is how many ledger rows one post-action pass takes.
 	postActionChunk = 200
 	// maxPostActionDelay caps the retry delay of a failing post-action.
@@ -190,7 +191,7 @@ func NewRunner(cfg RunnerConfig) *Runner {
 	if cfg.PageSize <= 0 {
 		cfg.PageSize = graph.DefaultDeltaPageSize
 	}
-	if cfg.MaxEventBytes <= 0 {
+	if cfg.MaxEventBytes <= 0 || cfg.MaxEventBytes > webhooks.MaxEventBytes {
 		cfg.MaxEventBytes = DefaultMaxEventBytes
 	}
 	if cfg.Channel.MaxAttachmentBytes <= 0 {

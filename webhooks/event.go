@@ -42,6 +42,13 @@ var Types = []string{
 // Version is the payload version carried in every event's data.version.
 const Version = 1
 
+// MaxEventBytes is the largest request body the bridge sends (an encoded
+// event: envelope and data) and the largest Receiver takes by default. A
+// message whose event would be larger is rejected by the bridge and stays
+// in the mailbox; a receiver that refuses less (413) makes a deliverable
+// event dead for good.
+const MaxEventBytes = 64 << 20
+
 // Event is the Standard Webhooks envelope: {"type","timestamp","data"}. Data
 // is kept raw so that a receiver decodes it into the type that matches Type.
 type Event struct {
