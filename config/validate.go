@@ -293,7 +293,10 @@ func (v *validator) webhook(p string, w *Webhook) {
 	v.positive(p+".max_age", w.MaxAge)
 	v.positive(p+".retention", w.Retention)
 	for i, d := range w.Schedule {
-		v.positive(fmt.Sprintf("%s.schedule[%d]", p, i), d)
+		if d <= 0 {
+			v.fail(fmt.Sprintf("%s.schedule[%d]", p, i), "a retry delay must be more than zero",
+				"the first attempt is always immediate; schedule lists the waits before each retry, such as [5s, 5m, 30m]")
+		}
 	}
 	if w.MaxAttempts < 1 {
 		v.fail(p+".max_attempts", fmt.Sprintf("max_attempts must be at least 1, not %d", w.MaxAttempts), fmt.Sprintf("default %d", DefaultMaxAttempts))

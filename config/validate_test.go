@@ -143,6 +143,8 @@ func TestValidationRules(t *testing.T) {
 			path: "webhooks[0].max_attempts", msg: "at least 1"},
 		{name: "WebhookTimeoutZero", edits: []edit{add(hook, "    timeout: 0s\n")},
 			path: "webhooks[0].timeout", msg: "more than zero"},
+		{name: "WebhookScheduleZero", edits: []edit{add(hook, "    schedule: [0s, 5s, 5m]\n")},
+			path: "webhooks[0].schedule[0]", msg: "retry delay must be more than zero", hint: "the first attempt is always immediate", at: "schedule:"},
 		{name: "WebhookTemplateBoth", edits: []edit{add(hook, "    template: {body: x, file: t.tmpl}\n")},
 			path: "webhooks[0].template", msg: "both body and file", at: "template:"},
 		{name: "WebhookTemplateNeither", edits: []edit{add(hook, "    template: {content_type: text/plain}\n")},
