@@ -218,6 +218,7 @@ func (d *Daemon) superviseChannel(ctx context.Context, ch config.Channel) error 
 				Graph:  d.graph.Mailbox(mb, d.auth.Source(ch.Name)),
 				Logger: d.log, Now: d.opts.Now, Wake: d.disp.Wake,
 				OnSyncResult: d.syncResultNotifier(ch.Name),
+				Takes:        d.webhookTakes(ch.Webhook),
 			})
 			d.mu.Lock()
 			d.runners[ch.Name] = r

@@ -80,6 +80,15 @@ type RunnerConfig struct {
 	OnSyncResult func(ctx context.Context, code, reason, fix string)
 	// PageSize is the delta page size (default graph.DefaultDeltaPageSize).
 	PageSize int
+	// Takes reports whether the channel's webhook takes events of a type
+	// (its webhooks[].types); nil takes every type. A mail whose event it
+	// does not take is not queued: its ledger row is rejected with the
+	// reason ("filtered: ..."), so it is never delivered, the after_import
+	// action never runs for it, and it stays in the mailbox, listed for
+	// the operator. bridge.yaml validation refuses a channel whose webhook
+	// leaves out a mail event type the channel produces; this guards the
+	// rest (a filter changed underneath, a Runner built in Go).
+	Takes func(typ string) bool
 	// MaxEventBytes bounds one encoded event; a larger message is rejected
 	// (default and maximum webhooks.MaxEventBytes, 64 MiB: what
 	// webhooks.Receiver and `m365bridge receive` take).

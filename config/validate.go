@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/m365bridge/m365bridge/webhooks"
 )
 
 // Validate checks a Config built in Go (call SetDefaults first) with the
@@ -144,6 +146,9 @@ func (v *validator) channels(c *Config, webhooks map[string]int, names []string)
 			}
 		}
 		used[ch.Webhook] = true
+		if j, ok := webhooks[ch.Webhook]; ok {
+			v.mailTypes(fmt.Sprintf("webhooks[%d].types", j), ch, c.Webhooks[j].Types)
+		}
 		if ch.Mailbox.Type == MailboxShared && ch.Mailbox.Address != "" {
 			key := strings.ToLower(ch.Mailbox.Address) + "\x00" + strings.ToLower(strings.Trim(ch.Folder, "/"))
 			if first, dup := folders[key]; dup {
@@ -158,6 +163,34 @@ func (v *validator) channels(c *Config, webhooks map[string]int, names []string)
 			v.warn(fmt.Sprintf("webhooks[%d].name", i), fmt.Sprintf("webhook %q is not used by any channel", w.Name))
 		}
 	}
+}
+
+// mailTypes refuses a webhook type filter that leaves out a mail event type
+// the channel produces: mail.received always, mail.archived unless the
+// archive mode is off. Every mail becomes an event (DESIGN.md invariant
+// 8); one that no webhook takes would never be delivered, so it could
+// neither be acknowledged nor leave the mailbox, and nobody would hear of
+// it. Other types (channel.*, mail.sent, …) may be filtered freely.
+func (v *validator) mailTypes(path string, ch *Channel, types []string) {
+	mode := ch.Archive.Mode
+	if mode == "" {
+		mode = DefaultArchiveMode
+	}
+	produced := []string{webhooks.TypeMailReceived}
+	if mode != ArchiveOff {
+		produced = append(produced, webhooks.TypeMailArchived)
+	}
+	var missing []string
+	for _, typ := range produced {
+		if !webhooks.TypeFilterTakes(types, typ) {
+			missing = append(missing, typ)
+		}
+	}
+	if len(missing) == 0 {
+		return
+	}
+	v.fail(path, fmt.Sprintf("types [%s] does not take %s, which channel %q (archive.mode %s) produces", strings.Join(types, ", "), strings.Join(missing, " and "), ch.Name, mode),
+		fmt.Sprintf("add %s (or mail.*) to types: every mail becomes an event, and a mail no webhook takes would stay in the mailbox undelivered, unacknowledged and unreported; or give channel %q another webhook", strings.Join(missing, " and "), ch.Name))
 }
 
 func (v *validator) publicURL(s string) {

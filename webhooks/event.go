@@ -39,6 +39,22 @@ var Types = []string{
 	TypeMailSent, TypeMailSendFailed, TypeWebhookTest,
 }
 
+// TypeFilterTakes reports whether a webhook's type filter (bridge.yaml's
+// webhooks[].types) takes events of type typ: an empty filter takes every
+// type; an entry is a type ("mail.received"), a prefix ending in ".*"
+// ("mail.*" takes mail.received, mail.archived, mail.sent…) or "*".
+func TypeFilterTakes(filter []string, typ string) bool {
+	if len(filter) == 0 {
+		return true
+	}
+	for _, t := range filter {
+		if t == typ || t == "*" || strings.HasSuffix(t, ".*") && strings.HasPrefix(typ, strings.TrimSuffix(t, "*")) {
+			return true
+		}
+	}
+	return false
+}
+
 // Version is the payload version carried in every event's data.version.
 const Version = 1
 

@@ -114,18 +114,9 @@ func (e Endpoint) Validate() error {
 	return nil
 }
 
-// Accepts reports whether events of type typ are for this endpoint.
-func (e Endpoint) Accepts(typ string) bool {
-	if len(e.Types) == 0 {
-		return true
-	}
-	for _, t := range e.Types {
-		if t == typ || t == "*" || strings.HasSuffix(t, ".*") && strings.HasPrefix(typ, strings.TrimSuffix(t, "*")) {
-			return true
-		}
-	}
-	return false
-}
+// Accepts reports whether events of type typ are for this endpoint (see
+// webhooks.TypeFilterTakes).
+func (e Endpoint) Accepts(typ string) bool { return webhooks.TypeFilterTakes(e.Types, typ) }
 
 // delayAfter is the scheduled delay (before jitter) from the start of
 // attempt n (1-based) to attempt n+1: Schedule[n-1], or its last entry.
