@@ -70,10 +70,7 @@ func (rc *Receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		rc.reject(w, r, http.StatusMethodNotAllowed, fmt.Errorf("method %s not allowed, use POST", r.Method))
 		return
 	}
-	limit := rc.MaxBody
-	if limit <= 0 {
-		limit = MaxEventBytes
-	}
+	limit := rc.maxBody()
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
 	if err != nil {
 		var tooLarge *http.MaxBytesError
@@ -125,6 +122,14 @@ func (rc *Receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	rc.remember(d.ID)
 	w.WriteHeader(http.StatusNoContent)
+}
+
+// maxBody is the effective body limit: MaxBody, or MaxEventBytes.
+func (rc *Receiver) maxBody() int64 {
+	if rc.MaxBody > 0 {
+		return rc.MaxBody
+	}
+	return MaxEventBytes
 }
 
 func (rc *Receiver) reject(w http.ResponseWriter, r *http.Request, status int, err error) {
