@@ -82,14 +82,14 @@ func (v *validator) config(c *Config) {
 	v.oneOf("log.level", c.Log.Level, "debug", "info", "warn", "error")
 	v.oneOf("log.format", c.Log.Format, "text", "json")
 	v.microsoft(&c.MS)
-	webhooks, names := v.webhooks(c)
-	v.channels(c, webhooks, names)
+	hooks, names := v.webhooks(c)
+	v.channels(c, hooks, names)
 }
 
 // webhooks checks each webhook and that names are unique; it returns the
 // index of each name and the names in order.
 func (v *validator) webhooks(c *Config) (map[string]int, []string) {
-	webhooks := map[string]int{}
+	index := map[string]int{}
 	var names []string
 	if len(c.Webhooks) == 0 {
 		v.fail("webhooks", "at least one webhook is required", "add a webhooks: entry with name, url and secret")
@@ -101,19 +101,19 @@ func (v *validator) webhooks(c *Config) (map[string]int, []string) {
 		if w.Name == "" {
 			continue
 		}
-		if first, dup := webhooks[w.Name]; dup {
+		if first, dup := index[w.Name]; dup {
 			v.fail(p+".name", fmt.Sprintf("duplicate webhook name %q", w.Name), fmt.Sprintf("each webhook needs a unique name; webhooks[%d] has it already", first))
 			continue
 		}
-		webhooks[w.Name] = i
+		index[w.Name] = i
 		names = append(names, w.Name)
 	}
-	return webhooks, names
+	return index, names
 }
 
 // channels checks each channel, unique names and folders, and the webhook
 // each one points at.
-func (v *validator) channels(c *Config, webhooks map[string]int, names []string) {
+func (v *validator) channels(c *Config, hooks map[string]int, names []string) {
 	if len(c.Channels) == 0 {
 		v.fail("channels", "at least one channel is required", "add a channels: entry with name, mailbox and group")
 	}
@@ -137,7 +137,7 @@ func (v *validator) channels(c *Config, webhooks map[string]int, names []string)
 		case ch.Webhook == "" && len(c.Webhooks) == 1 && c.Webhooks[0].Name != "":
 			v.fail(p+".webhook", "no webhook given", "call SetDefaults to use the only one, "+quoteList(names))
 		case ch.Webhook != "" && len(c.Webhooks) > 0:
-			if _, ok := webhooks[ch.Webhook]; !ok {
+			if _, ok := hooks[ch.Webhook]; !ok {
 				hint := "defined webhooks: " + quoteList(names)
 				if s := suggest(ch.Webhook, names); s != "" {
 					hint = fmt.Sprintf("did you mean %q? defined webhooks: %s", s, quoteList(names))
@@ -146,7 +146,7 @@ func (v *validator) channels(c *Config, webhooks map[string]int, names []string)
 			}
 		}
 		used[ch.Webhook] = true
-		if j, ok := webhooks[ch.Webhook]; ok {
+		if j, ok := hooks[ch.Webhook]; ok {
 			v.mailTypes(fmt.Sprintf("webhooks[%d].types", j), ch, c.Webhooks[j].Types)
 		}
 		if ch.Mailbox.Type == MailboxShared && ch.Mailbox.Address != "" {
