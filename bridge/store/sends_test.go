@@ -4,6 +4,8 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
+	"sync"
 	"testing"
 	"time"
 )
@@ -163,5 +165,42 @@ func TestInsertSendRemembersRequestIDs(t *testing.T) {
 	db.read.QueryRowContext(ctx, `SELECT COUNT(*) FROM sends`).Scan(&n)
 	if n != 2 {
 		t.Errorf("%d send rows, want 2 (snd_1, snd_5)", n)
+	}
+}
+
+// TestInsertSendConcurrentReplays: a request and its replays under new keys
+// arriving at once create one row; every caller gets that row.
+func TestInsertSendConcurrentReplays(t *testing.T) {
+	db, _ := openOutboxDB(t)
+	ctx := context.Background()
+	const n = 8
+	var wg sync.WaitGroup
+	ids := make([]string, n)
+	created := make([]bool, n)
+	errs := make([]error, n)
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var s Send
+			s, created[i], errs[i] = db.InsertSend(ctx, newSend(fmt.Sprintf("snd_%d", i), fmt.Sprintf("key-%d", i), "h1"), "req_same")
+			ids[i] = s.ID
+		}()
+	}
+	wg.Wait()
+	var made int
+	for i := range n {
+		if errs[i] != nil {
+			t.Errorf("insert %d: %v", i, errs[i])
+		}
+		if created[i] {
+			made++
+		}
+		if ids[i] != ids[0] {
+			t.Errorf("insert %d got %s, insert 0 got %s: want one row for all", i, ids[i], ids[0])
+		}
+	}
+	if made != 1 {
+		t.Errorf("%d rows created for one signed request, want 1", made)
 	}
 }
