@@ -86,8 +86,18 @@ type RunnerConfig struct {
 	OnSyncResult func(ctx context.Context, prev store.SyncState, code, reason, fix string)
 	// PageSize is the delta page size (default graph.DefaultDeltaPageSize).
 	PageSize int
+	// Takes reports whether the channel's webhook takes events of a type
+	// (its webhooks[].types); nil takes every type. A mail whose event it
+	// does not take is not queued: its ledger row is rejected with the
+	// reason ("filtered: ..."), so it is never delivered, the after_import
+	// action never runs for it, and it stays in the mailbox, listed for
+	// the operator. bridge.yaml validation refuses a channel whose webhook
+	// leaves out a mail event type the channel produces; this guards the
+	// rest (a filter changed underneath, a Runner built in Go).
+	Takes func(typ string) bool
 	// MaxEventBytes bounds one encoded event; a larger message is rejected
-	// (default 64 MiB).
+	// (default and maximum webhooks.MaxEventBytes, 64 MiB: what
+	// webhooks.Receiver and `m365bridge receive` take).
 	MaxEventBytes int64
 	// PageSlots bounds how many delta pages are being read and turned into
 	// events at once, across the runners that share it: a page with its
@@ -109,7 +119,7 @@ const (
 	// DefaultPagesInFlight is the default number of delta pages all runners
 	// together read and build at once (two keep both cores busy).
 	DefaultPagesInFlight = 2
-	DefaultMaxEventBytes = 64 << 20
+	DefaultMaxEventBytes = webhooks.MaxEventBytes
 	// postActionChunk is how many ledger rows one post-action pass takes.
 	postActionChunk = 200
 	// maxPostActionDelay caps the retry delay of a failing post-action.
@@ -200,7 +210,7 @@ func NewRunner(cfg RunnerConfig) *Runner {
 	if cfg.PageSize <= 0 {
 		cfg.PageSize = graph.DefaultDeltaPageSize
 	}
-	if cfg.MaxEventBytes <= 0 {
+	if cfg.MaxEventBytes <= 0 || cfg.MaxEventBytes > webhooks.MaxEventBytes {
 		cfg.MaxEventBytes = DefaultMaxEventBytes
 	}
 	if cfg.Channel.MaxAttachmentBytes <= 0 {

@@ -383,6 +383,15 @@ func (r *Runner) buildOne(ctx context.Context, src EventSource, m *graph.Message
 		entry.State, entry.Reason = store.LedgerRejected, reason
 		return built{entry: entry}, nil
 	}
+	typ := webhooks.TypeMailReceived
+	if kind == store.KindArchived {
+		typ = webhooks.TypeMailArchived
+	}
+	if r.cfg.Takes != nil && !r.cfg.Takes(typ) {
+		// Filtered before anything is fetched: the row is rejected, so the
+		// after_import action never touches this mail.
+		return reject(fmt.Sprintf("filtered: webhook %q does not take %s events (its types in bridge.yaml): not delivered, and the mail stays in the mailbox untouched", r.ch.Webhook, typ))
+	}
 	if m.HasAttachments && len(m.Attachments) == 0 {
 		atts, err := r.cfg.Graph.Attachments(ctx, m.ID)
 		switch {

@@ -30,6 +30,9 @@ const (
 	maxSendBodyBytes = maxSendAttachmentsTotal*4/3 + 2<<20
 	// maxIdempotencyKey bounds the Idempotency-Key header.
 	maxIdempotencyKey = 255
+	// maxRequestID bounds the webhook-id header of a send request (it is
+	// remembered for replay protection).
+	maxRequestID = 255
 	// SendIDHeader is set on every sent message; after an uncertain attempt
 	// the bridge looks for it in Sent Items before sending again.
 	SendIDHeader = "X-M365Bridge-Send-Id"

@@ -9,6 +9,12 @@ package bridge
 // (webhook-id, webhook-timestamp within 5 minutes, webhook-signature; a GET
 // signs the empty body). POST needs an Idempotency-Key header: the same key
 // with the same body answers the first result and sends nothing new.
+//
+// Neither the Idempotency-Key nor the URL is signed, so the webhook-id of
+// every POST answered with a send row is remembered in the store
+// (store.SendRequestRetention, a day, far beyond the 5 minutes a signature
+// is valid): a captured request sent again under a new key is answered as
+// the original and sends nothing; sent to another channel it is refused.
 
 import (
 	"crypto/sha256"
@@ -29,6 +35,11 @@ import (
 
 // sendTolerance is how far a request's webhook-timestamp may be from now.
 const sendTolerance = 5 * time.Minute
+
+// A webhook-id must be remembered for as long as a request signed with it
+// can verify (sendTolerance either side of now); this does not compile
+// otherwise.
+const _ = uint64(store.SendRequestRetention - 2*sendTolerance - 1)
 
 // IdempotencyKeyHeader names the header that makes a send request
 // retryable without sending twice.
@@ -119,9 +130,27 @@ func (d *Daemon) apiSend(c echo.Context) error {
 		}
 		return err
 	}
+	requestID := c.Request().Header.Get(webhooks.HeaderID) // present: the signature verified
+	if len(requestID) > maxRequestID {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("the webhook-id header is %d bytes; at most %d", len(requestID), maxRequestID))
+	}
 	sum := sha256.Sum256(body)
 	hash := hex.EncodeToString(sum[:])
+	// A signed request answered before (whatever its Idempotency-Key) is
+	// answered as then; then the idempotency key.
+	if prev, err := d.db.SendByRequestID(ctx, requestID); err == nil {
+		return d.seenRequest(c, ch.Name, requestID, prev, hash)
+	} else if !errors.Is(err, store.ErrNoSend) {
+		return err
+	}
 	if prev, err := d.db.SendByKey(ctx, ch.Name, key); err == nil {
+		if prev.RequestHash == hash {
+			// A retry under the row's own key: remember its webhook-id too,
+			// or its capture could be replayed under a new key.
+			if err := d.db.RememberSendRequest(ctx, requestID, prev.ID); err != nil {
+				return err
+			}
+		}
 		return d.replayed(c, prev, hash)
 	} else if !errors.Is(err, store.ErrNoSend) {
 		return err
@@ -145,11 +174,13 @@ func (d *Daemon) apiSend(c echo.Context) error {
 		return fmt.Errorf("encode send request: %w", err)
 	}
 	row, created, err := d.db.InsertSend(ctx, store.Send{ID: webhooks.NewID("snd"), Channel: ch.Name, IdempotencyKey: key,
-		RequestHash: hash, Request: stored})
-	if errors.Is(err, store.ErrIdempotencyConflict) || (err == nil && !created) {
+		RequestHash: hash, Request: stored}, requestID)
+	switch {
+	case errors.Is(err, store.ErrRequestIDReused):
+		return d.seenRequest(c, ch.Name, requestID, row, hash)
+	case errors.Is(err, store.ErrIdempotencyConflict) || (err == nil && !created):
 		return d.replayed(c, row, hash)
-	}
-	if err != nil {
+	case err != nil:
 		return err
 	}
 	d.log.Info("send request accepted", "channel", ch.Name, "send_id", row.ID, "recipients", len(req.To)+len(req.Cc)+len(req.Bcc))
@@ -170,6 +201,25 @@ func (d *Daemon) replayed(c echo.Context, prev store.Send, hash string) error {
 	c.Response().Header().Set("Idempotent-Replayed", "true")
 	c.Response().Header().Set(echo.HeaderLocation, "/v1/channels/"+prev.Channel+"/messages/"+prev.ID)
 	return c.JSON(http.StatusAccepted, sendStatus(prev))
+}
+
+// seenRequest answers a request whose webhook-id was answered before with
+// send row prev: as prev's own retry would be (same status and body) when
+// it is the same request on the same channel, sending nothing new; 409 when
+// it is sent to another channel (the URL is not signed); 422 when the
+// sender reused the id for another body.
+func (d *Daemon) seenRequest(c echo.Context, channel, requestID string, prev store.Send, hash string) error {
+	switch {
+	case prev.Channel != channel:
+		d.log.Warn("send request refused: its webhook-id was accepted for another channel", "channel", channel, "send_id", prev.ID, "accepted_channel", prev.Channel)
+		return echo.NewHTTPError(http.StatusConflict, fmt.Sprintf("this signed request (webhook-id %q) was already accepted for channel %s; a request goes through one channel: sign each request with a new webhook-id", requestID, prev.Channel))
+	case prev.RequestHash != hash:
+		return echo.NewHTTPError(http.StatusUnprocessableEntity, fmt.Sprintf("webhook-id %q was used for request %s with a different body; sign each new request with a new webhook-id", requestID, prev.ID))
+	}
+	if key := c.Request().Header.Get(IdempotencyKeyHeader); key != prev.IdempotencyKey {
+		d.log.Warn("signed send request replayed under another Idempotency-Key; answered as the original, nothing sent", "channel", channel, "send_id", prev.ID)
+	}
+	return d.replayed(c, prev, hash)
 }
 
 // apiSendStatus is GET /v1/channels/{name}/messages/{id}.

@@ -181,7 +181,7 @@ func (h *harness) deliver(ctx context.Context) int {
 func (h *harness) dispatcher() *deliver.Dispatcher {
 	h.t.Helper()
 	d, err := deliver.New(h.db.Outbox(), []deliver.Endpoint{{Name: "helpdesk", URL: h.recv.URL, Secrets: []string{h.secret},
-		Schedule: []time.Duration{0, 10 * time.Millisecond}}}, deliver.Options{PollInterval: 20 * time.Millisecond})
+		Schedule: []time.Duration{10 * time.Millisecond}}}, deliver.Options{PollInterval: 20 * time.Millisecond})
 	if err != nil {
 		h.t.Fatal(err)
 	}

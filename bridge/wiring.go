@@ -120,6 +120,25 @@ func (d *Daemon) emitChannelEvent(ctx context.Context, typ, channel string, data
 	}
 }
 
+// webhookTakes is a runner's RunnerConfig.Takes: whether the named
+// webhook, as currently configured (a reload may change it), takes events
+// of a type. A webhook not (or no longer) configured takes everything:
+// its rows wait in the outbox, as for an endpoint removed by a reload,
+// rather than a passing mismatch filtering mail for good.
+func (d *Daemon) webhookTakes(webhook string) func(typ string) bool {
+	return func(typ string) bool {
+		d.mu.Lock()
+		eps := d.endpoints
+		d.mu.Unlock()
+		for _, ep := range eps {
+			if ep.Name == webhook {
+				return ep.Accepts(typ)
+			}
+		}
+		return true
+	}
+}
+
 func (d *Daemon) channel(name string) (config.Channel, bool) {
 	for _, ch := range d.config().Channels {
 		if ch.Name == name {

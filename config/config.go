@@ -130,7 +130,9 @@ type Webhook struct {
 	// MaxAttempts and MaxAge end retrying: the row becomes a dead letter.
 	MaxAttempts int           `yaml:"max_attempts"`
 	MaxAge      time.Duration `yaml:"max_age"`
-	// Schedule overrides the retry delays (after the first attempt).
+	// Schedule overrides the retry delays: Schedule[0] is the wait after the
+	// first attempt (which is immediate) before the first retry, and so on;
+	// the last repeats.
 	Schedule []time.Duration `yaml:"schedule"`
 	// Concurrency is how many deliveries may be in flight; 1 keeps order.
 	Concurrency int `yaml:"concurrency"`

@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/m365bridge/m365bridge/webhooks"
 )
 
 // Validate checks a Config built in Go (call SetDefaults first) with the
@@ -82,14 +84,14 @@ func (v *validator) config(c *Config) {
 	v.oneOf("log.level", c.Log.Level, "debug", "info", "warn", "error")
 	v.oneOf("log.format", c.Log.Format, "text", "json")
 	v.microsoft(&c.MS)
-	webhooks, names := v.webhooks(c)
-	v.channels(c, webhooks, names)
+	hooks, names := v.webhooks(c)
+	v.channels(c, hooks, names)
 }
 
 // webhooks checks each webhook and that names are unique; it returns the
 // index of each name and the names in order.
 func (v *validator) webhooks(c *Config) (map[string]int, []string) {
-	webhooks := map[string]int{}
+	index := map[string]int{}
 	var names []string
 	if len(c.Webhooks) == 0 {
 		v.fail("webhooks", "at least one webhook is required", "add a webhooks: entry with name, url and secret")
@@ -101,19 +103,19 @@ func (v *validator) webhooks(c *Config) (map[string]int, []string) {
 		if w.Name == "" {
 			continue
 		}
-		if first, dup := webhooks[w.Name]; dup {
+		if first, dup := index[w.Name]; dup {
 			v.fail(p+".name", fmt.Sprintf("duplicate webhook name %q", w.Name), fmt.Sprintf("each webhook needs a unique name; webhooks[%d] has it already", first))
 			continue
 		}
-		webhooks[w.Name] = i
+		index[w.Name] = i
 		names = append(names, w.Name)
 	}
-	return webhooks, names
+	return index, names
 }
 
 // channels checks each channel, unique names and folders, and the webhook
 // each one points at.
-func (v *validator) channels(c *Config, webhooks map[string]int, names []string) {
+func (v *validator) channels(c *Config, hooks map[string]int, names []string) {
 	if len(c.Channels) == 0 {
 		v.fail("channels", "at least one channel is required", "add a channels: entry with name, mailbox and group")
 	}
@@ -137,7 +139,7 @@ func (v *validator) channels(c *Config, webhooks map[string]int, names []string)
 		case ch.Webhook == "" && len(c.Webhooks) == 1 && c.Webhooks[0].Name != "":
 			v.fail(p+".webhook", "no webhook given", "call SetDefaults to use the only one, "+quoteList(names))
 		case ch.Webhook != "" && len(c.Webhooks) > 0:
-			if _, ok := webhooks[ch.Webhook]; !ok {
+			if _, ok := hooks[ch.Webhook]; !ok {
 				hint := "defined webhooks: " + quoteList(names)
 				if s := suggest(ch.Webhook, names); s != "" {
 					hint = fmt.Sprintf("did you mean %q? defined webhooks: %s", s, quoteList(names))
@@ -146,6 +148,9 @@ func (v *validator) channels(c *Config, webhooks map[string]int, names []string)
 			}
 		}
 		used[ch.Webhook] = true
+		if j, ok := hooks[ch.Webhook]; ok {
+			v.mailTypes(fmt.Sprintf("webhooks[%d].types", j), ch, c.Webhooks[j].Types)
+		}
 		if ch.Mailbox.Type == MailboxShared && ch.Mailbox.Address != "" {
 			key := strings.ToLower(ch.Mailbox.Address) + "\x00" + strings.ToLower(strings.Trim(ch.Folder, "/"))
 			if first, dup := folders[key]; dup {
@@ -160,6 +165,34 @@ func (v *validator) channels(c *Config, webhooks map[string]int, names []string)
 			v.warn(fmt.Sprintf("webhooks[%d].name", i), fmt.Sprintf("webhook %q is not used by any channel", w.Name))
 		}
 	}
+}
+
+// mailTypes refuses a webhook type filter that leaves out a mail event type
+// the channel produces: mail.received always, mail.archived unless the
+// archive mode is off. Every mail becomes an event (DESIGN.md invariant
+// 8); one that no webhook takes would never be delivered, so it could
+// neither be acknowledged nor leave the mailbox, and nobody would hear of
+// it. Other types (channel.*, mail.sent, …) may be filtered freely.
+func (v *validator) mailTypes(path string, ch *Channel, types []string) {
+	mode := ch.Archive.Mode
+	if mode == "" {
+		mode = DefaultArchiveMode
+	}
+	produced := []string{webhooks.TypeMailReceived}
+	if mode != ArchiveOff {
+		produced = append(produced, webhooks.TypeMailArchived)
+	}
+	var missing []string
+	for _, typ := range produced {
+		if !webhooks.TypeFilterTakes(types, typ) {
+			missing = append(missing, typ)
+		}
+	}
+	if len(missing) == 0 {
+		return
+	}
+	v.fail(path, fmt.Sprintf("types [%s] does not take %s, which channel %q (archive.mode %s) produces", strings.Join(types, ", "), strings.Join(missing, " and "), ch.Name, mode),
+		fmt.Sprintf("add %s (or mail.*) to types: every mail becomes an event, and a mail no webhook takes would stay in the mailbox undelivered, unacknowledged and unreported; or give channel %q another webhook", strings.Join(missing, " and "), ch.Name))
 }
 
 func (v *validator) publicURL(s string) {
@@ -328,7 +361,10 @@ func (v *validator) webhook(p string, w *Webhook) {
 	v.positive(p+".max_age", w.MaxAge)
 	v.positive(p+".retention", w.Retention)
 	for i, d := range w.Schedule {
-		v.positive(fmt.Sprintf("%s.schedule[%d]", p, i), d)
+		if d <= 0 {
+			v.fail(fmt.Sprintf("%s.schedule[%d]", p, i), "a retry delay must be more than zero",
+				"the first attempt is always immediate; schedule lists the waits before each retry, such as [5s, 5m, 30m]")
+		}
 	}
 	if w.MaxAttempts < 1 {
 		v.fail(p+".max_attempts", fmt.Sprintf("max_attempts must be at least 1, not %d", w.MaxAttempts), fmt.Sprintf("default %d", DefaultMaxAttempts))

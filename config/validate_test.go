@@ -153,6 +153,13 @@ func TestValidationRules(t *testing.T) {
 			path: "webhooks[0].max_attempts", msg: "at least 1"},
 		{name: "WebhookTimeoutZero", edits: []edit{add(hook, "    timeout: 0s\n")},
 			path: "webhooks[0].timeout", msg: "more than zero"},
+		{name: "WebhookTypesWithoutMailArchived", edits: []edit{add(hook, "    types: [mail.received, channel.*]\n")},
+			path: "webhooks[0].types", msg: `does not take mail.archived, which channel "support" (archive.mode auto) produces`,
+			hint: "add mail.archived (or mail.*) to types", at: "types:", count: 2},
+		{name: "WebhookTypesWithoutMail", edits: []edit{add(hook, "    types: [channel.*]\n"), add(sales, "    archive: {mode: off}\n")},
+			path: "webhooks[0].types", msg: `does not take mail.received, which channel "sales" (archive.mode off) produces`, count: 2},
+		{name: "WebhookScheduleZero", edits: []edit{add(hook, "    schedule: [0s, 5s, 5m]\n")},
+			path: "webhooks[0].schedule[0]", msg: "retry delay must be more than zero", hint: "the first attempt is always immediate", at: "schedule:"},
 		{name: "WebhookTemplateBoth", edits: []edit{add(hook, "    template: {body: x, file: t.tmpl}\n")},
 			path: "webhooks[0].template", msg: "both body and file", at: "template:"},
 		{name: "WebhookTemplateNeither", edits: []edit{add(hook, "    template: {content_type: text/plain}\n")},
@@ -278,6 +285,30 @@ func TestValidForms(t *testing.T) {
 			}
 			if got, want := c.Channels[1].PollInterval >= MinPollInterval, true; got != want {
 				t.Errorf("poll_interval %v", c.Channels[1].PollInterval)
+			}
+		})
+	}
+}
+
+// TestWebhookTypesThatTakeTheChannelsMail: a filter may leave out any
+// type but the mail events its channels produce.
+func TestWebhookTypesThatTakeTheChannelsMail(t *testing.T) {
+	base := readTestdata(t, "valid.yaml")
+	for name, edits := range map[string][]edit{
+		"mail.*": {{"    secret: ${HELPDESK_WEBHOOK_SECRET}\n", "    secret: ${HELPDESK_WEBHOOK_SECRET}\n    types: [mail.*, channel.auth_failed]\n"}},
+		"listed": {{"    secret: ${HELPDESK_WEBHOOK_SECRET}\n", "    secret: ${HELPDESK_WEBHOOK_SECRET}\n    types: [mail.received, mail.archived]\n"}},
+		"star":   {{"    secret: ${HELPDESK_WEBHOOK_SECRET}\n", "    secret: ${HELPDESK_WEBHOOK_SECRET}\n    types: ['*']\n"}},
+		"archive off": {{"    secret: ${HELPDESK_WEBHOOK_SECRET}\n", "    secret: ${HELPDESK_WEBHOOK_SECRET}\n    types: [mail.received]\n"},
+			{"    group: Support L1\n", "    group: Support L1\n    archive: {mode: off}\n"},
+			{"    group: Sales\n", "    group: Sales\n    archive: {mode: off}\n"}},
+	} {
+		t.Run(name, func(t *testing.T) {
+			doc := base
+			for _, e := range edits {
+				doc = strings.Replace(doc, e.old, e.new, 1)
+			}
+			if _, err := Parse([]byte(doc), "conf/bridge.yaml", baseEnv()); err != nil {
+				t.Error(err)
 			}
 		})
 	}

@@ -40,8 +40,31 @@ var Types = []string{
 	TypeMailSent, TypeMailSendFailed, TypeWebhookTest,
 }
 
+// TypeFilterTakes reports whether a webhook's type filter (bridge.yaml's
+// webhooks[].types) takes events of type typ: an empty filter takes every
+// type; an entry is a type ("mail.received"), a prefix ending in ".*"
+// ("mail.*" takes mail.received, mail.archived, mail.sent…) or "*".
+func TypeFilterTakes(filter []string, typ string) bool {
+	if len(filter) == 0 {
+		return true
+	}
+	for _, t := range filter {
+		if t == typ || t == "*" || strings.HasSuffix(t, ".*") && strings.HasPrefix(typ, strings.TrimSuffix(t, "*")) {
+			return true
+		}
+	}
+	return false
+}
+
 // Version is the payload version carried in every event's data.version.
 const Version = 1
+
+// MaxEventBytes is the largest request body the bridge sends (an encoded
+// event: envelope and data) and the largest Receiver takes by default. A
+// message whose event would be larger is rejected by the bridge and stays
+// in the mailbox; a receiver that refuses less (413) makes a deliverable
+// event dead for good.
+const MaxEventBytes = 64 << 20
 
 // Event is the Standard Webhooks envelope: {"type","timestamp","data"}. Data
 // is kept raw so that a receiver decodes it into the type that matches Type.

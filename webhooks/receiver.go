@@ -51,7 +51,9 @@ type Receiver struct {
 	OnEvent func(ctx context.Context, d *Delivery) error
 	// OnReject, when set, sees every request that was refused and why.
 	OnReject func(r *http.Request, status int, err error)
-	// MaxBody bounds a request body; 0 means 32 MiB.
+	// MaxBody bounds a request body; 0 means MaxEventBytes (64 MiB), the
+	// largest event the bridge sends. A smaller limit answers 413 to events
+	// the bridge builds, and they become dead letters.
 	MaxBody int64
 	// Remember is how many accepted ids are kept for duplicate detection; 0
 	// means 100,000.
@@ -68,15 +70,12 @@ func (rc *Receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		rc.reject(w, r, http.StatusMethodNotAllowed, fmt.Errorf("method %s not allowed, use POST", r.Method))
 		return
 	}
-	limit := rc.MaxBody
-	if limit <= 0 {
-		limit = 32 << 20
-	}
+	limit := rc.maxBody()
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
 	if err != nil {
 		var tooLarge *http.MaxBytesError
 		if errors.As(err, &tooLarge) {
-			rc.reject(w, r, http.StatusRequestEntityTooLarge, fmt.Errorf("body larger than %d bytes", limit))
+			rc.reject(w, r, http.StatusRequestEntityTooLarge, fmt.Errorf("body larger than %d bytes (the receiver's MaxBody)", limit))
 			return
 		}
 		rc.reject(w, r, http.StatusBadRequest, fmt.Errorf("read body: %w", err))
@@ -123,6 +122,14 @@ func (rc *Receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	rc.remember(d.ID)
 	w.WriteHeader(http.StatusNoContent)
+}
+
+// maxBody is the effective body limit: MaxBody, or MaxEventBytes.
+func (rc *Receiver) maxBody() int64 {
+	if rc.MaxBody > 0 {
+		return rc.MaxBody
+	}
+	return MaxEventBytes
 }
 
 func (rc *Receiver) reject(w http.ResponseWriter, r *http.Request, status int, err error) {

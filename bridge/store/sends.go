@@ -73,22 +73,54 @@ func scanSend(r rowScanner) (Send, error) {
 	return s, nil
 }
 
-// InsertSend stores a new send request, due now, unless the channel already
-// holds one under the same idempotency key. It returns the stored row and
-// whether it was created now. An existing row with another RequestHash
-// gives ErrIdempotencyConflict (and that row).
-func (db *DB) InsertSend(ctx context.Context, s Send) (Send, bool, error) {
+// SendRequestRetention is how long the webhook-id of a signed send request
+// is remembered (table send_requests): far longer than a signature is
+// valid (the send endpoint's tolerance is 5 minutes either way), so no
+// captured request outlives the memory of its id.
+const SendRequestRetention = 24 * time.Hour
+
+// ErrRequestIDReused means the webhook-id of a send request was answered
+// before with another send row, and this request differs from that one's
+// (another channel or another body): a replay to another place, or a
+// sender that reuses ids.
+var ErrRequestIDReused = errors.New("webhook-id already used for another send request")
+
+// InsertSend stores a new send request, due now, unless it was seen
+// before, all in one transaction:
+//
+//   - requestID (the signed webhook-id; "" for none) already recorded: the
+//     row it names is returned, not created; ErrRequestIDReused when that
+//     row is another channel's or has another RequestHash. A captured
+//     request replayed under a new idempotency key thus sends nothing.
+//   - the channel holds a row under the same idempotency key: that row,
+//     not created; ErrIdempotencyConflict when its RequestHash differs.
+//   - otherwise the row is created.
+//
+// When a row is returned without an error, requestID is recorded for it
+// (see SendRequestRetention; older ids are deleted here).
+func (db *DB) InsertSend(ctx context.Context, s Send, requestID string) (Send, bool, error) {
 	if s.ID == "" || s.Channel == "" || s.IdempotencyKey == "" || s.RequestHash == "" || len(s.Request) == 0 {
 		return s, false, fmt.Errorf("insert send: id, channel, idempotency key, hash and request are required")
 	}
 	var created bool
 	var out Send
+	var reused, conflict bool
 	err := db.Tx(ctx, func(tx *sql.Tx) error {
-		now := timeText(db.Now())
+		now := db.Now()
+		if requestID != "" {
+			prev, err := sendByRequestTx(ctx, tx, requestID)
+			switch {
+			case err == nil:
+				out, reused = prev, prev.Channel != s.Channel || prev.RequestHash != s.RequestHash
+				return nil
+			case !errors.Is(err, sql.ErrNoRows):
+				return err
+			}
+		}
 		res, err := tx.ExecContext(ctx, `INSERT INTO sends (id, channel, idempotency_key, request_hash, request,
 			state, next_attempt_at, created_at, updated_at) VALUES (?, ?, ?, ?, ?, 'queued', ?, ?, ?)
 			ON CONFLICT (channel, idempotency_key) DO NOTHING`,
-			s.ID, s.Channel, s.IdempotencyKey, s.RequestHash, s.Request, now, now, now)
+			s.ID, s.Channel, s.IdempotencyKey, s.RequestHash, s.Request, timeText(now), timeText(now), timeText(now))
 		if err != nil {
 			return err
 		}
@@ -99,15 +131,68 @@ func (db *DB) InsertSend(ctx context.Context, s Send) (Send, bool, error) {
 		created = n == 1
 		out, err = scanSend(tx.QueryRowContext(ctx, `SELECT `+sendColumns+` FROM sends
 			WHERE channel = ? AND idempotency_key = ?`, s.Channel, s.IdempotencyKey))
-		return err
+		if err != nil {
+			return err
+		}
+		if conflict = out.RequestHash != s.RequestHash; conflict || requestID == "" {
+			return nil
+		}
+		return rememberRequestTx(ctx, tx, requestID, out.ID, now)
 	})
-	if err != nil {
+	switch {
+	case err != nil:
 		return s, false, fmt.Errorf("insert send %s: %w", s.ID, err)
-	}
-	if !created && out.RequestHash != s.RequestHash {
+	case reused:
+		return out, false, fmt.Errorf("insert send: webhook-id %q (send %s): %w", requestID, out.ID, ErrRequestIDReused)
+	case conflict:
 		return out, false, fmt.Errorf("insert send: key %q: %w", s.IdempotencyKey, ErrIdempotencyConflict)
 	}
 	return out, created, nil
+}
+
+// SendByRequestID reads the send request a webhook-id was answered with
+// (any channel); ErrNoSend when the id is not remembered.
+func (db *DB) SendByRequestID(ctx context.Context, requestID string) (Send, error) {
+	s, err := sendByRequestTx(ctx, db.read, requestID)
+	if errors.Is(err, sql.ErrNoRows) {
+		return s, fmt.Errorf("read send: %w", ErrNoSend)
+	}
+	if err != nil {
+		return s, fmt.Errorf("read send: %w", err)
+	}
+	return s, nil
+}
+
+// RememberSendRequest records that the request with this webhook-id was
+// answered with send row sendID (an idempotent retry under the row's own
+// key): a replay of that request under a new key then finds the row too.
+// An id already recorded keeps its row.
+func (db *DB) RememberSendRequest(ctx context.Context, requestID, sendID string) error {
+	if requestID == "" {
+		return nil
+	}
+	return db.Tx(ctx, func(tx *sql.Tx) error {
+		if err := rememberRequestTx(ctx, tx, requestID, sendID, db.Now()); err != nil {
+			return fmt.Errorf("remember send request %s: %w", requestID, err)
+		}
+		return nil
+	})
+}
+
+func sendByRequestTx(ctx context.Context, q queryRower, requestID string) (Send, error) {
+	return scanSend(q.QueryRowContext(ctx, `SELECT `+sendColumns+` FROM sends
+		WHERE id = (SELECT send_id FROM send_requests WHERE webhook_id = ?)`, requestID))
+}
+
+// rememberRequestTx records requestID for sendID and deletes ids older
+// than SendRequestRetention.
+func rememberRequestTx(ctx context.Context, tx *sql.Tx, requestID, sendID string, now time.Time) error {
+	if _, err := tx.ExecContext(ctx, `DELETE FROM send_requests WHERE seen_at < ?`, timeText(now.Add(-SendRequestRetention))); err != nil {
+		return err
+	}
+	_, err := tx.ExecContext(ctx, `INSERT INTO send_requests (webhook_id, send_id, seen_at) VALUES (?, ?, ?)
+		ON CONFLICT (webhook_id) DO NOTHING`, requestID, sendID, timeText(now))
+	return err
 }
 
 // SendByKey reads a channel's request by idempotency key; ErrNoSend when

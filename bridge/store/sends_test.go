@@ -4,6 +4,8 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
+	"sync"
 	"testing"
 	"time"
 )
@@ -15,7 +17,7 @@ func newSend(id, key, hash string) Send {
 func TestInsertSendIsIdempotentPerChannelKey(t *testing.T) {
 	db, _ := openOutboxDB(t)
 	ctx := context.Background()
-	first, created, err := db.InsertSend(ctx, newSend("snd_1", "k1", "h1"))
+	first, created, err := db.InsertSend(ctx, newSend("snd_1", "k1", "h1"), "")
 	if err != nil || !created {
 		t.Fatalf("first insert: created %v, err %v", created, err)
 	}
@@ -23,7 +25,7 @@ func TestInsertSendIsIdempotentPerChannelKey(t *testing.T) {
 		t.Errorf("first row: %+v", first)
 	}
 	t.Run("same key same body", func(t *testing.T) {
-		got, created, err := db.InsertSend(ctx, newSend("snd_2", "k1", "h1"))
+		got, created, err := db.InsertSend(ctx, newSend("snd_2", "k1", "h1"), "")
 		if err != nil || created {
 			t.Fatalf("created %v, err %v; want the existing row", created, err)
 		}
@@ -32,7 +34,7 @@ func TestInsertSendIsIdempotentPerChannelKey(t *testing.T) {
 		}
 	})
 	t.Run("same key other body", func(t *testing.T) {
-		got, _, err := db.InsertSend(ctx, newSend("snd_3", "k1", "h2"))
+		got, _, err := db.InsertSend(ctx, newSend("snd_3", "k1", "h2"), "")
 		if !errors.Is(err, ErrIdempotencyConflict) {
 			t.Fatalf("err %v, want ErrIdempotencyConflict", err)
 		}
@@ -43,7 +45,7 @@ func TestInsertSendIsIdempotentPerChannelKey(t *testing.T) {
 	t.Run("same key other channel", func(t *testing.T) {
 		s := newSend("snd_4", "k1", "h1")
 		s.Channel = "sales"
-		if _, created, err := db.InsertSend(ctx, s); err != nil || !created {
+		if _, created, err := db.InsertSend(ctx, s, ""); err != nil || !created {
 			t.Fatalf("created %v, err %v; keys are per channel", created, err)
 		}
 	})
@@ -55,7 +57,7 @@ func TestInsertSendIsIdempotentPerChannelKey(t *testing.T) {
 func TestSendLifecycle(t *testing.T) {
 	db, now := openOutboxDB(t)
 	ctx := context.Background()
-	if _, _, err := db.InsertSend(ctx, newSend("snd_1", "k1", "h1")); err != nil {
+	if _, _, err := db.InsertSend(ctx, newSend("snd_1", "k1", "h1"), ""); err != nil {
 		t.Fatal(err)
 	}
 	due, err := db.DueSends(ctx, *now, 10)
@@ -115,5 +117,90 @@ func TestLedgerLookupsForReplies(t *testing.T) {
 	}
 	if _, err := db.LedgerByEventID(ctx, "sales", "msg_1"); !errors.Is(err, ErrNoLedgerEntry) {
 		t.Errorf("another channel's event: %v, want ErrNoLedgerEntry", err)
+	}
+}
+
+// TestInsertSendRemembersRequestIDs: a webhook-id answered once names its
+// row whatever the idempotency key, is refused for another channel or
+// body, and is forgotten only after SendRequestRetention.
+func TestInsertSendRemembersRequestIDs(t *testing.T) {
+	db, now := openOutboxDB(t)
+	ctx := context.Background()
+	if _, created, err := db.InsertSend(ctx, newSend("snd_1", "k1", "h1"), "req_1"); err != nil || !created {
+		t.Fatalf("first insert: created %v, err %v", created, err)
+	}
+	got, created, err := db.InsertSend(ctx, newSend("snd_2", "k2", "h1"), "req_1")
+	if err != nil || created || got.ID != "snd_1" {
+		t.Errorf("same request under a new key: %s created %v err %v; want snd_1, not created", got.ID, created, err)
+	}
+	other := newSend("snd_3", "k3", "h1")
+	other.Channel = "sales"
+	for name, s := range map[string]Send{"other channel": other, "other body": newSend("snd_4", "k4", "h2")} {
+		got, created, err := db.InsertSend(ctx, s, "req_1")
+		if !errors.Is(err, ErrRequestIDReused) || created || got.ID != "snd_1" {
+			t.Errorf("%s: %s created %v err %v; want ErrRequestIDReused naming snd_1", name, got.ID, created, err)
+		}
+	}
+	if err := db.RememberSendRequest(ctx, "req_2", "snd_1"); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := db.SendByRequestID(ctx, "req_2"); err != nil || got.ID != "snd_1" {
+		t.Errorf("a retry's id: %s %v, want snd_1", got.ID, err)
+	}
+	*now = now.Add(SendRequestRetention - time.Second)
+	if _, err := db.SendByRequestID(ctx, "req_1"); err != nil {
+		t.Errorf("an id within the retention: %v", err)
+	}
+	*now = now.Add(2 * time.Second)
+	if _, _, err := db.InsertSend(ctx, newSend("snd_5", "k5", "h5"), "req_3"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.SendByRequestID(ctx, "req_1"); !errors.Is(err, ErrNoSend) {
+		t.Errorf("an id past the retention: %v, want ErrNoSend", err)
+	}
+	if got, err := db.SendByRequestID(ctx, "req_3"); err != nil || got.ID != "snd_5" {
+		t.Errorf("a fresh id: %s %v", got.ID, err)
+	}
+	var n int
+	db.read.QueryRowContext(ctx, `SELECT COUNT(*) FROM sends`).Scan(&n)
+	if n != 2 {
+		t.Errorf("%d send rows, want 2 (snd_1, snd_5)", n)
+	}
+}
+
+// TestInsertSendConcurrentReplays: a request and its replays under new keys
+// arriving at once create one row; every caller gets that row.
+func TestInsertSendConcurrentReplays(t *testing.T) {
+	db, _ := openOutboxDB(t)
+	ctx := context.Background()
+	const n = 8
+	var wg sync.WaitGroup
+	ids := make([]string, n)
+	created := make([]bool, n)
+	errs := make([]error, n)
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var s Send
+			s, created[i], errs[i] = db.InsertSend(ctx, newSend(fmt.Sprintf("snd_%d", i), fmt.Sprintf("key-%d", i), "h1"), "req_same")
+			ids[i] = s.ID
+		}()
+	}
+	wg.Wait()
+	var made int
+	for i := range n {
+		if errs[i] != nil {
+			t.Errorf("insert %d: %v", i, errs[i])
+		}
+		if created[i] {
+			made++
+		}
+		if ids[i] != ids[0] {
+			t.Errorf("insert %d got %s, insert 0 got %s: want one row for all", i, ids[i], ids[0])
+		}
+	}
+	if made != 1 {
+		t.Errorf("%d rows created for one signed request, want 1", made)
 	}
 }

@@ -194,7 +194,7 @@ func TestCrashChild(t *testing.T) {
 	}
 	d, err := deliver.New(db.Outbox(), []deliver.Endpoint{{
 		Name: "helpdesk", URL: os.Getenv(crashEnvURL), Secrets: []string{testSecret},
-		Concurrency: 8, Schedule: []time.Duration{0, 200 * time.Millisecond}, MaxAttempts: 1000, Timeout: 5 * time.Second,
+		Concurrency: 8, Schedule: []time.Duration{200 * time.Millisecond}, MaxAttempts: 1000, Timeout: 5 * time.Second,
 	}}, deliver.Options{Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))})
 	if err != nil {
 		t.Fatal(err)

@@ -213,7 +213,7 @@ func TestPauseResume(t *testing.T) {
 // TestDeadThenReplay: retries run out, the row is a dead letter; a replay
 // delivers it with the same webhook-id and a fresh attempt count.
 func TestDeadThenReplay(t *testing.T) {
-	h := newHarness(t, deliver.Endpoint{MaxAttempts: 3, Schedule: []time.Duration{0, time.Minute, 10 * time.Minute}})
+	h := newHarness(t, deliver.Endpoint{MaxAttempts: 3, Schedule: []time.Duration{time.Minute, 10 * time.Minute}})
 	var down atomic.Bool
 	down.Store(true)
 	h.setRespond(func(n int, id string, attempt int) (int, http.Header) {
@@ -247,7 +247,7 @@ func TestDeadThenReplay(t *testing.T) {
 }
 
 func TestMaxAgeMakesDead(t *testing.T) {
-	h := newHarness(t, deliver.Endpoint{MaxAge: 90 * time.Second, Schedule: []time.Duration{0, time.Minute}})
+	h := newHarness(t, deliver.Endpoint{MaxAge: 90 * time.Second, Schedule: []time.Duration{time.Minute}})
 	h.setRespond(func(int, string, int) (int, http.Header) { return http.StatusServiceUnavailable, nil })
 	h.enqueue("m1", "c")
 	h.start(deliver.Options{})

@@ -28,10 +28,10 @@ type Endpoint struct {
 	// becomes dead.
 	MaxAttempts int
 	MaxAge      time.Duration
-	// Schedule[i] is the delay before attempt i+1, measured from the start
-	// of attempt i (Schedule[0], before the first attempt, is ignored: the
-	// first attempt is immediate). Past its end the last delay repeats.
-	// Each delay gets ±20% jitter.
+	// Schedule[i] is the wait before retry i+1, that is before attempt
+	// i+2, measured from the start of attempt i+1: the first attempt is
+	// immediate and Schedule[0] is the wait before the first retry. Past
+	// its end the last delay repeats. Each delay gets ±20% jitter.
 	Schedule []time.Duration
 	// Concurrency is how many deliveries may be in flight. 1 keeps each
 	// channel's events in order; more allows any order.
@@ -55,9 +55,10 @@ const (
 	DefaultContentType = "application/json"
 )
 
-// DefaultSchedule: now, 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, then 10 h
-// between attempts (12 attempts span about 67 h).
-var DefaultSchedule = []time.Duration{0, 5 * time.Second, 5 * time.Minute, 30 * time.Minute, 2 * time.Hour, 5 * time.Hour, 10 * time.Hour, 10 * time.Hour}
+// DefaultSchedule: the first attempt at once, then retries after 5 s,
+// 5 min, 30 min, 2 h, 5 h, 10 h, then every 10 h (12 attempts span about
+// 67 h).
+var DefaultSchedule = []time.Duration{5 * time.Second, 5 * time.Minute, 30 * time.Minute, 2 * time.Hour, 5 * time.Hour, 10 * time.Hour}
 
 // WithDefaults returns e with zero fields set to the defaults.
 func (e Endpoint) WithDefaults() Endpoint {
@@ -113,28 +114,16 @@ func (e Endpoint) Validate() error {
 	return nil
 }
 
-// Accepts reports whether events of type typ are for this endpoint.
-func (e Endpoint) Accepts(typ string) bool {
-	if len(e.Types) == 0 {
-		return true
-	}
-	for _, t := range e.Types {
-		if t == typ || t == "*" || strings.HasSuffix(t, ".*") && strings.HasPrefix(typ, strings.TrimSuffix(t, "*")) {
-			return true
-		}
-	}
-	return false
-}
+// Accepts reports whether events of type typ are for this endpoint (see
+// webhooks.TypeFilterTakes).
+func (e Endpoint) Accepts(typ string) bool { return webhooks.TypeFilterTakes(e.Types, typ) }
 
 // delayAfter is the scheduled delay (before jitter) from the start of
-// attempt n (1-based) to attempt n+1.
+// attempt n (1-based) to attempt n+1: Schedule[n-1], or its last entry.
 func (e Endpoint) delayAfter(n int) time.Duration {
 	s := e.Schedule
 	if len(s) == 0 {
 		s = DefaultSchedule
 	}
-	if n < len(s) {
-		return s[n]
-	}
-	return s[len(s)-1]
+	return s[min(max(n-1, 0), len(s)-1)]
 }

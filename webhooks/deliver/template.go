@@ -178,9 +178,10 @@ func Render(ep Endpoint, event []byte) ([]byte, error) {
 // ZammadTicketTemplate renders a Zammad POST /api/v1/tickets body: the
 // group from the channel, the customer guessed from the sender's address,
 // the message as the first email article with its attachments, and the
-// archive state. Pair it with the header Authorization: Token token=… and,
-// for archived mail, X-Zammad-Suppress-Notifications is not sent per event,
-// so archive imports should go to a separate endpoint that sets it.
+// archive state. Pair it with the header Authorization: Token token=….
+// Headers are per webhook, not per event, and a channel sends all its mail
+// (mail.received and mail.archived) to its one webhook: to treat archived
+// mail differently, branch on .Data.archive in a copy of the template.
 const ZammadTicketTemplate = `{{- $a := .Data.article -}}
 {
   "title": {{json (default "(no subject)" .Data.ticket.title)}},

@@ -2,5 +2,5 @@
 
 package main
 
-// raceEnabled: see kill_race_test.go.
+// raceEnabled: see race_test.go.
 const raceEnabled = false
