@@ -19,7 +19,7 @@ type result struct {
 // mailbox is unaffected. A Hold fault keeps the admitted requests in
 // flight, so the overlap does not depend on timing.
 func TestThrottleMailboxConcurrency(t *testing.T) {
-	f := newGraphFixture(t, Options{Throttle: true})
+	f := newGraphFixture(t, Options{})
 	hold := make(chan struct{})
 	if _, err := f.sim.AddFault(FaultRule{Method: "GET", Path: "/me/messages", Mailbox: "alice@contoso.example", Hold: hold}); err != nil {
 		t.Fatal(err)
@@ -72,7 +72,7 @@ func TestThrottleMailboxConcurrency(t *testing.T) {
 }
 
 func TestThrottleBudgetWindow(t *testing.T) {
-	f := newGraphFixture(t, Options{Throttle: true, MailboxBudget: 5, MailboxWindow: time.Minute})
+	f := newGraphFixture(t, Options{MailboxBudget: 5, MailboxWindow: time.Minute})
 	for i := 0; i < 5; i++ {
 		f.getJSON(t, "GET", "/v1.0/me/mailFolders/inbox", f.aliceTok, nil, 200)
 	}
