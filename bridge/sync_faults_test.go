@@ -195,7 +195,7 @@ func TestSyncSurvivesGraphTrouble(t *testing.T) {
 	})
 
 	t.Run("429 storms and 503s", func(t *testing.T) {
-		h := newHarness(t, m365sim.Options{Throttle: true, MailboxConcurrency: 2})
+		h := newHarness(t, m365sim.Options{MailboxConcurrency: 2})
 		msgs := injectMany(h, simSupport, "Inbox/Support", 300)
 		for _, f := range []m365sim.FaultRule{
 			{Path: "**", Rate: 0.25, Status: 429, RetryAfter: 1},

@@ -266,7 +266,7 @@ func TestSimMailboxAccessErrors(t *testing.T) {
 }
 
 func TestSimThrottlingNeverTriggered(t *testing.T) {
-	srv, c, _ := startSim(t, m365sim.Options{Throttle: true}, func(s *m365sim.Seed) {
+	srv, c, _ := startSim(t, m365sim.Options{}, func(s *m365sim.Seed) {
 		s.SharedMailboxes[0].Mail = m365sim.MailSeed{Generate: &m365sim.GenerateSpec{Count: 45, Size: 256}}
 	})
 	// Every request takes a little while, so requests surely overlap.

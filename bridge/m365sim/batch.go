@@ -2,7 +2,8 @@ package m365sim
 
 // JSON batching (B.10): POST /v1.0/$batch with up to 20 requests. Each item
 // runs through the same Graph router as a real request (so it is
-// authenticated, throttled, fault-injected and counted), at most four at a
+// authenticated, throttled, fault-injected and counted; a throttled item is
+// a 429 item with its own Retry-After in a 200 batch), at most four at a
 // time as Outlook fans out, one by one when dependsOn is used. Answers come
 // back in a shuffled order.
 
@@ -42,7 +43,15 @@ type batchResult struct {
 
 func (s *Sim) handleBatch(w http.ResponseWriter, r *http.Request) {
 	infoOf(r).kind = "batch"
-	if s.authenticate(w, r) == nil {
+	g := s.authenticate(w, r)
+	if g == nil {
+		return
+	}
+	// The batch as a whole counts against the app's global limit, and is
+	// refused as a whole over it; its items then count one by one (they
+	// run through mailRoute). GDC concepts/throttling-limits.md (global
+	// limits) and concepts/throttling.md ("Throttling and batching").
+	if !s.appAdmit(w, r, g.ClientID) {
 		return
 	}
 	var req struct {

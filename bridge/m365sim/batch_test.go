@@ -116,7 +116,7 @@ func TestBatch(t *testing.T) {
 	})
 
 	t.Run("inner requests are throttled like real ones", func(t *testing.T) {
-		f := newGraphFixture(t, Options{Throttle: true, MailboxBudget: 3})
+		f := newGraphFixture(t, Options{MailboxBudget: 3})
 		var reqs []any
 		for i := 0; i < 5; i++ {
 			reqs = append(reqs, map[string]any{"id": fmt.Sprint(i), "method": "GET", "url": "/me/mailFolders/inbox", "dependsOn": dependsOnPrev(i)})

@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/url"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -22,6 +24,7 @@ func TestTokenAuthorizationCodeSuccess(t *testing.T) {
 	}
 	wantTokenHeaders(t, resp)
 	wantShape(t, m, "token_success.json")
+	wantDocShape(t, m, "token_success_docs.json") // Microsoft's own sample (README)
 	if m["token_type"] != "Bearer" || m["expires_in"] != float64(4538) || m["ext_expires_in"] != float64(4538) {
 		t.Errorf("token_type/expires_in/ext_expires_in = %v/%v/%v, want Bearer/4538/4538", m["token_type"], m["expires_in"], m["ext_expires_in"])
 	}
@@ -330,6 +333,9 @@ func TestTokenRefreshRotation(t *testing.T) {
 	t.Run("unknown scope", func(t *testing.T) {
 		resp, m := f.refresh(DefaultTenantDomain, rt2, url.Values{"scope": {"Files.Read"}})
 		wantAADError(t, resp, m, 400, "invalid_scope", 70011)
+		// Microsoft's own invalid_scope sample (README); the sim's extra
+		// error_uri is documented as optional (reference A.6).
+		wantDocShape(t, m, "token_error_docs.json")
 	})
 	t.Run("garbled", func(t *testing.T) {
 		resp, m := f.refresh(DefaultTenantDomain, rt2+"x", nil)
@@ -537,4 +543,19 @@ func TestTokenClientInfo(t *testing.T) {
 	if ci["uid"] != "a9f0c1d2-0000-4000-8000-00000000a9e7" || ci["utid"] != f.seeded.TenantID {
 		t.Errorf("client_info = %v", ci)
 	}
+}
+
+// wantDocShape checks that got has every property of a documented sample
+// in testdata/entra, with the same JSON kind; extra properties are allowed.
+func wantDocShape(t *testing.T, got map[string]any, sample string) {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("testdata", "entra", sample))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want any
+	if err := json.Unmarshal(b, &want); err != nil {
+		t.Fatalf("%s: %v", sample, err)
+	}
+	assertShape(t, sample, map[string]any(got), want)
 }

@@ -50,6 +50,10 @@ type FaultRule struct {
 	// Hold (Go only) blocks matching requests until it is closed; tests use
 	// it to make requests overlap without timing.
 	Hold <-chan struct{} `json:"-"`
+	// Fired (Go only) receives a value each time the rule fires, before
+	// Hold; the request holds its throttling slot by then. Tests use it to
+	// know that held requests are in flight.
+	Fired chan<- struct{} `json:"-"`
 }
 
 type faultRule struct {
@@ -169,6 +173,13 @@ func (s *Sim) applyFaults(w http.ResponseWriter, r *http.Request, mailbox string
 	f := s.pickFault(r, mailbox, p)
 	if f == nil {
 		return fx, false
+	}
+	if f.Fired != nil {
+		select {
+		case f.Fired <- struct{}{}:
+		case <-r.Context().Done():
+			return fx, true
+		}
 	}
 	if f.Hold != nil {
 		select {

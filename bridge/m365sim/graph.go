@@ -25,6 +25,7 @@ type graphState struct {
 	mux      *http.ServeMux // the Graph router, on normalised paths
 	rng      *rand.Rand     // seeded: fault rates and generated mail
 	throttle map[throttleKey]*throttleBucket
+	apps     map[string]*appBucket // the global per-app limit
 	faults   []*faultRule
 	faultSeq int
 	counters counterState
@@ -40,6 +41,7 @@ type graphState struct {
 func (s *Sim) initGraph() {
 	s.graph.rng = rand.New(rand.NewPCG(uint64(s.opts.Seed), 0x6d333635))
 	s.graph.throttle = map[throttleKey]*throttleBucket{}
+	s.graph.apps = map[string]*appBucket{}
 	s.graph.counters = newCounterState()
 	s.graph.deltaTTL = 7 * 24 * time.Hour
 	s.graph.deltaCache = defaultDeltaTokenCache
@@ -240,17 +242,25 @@ func (s *Sim) mailRoute(kind string, perm int, h graphHandler) http.Handler {
 			return
 		}
 		info.mailbox = c.mb.Address
+		if !s.appAdmit(w, r, g.ClientID) {
+			return
+		}
 		release, ok := s.throttleAcquire(w, r, g.ClientID, c.mb)
 		if !ok {
 			return
 		}
-		defer release()
-		fx, handled := s.applyFaults(w, r, c.mb.Address, c.pref)
-		if handled {
-			return
-		}
-		c.emptyPage = fx.emptyPage
-		h(w, r, c)
+		// The answer leaves only after the slot is free (throttleAcquire).
+		dw := &deferredWriter{w: w}
+		func() {
+			defer release()
+			fx, handled := s.applyFaults(dw, r, c.mb.Address, c.pref)
+			if handled {
+				return
+			}
+			c.emptyPage = fx.emptyPage
+			h(dw, r, c)
+		}()
+		dw.send()
 	})
 }
 
@@ -340,7 +350,7 @@ func (s *Sim) resolveMailbox(r *http.Request, g *AccessGrant, perm int) (*graphC
 func (s *Sim) handleUserGet(w http.ResponseWriter, r *http.Request) {
 	infoOf(r).kind = "user.get"
 	g := s.authenticate(w, r)
-	if g == nil {
+	if g == nil || !s.appAdmit(w, r, g.ClientID) {
 		return
 	}
 	s.mu.Lock()

@@ -27,7 +27,7 @@ func (s *Sim) registerGraphControl(mux *http.ServeMux) {
 	add("POST /_sim/delta/expire", "expire every delta token (?mailbox=addr: of one mailbox): next use answers 410 syncStateNotFound", s.ctlDeltaExpire)
 	add("PUT /_sim/delta/ttl", `delta-token lifetime {"ttl":"1h"} ("0s": forever)`, s.ctlDeltaTTL)
 	add("PUT /_sim/delta/cache", `delta tokens kept per folder {"tokens":16} (0: no limit); older ones answer 410`, s.ctlDeltaCache)
-	add("PUT /_sim/throttle", `switch Outlook throttling {"enabled":true}`, s.ctlThrottle)
+	add("PUT /_sim/throttle", `switch throttling (on by default): {"enabled":true}, or {"enabled":false,"reason":"why"}`, s.ctlThrottle)
 	add("GET /_sim/faults", "list fault rules", s.ctlFaults)
 	add("POST /_sim/faults", `add a fault rule {"path","method","mailbox","rate","count","status","retryAfter","latency","drop","maxPageSize","emptyPage"}`, s.ctlFaultAdd)
 	add("DELETE /_sim/faults", "remove every fault rule", s.ctlFaultsClear)
@@ -243,15 +243,24 @@ func (s *Sim) ctlDeltaCache(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusNoContent)
 }
 
-// ctlThrottle: PUT /_sim/throttle {"enabled":true}.
+// ctlThrottle: PUT /_sim/throttle {"enabled":false,"reason":"..."}; off
+// needs a reason.
 func (s *Sim) ctlThrottle(w http.ResponseWriter, r *http.Request) {
 	var body struct {
-		Enabled bool `json:"enabled"`
+		Enabled *bool  `json:"enabled"`
+		Reason  string `json:"reason"`
 	}
 	if !decodeMailControl(w, r, &body) {
 		return
 	}
-	s.SetThrottle(body.Enabled)
+	if body.Enabled == nil {
+		writeControlError(w, http.StatusBadRequest, `"enabled" is required: true, or false with a "reason"`)
+		return
+	}
+	if err := s.SetThrottle(*body.Enabled, body.Reason); err != nil {
+		writeControlError(w, http.StatusBadRequest, err.Error())
+		return
+	}
 	w.WriteHeader(http.StatusNoContent)
 }
 

@@ -235,7 +235,11 @@ func (s *Sim) moveOrCopy(w http.ResponseWriter, r *http.Request, c *graphCtx, is
 	} else {
 		c.d.move(m, f.id, "changed", s.now())
 	}
-	writeJSON(w, http.StatusCreated, append(jobj{{"@odata.context", c.messageContext(r)}}, c.messageJSON(m, nil, false)...))
+	// The documented move answer names the entity type (GDC
+	// api-reference/v1.0/api/message-move.md, example response:
+	// "@odata.type":"#microsoft.graph.message"); the contract test
+	// TestContractSimMatchesDocumentedResponses checks it.
+	writeJSON(w, http.StatusCreated, append(jobj{{"@odata.context", c.messageContext(r)}, {"@odata.type", "#microsoft.graph.message"}}, c.messageJSON(m, nil, false)...))
 }
 
 // handleMessageDelete answers DELETE: 204; the item goes to Recoverable

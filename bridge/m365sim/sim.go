@@ -41,13 +41,23 @@ type Options struct {
 	// sign-in page. Tests and the demo use it; a request can also ask for it
 	// with the query parameter sim_auto=1 (or sim_auto=decline).
 	AutoApprove bool
-	// Throttle enables per (app, mailbox) throttling: at most
-	// MailboxConcurrency requests in flight and MailboxBudget requests per
-	// MailboxWindow. Defaults when enabled: 4, 10,000, 10 minutes.
-	Throttle           bool
-	MailboxConcurrency int
-	MailboxBudget      int
-	MailboxWindow      time.Duration
+	// NoThrottle turns Graph throttling off; it is the reason why, and an
+	// empty (or blank) reason leaves throttling on. Graph always
+	// throttles, so the default is on, with Microsoft's published limits
+	// (throttle.go): per app and mailbox MailboxConcurrency requests in
+	// flight (4), MailboxBudget requests per MailboxWindow (10,000 per 10
+	// minutes) and MailboxUploadBytes of PATCH/POST/PUT bodies per
+	// MailboxUploadWindow (150 MB per 5 minutes); per app AppBudget
+	// requests per AppWindow (130,000 per 10 seconds). Zero fields take
+	// these defaults; tests lower them to reach a limit quickly.
+	NoThrottle          string
+	MailboxConcurrency  int
+	MailboxBudget       int
+	MailboxWindow       time.Duration
+	MailboxUploadBytes  int64
+	MailboxUploadWindow time.Duration
+	AppBudget           int
+	AppWindow           time.Duration
 	// Seed is the random seed for fault rules and generated mail, so a run
 	// can be reproduced. Default 1.
 	Seed int64
@@ -180,6 +190,13 @@ func (g *AccessGrant) HasScope(scope string) bool {
 	return false
 }
 
+// setDefault sets *v to def when it is zero.
+func setDefault[T int | int64 | time.Duration](v *T, def T) {
+	if *v == 0 {
+		*v = def
+	}
+}
+
 // New returns a Sim with an empty directory; see Load and the Add methods.
 func New(opts Options) *Sim {
 	if opts.Now == nil {
@@ -191,15 +208,14 @@ func New(opts Options) *Sim {
 	if opts.RefreshTokenInactivity == 0 {
 		opts.RefreshTokenInactivity = 90 * 24 * time.Hour
 	}
-	if opts.MailboxConcurrency == 0 {
-		opts.MailboxConcurrency = 4
-	}
-	if opts.MailboxBudget == 0 {
-		opts.MailboxBudget = 10000
-	}
-	if opts.MailboxWindow == 0 {
-		opts.MailboxWindow = 10 * time.Minute
-	}
+	opts.NoThrottle = strings.TrimSpace(opts.NoThrottle)
+	setDefault(&opts.MailboxConcurrency, DefaultMailboxConcurrency)
+	setDefault(&opts.MailboxBudget, DefaultMailboxBudget)
+	setDefault(&opts.MailboxWindow, DefaultMailboxWindow)
+	setDefault(&opts.MailboxUploadBytes, DefaultMailboxUploadBytes)
+	setDefault(&opts.MailboxUploadWindow, DefaultMailboxUploadWindow)
+	setDefault(&opts.AppBudget, DefaultAppBudget)
+	setDefault(&opts.AppWindow, DefaultAppWindow)
 	if opts.Seed == 0 {
 		opts.Seed = 1
 	}

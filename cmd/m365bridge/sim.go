@@ -22,9 +22,9 @@ func runSim(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	listen := fs.String("listen", "127.0.0.1:8369", "`host:port` to listen on (port 0 picks a free one)")
 	seedPath := fs.String("seed", "", "seed `file` (YAML) with the tenant, app, users, mailboxes and mail; default: the built-in demo seed")
 	auto := fs.Bool("auto-approve", false, "approve every sign-in at once, as the login_hint user or the first user with a mailbox")
-	throttle := fs.Bool("throttle", false, "enforce Outlook throttling: 4 concurrent requests and 10,000 per 10 minutes per app and mailbox")
+	noThrottle := fs.String("no-throttle", "", "turn Graph throttling off; the value is the `reason` (throttling is on by default: per app and mailbox 4 concurrent requests, 10,000 per 10 minutes, 150 MB uploaded per 5 minutes)")
 	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), "Usage: m365bridge sim [--listen 127.0.0.1:8369] [--seed FILE] [--auto-approve] [--throttle]\n\nServes a simulated Entra ID tenant and Microsoft Graph mail for tests and the demo.\nThe control API under /_sim/ has no authentication: listen on loopback only.\n\nFlags:")
+		fmt.Fprintln(fs.Output(), "Usage: m365bridge sim [--listen 127.0.0.1:8369] [--seed FILE] [--auto-approve] [--no-throttle REASON]\n\nServes a simulated Entra ID tenant and Microsoft Graph mail for tests and the demo.\nThe control API under /_sim/ has no authentication: listen on loopback only.\n\nFlags:")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -50,7 +50,7 @@ func runSim(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		}
 		addDemoMail(seed)
 	}
-	srv, err := m365sim.Listen(*listen, m365sim.Options{AutoApprove: *auto, Throttle: *throttle}, seed)
+	srv, err := m365sim.Listen(*listen, m365sim.Options{AutoApprove: *auto, NoThrottle: *noThrottle}, seed)
 	if err != nil {
 		return fmt.Errorf("sim: %w", err)
 	}
@@ -111,6 +111,11 @@ func printSimBanner(w io.Writer, srv *m365sim.Server, auto bool) {
 	fmt.Fprintf(w, "m365sim listening on %s\n\n", srv.URL)
 	fmt.Fprintf(w, "Tenant:        %s (id %s)\n", tenant, sd.TenantID)
 	fmt.Fprintf(w, "Client ID:     %s\n", sd.ClientID)
+	if srv.Sim.Throttled() {
+		fmt.Fprintln(w, "Throttling:    on (per app and mailbox: 4 concurrent, 10,000 per 10 min, 150 MB uploaded per 5 min)")
+	} else {
+		fmt.Fprintln(w, "Throttling:    OFF (--no-throttle)")
+	}
 	fmt.Fprintf(w, "Client secret: %s\n", sd.ClientSecret)
 	fmt.Fprintf(w, "Redirect URI:  %s\n", redirect)
 	fmt.Fprintf(w, "Users:         %s\n", strings.Join(sd.Users, ", "))
