@@ -20,10 +20,6 @@ func runChannels(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	fs := newFlagSet("channels", stderr)
 	path := fs.String("config", "bridge.yaml", "the configuration `file`")
 	asJSON := fs.Bool("json", false, "print JSON instead of a table")
-	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), "Usage: m365bridge channels [--config FILE] [--json]\n       m365bridge channels inspect [--config FILE] CHANNEL\n\nLists each channel's connection state, the account it uses and what to do when it needs attention.\n`inspect` shows what a first sync of CHANNEL would do: message count, oldest and newest, archived vs new.\n\nFlags:")
-		fs.PrintDefaults()
-	}
 	if err := fs.Parse(args); err != nil {
 		return err
 	}

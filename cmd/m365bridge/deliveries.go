@@ -157,10 +157,6 @@ func runDeliveries(ctx context.Context, args []string, stdout, stderr io.Writer)
 	limit := fs.Int("limit", 200, "show at most `N` rows (0: all)")
 	pause := fs.String("pause", "", "pause deliveries to the `endpoint` (persisted; a running daemon stops within 30 s)")
 	resume := fs.String("resume", "", "resume a paused or disabled (410 Gone) `endpoint`")
-	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), "Usage: m365bridge deliveries [--config FILE | --state-dir DIR] [--state S,…] [--channel C] [--endpoint E] [--id ID] [--since T] [--until T] [--json] [--pause E | --resume E]\n\nLists webhook outbox rows, oldest first: pending deliveries and dead letters by default.\n--pause and --resume change an endpoint's state first (--resume re-enables one disabled by 410 Gone).\n\nFlags:")
-		fs.PrintDefaults()
-	}
 	if err := parseWebhookFlags(fs, args); err != nil {
 		return err
 	}

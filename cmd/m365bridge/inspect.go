@@ -24,10 +24,6 @@ func runChannelsInspect(ctx context.Context, args []string, stdout, stderr io.Wr
 	fs := newFlagSet("channels inspect", stderr)
 	path := fs.String("config", "bridge.yaml", "the configuration `file`")
 	asJSON := fs.Bool("json", false, "print JSON instead of text")
-	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), "Usage: m365bridge channels inspect [--config FILE] [--json] CHANNEL\n\nShows what the channel's first sync would do: the folder's message count, oldest and newest\nmessage, and how many would be imported as archived and as new. Nothing is changed.\n\nFlags:")
-		fs.PrintDefaults()
-	}
 	name, err := parseChannelArg(fs, args, "channels inspect")
 	if err != nil {
 		return err
