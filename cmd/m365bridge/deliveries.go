@@ -9,7 +9,6 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"path/filepath"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -93,21 +92,19 @@ func parseWhen(s string, now time.Time) (time.Time, error) {
 	return time.Time{}, fmt.Errorf("%q is not RFC 3339 (2026-11-26T20:00:00Z), a date (2026-11-26) or a duration ago (24h)", s)
 }
 
-// openStore opens the state database named by --state-dir or --config.
+// openStore opens the state database named by --state-dir or --config. It
+// never creates one: reading (or replaying in) a state directory that does
+// not exist is an error that says where to point instead.
 func (o *outboxFlags) openStore(ctx context.Context) (*store.DB, error) {
-	dir := o.stateDir
+	dir, from := o.stateDir, "--state-dir"
 	if dir == "" {
 		cfg, err := config.Load(o.config)
 		if err != nil {
 			return nil, fmt.Errorf("load %s (or pass --state-dir): %w", o.config, err)
 		}
-		dir = cfg.State
+		dir, from = cfg.State, "state_dir of "+o.config
 	}
-	db, err := store.Open(ctx, filepath.Join(dir, store.FileName))
-	if err != nil {
-		return nil, fmt.Errorf("open state in %s: %w", dir, err)
-	}
-	return db, nil
+	return openExistingStore(ctx, dir, from)
 }
 
 func parseWebhookFlags(fs *flag.FlagSet, args []string) error {
