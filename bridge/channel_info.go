@@ -80,12 +80,12 @@ type SyncError struct {
 // while the daemon runs it, the runner's live status.
 type ChannelInfo struct {
 	store.ChannelStatus
-	Folder          string          `json:"folder,omitempty"`
-	Archive         ArchiveState `json:"archive"`
-	Messages        MessageCounts   `json:"messages"`
-	LastSyncAt      time.Time       `json:"last_sync_at,omitzero"`
-	FirstSyncDoneAt time.Time       `json:"first_sync_done_at,omitzero"`
-	SyncError       *SyncError      `json:"sync_error,omitempty"`
+	Folder          string        `json:"folder,omitempty"`
+	Archive         ArchiveState  `json:"archive"`
+	Messages        MessageCounts `json:"messages"`
+	LastSyncAt      time.Time     `json:"last_sync_at,omitzero"`
+	FirstSyncDoneAt time.Time     `json:"first_sync_done_at,omitzero"`
+	SyncError       *SyncError    `json:"sync_error,omitempty"`
 	// Sync is the runner's live status (rounds, totals since it started,
 	// Graph requests); absent while the channel does not run.
 	Sync *Status `json:"sync,omitempty"`
