@@ -158,6 +158,7 @@ func (d *Daemon) Start(ctx context.Context) (err error) {
 	d.mountSend(d.web.Public)
 	d.mountAdmin(d.web.Admin)
 	d.web.Admin.POST("/api/reload", d.apiReload)
+	d.web.Admin.POST("/api/endpoints/:name/test", d.apiTestWebhook)
 	if err := d.web.Start(); err != nil {
 		return err
 	}

@@ -147,6 +147,9 @@ func timePtr(t time.Time) *time.Time {
 // runDeliveries lists outbox rows: what is pending, what was delivered, and
 // the dead letters (dead, rejected) an operator may replay.
 func runDeliveries(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) > 0 && args[0] == "test" {
+		return runDeliveriesTest(ctx, args[1:], stdout, stderr)
+	}
 	fs := newFlagSet("deliveries", stderr)
 	var o outboxFlags
 	o.register(fs, "pending,dead,rejected")
@@ -283,4 +286,51 @@ func endpointThroughDaemon(ctx context.Context, path, name string, pause bool, w
 	var out map[string]any
 	status, err := adminCall(ctx, cfg, http.MethodPost, route, in, &out)
 	return err == nil && status == http.StatusOK
+}
+
+// runDeliveriesTest asks the running daemon to send a webhook.test event to
+// a webhook (POST /api/endpoints/{name}/test) and prints the receiver's
+// answer; exit status 1 unless it was a 2xx.
+func runDeliveriesTest(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("deliveries test", stderr)
+	path := fs.String("config", "bridge.yaml", "the configuration `file` (its admin.listen and admin.token reach the daemon)")
+	pos, err := parseInterspersed(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		return usageError{"deliveries test: name exactly one WEBHOOK, e.g. m365bridge deliveries test helpdesk"}
+	}
+	cfg, err := loadConfig(*path)
+	if err != nil {
+		return err
+	}
+	var out struct {
+		bridge.WebhookTestResult
+		Error string `json:"error"`
+	}
+	status, err := adminCall(ctx, cfg, http.MethodPost, "/api/endpoints/"+url.PathEscape(pos[0])+"/test", nil, &out)
+	switch {
+	case errors.Is(err, errNoDaemon):
+		return fmt.Errorf("deliveries test sends through the running daemon, with the secrets and headers it loaded: %w", err)
+	case err != nil:
+		return err
+	case status != http.StatusOK:
+		return fmt.Errorf("the daemon refused the test (%d): %s", status, out.Error)
+	}
+	r := out.WebhookTestResult
+	fmt.Fprintf(stdout, "webhook:  %s (%s, %s)\nevent:    webhook.test %s\n", r.Endpoint, r.URL, r.EndpointState, r.EventID)
+	answer := "no response"
+	if r.Status != 0 {
+		answer = fmt.Sprintf("HTTP %d", r.Status)
+	}
+	fmt.Fprintf(stdout, "answer:   %s in %d ms (%s)\n", answer, r.DurationMS, r.Outcome)
+	if r.Response != "" {
+		fmt.Fprintf(stdout, "response: %s\n", r.Response)
+	}
+	if !r.OK {
+		fmt.Fprintln(stderr, "the receiver did not accept the test event: fix the receiver (or the webhook's url, secret or headers) and try again")
+		return exitError{code: 1}
+	}
+	return nil
 }
