@@ -165,12 +165,22 @@ func runDeliveries(ctx context.Context, args []string, stdout, stderr io.Writer)
 		return err
 	}
 	f.Limit = *limit
-	db, err := o.openStore(ctx)
-	if err != nil {
-		return err
+	// The store is opened only when no daemon answers (or --state-dir).
+	var db *store.DB
+	openDB := func() (*store.Outbox, error) {
+		if db == nil {
+			var err error
+			if db, err = o.openStore(ctx); err != nil {
+				return nil, err
+			}
+		}
+		return db.Outbox(), nil
 	}
-	defer db.Close()
-	q := db.Outbox()
+	defer func() {
+		if db != nil {
+			db.Close()
+		}
+	}()
 	for _, change := range []struct {
 		name  string
 		state deliver.EndpointState
@@ -183,14 +193,41 @@ func runDeliveries(ctx context.Context, args []string, stdout, stderr io.Writer)
 			fmt.Fprintf(stdout, "endpoint %s is now %s (through the running daemon)\n\n", change.name, change.state)
 			continue
 		}
+		q, err := openDB()
+		if err != nil {
+			return err
+		}
 		if err := q.SetEndpoint(ctx, change.name, change.state, change.why, time.Now()); err != nil {
 			return err
 		}
 		fmt.Fprintf(stdout, "endpoint %s is now %s; a running daemon follows within 30 s\n\n", change.name, change.state)
 	}
-	rows, err := q.List(ctx, f)
-	if err != nil {
-		return err
+	var rows []deliver.Row
+	var endpoints map[string]deliver.EndpointStatus
+	viaDaemon := false
+	if o.stateDir == "" {
+		if cfg, err := config.Load(o.config); err == nil {
+			if rows, endpoints, viaDaemon, err = deliveriesThroughDaemon(ctx, cfg, f); err != nil {
+				return err
+			}
+		}
+	}
+	if !viaDaemon {
+		q, err := openDB()
+		if err != nil {
+			return err
+		}
+		if rows, err = q.List(ctx, f); err != nil {
+			return err
+		}
+		endpoints = map[string]deliver.EndpointStatus{}
+		for _, r := range rows {
+			if _, ok := endpoints[r.Endpoint]; !ok {
+				if st, err := q.Endpoint(ctx, r.Endpoint); err == nil {
+					endpoints[r.Endpoint] = st
+				}
+			}
+		}
 	}
 	if *asJSON {
 		enc := json.NewEncoder(stdout)
@@ -203,7 +240,10 @@ func runDeliveries(ctx context.Context, args []string, stdout, stderr io.Writer)
 		}
 		return nil
 	}
-	printEndpointStates(ctx, stdout, q, rows)
+	if viaDaemon {
+		fmt.Fprintf(stdout, "(from the running daemon)\n")
+	}
+	printEndpointStates(stdout, endpoints, rows)
 	if len(rows) == 0 {
 		fmt.Fprintf(stdout, "no deliveries in state %s\n", o.states)
 		return nil
@@ -242,17 +282,95 @@ func pendingOnly(r deliver.Row) time.Time {
 }
 
 // printEndpointStates warns about paused or disabled endpoints among rows.
-func printEndpointStates(ctx context.Context, w io.Writer, q *store.Outbox, rows []deliver.Row) {
+func printEndpointStates(w io.Writer, endpoints map[string]deliver.EndpointStatus, rows []deliver.Row) {
 	seen := map[string]bool{}
 	for _, r := range rows {
 		if seen[r.Endpoint] {
 			continue
 		}
 		seen[r.Endpoint] = true
-		if st, err := q.Endpoint(ctx, r.Endpoint); err == nil && st.State != deliver.EndpointActive {
+		if st, ok := endpoints[r.Endpoint]; ok && st.State != deliver.EndpointActive && st.State != "" {
 			fmt.Fprintf(w, "endpoint %s is %s since %s: %s\n\n", r.Endpoint, st.State, st.Since.UTC().Format(time.RFC3339), st.Reason)
 		}
 	}
+}
+
+// deliveriesThroughDaemon lists rows through a running daemon's admin API
+// (GET /api/deliveries and /api/endpoints); ok is false when none answers.
+// The API returns at most 1000 rows: --limit 0 gets that many.
+func deliveriesThroughDaemon(ctx context.Context, cfg *config.Config, f deliver.Filter) (rows []deliver.Row, endpoints map[string]deliver.EndpointStatus, ok bool, err error) {
+	v := url.Values{}
+	var states []string
+	for _, s := range f.States {
+		states = append(states, string(s))
+	}
+	if len(states) > 0 {
+		v.Set("state", strings.Join(states, ","))
+	}
+	for k, x := range map[string]string{"channel": f.Channel, "endpoint": f.Endpoint} {
+		if x != "" {
+			v.Set(k, x)
+		}
+	}
+	if len(f.IDs) > 0 {
+		v.Set("id", strings.Join(f.IDs, ","))
+	}
+	if !f.Since.IsZero() {
+		v.Set("since", f.Since.UTC().Format(time.RFC3339Nano))
+	}
+	if !f.Until.IsZero() {
+		v.Set("until", f.Until.UTC().Format(time.RFC3339Nano))
+	}
+	limit := f.Limit
+	if limit <= 0 || limit > 1000 {
+		limit = 1000
+	}
+	v.Set("limit", fmt.Sprint(limit))
+	var raw json.RawMessage
+	status, err := adminCall(ctx, cfg, http.MethodGet, "/api/deliveries?"+v.Encode(), nil, &raw)
+	switch {
+	case errors.Is(err, errNoDaemon):
+		return nil, nil, false, nil
+	case err != nil:
+		return nil, nil, true, err
+	case status != http.StatusOK:
+		var apiErr struct {
+			Error string `json:"error"`
+		}
+		json.Unmarshal(raw, &apiErr)
+		return nil, nil, true, fmt.Errorf("the running daemon refused the listing (%d): %s", status, apiErr.Error)
+	}
+	var views []deliveryJSON
+	if err := json.Unmarshal(raw, &views); err != nil {
+		return nil, nil, true, fmt.Errorf("GET /api/deliveries: %w", err)
+	}
+	for _, x := range views {
+		r := deliver.Row{Seq: x.Seq, EventID: x.EventID, Endpoint: x.Endpoint, Channel: x.Channel, Type: x.Type, State: deliver.State(x.State),
+			Attempts: x.Attempts, CreatedAt: x.CreatedAt, LastStatus: x.LastStatus, LastError: x.LastError}
+		if x.NextAttemptAt != nil {
+			r.NextAttemptAt = *x.NextAttemptAt
+		}
+		if x.LastAttemptAt != nil {
+			r.LastAttemptAt = *x.LastAttemptAt
+		}
+		if x.DeliveredAt != nil {
+			r.DeliveredAt = *x.DeliveredAt
+		}
+		rows = append(rows, r)
+	}
+	var eps []struct {
+		Name   string                `json:"name"`
+		State  deliver.EndpointState `json:"state"`
+		Reason string                `json:"reason"`
+		Since  time.Time             `json:"since"`
+	}
+	endpoints = map[string]deliver.EndpointStatus{}
+	if status, err := adminCall(ctx, cfg, http.MethodGet, "/api/endpoints", nil, &eps); err == nil && status == http.StatusOK {
+		for _, e := range eps {
+			endpoints[e.Name] = deliver.EndpointStatus{State: e.State, Reason: e.Reason, Since: e.Since}
+		}
+	}
+	return rows, endpoints, true, nil
 }
 
 func orDash(s string) string {

@@ -56,8 +56,15 @@ func TestChannelsThroughRunningDaemon(t *testing.T) {
 	if err := json.Unmarshal([]byte(out.String()), &rows); err != nil || len(rows) != 1 || rows[0].Archive.Mode != bridge.ArchiveUndecided {
 		t.Errorf("channels --json = %v %s, want one channel with archive mode undecided", err, out.String())
 	}
+	out.Reset()
+	if err := run(context.Background(), []string{"deliveries", "--config", copyPath, "--since", "24h", "--state", "pending,delivered,dead,rejected"}, &out, &errOut); err != nil {
+		t.Fatalf("deliveries through the daemon: %v\n%s", err, errOut.String())
+	}
+	if !strings.Contains(out.String(), "(from the running daemon)") || !strings.Contains(out.String(), "no deliveries in state") {
+		t.Errorf("deliveries output:\n%s", out.String())
+	}
 	if _, err := os.Stat(elsewhere); !os.IsNotExist(err) {
-		t.Errorf("channels created %s: %v", elsewhere, err)
+		t.Errorf("channels or deliveries created %s: %v", elsewhere, err)
 	}
 
 	cancel()
