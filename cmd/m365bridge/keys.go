@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 
 	"github.com/m365bridge/m365bridge/bridge/store"
 )
@@ -50,7 +49,9 @@ func runKeys(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return err
 	}
-	db, err := store.Open(ctx, filepath.Join(cfg.State, store.FileName))
+	// Rotating the keys of a state directory that does not exist would only
+	// create one, with a key nobody asked for.
+	db, err := openExistingStore(ctx, cfg.State, "state_dir of "+*path)
 	if err != nil {
 		return err
 	}

@@ -112,3 +112,17 @@ func TestReadsNeverCreateState(t *testing.T) {
 		}
 	}
 }
+
+// TestKeysRotateNeedsState: rotating the keys of a state directory that
+// does not exist is an error, not a new directory with a new key.
+func TestKeysRotateNeedsState(t *testing.T) {
+	path := sampleInTempDir(t)
+	var out, errOut strings.Builder
+	err := run(context.Background(), []string{"keys", "rotate", "--config", path}, &out, &errOut)
+	if !errors.Is(err, errNoState) {
+		t.Errorf("keys rotate without state: %v, want errNoState", err)
+	}
+	if _, err := os.Stat(filepath.Join(filepath.Dir(path), "data")); !os.IsNotExist(err) {
+		t.Errorf("keys rotate created the state directory: %v", err)
+	}
+}
