@@ -75,7 +75,7 @@ func loadChannels(ctx context.Context, path, stateDir string) ([]bridge.ChannelI
 	}
 	db, err := openExistingStore(ctx, cfg.State, "state_dir of "+path)
 	if err != nil {
-		return nil, "", err
+		return nil, "", fmt.Errorf("no daemon answered on admin.listen %s, and %w", cfg.Admin.Listen, err)
 	}
 	defer db.Close()
 	names := make([]string, 0, len(cfg.Channels))
