@@ -32,25 +32,12 @@ func (d *Daemon) mountAdmin(e *echo.Echo) {
 	})))
 }
 
-// apiChannels answers every channel's auth row and, once it syncs, its
-// runner's live status.
+// apiChannels answers every configured channel as a ChannelInfo: sign-in
+// row, archive decision, message counts, last sync and live runner status.
 func (d *Daemon) apiChannels(c echo.Context) error {
-	states, err := d.db.ChannelStates(c.Request().Context())
+	out, err := ChannelInfos(c.Request().Context(), d.db, channelNames(d.config()), d.Runner)
 	if err != nil {
 		return err
-	}
-	type channel struct {
-		store.ChannelStatus
-		Sync *Status `json:"sync,omitempty"`
-	}
-	out := make([]channel, 0, len(states))
-	for _, st := range states {
-		ch := channel{ChannelStatus: st}
-		if r, ok := d.Runner(st.Name); ok {
-			s := r.Status()
-			ch.Sync = &s
-		}
-		out = append(out, ch)
 	}
 	return c.JSON(http.StatusOK, out)
 }

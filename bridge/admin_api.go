@@ -52,7 +52,9 @@ func joinStates(ss []deliver.State) string {
 }
 
 // apiDeliveries lists outbox rows (bodies left out), oldest first:
-// ?state=dead,rejected&channel=&endpoint=&limit= (default 100, at most 1000).
+// ?state=dead,rejected&channel=&endpoint=&id=&since=&until=&limit= (default
+// 100, at most 1000); id is repeatable or comma separated, since and until
+// are RFC 3339 times of enqueueing.
 func (d *Daemon) apiDeliveries(c echo.Context) error {
 	q := c.QueryParams()
 	states, err := parseStates(q["state"], deliveryStates)
@@ -65,9 +67,25 @@ func (d *Daemon) apiDeliveries(c echo.Context) error {
 			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("limit: %q is not a number from 1 to %d", s, maxDeliveriesLimit))
 		}
 	}
-	rows, err := d.db.Outbox().List(c.Request().Context(), deliver.Filter{
-		States: states, Channel: q.Get("channel"), Endpoint: q.Get("endpoint"), Limit: limit,
-	})
+	f := deliver.Filter{States: states, Channel: q.Get("channel"), Endpoint: q.Get("endpoint"), Limit: limit}
+	for _, v := range q["id"] {
+		for id := range strings.SplitSeq(v, ",") {
+			if id = strings.TrimSpace(id); id != "" {
+				f.IDs = append(f.IDs, id)
+			}
+		}
+	}
+	for _, t := range []struct {
+		name string
+		to   *time.Time
+	}{{"since", &f.Since}, {"until", &f.Until}} {
+		if v := q.Get(t.name); v != "" {
+			if *t.to, err = time.Parse(time.RFC3339, v); err != nil {
+				return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("%s: %q is not an RFC 3339 time such as 2026-11-26T20:00:00Z", t.name, v))
+			}
+		}
+	}
+	rows, err := d.db.Outbox().List(c.Request().Context(), f)
 	if err != nil {
 		return err
 	}

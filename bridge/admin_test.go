@@ -52,6 +52,8 @@ func TestAdminAPIValidation(t *testing.T) {
 		{"GET", "/api/deliveries?state=bogus", nil, 400, `is not one of pending, delivered, dead, rejected`},
 		{"GET", "/api/deliveries?limit=0", nil, 400, "limit"},
 		{"GET", "/api/deliveries?limit=abc", nil, 400, "limit"},
+		{"GET", "/api/deliveries?since=yesterday", nil, 400, "is not an RFC 3339 time"},
+		{"GET", "/api/deliveries?id=evt_a,evt_b&until=2026-11-26T20:00:00Z", nil, 200, "[]"},
 		{"POST", "/api/replay", map[string]any{}, 400, "say which events to replay"},
 		{"POST", "/api/replay", map[string]any{"channel": "sales", "states": []string{"pending"}}, 400, "only dead and rejected"},
 		{"POST", "/api/replay", map[string]any{"idz": []string{"x"}}, 400, "unknown field"},

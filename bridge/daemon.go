@@ -45,6 +45,11 @@ type Options struct {
 	// ConfigPath is the file the configuration came from; ReloadFile
 	// (SIGHUP, `m365bridge reload`) reads it again.
 	ConfigPath string
+	// Adjust, when set, is applied to the configuration ReloadFile reads,
+	// before it is applied: the overrides the caller made to the first
+	// one (the demo's state directory, poll interval and receiver), so
+	// that a reload keeps them.
+	Adjust func(*config.Config)
 	// Send tunes the send worker (tests shorten its waits).
 	Send SendOptions
 
@@ -170,6 +175,7 @@ func (d *Daemon) Start(ctx context.Context) (err error) {
 	d.mountSend(d.web.Public)
 	d.mountAdmin(d.web.Admin)
 	d.web.Admin.POST("/api/reload", d.apiReload)
+	d.web.Admin.POST("/api/endpoints/:name/test", d.apiTestWebhook)
 	if err := d.web.Start(); err != nil {
 		return err
 	}

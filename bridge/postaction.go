@@ -23,7 +23,13 @@ const DeletedItemsFolder = "deleteditems"
 func (r *Runner) PostActions(ctx context.Context) (Stats, error) {
 	r.round.Lock()
 	defer r.round.Unlock()
-	return r.postActions(ctx)
+	stats, err := r.postActions(ctx)
+	// Outside a round, nothing else adds them to the runner's totals
+	// (SyncOnce adds its own round's).
+	r.mu.Lock()
+	r.status.Totals.add(stats)
+	r.mu.Unlock()
+	return stats, err
 }
 
 func (r *Runner) postActions(ctx context.Context) (Stats, error) {

@@ -158,6 +158,9 @@ func (d *Daemon) ReloadFile(ctx context.Context) error {
 	for _, w := range next.Warnings() {
 		d.log.Warn("configuration warning", "file", d.opts.ConfigPath, "warning", w)
 	}
+	if d.opts.Adjust != nil {
+		d.opts.Adjust(next)
+	}
 	if err := d.Reload(ctx, next); err != nil {
 		d.log.Warn("reload", "err", err)
 		return err

@@ -47,6 +47,7 @@ func (d *Daemon) mountStatus(e *echo.Echo) {
 	e.POST("/ui/channels/:name/sync", ui.syncNow)
 	e.POST("/ui/endpoints/:name/pause", ui.pause)
 	e.POST("/ui/endpoints/:name/resume", ui.resume)
+	e.POST("/ui/endpoints/:name/test", ui.testWebhook)
 	e.POST("/ui/replay", ui.replay)
 }
 
@@ -203,6 +204,25 @@ func (ui *statusUI) pauseResume(c echo.Context, pause bool) error {
 	} else {
 		ui.sess.setFlash(c, true, "Webhook "+name+" "+verb+".")
 	}
+	return back(c, "#endpoints")
+}
+
+// testWebhook sends a webhook.test to the endpoint and shows the
+// receiver's answer.
+func (ui *statusUI) testWebhook(c echo.Context) error {
+	if !ui.checkForm(c) {
+		return back(c, "#endpoints")
+	}
+	res, err := ui.d.testWebhook(c.Request().Context(), c.Param("name"), "requested from the status page")
+	if err != nil {
+		ui.sess.setFlash(c, false, "Could not test webhook "+c.Param("name")+": "+errText(err))
+		return back(c, "#endpoints")
+	}
+	text := res.Summary()
+	if r := []rune(text); len(r) > 600 { // the flash travels in a cookie
+		text = string(r[:599]) + "…"
+	}
+	ui.sess.setFlash(c, res.OK, "Test sent. "+text)
 	return back(c, "#endpoints")
 }
 

@@ -16,14 +16,17 @@ import (
 // and the metrics see it: configuration, auth row, sync state and, once
 // the channel syncs, its runner's live status.
 type channelView struct {
-	Name           string              `json:"name"`
-	MailboxType    string              `json:"mailbox_type"`
-	MailboxAddress string              `json:"mailbox_address,omitempty"`
-	Folder         string              `json:"folder"`
-	Webhook        string              `json:"webhook,omitempty"`
-	Auth           store.ChannelStatus `json:"auth"`
-	Sync           store.SyncState     `json:"sync_state"`
-	Runner         *Status             `json:"runner,omitempty"`
+	Name           string `json:"name"`
+	MailboxType    string `json:"mailbox_type"`
+	MailboxAddress string `json:"mailbox_address,omitempty"`
+	Folder         string `json:"folder"`
+	Webhook        string `json:"webhook,omitempty"`
+	AfterImport    string `json:"after_import,omitempty"`
+	// PostDone counts the ledger rows in state done (after_import finished).
+	PostDone int                 `json:"post_done"`
+	Auth     store.ChannelStatus `json:"auth"`
+	Sync     store.SyncState     `json:"sync_state"`
+	Runner   *Status             `json:"runner,omitempty"`
 }
 
 // channelViews lists the configured channels in bridge.yaml order.
@@ -40,7 +43,7 @@ func (d *Daemon) channelViews(ctx context.Context) ([]channelView, error) {
 	out := make([]channelView, 0, len(cfg.Channels))
 	for _, ch := range cfg.Channels {
 		v := channelView{Name: ch.Name, MailboxType: ch.Mailbox.Type, MailboxAddress: ch.Mailbox.Address,
-			Folder: displayFolder(ch.Folder), Webhook: ch.Webhook,
+			Folder: displayFolder(ch.Folder), Webhook: ch.Webhook, AfterImport: ch.AfterImport.String(),
 			Auth: store.ChannelStatus{Name: ch.Name, State: store.ChannelNeedsConsent}, Sync: store.SyncState{Channel: ch.Name}}
 		for _, a := range auths {
 			if a.Name == ch.Name {
@@ -55,6 +58,11 @@ func (d *Daemon) channelViews(ctx context.Context) ([]channelView, error) {
 		if v.MailboxAddress == "" {
 			v.MailboxAddress = v.Auth.Account.UPN
 		}
+		counts, err := d.db.LedgerCounts(ctx, ch.Name)
+		if err != nil {
+			return nil, err
+		}
+		v.PostDone = counts[store.LedgerDone]
 		if r, ok := d.Runner(ch.Name); ok {
 			s := r.Status()
 			v.Runner = &s
@@ -144,18 +152,11 @@ func (v channelView) Problem() problem {
 }
 
 // ArchiveText describes the archive decision.
-func (v channelView) ArchiveText() string {
-	switch v.Sync.ArchiveMode {
-	case "":
-		return "not decided yet (at the first sync)"
-	case store.ArchiveDecidedOff:
-		return "off: every message is new"
-	}
-	if v.Sync.ArchiveCutoff.IsZero() {
-		return "on"
-	}
-	return "on: received before " + v.Sync.ArchiveCutoff.UTC().Format(time.RFC3339) + " is archived"
-}
+func (v channelView) ArchiveText() string { return NewArchiveState(v.Sync).String() }
+
+// Messages are the channel's counters, each meaning one thing (see
+// MessageCounts).
+func (v channelView) Messages() MessageCounts { return newMessageCounts(v.Sync, v.PostDone) }
 
 // endpointView is one webhook endpoint with its queue.
 type endpointView struct {

@@ -136,8 +136,8 @@ func TestStatusTemplateFirstSyncProgress(t *testing.T) {
 	if err := pageTemplates.ExecuteTemplate(&b, "status.html", page); err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"First sync: 2500 of about 10000 (25%)", `<progress max="100" value="25">`,
-		"2500 seen</span> · 2400 archived · 100 new · 0 rejected", ">syncing</span>"} {
+	for _, want := range []string{"First sync: 2500 of about 10000 messages read (25%)", `<progress max="100" value="25">`,
+		"2500 imported</span>: 2400 archived · 100 new · 0 rejected", "2500 read</span>", ">syncing</span>"} {
 		if !strings.Contains(b.String(), want) {
 			t.Errorf("page lacks %q", want)
 		}
@@ -149,5 +149,29 @@ func TestStatusTemplateFirstSyncProgress(t *testing.T) {
 	}
 	if strings.Contains(b.String(), "First sync") {
 		t.Error("progress shown after the first sync completed")
+	}
+}
+
+// TestStatusTemplateCountsAddUp is issue 12 item 11: the demo's sales
+// channel (6 mails, mark_read) showed "12 seen · 4 archived · 2 new". The
+// message line must add up; delta entries are shown apart, for what they
+// are.
+func TestStatusTemplateCountsAddUp(t *testing.T) {
+	page := statusPage{Now: time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC), Channels: []channelView{{
+		Name: "sales", MailboxType: "user", Folder: "Inbox", AfterImport: "mark_read", PostDone: 6,
+		Auth: store.ChannelStatus{State: store.ChannelActive},
+		Sync: store.SyncState{ArchiveMode: "on", Seen: 12, Archived: 4, New: 2, InitialDoneAt: time.Date(2026, 11, 26, 11, 0, 0, 0, time.UTC)},
+	}}}
+	var b strings.Builder
+	if err := pageTemplates.ExecuteTemplate(&b, "status.html", page); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"6 imported</span>: 4 archived · 2 new · 0 rejected", "mark_read: 6 done", "12 read</span>"} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("page lacks %q", want)
+		}
+	}
+	if strings.Contains(b.String(), "12 seen") {
+		t.Error(`page still says "12 seen" for 6 messages`)
 	}
 }

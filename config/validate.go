@@ -61,6 +61,7 @@ var (
 )
 
 func (v *validator) config(c *Config) {
+	defer v.demoSecrets(c)
 	v.publicURL(c.PublicURL)
 	v.listen("listen", c.Listen)
 	v.listen("admin.listen", c.Admin.Listen)

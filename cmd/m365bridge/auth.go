@@ -24,10 +24,6 @@ func runAuth(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	fs := newFlagSet("auth", stderr)
 	path := fs.String("config", "bridge.yaml", "the configuration `file`")
 	reauth := fs.Bool("reauth", false, "re-authenticate a channel that was connected before")
-	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), "Usage: m365bridge auth [--config FILE] CHANNEL [--reauth]\n\nPrints the Microsoft sign-in URL that connects (or re-authenticates) CHANNEL.\nOpen it in a browser within ten minutes; the running bridge completes the sign-in.\n\nFlags:")
-		fs.PrintDefaults()
-	}
 	pos, err := parseInterspersed(fs, args)
 	if err != nil {
 		return err

@@ -3,106 +3,115 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"text/tabwriter"
 	"time"
 
+	"github.com/m365bridge/m365bridge/bridge"
 	"github.com/m365bridge/m365bridge/bridge/store"
 )
 
-// runChannels lists every channel's auth state: state, reason and fix,
-// account, token expiry and last refresh. It never prints a token.
+// runChannels lists every channel: sign-in state, reason and fix, account,
+// token expiry, archive decision, counts and last sync. It asks the running
+// daemon when there is one, else reads the state directory (never creating
+// it). It never prints a token.
 func runChannels(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) > 0 && args[0] == "inspect" {
 		return runChannelsInspect(ctx, args[1:], stdout, stderr)
 	}
 	fs := newFlagSet("channels", stderr)
-	path := fs.String("config", "bridge.yaml", "the configuration `file`")
-	asJSON := fs.Bool("json", false, "print JSON instead of a table")
-	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), "Usage: m365bridge channels [--config FILE] [--json]\n       m365bridge channels inspect [--config FILE] CHANNEL\n\nLists each channel's connection state, the account it uses and what to do when it needs attention.\n`inspect` shows what a first sync of CHANNEL would do: message count, oldest and newest, archived vs new.\n\nFlags:")
-		fs.PrintDefaults()
-	}
+	path := fs.String("config", "bridge.yaml", "the configuration `file` (its admin.listen finds a running daemon; else its state_dir is read)")
+	stateDir := fs.String("state-dir", "", "read this state `directory` instead (no configuration needed)")
+	asJSON := fs.Bool("json", false, "print JSON (the same as GET /api/channels)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
 		return usageError{fmt.Sprintf("channels: unexpected argument %q", fs.Arg(0))}
 	}
-	st, err := openAuthState(ctx, *path, stderr)
+	rows, source, err := loadChannels(ctx, *path, *stateDir)
 	if err != nil {
 		return err
-	}
-	defer st.Close()
-	all, err := st.db.ChannelStates(ctx)
-	if err != nil {
-		return err
-	}
-	configured := map[string]bool{}
-	for _, ch := range st.cfg.Channels {
-		configured[ch.Name] = true
-	}
-	syncs, err := st.db.SyncStates(ctx)
-	if err != nil {
-		return err
-	}
-	bySync := map[string]store.SyncState{}
-	for _, s := range syncs {
-		bySync[s.Channel] = s
-	}
-	rows := []channelRow{}
-	for _, c := range all {
-		if configured[c.Name] {
-			row := channelRow{ChannelStatus: c}
-			if s, ok := bySync[c.Name]; ok {
-				row.Sync = &s
-			}
-			rows = append(rows, row)
-		}
 	}
 	if *asJSON {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
 		return enc.Encode(rows)
 	}
+	fmt.Fprintf(stdout, "(%s)\n", source)
 	printChannels(stdout, rows, time.Now())
 	return nil
 }
 
-// channelRow is one channel: its sign-in state and, once it synced, its
-// sync state (folder, archive decision, counts, last error).
-type channelRow struct {
-	store.ChannelStatus
-	Sync *store.SyncState `json:"sync,omitempty"`
+// loadChannels reads the channels from the running daemon (GET
+// /api/channels) or, when none answers or --state-dir is given, from the
+// state directory. source says which, for the operator.
+func loadChannels(ctx context.Context, path, stateDir string) ([]bridge.ChannelInfo, string, error) {
+	if stateDir != "" {
+		db, err := openExistingStore(ctx, stateDir, "--state-dir")
+		if err != nil {
+			return nil, "", err
+		}
+		defer db.Close()
+		rows, err := bridge.ChannelInfos(ctx, db, nil, nil)
+		return rows, "from the state directory " + stateDir, err
+	}
+	cfg, err := loadConfig(path)
+	if err != nil {
+		return nil, "", fmt.Errorf("%w\n(or pass --state-dir DIR to read a state directory without a configuration)", err)
+	}
+	var rows []bridge.ChannelInfo
+	status, err := adminCall(ctx, cfg, http.MethodGet, "/api/channels", nil, &rows)
+	switch {
+	case err == nil && status == http.StatusOK:
+		return rows, "from the running daemon on " + cfg.Admin.Listen, nil
+	case err == nil:
+		return nil, "", fmt.Errorf("the daemon on admin.listen %s answered %d to GET /api/channels (is admin.token the daemon's?)", cfg.Admin.Listen, status)
+	case !errors.Is(err, errNoDaemon):
+		return nil, "", err
+	}
+	db, err := openExistingStore(ctx, cfg.State, "state_dir of "+path)
+	if err != nil {
+		return nil, "", fmt.Errorf("no daemon answered on admin.listen %s, and %w", cfg.Admin.Listen, err)
+	}
+	defer db.Close()
+	names := make([]string, 0, len(cfg.Channels))
+	for _, ch := range cfg.Channels {
+		names = append(names, ch.Name)
+	}
+	rows, err = bridge.ChannelInfos(ctx, db, names, nil)
+	return rows, "no daemon on " + cfg.Admin.Listen + "; from the state directory " + cfg.State, err
 }
 
-func printChannels(w io.Writer, rows []channelRow, now time.Time) {
+func printChannels(w io.Writer, rows []bridge.ChannelInfo, now time.Time) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "CHANNEL\tSTATE\tMAILBOX\tACCOUNT\tTOKEN EXPIRES\tLAST REFRESH\tARCHIVE\tLAST SYNC\tIMPORTED")
+	fmt.Fprintln(tw, "CHANNEL\tSTATE\tMAILBOX\tACCOUNT\tTOKEN EXPIRES\tARCHIVE\tLAST SYNC\tIMPORTED\tAFTER IMPORT DONE")
 	for _, c := range rows {
-		archive, last, imported := "-", "-", "-"
-		if s := c.Sync; s != nil {
-			archive = archiveText(*s)
-			last = when(s.LastSyncAt, now)
-			imported = fmt.Sprintf("%d archived, %d new, %d rejected", s.Archived, s.New, s.Rejected)
+		m := c.Messages
+		archive := c.Archive.Mode
+		if !c.Archive.Cutoff.IsZero() {
+			archive += " before " + c.Archive.Cutoff.UTC().Format(time.RFC3339)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", c.Name, c.State, dash(c.MailboxAddress), dash(c.Account.UPN),
-			when(c.TokenExpiry, now), when(c.LastRefresh, now), archive, last, imported)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\n", c.Name, c.State, dash(c.MailboxAddress), dash(c.Account.UPN),
+			when(c.TokenExpiry, now), archive, when(c.LastSyncAt, now),
+			fmt.Sprintf("%d = %d archived + %d new + %d rejected", m.Imported, m.Archived, m.New, m.Rejected), m.PostDone)
 	}
 	tw.Flush()
 	for _, c := range rows {
-		if s := c.Sync; s != nil && s.ArchiveReason != "" {
-			fmt.Fprintf(w, "\n%s: archive %s\n  decided: %s\n", c.Name, archiveText(*s), s.ArchiveReason)
+		if c.Archive.Reason != "" {
+			fmt.Fprintf(w, "\n%s: archive %s\n  decided %s: %s\n", c.Name, c.Archive, when(c.Archive.DecidedAt, now), c.Archive.Reason)
 		}
-		if s := c.Sync; s != nil && s.ErrorReason != "" {
+		if e := c.SyncError; e != nil {
 			fmt.Fprintf(w, "\n%s: sync error", c.Name)
-			if s.ErrorCode != "" {
-				fmt.Fprintf(w, " (%s)", s.ErrorCode)
+			if e.Code != "" {
+				fmt.Fprintf(w, " (%s)", e.Code)
 			}
-			fmt.Fprintf(w, "\n  reason: %s\n", s.ErrorReason)
-			if s.ErrorFix != "" {
-				fmt.Fprintf(w, "  fix: %s\n", s.ErrorFix)
+			fmt.Fprintf(w, "\n  reason: %s\n", e.Reason)
+			if e.Fix != "" {
+				fmt.Fprintf(w, "  fix: %s\n", e.Fix)
 			}
 		}
 		switch c.State {
@@ -118,19 +127,6 @@ func printChannels(w io.Writer, rows []channelRow, now time.Time) {
 				fmt.Fprintf(w, "  fix: %s\n", c.Fix)
 			}
 		}
-	}
-}
-
-// archiveText is the archive decision in force: on with its cut-off, off,
-// or not decided yet (before the first sync).
-func archiveText(s store.SyncState) string {
-	switch {
-	case s.ArchiveMode == "":
-		return "undecided"
-	case s.ArchiveCutoff.IsZero():
-		return s.ArchiveMode
-	default:
-		return s.ArchiveMode + " before " + s.ArchiveCutoff.UTC().Format(time.RFC3339)
 	}
 }
 

@@ -20,10 +20,6 @@ func runCheck(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs := newFlagSet("check", stderr)
 	path := fs.String("config", "bridge.yaml", "the configuration `file` to check")
 	online := fs.Bool("online", false, "also check that public_url reaches this running daemon (the FQDN check)")
-	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), "Usage: m365bridge check [--config FILE] [--online]\n\nValidates the configuration and prints the redirect URI to register in Entra ID.\n\nFlags:")
-		fs.PrintDefaults()
-	}
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return err

@@ -9,7 +9,6 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"path/filepath"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -93,21 +92,19 @@ func parseWhen(s string, now time.Time) (time.Time, error) {
 	return time.Time{}, fmt.Errorf("%q is not RFC 3339 (2026-11-26T20:00:00Z), a date (2026-11-26) or a duration ago (24h)", s)
 }
 
-// openStore opens the state database named by --state-dir or --config.
+// openStore opens the state database named by --state-dir or --config. It
+// never creates one: reading (or replaying in) a state directory that does
+// not exist is an error that says where to point instead.
 func (o *outboxFlags) openStore(ctx context.Context) (*store.DB, error) {
-	dir := o.stateDir
+	dir, from := o.stateDir, "--state-dir"
 	if dir == "" {
 		cfg, err := config.Load(o.config)
 		if err != nil {
 			return nil, fmt.Errorf("load %s (or pass --state-dir): %w", o.config, err)
 		}
-		dir = cfg.State
+		dir, from = cfg.State, "state_dir of "+o.config
 	}
-	db, err := store.Open(ctx, filepath.Join(dir, store.FileName))
-	if err != nil {
-		return nil, fmt.Errorf("open state in %s: %w", dir, err)
-	}
-	return db, nil
+	return openExistingStore(ctx, dir, from)
 }
 
 func parseWebhookFlags(fs *flag.FlagSet, args []string) error {
@@ -150,6 +147,9 @@ func timePtr(t time.Time) *time.Time {
 // runDeliveries lists outbox rows: what is pending, what was delivered, and
 // the dead letters (dead, rejected) an operator may replay.
 func runDeliveries(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) > 0 && args[0] == "test" {
+		return runDeliveriesTest(ctx, args[1:], stdout, stderr)
+	}
 	fs := newFlagSet("deliveries", stderr)
 	var o outboxFlags
 	o.register(fs, "pending,dead,rejected")
@@ -157,10 +157,6 @@ func runDeliveries(ctx context.Context, args []string, stdout, stderr io.Writer)
 	limit := fs.Int("limit", 200, "show at most `N` rows (0: all)")
 	pause := fs.String("pause", "", "pause deliveries to the `endpoint` (persisted; a running daemon stops within 30 s)")
 	resume := fs.String("resume", "", "resume a paused or disabled (410 Gone) `endpoint`")
-	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), "Usage: m365bridge deliveries [--config FILE | --state-dir DIR] [--state S,…] [--channel C] [--endpoint E] [--id ID] [--since T] [--until T] [--json] [--pause E | --resume E]\n\nLists webhook outbox rows, oldest first: pending deliveries and dead letters by default.\n--pause and --resume change an endpoint's state first (--resume re-enables one disabled by 410 Gone).\n\nFlags:")
-		fs.PrintDefaults()
-	}
 	if err := parseWebhookFlags(fs, args); err != nil {
 		return err
 	}
@@ -169,12 +165,22 @@ func runDeliveries(ctx context.Context, args []string, stdout, stderr io.Writer)
 		return err
 	}
 	f.Limit = *limit
-	db, err := o.openStore(ctx)
-	if err != nil {
-		return err
+	// The store is opened only when no daemon answers (or --state-dir).
+	var db *store.DB
+	openDB := func() (*store.Outbox, error) {
+		if db == nil {
+			var err error
+			if db, err = o.openStore(ctx); err != nil {
+				return nil, err
+			}
+		}
+		return db.Outbox(), nil
 	}
-	defer db.Close()
-	q := db.Outbox()
+	defer func() {
+		if db != nil {
+			db.Close()
+		}
+	}()
 	for _, change := range []struct {
 		name  string
 		state deliver.EndpointState
@@ -187,14 +193,41 @@ func runDeliveries(ctx context.Context, args []string, stdout, stderr io.Writer)
 			fmt.Fprintf(stdout, "endpoint %s is now %s (through the running daemon)\n\n", change.name, change.state)
 			continue
 		}
+		q, err := openDB()
+		if err != nil {
+			return err
+		}
 		if err := q.SetEndpoint(ctx, change.name, change.state, change.why, time.Now()); err != nil {
 			return err
 		}
 		fmt.Fprintf(stdout, "endpoint %s is now %s; a running daemon follows within 30 s\n\n", change.name, change.state)
 	}
-	rows, err := q.List(ctx, f)
-	if err != nil {
-		return err
+	var rows []deliver.Row
+	var endpoints map[string]deliver.EndpointStatus
+	viaDaemon := false
+	if o.stateDir == "" {
+		if cfg, err := config.Load(o.config); err == nil {
+			if rows, endpoints, viaDaemon, err = deliveriesThroughDaemon(ctx, cfg, f); err != nil {
+				return err
+			}
+		}
+	}
+	if !viaDaemon {
+		q, err := openDB()
+		if err != nil {
+			return err
+		}
+		if rows, err = q.List(ctx, f); err != nil {
+			return err
+		}
+		endpoints = map[string]deliver.EndpointStatus{}
+		for _, r := range rows {
+			if _, ok := endpoints[r.Endpoint]; !ok {
+				if st, err := q.Endpoint(ctx, r.Endpoint); err == nil {
+					endpoints[r.Endpoint] = st
+				}
+			}
+		}
 	}
 	if *asJSON {
 		enc := json.NewEncoder(stdout)
@@ -207,7 +240,10 @@ func runDeliveries(ctx context.Context, args []string, stdout, stderr io.Writer)
 		}
 		return nil
 	}
-	printEndpointStates(ctx, stdout, q, rows)
+	if viaDaemon {
+		fmt.Fprintf(stdout, "(from the running daemon)\n")
+	}
+	printEndpointStates(stdout, endpoints, rows)
 	if len(rows) == 0 {
 		fmt.Fprintf(stdout, "no deliveries in state %s\n", o.states)
 		return nil
@@ -246,17 +282,95 @@ func pendingOnly(r deliver.Row) time.Time {
 }
 
 // printEndpointStates warns about paused or disabled endpoints among rows.
-func printEndpointStates(ctx context.Context, w io.Writer, q *store.Outbox, rows []deliver.Row) {
+func printEndpointStates(w io.Writer, endpoints map[string]deliver.EndpointStatus, rows []deliver.Row) {
 	seen := map[string]bool{}
 	for _, r := range rows {
 		if seen[r.Endpoint] {
 			continue
 		}
 		seen[r.Endpoint] = true
-		if st, err := q.Endpoint(ctx, r.Endpoint); err == nil && st.State != deliver.EndpointActive {
+		if st, ok := endpoints[r.Endpoint]; ok && st.State != deliver.EndpointActive && st.State != "" {
 			fmt.Fprintf(w, "endpoint %s is %s since %s: %s\n\n", r.Endpoint, st.State, st.Since.UTC().Format(time.RFC3339), st.Reason)
 		}
 	}
+}
+
+// deliveriesThroughDaemon lists rows through a running daemon's admin API
+// (GET /api/deliveries and /api/endpoints); ok is false when none answers.
+// The API returns at most 1000 rows: --limit 0 gets that many.
+func deliveriesThroughDaemon(ctx context.Context, cfg *config.Config, f deliver.Filter) (rows []deliver.Row, endpoints map[string]deliver.EndpointStatus, ok bool, err error) {
+	v := url.Values{}
+	var states []string
+	for _, s := range f.States {
+		states = append(states, string(s))
+	}
+	if len(states) > 0 {
+		v.Set("state", strings.Join(states, ","))
+	}
+	for k, x := range map[string]string{"channel": f.Channel, "endpoint": f.Endpoint} {
+		if x != "" {
+			v.Set(k, x)
+		}
+	}
+	if len(f.IDs) > 0 {
+		v.Set("id", strings.Join(f.IDs, ","))
+	}
+	if !f.Since.IsZero() {
+		v.Set("since", f.Since.UTC().Format(time.RFC3339Nano))
+	}
+	if !f.Until.IsZero() {
+		v.Set("until", f.Until.UTC().Format(time.RFC3339Nano))
+	}
+	limit := f.Limit
+	if limit <= 0 || limit > 1000 {
+		limit = 1000
+	}
+	v.Set("limit", fmt.Sprint(limit))
+	var raw json.RawMessage
+	status, err := adminCall(ctx, cfg, http.MethodGet, "/api/deliveries?"+v.Encode(), nil, &raw)
+	switch {
+	case errors.Is(err, errNoDaemon):
+		return nil, nil, false, nil
+	case err != nil:
+		return nil, nil, true, err
+	case status != http.StatusOK:
+		var apiErr struct {
+			Error string `json:"error"`
+		}
+		json.Unmarshal(raw, &apiErr)
+		return nil, nil, true, fmt.Errorf("the running daemon refused the listing (%d): %s", status, apiErr.Error)
+	}
+	var views []deliveryJSON
+	if err := json.Unmarshal(raw, &views); err != nil {
+		return nil, nil, true, fmt.Errorf("GET /api/deliveries: %w", err)
+	}
+	for _, x := range views {
+		r := deliver.Row{Seq: x.Seq, EventID: x.EventID, Endpoint: x.Endpoint, Channel: x.Channel, Type: x.Type, State: deliver.State(x.State),
+			Attempts: x.Attempts, CreatedAt: x.CreatedAt, LastStatus: x.LastStatus, LastError: x.LastError}
+		if x.NextAttemptAt != nil {
+			r.NextAttemptAt = *x.NextAttemptAt
+		}
+		if x.LastAttemptAt != nil {
+			r.LastAttemptAt = *x.LastAttemptAt
+		}
+		if x.DeliveredAt != nil {
+			r.DeliveredAt = *x.DeliveredAt
+		}
+		rows = append(rows, r)
+	}
+	var eps []struct {
+		Name   string                `json:"name"`
+		State  deliver.EndpointState `json:"state"`
+		Reason string                `json:"reason"`
+		Since  time.Time             `json:"since"`
+	}
+	endpoints = map[string]deliver.EndpointStatus{}
+	if status, err := adminCall(ctx, cfg, http.MethodGet, "/api/endpoints", nil, &eps); err == nil && status == http.StatusOK {
+		for _, e := range eps {
+			endpoints[e.Name] = deliver.EndpointStatus{State: e.State, Reason: e.Reason, Since: e.Since}
+		}
+	}
+	return rows, endpoints, true, nil
 }
 
 func orDash(s string) string {
@@ -290,4 +404,51 @@ func endpointThroughDaemon(ctx context.Context, path, name string, pause bool, w
 	var out map[string]any
 	status, err := adminCall(ctx, cfg, http.MethodPost, route, in, &out)
 	return err == nil && status == http.StatusOK
+}
+
+// runDeliveriesTest asks the running daemon to send a webhook.test event to
+// a webhook (POST /api/endpoints/{name}/test) and prints the receiver's
+// answer; exit status 1 unless it was a 2xx.
+func runDeliveriesTest(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("deliveries test", stderr)
+	path := fs.String("config", "bridge.yaml", "the configuration `file` (its admin.listen and admin.token reach the daemon)")
+	pos, err := parseInterspersed(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		return usageError{"deliveries test: name exactly one WEBHOOK, e.g. m365bridge deliveries test helpdesk"}
+	}
+	cfg, err := loadConfig(*path)
+	if err != nil {
+		return err
+	}
+	var out struct {
+		bridge.WebhookTestResult
+		Error string `json:"error"`
+	}
+	status, err := adminCall(ctx, cfg, http.MethodPost, "/api/endpoints/"+url.PathEscape(pos[0])+"/test", nil, &out)
+	switch {
+	case errors.Is(err, errNoDaemon):
+		return fmt.Errorf("deliveries test sends through the running daemon, with the secrets and headers it loaded: %w", err)
+	case err != nil:
+		return err
+	case status != http.StatusOK:
+		return fmt.Errorf("the daemon refused the test (%d): %s", status, out.Error)
+	}
+	r := out.WebhookTestResult
+	fmt.Fprintf(stdout, "webhook:  %s (%s, %s)\nevent:    webhook.test %s\n", r.Endpoint, r.URL, r.EndpointState, r.EventID)
+	answer := "no response"
+	if r.Status != 0 {
+		answer = fmt.Sprintf("HTTP %d", r.Status)
+	}
+	fmt.Fprintf(stdout, "answer:   %s in %d ms (%s)\n", answer, r.DurationMS, r.Outcome)
+	if r.Response != "" {
+		fmt.Fprintf(stdout, "response: %s\n", r.Response)
+	}
+	if !r.OK {
+		fmt.Fprintln(stderr, "the receiver did not accept the test event: fix the receiver (or the webhook's url, secret or headers) and try again")
+		return exitError{code: 1}
+	}
+	return nil
 }

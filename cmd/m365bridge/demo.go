@@ -18,6 +18,7 @@ import (
 	"github.com/m365bridge/m365bridge/bridge/store"
 	"github.com/m365bridge/m365bridge/config"
 	"github.com/m365bridge/m365bridge/webhooks"
+	"github.com/m365bridge/m365bridge/webhooks/deliver"
 )
 
 // runDemo runs the whole product on this machine: the simulator seeded with
@@ -31,8 +32,20 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	oldMails := fs.Int("history", 30, "how many older mails the Support folder starts with")
 	demoPoll := fs.Duration("poll", 10*time.Second, "how often the demo's channels poll (bridge.yaml's interval is for real mailboxes)")
 	pause := fs.Duration("pause", 3*time.Second, "how long to wait before injecting the live-pickup mail")
+	hookURL := fs.String("webhook-url", "", "deliver to your receiver at this `URL` instead of the built-in one on webhooks[0].url")
+	hookSecret := fs.String("webhook-secret", "", "the whsec_ `secret` your receiver verifies with (with --webhook-url)")
+	stall := fs.Duration("stall", demoStall, "give up when no event was delivered or refused for this `long` (a safety net: progress is printed while events flow)")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if fs.NArg() > 0 {
+		return usageError{fmt.Sprintf("demo: unexpected argument %q", fs.Arg(0))}
+	}
+	if (*hookURL == "") != (*hookSecret == "") {
+		return usageError{"demo: --webhook-url and --webhook-secret go together (the secret your receiver verifies signatures with)"}
+	}
+	if *oldMails < 0 {
+		return usageError{"demo: --history must be 0 or more"}
 	}
 	cfg, err := config.Load(*path)
 	if err != nil {
@@ -51,10 +64,24 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		defer os.RemoveAll(dir)
 		*stateDir = dir
 	}
-	cfg.State = *stateDir
-	for i := range cfg.Channels {
-		if cfg.Channels[i].PollInterval > *demoPoll {
-			cfg.Channels[i].PollInterval = *demoPoll
+	// The demo's overrides, kept by `m365bridge reload` (Options.Adjust).
+	var override func(*config.Config)
+	override = func(c *config.Config) {
+		c.State = *stateDir
+		for i := range c.Channels {
+			if c.Channels[i].PollInterval > *demoPoll {
+				c.Channels[i].PollInterval = *demoPoll
+			}
+		}
+		if *hookURL != "" && len(c.Webhooks) > 0 {
+			c.Webhooks[0].URL = *hookURL
+			c.Webhooks[0].Secret, c.Webhooks[0].Secrets = config.NewSecret(*hookSecret), nil
+		}
+	}
+	override(cfg)
+	if *hookURL != "" {
+		if err := checkDemoWebhook(*hookURL, *hookSecret); err != nil {
+			return err
 		}
 	}
 	log, err := bridge.NewLogger(stderr, *logLevel, "text")
@@ -74,15 +101,22 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	p.say("Simulator (Entra ID + Graph) on %s: tenant %s, users %s, shared mailbox %s",
 		sim.URL, cfg.MS.Tenant, strings.Join(sim.Seeded.Users, ", "), strings.Join(sim.Seeded.Mailboxes, ", "))
 
-	// 2. The helpdesk: a receiver that verifies every signature.
-	recv, err := startDemoReceiver(cfg, p)
-	if err != nil {
-		return err
+	// 2. The helpdesk: a receiver that verifies every signature, or yours.
+	if *hookURL == "" {
+		recv, err := startDemoReceiver(cfg, p)
+		if err != nil {
+			return err
+		}
+		defer recv.close()
+	} else {
+		p.say("Delivering to your receiver at %s (webhook %q), signed with the secret you gave.", redactDemoURL(*hookURL), cfg.Webhooks[0].Name)
 	}
-	defer recv.close()
 
-	// 3. The bridge itself.
-	d := bridge.New(cfg, bridge.Options{Logger: log, Version: version})
+	// 3. The bridge itself. Its dispatcher reports every delivery result:
+	// that is what the demo waits on, not the clock.
+	prog := newDemoProgress()
+	d := bridge.New(cfg, bridge.Options{Logger: log, Version: version, ConfigPath: *path, Adjust: override,
+		Dispatcher: deliver.Options{OnResult: prog.onResult}})
 	if err := d.Start(ctx); err != nil {
 		return err
 	}
@@ -121,7 +155,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		expected += len(m.Mail.Messages)
 	}
 	p.say("First sync: %d existing messages; mail before each channel's cut-off arrives as mail.archived (closed, original date, no automations).", expected)
-	if err := recv.wait(ctx, expected, time.Minute); err != nil {
+	if err := prog.wait(ctx, "First sync", expected, *stall, p); err != nil {
 		return err
 	}
 
@@ -134,7 +168,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	expected += len(news)
 	p.say("%d new mails arrived in Support (a reply to an archived thread, an inline image, an auto-reply); next poll within %s.", len(news), *demoPoll)
-	if err := recv.wait(ctx, expected, time.Minute); err != nil {
+	if err := prog.wait(ctx, "New mail", expected, *stall, p); err != nil {
 		return err
 	}
 
@@ -149,11 +183,14 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return fmt.Errorf("inject mail: %w", err)
 	}
 	p.say("Injected a fresh mail at %s; watching for it…", injected.UTC().Format("15:04:05"))
-	if err := recv.wait(ctx, expected+1, time.Minute); err != nil {
+	if err := prog.wait(ctx, "Live pickup", expected+1, *stall, p); err != nil {
 		return err
 	}
 	p.say("Live pickup: delivered %.1fs after it arrived.", time.Since(injected).Seconds())
-	p.say("Status page: http://%s/ (admin token: $M365BRIDGE_ADMIN_TOKEN, default demo-admin-token). Ctrl-C stops everything.", d.AdminAddr())
+	if n := prog.refusedCount(); n > 0 {
+		p.say("%d events were refused by the receiver (last answer: %s): `m365bridge deliveries --state-dir %s --state rejected`.", n, prog.lastAnswer(), cfg.State)
+	}
+	p.say("Status page: http://%s/ (admin token: $M365BRIDGE_ADMIN_TOKEN, default demo-admin-token). `m365bridge reload` re-reads %s. Ctrl-C stops everything.", d.AdminAddr(), *path)
 	<-ctx.Done()
 	p.say("Stopping.")
 	return nil
@@ -283,10 +320,7 @@ func firstLine(s string) string {
 
 // demoReceiver is the helpdesk's webhook endpoint for the demo.
 type demoReceiver struct {
-	srv  *http.Server
-	mu   sync.Mutex
-	seen map[string]bool
-	more chan struct{}
+	srv *http.Server
 }
 
 func startDemoReceiver(cfg *config.Config, p *demoPrinter) (*demoReceiver, error) {
@@ -302,17 +336,10 @@ func startDemoReceiver(cfg *config.Config, p *demoPrinter) (*demoReceiver, error
 	for _, s := range w.AllSecrets() {
 		secrets = append(secrets, s.Value())
 	}
-	dr := &demoReceiver{seen: map[string]bool{}, more: make(chan struct{}, 1)}
+	dr := &demoReceiver{}
 	rc := &webhooks.Receiver{Verifier: webhooks.Verifier{Secrets: secrets}}
 	rc.OnEvent = func(ctx context.Context, d *webhooks.Delivery) error {
 		p.event(summarize(d))
-		dr.mu.Lock()
-		dr.seen[d.ID] = true
-		dr.mu.Unlock()
-		select {
-		case dr.more <- struct{}{}:
-		default:
-		}
 		return nil
 	}
 	rc.OnReject = func(r *http.Request, status int, err error) { p.event(fmt.Sprintf("REJECTED %d: %v", status, err)) }
@@ -326,27 +353,6 @@ func startDemoReceiver(cfg *config.Config, p *demoPrinter) (*demoReceiver, error
 	go dr.srv.Serve(ln)
 	p.say("Helpdesk receiver on %s verifying signatures with webhook %q's secret", w.URL, w.Name)
 	return dr, nil
-}
-
-// wait blocks until n distinct mail events arrived (channel events count
-// too), ctx ends, or timeout passes.
-func (dr *demoReceiver) wait(ctx context.Context, n int, timeout time.Duration) error {
-	deadline := time.After(timeout)
-	for {
-		dr.mu.Lock()
-		got := len(dr.seen)
-		dr.mu.Unlock()
-		if got >= n {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-dr.more:
-		case <-deadline:
-			return fmt.Errorf("demo: %d of %d events arrived within %s; see the daemon's log above", got, n, timeout)
-		}
-	}
 }
 
 func (dr *demoReceiver) close() { dr.srv.Close() }

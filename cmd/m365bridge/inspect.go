@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/m365bridge/m365bridge/bridge"
@@ -24,10 +25,6 @@ func runChannelsInspect(ctx context.Context, args []string, stdout, stderr io.Wr
 	fs := newFlagSet("channels inspect", stderr)
 	path := fs.String("config", "bridge.yaml", "the configuration `file`")
 	asJSON := fs.Bool("json", false, "print JSON instead of text")
-	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), "Usage: m365bridge channels inspect [--config FILE] [--json] CHANNEL\n\nShows what the channel's first sync would do: the folder's message count, oldest and newest\nmessage, and how many would be imported as archived and as new. Nothing is changed.\n\nFlags:")
-		fs.PrintDefaults()
-	}
 	name, err := parseChannelArg(fs, args, "channels inspect")
 	if err != nil {
 		return err
@@ -128,6 +125,18 @@ func (s *syncChannel) Close() error { return s.st.Close() }
 // openSyncChannel loads the configuration and state and prepares Graph
 // access for channel name; the channel must be connected.
 func openSyncChannel(ctx context.Context, path, name string, stderr io.Writer) (*syncChannel, error) {
+	cfg, err := loadConfig(path)
+	if err != nil {
+		return nil, err
+	}
+	if !slices.ContainsFunc(cfg.Channels, func(c config.Channel) bool { return c.Name == name }) {
+		return nil, fmt.Errorf("no channel %q in %s", name, path)
+	}
+	// A read must not create the state directory (and a new key): without
+	// one, the channel was never connected.
+	if err := stateExists(cfg.State, "state_dir of "+path); err != nil {
+		return nil, fmt.Errorf("%w\nIf this is the daemon's configuration, channel %s was never connected: run `m365bridge auth %s` while the daemon runs", err, name, name)
+	}
 	st, err := openAuthState(ctx, path, stderr)
 	if err != nil {
 		return nil, err

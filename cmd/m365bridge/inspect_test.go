@@ -157,8 +157,8 @@ Already in the ledger: 0
 	if err := run(ctx, []string{"channels", "--config", path}, &out, &errOut); err != nil {
 		t.Fatalf("channels: %v\n%s", err, errOut.String())
 	}
-	for _, want := range []string{"ARCHIVE", "on before 2026-11-01T00:00:00Z", "2 archived, 1 new, 0 rejected",
-		"sales: archive on before 2026-11-01T00:00:00Z\n  decided: archive.mode is on with cut-off 2026-11-01T00:00:00Z"} {
+	for _, want := range []string{"ARCHIVE", "on before 2026-11-01T00:00:00Z", "3 = 2 archived + 1 new + 0 rejected",
+		"sales: archive on: received before 2026-11-01T00:00:00Z is archived\n  decided ", ": archive.mode is on with cut-off 2026-11-01T00:00:00Z"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("channels output lacks %q:\n%s", want, out.String())
 		}

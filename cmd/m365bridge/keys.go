@@ -2,10 +2,10 @@ package main
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 
 	"github.com/m365bridge/m365bridge/bridge/store"
 )
@@ -15,11 +15,22 @@ import (
 // M365BRIDGE_KEY.
 func runKeys(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	usage := "keys: name a subcommand: rotate [--config FILE] | generate"
+	if isHelp(args) {
+		printHelp(stderr, "keys", nil)
+		return flag.ErrHelp
+	}
 	if len(args) == 0 {
 		return usageError{usage}
 	}
 	switch args[0] {
 	case "generate":
+		fs := newFlagSet("keys generate", stderr)
+		if err := fs.Parse(args[1:]); err != nil {
+			return err
+		}
+		if fs.NArg() > 0 {
+			return usageError{fmt.Sprintf("keys generate: unexpected argument %q", fs.Arg(0))}
+		}
 		fmt.Fprintln(stdout, store.GenerateKey())
 		return nil
 	case "rotate":
@@ -28,11 +39,6 @@ func runKeys(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	fs := newFlagSet("keys rotate", stderr)
 	path := fs.String("config", "bridge.yaml", "the configuration `file`")
-	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "Usage: m365bridge keys rotate [--config FILE]\n\nRe-encrypts every stored token with a new key, in one transaction. Stop the bridge first.\nWith a key file, a new %s is written (the old one is kept as %s until done).\nWith %s set, put the new key there and the previous one in %s.\n\nFlags:\n",
-			store.KeyFileName, store.OldKeyFileName, store.KeyEnv, store.OldKeyEnv)
-		fs.PrintDefaults()
-	}
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
 	}
@@ -43,7 +49,9 @@ func runKeys(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return err
 	}
-	db, err := store.Open(ctx, filepath.Join(cfg.State, store.FileName))
+	// Rotating the keys of a state directory that does not exist would only
+	// create one, with a key nobody asked for.
+	db, err := openExistingStore(ctx, cfg.State, "state_dir of "+*path)
 	if err != nil {
 		return err
 	}

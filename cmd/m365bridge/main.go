@@ -15,29 +15,27 @@ import (
 	"syscall"
 )
 
-// command is one subcommand: run gets the arguments after its name.
-type command struct {
-	summary string
-	run     func(ctx context.Context, args []string, stdout, stderr io.Writer) error
-}
+// command runs one subcommand with the arguments after its name.
+type command func(ctx context.Context, args []string, stdout, stderr io.Writer) error
 
-// commands is every subcommand, each in its own file.
+// commands is every subcommand, each in its own file; docs (help.go) holds
+// their descriptions.
 var commands = map[string]command{
-	"demo":       {"run the whole bridge on this machine against the built-in simulator", runDemo},
-	"check":      {"validate bridge.yaml and print the redirect URI to register", runCheck},
-	"reload":     {"make the running daemon re-read bridge.yaml (same as SIGHUP)", runReload},
-	"serve":      {"run the daemon", runServe},
-	"version":    {"print version and build information", runVersion},
-	"sim":        {"run the Entra ID + Graph mail simulator", runSim},
-	"receive":    {"run a development webhook receiver that verifies and prints events", runReceive},
-	"verify":     {"verify a captured webhook request's signature", runVerify},
-	"deliveries": {"list outbox rows and dead letters", runDeliveries},
-	"replay":     {"re-deliver dead or rejected events, keeping their ids", runReplay},
-	"auth":       {"print the sign-in URL that connects or re-authenticates a channel", runAuth},
-	"channels":   {"list channels: sign-in state, account, archive decision, last sync; `channels inspect CHANNEL` previews a first sync", runChannels},
-	"keys":       {"rotate the token-encryption key (keys rotate) or generate one", runKeys},
-	"sync":       {"run one sync round for a channel; --dry-run prints the events it would send", runSync},
-	"send":       {"send a message through a channel's mailbox via the running daemon (for testing a channel)", runSend},
+	"demo":       runDemo,
+	"check":      runCheck,
+	"reload":     runReload,
+	"serve":      runServe,
+	"version":    runVersion,
+	"sim":        runSim,
+	"receive":    runReceive,
+	"verify":     runVerify,
+	"deliveries": runDeliveries,
+	"replay":     runReplay,
+	"auth":       runAuth,
+	"channels":   runChannels,
+	"keys":       runKeys,
+	"sync":       runSync,
+	"send":       runSend,
 }
 
 // exitError carries an exit code; a command returns it to exit without a
@@ -93,7 +91,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if !ok {
 		return usageError{fmt.Sprintf("unknown command %q", args[0])}
 	}
-	return cmd.run(ctx, args[1:], stdout, stderr)
+	return cmd(ctx, args[1:], stdout, stderr)
 }
 
 func printUsage(w io.Writer) {
@@ -105,14 +103,16 @@ func printUsage(w io.Writer) {
 	}
 	sort.Strings(names)
 	for _, n := range names {
-		fmt.Fprintf(w, "  %-11s %s\n", n, commands[n].summary)
+		fmt.Fprintf(w, "  %-11s %s\n", n, docs[n].summary)
 	}
 	fmt.Fprintln(w, "\nRun 'm365bridge COMMAND -h' for a command's flags.")
 }
 
-// newFlagSet returns a flag set that reports errors instead of exiting.
+// newFlagSet returns a flag set that reports errors instead of exiting and
+// whose -h prints docs[name] (help.go) with the flags.
 func newFlagSet(name string, stderr io.Writer) *flag.FlagSet {
 	fs := flag.NewFlagSet("m365bridge "+name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
+	fs.Usage = func() { printHelp(fs.Output(), name, fs) }
 	return fs
 }

@@ -28,10 +28,6 @@ func runReceive(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	failRate := fs.Float64("fail-rate", 0, "answer this `fraction` of valid requests with 503, to watch retries")
 	asJSON := fs.Bool("json", false, "print each event's JSON instead of a summary line")
 	tolerance := fs.Duration("tolerance", webhooks.DefaultTolerance, "accepted webhook-timestamp skew")
-	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), "Usage: m365bridge receive --secret whsec_… [--listen 127.0.0.1:8367] [--path /hooks/m365] [--fail-rate 0] [--json]\n\nA development webhook receiver: verifies signatures and prints one line per event.\n\nFlags:")
-		fs.PrintDefaults()
-	}
 	if err := parseWebhookFlags(fs, args); err != nil {
 		return err
 	}

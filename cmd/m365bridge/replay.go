@@ -19,10 +19,6 @@ func runReplay(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	fs := newFlagSet("replay", stderr)
 	var o outboxFlags
 	o.register(fs, "dead,rejected")
-	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), "Usage: m365bridge replay [--config FILE | --state-dir DIR] (--id ID… | --channel C | --since T [--until T]) [--state dead,rejected] [--endpoint E]\n\nRe-delivers dead or rejected events with their original ids and a fresh retry schedule.\nWith --config and a running daemon, the daemon replays them and delivers at once.\n\nFlags:")
-		fs.PrintDefaults()
-	}
 	if err := parseWebhookFlags(fs, args); err != nil {
 		return err
 	}

@@ -60,13 +60,6 @@ func runSend(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	base := fs.String("url", "", "the daemon's public base `URL` (default: http:// plus the listen address)")
 	noWait := fs.Bool("no-wait", false, "print the id and return without waiting for the outcome")
 	timeout := fs.Duration("timeout", 2*time.Minute, "how long to wait for the outcome")
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: m365bridge send CHANNEL --to ADDRESS [--subject S] (--text T | --html H) [flags]\n\n"+
-			"Sends a message through the channel's mailbox (the channel needs a send: section). For testing a\n"+
-			"channel and for replies; never for bulk or notification mail: Microsoft's sending limits can\n"+
-			"suspend the account.\n\nFlags:")
-		fs.PrintDefaults()
-	}
 	pos, err := parseInterspersed(fs, args)
 	if err != nil {
 		return err

@@ -31,6 +31,10 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		fmt.Fprintln(stderr, err)
 		return exitError{code: 1}
 	}
+	if err := cfg.DemoSecretsError(); err != nil {
+		fmt.Fprintf(stderr, "%s: %v\n", *path, err)
+		return exitError{code: 1}
+	}
 	log, err := bridge.NewLogger(stderr, cfg.Log.Level, cfg.Log.Format)
 	if err != nil {
 		return err

@@ -23,10 +23,6 @@ func runSim(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	seedPath := fs.String("seed", "", "seed `file` (YAML) with the tenant, app, users, mailboxes and mail; default: the built-in demo seed")
 	auto := fs.Bool("auto-approve", false, "approve every sign-in at once, as the login_hint user or the first user with a mailbox")
 	noThrottle := fs.String("no-throttle", "", "turn Graph throttling off; the value is the `reason` (throttling is on by default: per app and mailbox 4 concurrent requests, 10,000 per 10 minutes, 150 MB uploaded per 5 minutes)")
-	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), "Usage: m365bridge sim [--listen 127.0.0.1:8369] [--seed FILE] [--auto-approve] [--no-throttle REASON]\n\nServes a simulated Entra ID tenant and Microsoft Graph mail for tests and the demo.\nThe control API under /_sim/ has no authentication: listen on loopback only.\n\nFlags:")
-		fs.PrintDefaults()
-	}
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return err

@@ -29,10 +29,6 @@ func runSync(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	path := fs.String("config", "bridge.yaml", "the configuration `file`")
 	dry := fs.Bool("dry-run", false, "print the events a sync would send; change nothing")
 	asJSON := fs.Bool("json", false, "with --dry-run: print each event as one JSON line")
-	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), "Usage: m365bridge sync [--config FILE] [--dry-run [--json]] CHANNEL\n\nRuns one sync round for CHANNEL. With --dry-run, prints the events it would send and changes\nnothing (mailbox, ledger, outbox and cursor stay as they are).\n\nFlags:")
-		fs.PrintDefaults()
-	}
 	name, err := parseChannelArg(fs, args, "sync")
 	if err != nil {
 		return err

@@ -29,10 +29,6 @@ func runVerify(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	tolerance := fs.Duration("tolerance", webhooks.DefaultTolerance, "how far webhook-timestamp may be from --at")
 	at := fs.String("at", "", "check the timestamp as of `T` (RFC 3339 or Unix seconds) instead of now, for old captures")
 	in := fs.String("in", "-", "the captured request `file` (- for standard input)")
-	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), "Usage: m365bridge verify --secret whsec_… [--tolerance 5m] [--at T] < request\n\nVerifies a captured webhook request (headers, blank line, body; the request line is optional).\n\nFlags:")
-		fs.PrintDefaults()
-	}
 	if err := parseWebhookFlags(fs, args); err != nil {
 		return err
 	}
