@@ -65,6 +65,11 @@ type killRequest struct {
 	graphID string // the event's article.graph_id ("" for channel events)
 	typ     string
 	answer  string
+	// gone: the sender had already hung up when the 2xx was numbered (its
+	// timeout, or a kill, while this handler was still on its way under
+	// load), so the bridge never read this answer. Such a 2xx neither
+	// acknowledges the event nor counts as a send after the move.
+	gone bool
 }
 
 type killRig struct {
@@ -222,7 +227,8 @@ func (rig *killRig) receive(w http.ResponseWriter, r *http.Request) {
 		// Taken before the answer is written: a move the bridge makes
 		// after reading it gets a higher number.
 		req.seq = rig.seq.Add(1)
-		if _, ok := rig.acked[id]; !ok {
+		req.gone = r.Context().Err() != nil
+		if _, ok := rig.acked[id]; !ok && !req.gone {
 			rig.acked[id] = req.seq
 		}
 		rig.requests = append(rig.requests, req)

@@ -205,7 +205,7 @@ func (rig *killRig) checkFinal(ctx context.Context, dest string) {
 			idsOf[r.graphID] = map[string]bool{}
 		}
 		idsOf[r.graphID][r.eventID] = true
-		if mv, ok := rig.moved[r.graphID]; ok && r.answer == answer2xx && r.seq > mv {
+		if mv, ok := rig.moved[r.graphID]; ok && r.answer == answer2xx && !r.gone && r.seq > mv {
 			late = append(late, fmt.Sprintf("%s: 2xx #%d after the move #%d", r.eventID, r.seq, mv))
 		}
 	}
