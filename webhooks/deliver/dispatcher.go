@@ -60,6 +60,20 @@ type Dispatcher struct {
 	runCtx  context.Context // lanes' parent while running
 	postCtx context.Context // deliveries' context: outlives runCtx by the grace
 	wg      sync.WaitGroup
+
+	// signal, set only by tests (export_test.go) before Run, is told each
+	// time a lane starts, parks on its select, leaves it or stops: the
+	// test signal that lets a fake clock advance only when every lane
+	// waits and no POST is in flight.
+	signal func(endpoint string, s laneSignal)
+}
+
+// laneSignal is one lane state change reported to Dispatcher.signal.
+type laneSignal struct {
+	Parked   bool             // waiting in its select
+	Inflight int              // POSTs running when it parked
+	Wait     <-chan time.Time // the timer it parked on; nil: none
+	Stopped  bool             // the lane goroutine ended
 }
 
 type lane struct {
@@ -67,6 +81,7 @@ type lane struct {
 	ep     Endpoint
 	wake   chan struct{}
 	cancel context.CancelFunc
+	signal func(laneSignal) // never nil
 }
 
 func (l *lane) endpoint() Endpoint {
@@ -76,6 +91,7 @@ func (l *lane) endpoint() Endpoint {
 }
 
 func (l *lane) poke() {
+	l.signal(laneSignal{}) // about to leave its select, if parked
 	select {
 	case l.wake <- struct{}{}:
 	default:
@@ -170,11 +186,16 @@ func (d *Dispatcher) SetEndpoints(eps []Endpoint) error {
 // startLane runs ep's lane; d.mu is held.
 func (d *Dispatcher) startLane(ep Endpoint) {
 	ctx, cancel := context.WithCancel(d.runCtx)
-	l := &lane{ep: ep, wake: make(chan struct{}, 1), cancel: cancel}
+	l := &lane{ep: ep, wake: make(chan struct{}, 1), cancel: cancel, signal: func(laneSignal) {}}
+	if d.signal != nil {
+		l.signal = func(s laneSignal) { d.signal(ep.Name, s) }
+	}
 	d.lanes[ep.Name] = l
+	l.signal(laneSignal{})
 	d.wg.Add(1)
 	go func() {
 		defer d.wg.Done()
+		defer l.signal(laneSignal{Stopped: true})
 		d.runLane(ctx, l)
 	}()
 }
@@ -302,6 +323,7 @@ func (d *Dispatcher) runLane(ctx context.Context, l *lane) {
 		} else {
 			wait = d.opts.After(d.opts.PollInterval)
 		}
+		l.signal(laneSignal{Parked: true, Inflight: len(inflight), Wait: wait})
 		select {
 		case <-ctx.Done():
 			return
@@ -313,6 +335,7 @@ func (d *Dispatcher) runLane(ctx context.Context, l *lane) {
 		case <-wait:
 			stale = true
 		}
+		l.signal(laneSignal{})
 	}
 }
 
