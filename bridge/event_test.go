@@ -59,7 +59,8 @@ func TestBuildMailEventNew(t *testing.T) {
 	if ev.Type != webhooks.TypeMailReceived {
 		t.Errorf("type = %q", ev.Type)
 	}
-	if got, want := d.ID, webhooks.EventID("tid-1", "support@contoso.com", "AAMkImmutable1"); got != want || ev.ID() != want {
+	// A literal: the id of this mail must never change across upgrades.
+	if got, want := d.ID, "msg_mydiouhkknjiouwd3elrubrvme"; got != want || ev.ID() != want {
 		t.Errorf("id = %q (envelope %q), want %q", got, ev.ID(), want)
 	}
 	if d.Archive || d.Ticket.State != "new" || d.Ticket.SuppressAutomations || len(d.Tags) != 0 {
@@ -107,6 +108,27 @@ func TestBuildMailEventNew(t *testing.T) {
 	var round webhooks.MailData
 	if err := json.Unmarshal(ev.Data, &round); err != nil || round.ID != d.ID {
 		t.Errorf("event data does not decode: %v", err)
+	}
+}
+
+// TestEventIDInputsPinned: the daemon derives event ids from the configured
+// tenant (case-folded), the mailbox address and the immutable Graph id. The
+// ids below are literals: a change to what the daemon feeds in (say the
+// tenant GUID instead of the configured name) would re-deliver every mail
+// as a new ticket after a re-sync, and must fail here.
+func TestEventIDInputsPinned(t *testing.T) {
+	cfg := &config.Config{}
+	cfg.MS.Tenant = "Contoso.OnMicrosoft.com"
+	src := testSource(ArchivePolicy{})
+	src.Tenant, src.Mailbox = eventTenant(cfg), "Support@Contoso.com"
+	msg := testMessage()
+	msg.ID = "AAkALgAAAAAAHYQDEapmEc2byACqAC-EWg0A"
+	_, d, err := BuildMailEvent(src, msg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := d.ID, "msg_tczmgr25e3ndtgirrubst7iu6y"; got != want {
+		t.Errorf("event id = %q, want %q (the id of this mail since version 1)", got, want)
 	}
 }
 
