@@ -344,7 +344,7 @@ func TestDaemonConnectSyncDeliver(t *testing.T) {
 		if time.Now().After(deadline) {
 			t.Fatalf("sales message never marked read: %+v", msgs)
 		}
-		time.Sleep(20 * time.Millisecond)
+		time.Sleep(20 * time.Millisecond) // pacing: the simulator's mailbox is what tells, and it cannot push; the deadline is the safety net
 	}
 
 	// Live pickup: a new message in the shared folder arrives as new.
@@ -391,6 +391,8 @@ func TestDaemonChannelErrorEvent(t *testing.T) {
 		t.Fatalf("consent: %.200s", page)
 	}
 	var r *Runner
+	// 10 ms pacing of a look at the daemon's runners (started by its
+	// supervisor, which has no hook for tests); the deadline is the safety net.
 	for deadline := time.Now().Add(20 * time.Second); r == nil; time.Sleep(10 * time.Millisecond) {
 		if r, _ = rig.d.Runner("support"); r == nil && time.Now().After(deadline) {
 			t.Fatal("support never started")
@@ -413,17 +415,8 @@ func TestDaemonChannelErrorEvent(t *testing.T) {
 	}
 	waitErrors := func(n int) []webhooks.ChannelData {
 		t.Helper()
-		deadline := time.Now().Add(20 * time.Second)
-		for {
-			got := channelErrors()
-			if len(got) >= n {
-				return got
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("%d channel.error events, want %d", len(got), n)
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
+		rig.waitEventsUntil(fmt.Sprintf("%d channel.error events", n), func(map[string]webhooks.Event) bool { return len(channelErrors()) >= n })
+		return channelErrors()
 	}
 
 	// The delegate loses Full Access: two failing rounds, one event.
