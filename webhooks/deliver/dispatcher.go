@@ -65,11 +65,13 @@ type Dispatcher struct {
 	// time a lane starts, parks on its select, leaves it or stops: the
 	// test signal that lets a fake clock advance only when every lane
 	// waits and no POST is in flight.
-	signal func(endpoint string, s laneSignal)
+	signal       func(endpoint string, s laneSignal)
+	lanesStarted uint64 // numbers lanes for signal
 }
 
 // laneSignal is one lane state change reported to Dispatcher.signal.
 type laneSignal struct {
+	Lane     uint64           // which lane: a re-added endpoint gets a new one
 	Parked   bool             // waiting in its select
 	Inflight int              // POSTs running when it parked
 	Wait     <-chan time.Time // the timer it parked on; nil: none
@@ -188,7 +190,9 @@ func (d *Dispatcher) startLane(ep Endpoint) {
 	ctx, cancel := context.WithCancel(d.runCtx)
 	l := &lane{ep: ep, wake: make(chan struct{}, 1), cancel: cancel, signal: func(laneSignal) {}}
 	if d.signal != nil {
-		l.signal = func(s laneSignal) { d.signal(ep.Name, s) }
+		d.lanesStarted++
+		id := d.lanesStarted
+		l.signal = func(s laneSignal) { s.Lane = id; d.signal(ep.Name, s) }
 	}
 	d.lanes[ep.Name] = l
 	l.signal(laneSignal{})

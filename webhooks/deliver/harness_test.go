@@ -87,9 +87,12 @@ func newLanes() *lanes {
 
 func (l *lanes) signal(endpoint string, s deliver.LaneSignal) {
 	l.mu.Lock()
-	if s.Stopped {
+	switch old, ok := l.state[endpoint]; {
+	case ok && old.Lane > s.Lane:
+		// A removed lane's last word, after its endpoint came back.
+	case s.Stopped:
 		delete(l.state, endpoint)
-	} else {
+	default:
 		l.state[endpoint] = s
 	}
 	l.mu.Unlock()
@@ -118,7 +121,7 @@ func (l *lanes) next(c *fakeClock) *waiter {
 		}
 	}
 	if first != nil {
-		l.state[firstLane] = deliver.LaneSignal{} // it leaves its select
+		l.state[firstLane] = deliver.LaneSignal{Lane: l.state[firstLane].Lane} // it leaves its select
 	}
 	return first
 }
