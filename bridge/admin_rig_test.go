@@ -156,7 +156,7 @@ func waitDeliveries(t *testing.T, rig *daemonRig, query string, n int) []deliver
 		if time.Now().After(deadline) {
 			t.Fatalf("deliveries?%s: %d rows, want %d", query, len(rows), n)
 		}
-		time.Sleep(20 * time.Millisecond)
+		time.Sleep(20 * time.Millisecond) // pacing: the admin API is what tells, and it cannot push; the deadline is the safety net
 	}
 }
 
@@ -183,7 +183,7 @@ func syncNow(t *testing.T, rig *daemonRig, channel string) {
 		if time.Now().After(deadline) {
 			t.Fatalf("channel %s never started syncing", channel)
 		}
-		time.Sleep(10 * time.Millisecond)
+		time.Sleep(10 * time.Millisecond) // pacing: the supervisor starts runners without a hook for tests; the deadline is the safety net
 	}
 }
 

@@ -96,7 +96,7 @@ func TestMetricsAfterSync(t *testing.T) {
 		if time.Now().After(deadline) {
 			t.Fatalf("outbox_depth delivered never reached 4")
 		}
-		time.Sleep(20 * time.Millisecond)
+		time.Sleep(20 * time.Millisecond) // pacing of /metrics scrapes, as Prometheus would; the deadline is the safety net
 	}
 
 	checks := []struct {

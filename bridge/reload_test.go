@@ -50,7 +50,7 @@ func TestReloadAddsRemovesAndRejects(t *testing.T) {
 		if time.Now().After(deadline) {
 			t.Fatal("support never started syncing")
 		}
-		time.Sleep(10 * time.Millisecond)
+		time.Sleep(10 * time.Millisecond) // pacing: the supervisor starts runners without a hook for tests; the deadline is the safety net
 	}
 
 	// Remove sales, add billing (another folder of the shared mailbox),

@@ -161,7 +161,7 @@ func waitHealthy(t *testing.T, url string) {
 		if time.Now().After(deadline) {
 			t.Fatalf("%s never answered 200: %v", url, err)
 		}
-		time.Sleep(10 * time.Millisecond)
+		time.Sleep(10 * time.Millisecond) // pacing: a child process can only be asked over HTTP whether it is up; the deadline is the safety net
 	}
 }
 

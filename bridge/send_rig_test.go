@@ -93,7 +93,7 @@ func (rig *sendRig) imported(subject string) webhooks.MailData {
 		if time.Now().After(deadline) {
 			t.Fatalf("no mail.received for %q\nlogs:\n%s", subject, rig.logs)
 		}
-		time.Sleep(20 * time.Millisecond)
+		time.Sleep(20 * time.Millisecond) // pacing of the Notify pokes above; the deadline is the safety net
 	}
 }
 
@@ -176,26 +176,26 @@ func (rig *sendRig) waitFinal(channel, id string) SendStatus {
 		if time.Now().After(deadline) {
 			rig.t.Fatalf("send %s still %s after 30s\nlogs:\n%s", id, a.send.Status, rig.logs)
 		}
-		time.Sleep(20 * time.Millisecond)
+		time.Sleep(20 * time.Millisecond) // pacing: the status API is what tells, and it cannot push; the deadline is the safety net
 	}
 }
 
 // sendEvent waits for the mail.sent or mail.send_failed event of request id.
 func (rig *sendRig) sendEvent(id string) (string, webhooks.SendData) {
 	rig.t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		for _, ev := range rig.snapshot() {
-			var sd webhooks.SendData
-			if (ev.Type == webhooks.TypeMailSent || ev.Type == webhooks.TypeMailSendFailed) && json.Unmarshal(ev.Data, &sd) == nil && sd.RequestID == id {
-				return ev.Type, sd
+	var typ string
+	var sd webhooks.SendData
+	rig.waitEventsUntil("the outcome event of send "+id, func(evs map[string]webhooks.Event) bool {
+		for _, ev := range evs {
+			var d webhooks.SendData
+			if (ev.Type == webhooks.TypeMailSent || ev.Type == webhooks.TypeMailSendFailed) && json.Unmarshal(ev.Data, &d) == nil && d.RequestID == id {
+				typ, sd = ev.Type, d
+				return true
 			}
 		}
-		if time.Now().After(deadline) {
-			rig.t.Fatalf("no outcome event for send %s", id)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return false
+	})
+	return typ, sd
 }
 
 // sentWithID lists the mailbox's Sent Items carrying the send id header.

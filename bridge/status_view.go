@@ -222,7 +222,7 @@ func (d *Daemon) endpointViews(ctx context.Context) ([]endpointView, error) {
 			}
 			for _, r := range rows {
 				if r.LastError != "" && r.LastAttemptAt.After(v.LastErrorAt) {
-					v.LastError, v.LastErrorAt = r.LastError, r.LastAttemptAt
+					v.LastError, v.LastErrorAt = deliver.RedactText(r.LastError), r.LastAttemptAt // rows written before the sender redacted
 				}
 			}
 		}
@@ -252,7 +252,7 @@ type deliveryView struct {
 func newDeliveryView(r deliver.Row) deliveryView {
 	v := deliveryView{Seq: r.Seq, EventID: r.EventID, Endpoint: r.Endpoint, Channel: r.Channel, Type: r.Type,
 		State: string(r.State), Attempts: r.Attempts, CreatedAt: r.CreatedAt, LastAttemptAt: r.LastAttemptAt,
-		LastStatus: r.LastStatus, LastError: r.LastError, ReplayedAt: r.ReplayedAt, DeliveredAt: r.DeliveredAt}
+		LastStatus: r.LastStatus, LastError: deliver.RedactText(r.LastError), ReplayedAt: r.ReplayedAt, DeliveredAt: r.DeliveredAt}
 	if r.State == deliver.StatePending {
 		v.NextAttemptAt = r.NextAttemptAt
 	}

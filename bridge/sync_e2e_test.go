@@ -234,7 +234,7 @@ func TestRunPausesWithoutAuth(t *testing.T) {
 			if time.Now().After(deadline) {
 				t.Fatalf("timed out waiting for %s (status %+v)", what, r.Status())
 			}
-			time.Sleep(2 * time.Millisecond)
+			time.Sleep(2 * time.Millisecond) // pacing of a look at the runner's Status, which cannot push; the deadline is the safety net
 		}
 	}
 	waitFor("paused", func() bool { return r.Status().State == RunnerPaused })

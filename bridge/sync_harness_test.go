@@ -206,7 +206,7 @@ func (h *harness) waitDelivered(n int) {
 		} else if time.Now().After(deadline) {
 			h.t.Fatalf("outbox delivered %d rows, want %d (all: %v)", got, n, c)
 		}
-		time.Sleep(5 * time.Millisecond) // polling with a deadline, not waiting for a guess
+		time.Sleep(5 * time.Millisecond) // pacing: polling the outbox with a deadline, not waiting for a guess
 	}
 }
 

@@ -241,7 +241,7 @@ func TestContextCancelStopsWaiting(t *testing.T) {
 	// Cancel once the first 429 is counted: the client is then waiting.
 	deadline := time.Now().Add(10 * time.Second)
 	for mc.Stats().Throttled == 0 && time.Now().Before(deadline) {
-		time.Sleep(time.Millisecond)
+		time.Sleep(time.Millisecond) // pacing of a look at the client's counters, which cannot push; the deadline is the safety net
 	}
 	cancel()
 	select {

@@ -372,7 +372,9 @@ func decodeTransfer(cte string, body []byte) []byte {
 			}
 			return r
 		}, body)
-		out := make([]byte, base64.StdEncoding.DecodedLen(len(clean)))
+		// Room for either decoding: the padded one's DecodedLen is 0 for
+		// a 3-character part, which the unpadded retry then overran.
+		out := make([]byte, base64.RawStdEncoding.DecodedLen(len(clean)))
 		n, err := base64.StdEncoding.Decode(out, clean)
 		if err != nil {
 			n2, err2 := base64.RawStdEncoding.Decode(out, bytes.TrimRight(clean, "="))

@@ -5,8 +5,10 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"net"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -110,21 +112,33 @@ func TestAdminAuth(t *testing.T) {
 	}
 }
 
+// TestCloseIsIdempotentAndWaitsForRequests: a request in flight when Close
+// begins is held open across it and still gets its answer; meanwhile the
+// listener takes no new connection, and Close returns only after the
+// request finished.
 func TestCloseIsIdempotentAndWaitsForRequests(t *testing.T) {
 	s := New(Options{PublicAddr: "127.0.0.1:0", AdminAddr: "127.0.0.1:0"})
 	started := make(chan struct{})
 	release := make(chan struct{})
+	var finished atomic.Bool
 	s.Public.GET("/slow", func(c echo.Context) error {
 		close(started)
 		<-release
+		finished.Store(true)
 		return c.String(200, "done")
 	})
 	if err := s.Start(); err != nil {
 		t.Fatal(err)
 	}
+	addr := s.PublicAddr()
+	// The test signal that Close has begun: net/http runs these hooks once
+	// Shutdown has closed the listeners.
+	shutting := make(chan struct{})
+	s.publicSrv.RegisterOnShutdown(func() { close(shutting) })
+
 	result := make(chan string, 1)
 	go func() {
-		resp, err := http.Get("http://" + s.PublicAddr() + "/slow")
+		resp, err := http.Get("http://" + addr + "/slow")
 		if err != nil {
 			result <- err.Error()
 			return
@@ -134,14 +148,42 @@ func TestCloseIsIdempotentAndWaitsForRequests(t *testing.T) {
 		result <- string(b)
 	}()
 	<-started
-	closed := make(chan error, 1)
-	go func() { closed <- s.Close(context.Background()) }()
+	type closeResult struct {
+		err           error
+		afterFinished bool // the held request had finished when Close returned
+	}
+	closed := make(chan closeResult, 1)
+	go func() {
+		err := s.Close(context.Background())
+		closed <- closeResult{err, finished.Load()}
+	}()
+	select {
+	case <-shutting:
+	case r := <-closed:
+		t.Fatalf("Close returned (%v) while a request was held, without shutting down gracefully", r.err)
+	case <-time.After(10 * time.Second): // safety net; shutdown begins at once
+		t.Fatal("Close never began shutting down")
+	}
+	// Close is under way and the request is still held.
+	if c, err := net.Dial("tcp", addr); err == nil {
+		c.Close()
+		t.Error("the listener still accepts connections while closing")
+	}
+	select {
+	case r := <-closed:
+		t.Fatalf("Close returned (%v) while a request was still held", r.err)
+	default:
+	}
 	close(release)
 	if got := <-result; got != "done" {
 		t.Errorf("in-flight request got %q, want done", got)
 	}
-	if err := <-closed; err != nil {
-		t.Errorf("Close: %v", err)
+	r := <-closed
+	if r.err != nil {
+		t.Errorf("Close: %v", r.err)
+	}
+	if !r.afterFinished {
+		t.Error("Close returned before the held request finished")
 	}
 	if err := s.Close(context.Background()); err != nil {
 		t.Errorf("second Close: %v", err)

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/m365bridge/m365bridge/config"
+	"github.com/m365bridge/m365bridge/webhooks/deliver"
 )
 
 // runCheck validates a configuration file: on success it prints a summary
@@ -92,7 +93,7 @@ func printSummary(w io.Writer, path string, c *config.Config) {
 		if h.Template != nil {
 			extra = "\ttemplate " + h.Template.ContentType
 		}
-		fmt.Fprintf(tw, "  %s\t%s\t%s%s\n", h.Name, h.URL, secrets, extra)
+		fmt.Fprintf(tw, "  %s\t%s\t%s%s\n", h.Name, deliver.RedactURL(h.URL), secrets, extra)
 	}
 	tw.Flush()
 	fmt.Fprintln(w)

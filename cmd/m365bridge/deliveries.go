@@ -234,7 +234,7 @@ func runDeliveries(ctx context.Context, args []string, stdout, stderr io.Writer)
 		for _, r := range rows {
 			enc.Encode(deliveryJSON{
 				Seq: r.Seq, EventID: r.EventID, Endpoint: r.Endpoint, Channel: r.Channel, Type: r.Type, State: string(r.State),
-				Attempts: r.Attempts, CreatedAt: r.CreatedAt, LastStatus: r.LastStatus, LastError: r.LastError,
+				Attempts: r.Attempts, CreatedAt: r.CreatedAt, LastStatus: r.LastStatus, LastError: deliver.RedactText(r.LastError),
 				NextAttemptAt: timePtr(pendingOnly(r)), LastAttemptAt: timePtr(r.LastAttemptAt), DeliveredAt: timePtr(r.DeliveredAt),
 			})
 		}
@@ -265,7 +265,7 @@ func runDeliveries(ctx context.Context, args []string, stdout, stderr io.Writer)
 			status = fmt.Sprint(r.LastStatus)
 		}
 		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\n", r.Seq, r.State, r.Endpoint, orDash(r.Channel), r.Type, r.EventID,
-			r.Attempts, status, when, squeezeLine(r.LastError, 80))
+			r.Attempts, status, when, squeezeLine(deliver.RedactText(r.LastError), 80))
 	}
 	tw.Flush()
 	if f.Limit > 0 && len(rows) == f.Limit {

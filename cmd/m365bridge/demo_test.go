@@ -44,7 +44,7 @@ func TestDemoToLivePickup(t *testing.T) {
 		if time.Now().After(deadline) {
 			t.Fatalf("no live pickup within a minute\nstdout:\n%s\nstderr:\n%s", stdout.String(), stderr.String())
 		}
-		time.Sleep(20 * time.Millisecond)
+		time.Sleep(20 * time.Millisecond) // pacing: the demo's output is what tells; the deadline is the safety net
 	}
 	cancel()
 	if err := <-done; err != nil {

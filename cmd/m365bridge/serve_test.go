@@ -91,7 +91,7 @@ func waitHTTP(t *testing.T, url string, done <-chan error) {
 				return
 			}
 		}
-		time.Sleep(20 * time.Millisecond)
+		time.Sleep(20 * time.Millisecond) // pacing: a server can only be asked over HTTP whether it is up; the deadline is the safety net
 	}
 	t.Fatalf("%s never answered 200", url)
 }
@@ -103,7 +103,7 @@ func waitLog(t *testing.T, logs *syncBuffer, want string) {
 		if time.Now().After(deadline) {
 			t.Fatalf("log never said %q:\n%s", want, logs.String())
 		}
-		time.Sleep(10 * time.Millisecond)
+		time.Sleep(10 * time.Millisecond) // pacing: the log is what tells; the deadline is the safety net
 	}
 }
 

@@ -212,7 +212,7 @@ func TestCrashChild(t *testing.T) {
 		if time.Now().After(deadline) {
 			t.Fatal("outbox still has pending rows")
 		}
-		time.Sleep(50 * time.Millisecond) // polling the outbox of a live dispatcher, with a deadline
+		time.Sleep(50 * time.Millisecond) // pacing: polling the outbox of a live dispatcher, with a deadline as the safety net
 	}
 	cancel()
 	if err := <-runErr; err != nil {

@@ -61,6 +61,22 @@ type Dispatcher struct {
 	runCtx  context.Context // lanes' parent while running
 	postCtx context.Context // deliveries' context: outlives runCtx by the grace
 	wg      sync.WaitGroup
+
+	// signal, set only by tests (export_test.go) before Run, is told each
+	// time a lane starts, parks on its select, leaves it or stops: the
+	// test signal that lets a fake clock advance only when every lane
+	// waits and no POST is in flight.
+	signal       func(endpoint string, s laneSignal)
+	lanesStarted uint64 // numbers lanes for signal
+}
+
+// laneSignal is one lane state change reported to Dispatcher.signal.
+type laneSignal struct {
+	Lane     uint64           // which lane: a re-added endpoint gets a new one
+	Parked   bool             // waiting in its select
+	Inflight int              // POSTs running when it parked
+	Wait     <-chan time.Time // the timer it parked on; nil: none
+	Stopped  bool             // the lane goroutine ended
 }
 
 type lane struct {
@@ -68,6 +84,7 @@ type lane struct {
 	ep     Endpoint
 	wake   chan struct{}
 	cancel context.CancelFunc
+	signal func(laneSignal) // never nil
 }
 
 func (l *lane) endpoint() Endpoint {
@@ -77,6 +94,7 @@ func (l *lane) endpoint() Endpoint {
 }
 
 func (l *lane) poke() {
+	l.signal(laneSignal{}) // about to leave its select, if parked
 	select {
 	case l.wake <- struct{}{}:
 	default:
@@ -171,11 +189,18 @@ func (d *Dispatcher) SetEndpoints(eps []Endpoint) error {
 // startLane runs ep's lane; d.mu is held.
 func (d *Dispatcher) startLane(ep Endpoint) {
 	ctx, cancel := context.WithCancel(d.runCtx)
-	l := &lane{ep: ep, wake: make(chan struct{}, 1), cancel: cancel}
+	l := &lane{ep: ep, wake: make(chan struct{}, 1), cancel: cancel, signal: func(laneSignal) {}}
+	if d.signal != nil {
+		d.lanesStarted++
+		id := d.lanesStarted
+		l.signal = func(s laneSignal) { s.Lane = id; d.signal(ep.Name, s) }
+	}
 	d.lanes[ep.Name] = l
+	l.signal(laneSignal{})
 	d.wg.Add(1)
 	go func() {
 		defer d.wg.Done()
+		defer l.signal(laneSignal{Stopped: true})
 		d.runLane(ctx, l)
 	}()
 }
@@ -303,6 +328,7 @@ func (d *Dispatcher) runLane(ctx context.Context, l *lane) {
 		} else {
 			wait = d.opts.After(d.opts.PollInterval)
 		}
+		l.signal(laneSignal{Parked: true, Inflight: len(inflight), Wait: wait})
 		select {
 		case <-ctx.Done():
 			return
@@ -314,6 +340,7 @@ func (d *Dispatcher) runLane(ctx context.Context, l *lane) {
 		case <-wait:
 			stale = true
 		}
+		l.signal(laneSignal{})
 	}
 }
 

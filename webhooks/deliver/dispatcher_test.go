@@ -25,6 +25,7 @@ func byID(reqs []received) map[string][]received {
 // and recovers. Every event arrives, in order, attempts follow the
 // schedule, Retry-After is honoured up to its cap, nothing is dropped.
 func TestOutage(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, deliver.Endpoint{})
 	h.setRespond(func(n int, id string, attempt int) (int, http.Header) {
 		switch n {
@@ -97,6 +98,7 @@ func TestOutage(t *testing.T) {
 
 // TestOrderIsPerChannel: a failing head blocks its own channel only.
 func TestOrderIsPerChannel(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, deliver.Endpoint{})
 	var aFailures atomic.Int32
 	h.setRespond(func(n int, id string, attempt int) (int, http.Header) {
@@ -120,6 +122,7 @@ func TestOrderIsPerChannel(t *testing.T) {
 }
 
 func TestPermanentRejection(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, deliver.Endpoint{})
 	h.setRespond(func(n int, id string, attempt int) (int, http.Header) {
 		switch id {
@@ -153,6 +156,7 @@ func TestPermanentRejection(t *testing.T) {
 }
 
 func TestGoneDisablesEndpoint(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, deliver.Endpoint{})
 	var gone atomic.Bool
 	gone.Store(true)
@@ -192,6 +196,7 @@ func TestGoneDisablesEndpoint(t *testing.T) {
 }
 
 func TestPauseResume(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, deliver.Endpoint{})
 	h.start(deliver.Options{})
 	ctx := context.Background()
@@ -213,6 +218,7 @@ func TestPauseResume(t *testing.T) {
 // TestDeadThenReplay: retries run out, the row is a dead letter; a replay
 // delivers it with the same webhook-id and a fresh attempt count.
 func TestDeadThenReplay(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, deliver.Endpoint{MaxAttempts: 3, Schedule: []time.Duration{time.Minute, 10 * time.Minute}})
 	var down atomic.Bool
 	down.Store(true)
@@ -247,6 +253,7 @@ func TestDeadThenReplay(t *testing.T) {
 }
 
 func TestMaxAgeMakesDead(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, deliver.Endpoint{MaxAge: 90 * time.Second, Schedule: []time.Duration{time.Minute}})
 	h.setRespond(func(int, string, int) (int, http.Header) { return http.StatusServiceUnavailable, nil })
 	h.enqueue("m1", "c")
@@ -258,6 +265,7 @@ func TestMaxAgeMakesDead(t *testing.T) {
 }
 
 func TestRedirectIsNotFollowed(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, deliver.Endpoint{})
 	var followed atomic.Int32
 	mux := http.NewServeMux()
@@ -277,6 +285,7 @@ func TestRedirectIsNotFollowed(t *testing.T) {
 
 // TestTemplateEndpoint: the body is rendered from the event, signed as sent.
 func TestTemplateEndpoint(t *testing.T) {
+	t.Parallel()
 	tmpl, err := deliver.ParseTemplate("zammad", deliver.ZammadTicketTemplate)
 	if err != nil {
 		t.Fatal(err)
@@ -311,6 +320,7 @@ func TestTemplateEndpoint(t *testing.T) {
 
 // TestConcurrency: with Concurrency 4, four POSTs are in flight at once.
 func TestConcurrency(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, deliver.Endpoint{Concurrency: 4})
 	var inflight atomic.Int32
 	release := make(chan struct{})

@@ -20,12 +20,12 @@ import (
 const testSecret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 
 // fakeClock is the dispatcher's clock in tests: time moves only when the
-// test fires a timer. Every After call is announced on calls, so the test
-// knows when the dispatcher has gone idle.
+// test fires a timer, which the harness does only when every lane of the
+// dispatcher waits on one (see lanes).
 type fakeClock struct {
-	mu    sync.Mutex
-	now   time.Time
-	calls chan *waiter
+	mu      sync.Mutex
+	now     time.Time
+	waiters map[<-chan time.Time]*waiter
 }
 
 type waiter struct {
@@ -34,7 +34,7 @@ type waiter struct {
 }
 
 func newFakeClock(start time.Time) *fakeClock {
-	return &fakeClock{now: start, calls: make(chan *waiter, 10000)}
+	return &fakeClock{now: start, waiters: map[<-chan time.Time]*waiter{}}
 }
 
 func (c *fakeClock) Now() time.Time {
@@ -45,20 +45,85 @@ func (c *fakeClock) Now() time.Time {
 
 func (c *fakeClock) After(d time.Duration) <-chan time.Time {
 	c.mu.Lock()
+	defer c.mu.Unlock()
 	w := &waiter{at: c.now.Add(d), ch: make(chan time.Time, 1)}
-	c.mu.Unlock()
-	c.calls <- w
+	c.waiters[w.ch] = w
 	return w.ch
 }
 
+// waiter returns the timer behind a channel After returned.
+func (c *fakeClock) waiter(ch <-chan time.Time) *waiter {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.waiters[ch]
+}
+
+// fire moves the clock to w's time (never backwards) and fires w.
 func (c *fakeClock) fire(w *waiter) {
 	c.mu.Lock()
 	if w.at.After(c.now) {
 		c.now = w.at
 	}
 	now := c.now
+	delete(c.waiters, w.ch)
 	c.mu.Unlock()
 	w.ch <- now
+}
+
+// lanes follows the dispatcher's lane test signal: which lanes run, which
+// wait in their select, on which timer and with how many POSTs in flight.
+// Every change is announced on changed, so the test re-checks what it
+// waits for as soon as anything happened, and advances the fake clock
+// only when the whole dispatcher waits for it.
+type lanes struct {
+	mu      sync.Mutex
+	state   map[string]deliver.LaneSignal
+	changed chan struct{}
+}
+
+func newLanes() *lanes {
+	return &lanes{state: map[string]deliver.LaneSignal{}, changed: make(chan struct{}, 1)}
+}
+
+func (l *lanes) signal(endpoint string, s deliver.LaneSignal) {
+	l.mu.Lock()
+	switch old, ok := l.state[endpoint]; {
+	case ok && old.Lane > s.Lane:
+		// A removed lane's last word, after its endpoint came back.
+	case s.Stopped:
+		delete(l.state, endpoint)
+	default:
+		l.state[endpoint] = s
+	}
+	l.mu.Unlock()
+	select {
+	case l.changed <- struct{}{}:
+	default:
+	}
+}
+
+// next returns the earliest timer to fire when every lane is parked with
+// no POST in flight, and marks its lane busy; nil while anything runs.
+func (l *lanes) next(c *fakeClock) *waiter {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var first *waiter
+	var firstLane string
+	for name, s := range l.state {
+		if !s.Parked || s.Inflight > 0 {
+			return nil
+		}
+		if s.Wait == nil {
+			continue
+		}
+		if w := c.waiter(s.Wait); w != nil && (first == nil || w.at.Before(first.at)) {
+			first, firstLane = w, name
+		}
+	}
+	if first != nil {
+		l.state[firstLane] = deliver.LaneSignal{Lane: l.state[firstLane].Lane} // it leaves its select
+	}
+	return first
 }
 
 // received is one request the test receiver saw.
@@ -80,6 +145,7 @@ type harness struct {
 	clock *fakeClock
 	srv   *httptest.Server
 	d     *deliver.Dispatcher
+	lanes *lanes
 	ep    deliver.Endpoint
 
 	mu   sync.Mutex
@@ -184,7 +250,8 @@ func (h *harness) start(opts deliver.Options) {
 	if err != nil {
 		h.t.Fatal(err)
 	}
-	h.d = d
+	h.d, h.lanes = d, newLanes()
+	deliver.SetLaneSignal(d, h.lanes.signal)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- d.Run(ctx) }()
@@ -196,26 +263,24 @@ func (h *harness) start(opts deliver.Options) {
 	})
 }
 
-// runUntil advances the fake clock timer by timer, each time the dispatcher
-// has gone idle, until cond holds.
+// runUntil re-checks cond after every change of a lane's state (a row
+// taken, a POST answered, a lane gone idle) and, whenever every lane waits
+// on a timer with nothing in flight, fires the earliest timer, until cond
+// holds. The 20 s deadline is only a safety net: the tests take well under
+// a second.
 func (h *harness) runUntil(what string, cond func() bool) {
 	h.t.Helper()
 	deadline := time.NewTimer(20 * time.Second)
 	defer deadline.Stop()
 	for !cond() {
-		select {
-		case w := <-h.clock.calls:
-			for more := true; more; {
-				select {
-				case w2 := <-h.clock.calls:
-					w = w2
-				default:
-					more = false
-				}
-			}
+		if w := h.lanes.next(h.clock); w != nil {
 			h.clock.fire(w)
+			continue
+		}
+		select {
+		case <-h.lanes.changed:
 		case <-deadline.C:
-			h.t.Fatalf("timed out waiting for %s; requests: %d", what, len(h.requests()))
+			h.t.Fatalf("timed out waiting for %s; requests: %d, rows: %+v", what, len(h.requests()), h.rows())
 		}
 	}
 }

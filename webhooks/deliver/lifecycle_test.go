@@ -15,6 +15,7 @@ import (
 // receiver never answers; the row keeps its committed attempt and is
 // retried later.
 func TestShutdownBoundsInflight(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, deliver.Endpoint{})
 	hang := make(chan struct{})
 	defer close(hang)
@@ -54,6 +55,7 @@ func TestShutdownBoundsInflight(t *testing.T) {
 // TestSetEndpointsWhileRunning: a reload adds a lane for a new endpoint and
 // stops the lane of a removed one (its rows stay pending).
 func TestSetEndpointsWhileRunning(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, deliver.Endpoint{})
 	h.start(deliver.Options{})
 	second := h.ep
@@ -83,6 +85,7 @@ func TestSetEndpointsWhileRunning(t *testing.T) {
 }
 
 func TestNewRejectsBadEndpoints(t *testing.T) {
+	t.Parallel()
 	db, err := store.Open(context.Background(), filepath.Join(t.TempDir(), store.FileName))
 	if err != nil {
 		t.Fatal(err)

@@ -6,7 +6,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -165,8 +164,16 @@ func NewSender(o SenderOptions) *Sender {
 type signerKey struct{}
 
 // Send POSTs m to ep once (plus RetryMax quick retries), signing every try
-// afresh: a new webhook-timestamp, the same webhook-id.
+// afresh: a new webhook-timestamp, the same webhook-id. Every URL in the
+// result's Excerpt and Err is redacted (see RedactText): the endpoint URL
+// may carry a credential, and Go's errors quote it.
 func (s *Sender) Send(ctx context.Context, ep Endpoint, m Message) Result {
+	r := s.send(ctx, ep, m)
+	r.Excerpt, r.Err = RedactText(r.Excerpt), redactErr(r.Err)
+	return r
+}
+
+func (s *Sender) send(ctx context.Context, ep Endpoint, m Message) Result {
 	ep = ep.WithDefaults()
 	ctx, cancel := context.WithTimeout(ctx, ep.Timeout*time.Duration(1+s.client.RetryMax))
 	defer cancel()
@@ -283,28 +290,3 @@ func (a slogLeveled) Debug(msg string, kv ...any) { a.l.Debug(msg, redactKV(kv).
 func (a slogLeveled) Warn(msg string, kv ...any)  { a.l.Warn(msg, redactKV(kv)...) }
 
 var _ retryablehttp.LeveledLogger = slogLeveled{}
-
-// redactKV strips query strings and user info from "url" values: a
-// helpdesk URL may carry a token.
-func redactKV(kv []any) []any {
-	out := make([]any, len(kv))
-	copy(out, kv)
-	for i := 0; i+1 < len(out); i += 2 {
-		if k, _ := out[i].(string); k == "url" {
-			out[i+1] = redactURL(fmt.Sprint(out[i+1]))
-		}
-	}
-	return out
-}
-
-func redactURL(s string) string {
-	u, err := url.Parse(s)
-	if err != nil {
-		return "[unparseable url]"
-	}
-	u.User = nil
-	if u.RawQuery != "" {
-		u.RawQuery = "redacted"
-	}
-	return u.String()
-}

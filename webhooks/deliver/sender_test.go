@@ -3,6 +3,7 @@ package deliver
 import (
 	"context"
 	"errors"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -132,8 +133,60 @@ func TestSendTimeout(t *testing.T) {
 }
 
 func TestRedactURL(t *testing.T) {
-	if got, want := redactURL("https://user:pw@helpdesk.example.com/hook?token=s3cret"), "https://helpdesk.example.com/hook?redacted"; got != want {
-		t.Errorf("redactURL = %q, want %q", got, want)
+	tests := []struct{ in, want string }{
+		{"https://user:pw@helpdesk.example.com/hook?token=s3cret", "https://helpdesk.example.com/hook?redacted"},
+		{"https://helpdesk.example.com/hook", "https://helpdesk.example.com/hook"},
+		{"https://helpdesk.example.com/hook?", "https://helpdesk.example.com/hook?redacted"},
+		{"https://helpdesk.example.com/hook#s3cret", "https://helpdesk.example.com/hook"},
+		{"http://h/%zz?token=s3cret", "[unparsable url]"},
+	}
+	for _, tt := range tests {
+		if got := RedactURL(tt.in); got != tt.want {
+			t.Errorf("RedactURL(%q) = %q, want %q", tt.in, got, tt.want)
+		}
+	}
+}
+
+func TestRedactText(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{`POST https://h.example/hook?token=s3cret giving up after 1 attempt(s): Post "https://h.example/hook?token=s3cret": dial tcp: connection refused`,
+			`POST https://h.example/hook?redacted giving up after 1 attempt(s): Post "https://h.example/hook?redacted": dial tcp: connection refused`},
+		{`parse "http://h.example/x?token=s3cret\x7f": net/url: invalid control character in URL`,
+			`parse "http://h.example/x?redacted": net/url: invalid control character in URL`},
+		{`redirect to "https://login.example/?next=s3cret" not followed`, `redirect to "https://login.example/?redacted" not followed`},
+		{"no url here: 500 Internal Server Error", "no url here: 500 Internal Server Error"},
+	}
+	for _, tt := range tests {
+		got := RedactText(tt.in)
+		if got != tt.want {
+			t.Errorf("RedactText(%q)\n = %q\nwant %q", tt.in, got, tt.want)
+		}
+		if again := RedactText(got); again != got {
+			t.Errorf("RedactText is not idempotent: %q then %q", got, again)
+		}
+	}
+}
+
+// TestSendRedactsTransportErrors: the error of a POST that never reached
+// the receiver names its URL; Send's Excerpt and Err do not show the
+// query's credential, and Err still unwraps to its cause.
+func TestSendRedactsTransportErrors(t *testing.T) {
+	srv := httptest.NewServer(http.NotFoundHandler())
+	addr := srv.URL
+	srv.Close() // nothing listens any more: connection refused
+	s := NewSender(SenderOptions{})
+	res := s.Send(context.Background(), Endpoint{Name: "h", URL: addr + "/hook?token=s3cret", Secrets: []string{secret}}, Message{ID: "m1", Body: []byte("{}"), Attempt: 1})
+	if res.Outcome != Transient || res.Err == nil {
+		t.Fatalf("Send to a closed port: %v %v, want a transient error", res.Outcome, res.Err)
+	}
+	for name, text := range map[string]string{"Excerpt": res.Excerpt, "Err": res.Err.Error()} {
+		if strings.Contains(text, "s3cret") || !strings.Contains(text, "hook?redacted") {
+			t.Errorf("%s = %q, want the URL with its query redacted", name, text)
+		}
+	}
+	var opErr *net.OpError
+	if !errors.As(res.Err, &opErr) {
+		t.Errorf("Err %v no longer unwraps to its *net.OpError", res.Err)
 	}
 }
 
