@@ -30,6 +30,8 @@ type MailboxAPI interface {
 	Attachments(ctx context.Context, messageID string) ([]graph.Attachment, error)
 	AttachmentsOf(ctx context.Context, messageIDs []string) (map[string][]graph.Attachment, map[string]error, error)
 	MIME(ctx context.Context, id string, maxBytes int64) ([]byte, error)
+	AttachmentContent(ctx context.Context, messageID, attachmentID string, maxBytes int64) ([]byte, error)
+	TextBodiesOf(ctx context.Context, messageIDs []string) (map[string]*graph.ItemBody, map[string]error, error)
 	MarkRead(ctx context.Context, ids []string) map[string]error
 	Move(ctx context.Context, ids []string, destFolderID string) map[string]error
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/m365bridge/m365bridge/bridge/graph"
 	"github.com/m365bridge/m365bridge/bridge/store"
+	"github.com/m365bridge/m365bridge/config"
 	"github.com/m365bridge/m365bridge/webhooks"
 )
 
@@ -192,6 +193,8 @@ func (r *Runner) syncPage(ctx context.Context, src *EventSource, folderID, curso
 type built struct {
 	entry store.LedgerEntry
 	event *QueuedEvent // nil for a rejected message
+	// notice is the mail.rejected event of a rejected message.
+	notice *QueuedEvent
 	// gone: the message left the mailbox folder while it was being read. It
 	// gets no ledger row, so if it comes back the delta shows it again and
 	// it is imported then.
@@ -246,6 +249,13 @@ func (r *Runner) processPage(ctx context.Context, src EventSource, page *graph.D
 	if err != nil {
 		return stats, err
 	}
+	goneText, err := r.fetchTextBodies(ctx, todo, gone)
+	if err != nil {
+		return stats, err
+	}
+	for id := range goneText {
+		gone[id] = true
+	}
 	results := make([]built, len(todo))
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(extrasInFlight)
@@ -267,10 +277,12 @@ func (r *Runner) processPage(ctx context.Context, src EventSource, page *graph.D
 		if u.ID == "" || known[u.ID] {
 			continue
 		}
-		results = append(results, built{entry: store.LedgerEntry{
+		b := built{entry: store.LedgerEntry{
 			Channel: r.ch.Name, MessageID: u.ID, EventID: webhooks.EventID(src.Tenant, src.Mailbox, u.ID),
 			State: store.LedgerRejected, Kind: store.KindNew, Reason: "undecodable Graph message: " + u.Err.Error(),
-		}})
+		}}
+		b.notice = r.rejectedNotice(src, b.entry, "")
+		results = append(results, b)
 	}
 
 	var counts store.PageCounts
@@ -290,6 +302,11 @@ func (r *Runner) processPage(ctx context.Context, src EventSource, page *graph.D
 			}
 			if b.event == nil {
 				counts.Rejected++
+				if b.notice != nil {
+					if err := r.cfg.Enqueue(ctx, tx, *b.notice); err != nil {
+						return enqueueErr(b.notice.ID, err)
+					}
+				}
 				continue
 			}
 			if err := r.cfg.Enqueue(ctx, tx, *b.event); err != nil {
@@ -346,7 +363,7 @@ func (r *Runner) fetchAttachments(ctx context.Context, msgs []*graph.Message) (m
 		}
 	}
 	if len(ids) == 0 {
-		return nil, nil
+		return map[string]bool{}, nil
 	}
 	atts, failed, err := r.cfg.Graph.AttachmentsOf(ctx, ids)
 	if err != nil {
@@ -366,6 +383,101 @@ func (r *Runner) fetchAttachments(ctx context.Context, msgs []*graph.Message) (m
 	return gone, nil
 }
 
+// writtenAsText reports whether a message was written as plain text, from
+// what the delta already carries (no request): its top-level Content-Type
+// header is text/plain, or multipart/report (a delivery or read report,
+// whose readable part is text by RFC 6522), or Exchange's HTML rendition
+// is the one it makes of a text body, the text inside
+// <div class="PlainText"> (observed Exchange output; the simulator renders
+// text mail the same way).
+func writtenAsText(m *graph.Message) bool {
+	if m.Body == nil {
+		return false
+	}
+	if strings.EqualFold(m.Body.ContentType, "text") {
+		return false // already the text rendition: nothing to fetch
+	}
+	if ct, ok := m.Header("Content-Type"); ok {
+		switch mediaType(ct) {
+		case "text/plain", "multipart/report":
+			return true
+		}
+	}
+	return strings.Contains(m.Body.Content, `class="PlainText"`)
+}
+
+// fetchTextBodies reads the text rendition of the page's messages written
+// as text, through $batch (TextBodiesOf: one request per 20 such
+// messages, none for a page of HTML mail), and keeps it on the message. It
+// returns the messages that vanished meanwhile; any other failure fails
+// the round.
+func (r *Runner) fetchTextBodies(ctx context.Context, msgs []*graph.Message, gone map[string]bool) (map[string]bool, error) {
+	var ids []string
+	byID := map[string]*graph.Message{}
+	for _, m := range msgs {
+		if !gone[m.ID] && writtenAsText(m) {
+			ids = append(ids, m.ID)
+			byID[m.ID] = m
+		}
+	}
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	bodies, failed, err := r.cfg.Graph.TextBodiesOf(ctx, ids)
+	if err != nil {
+		return nil, fmt.Errorf("read text bodies: %w", err)
+	}
+	vanished := map[string]bool{}
+	for id, ferr := range failed {
+		if !errors.Is(ferr, graph.ErrItemNotFound) {
+			return nil, fmt.Errorf("read text bodies: %w", ferr)
+		}
+		vanished[id] = true
+	}
+	for id, b := range bodies {
+		byID[id].TextBody = b
+	}
+	return vanished, nil
+}
+
+// fetchItems reads the MIME of a message's item attachments (an attached
+// mail: a forward, the returned message of a bounce) from
+// /attachments/{id}/$value, so it travels as a message/rfc822 file. Graph
+// never returns an item's content with the attachment list. One larger
+// than the channel's max_attachment_bytes is listed with that reason. It
+// reports whether the message vanished; other Graph failures are the
+// round's.
+func (r *Runner) fetchItems(ctx context.Context, m *graph.Message) (gone bool, err error) {
+	for i := range m.Attachments {
+		at := &m.Attachments[i]
+		if at.ODataType != graph.ItemAttachment || at.ContentBytes != nil || at.ID == "" {
+			continue
+		}
+		limit := r.ch.MaxAttachmentBytes
+		if limit <= 0 {
+			at.Size = max(at.Size, 1) // listed as larger than the limit
+			continue
+		}
+		b, err := r.cfg.Graph.AttachmentContent(ctx, m.ID, at.ID, limit)
+		var ge *graph.Error
+		switch {
+		case errors.Is(err, graph.ErrTooLarge):
+			at.Size = max(at.Size, limit+1)
+		case errors.Is(err, graph.ErrItemNotFound):
+			return true, nil
+		case errors.As(err, &ge) && !ge.Temporary():
+			// Graph cannot give this item (e.g. an unsupported kind): it
+			// is listed without content, with the reason.
+			r.log.Warn("attached item has no readable content", "message_id", m.ID, "err", err)
+		case err != nil:
+			return false, fmt.Errorf("read attached item of %s: %w", m.ID, err)
+		default:
+			at.ContentBytes = b
+		}
+	}
+	return false, nil
+}
+
 // buildOne fetches what a message still needs (attachments when the delta
 // did not carry them, raw MIME when configured) and builds its event, or a
 // rejected ledger row. Only a failure of the round (Graph down, ctx over)
@@ -381,7 +493,7 @@ func (r *Runner) buildOne(ctx context.Context, src EventSource, m *graph.Message
 	}
 	reject := func(reason string) (built, error) {
 		entry.State, entry.Reason = store.LedgerRejected, reason
-		return built{entry: entry}, nil
+		return built{entry: entry, notice: r.rejectedNotice(src, entry, m.Subject)}, nil
 	}
 	if m.HasAttachments && len(m.Attachments) == 0 {
 		atts, err := r.cfg.Graph.Attachments(ctx, m.ID)
@@ -392,6 +504,12 @@ func (r *Runner) buildOne(ctx context.Context, src EventSource, m *graph.Message
 			return built{}, fmt.Errorf("read attachments of %s: %w", m.ID, err)
 		}
 		m.Attachments = atts
+	}
+	switch gone, err := r.fetchItems(ctx, m); {
+	case err != nil:
+		return built{}, err
+	case gone:
+		return built{gone: true, entry: entry}, nil
 	}
 	var raw *webhooks.RawMIME
 	if r.ch.RawMIME {
@@ -414,7 +532,7 @@ func (r *Runner) buildOne(ctx context.Context, src EventSource, m *graph.Message
 		return reject(err.Error())
 	}
 	// Attachment content is no longer needed: let it go before the commit.
-	m.Attachments, m.Body = nil, nil
+	m.Attachments, m.Body, m.TextBody = nil, nil, nil
 	body, err := EncodeEnvelope(ev)
 	if err != nil {
 		return reject(err.Error())
@@ -426,6 +544,35 @@ func (r *Runner) buildOne(ctx context.Context, src EventSource, m *graph.Message
 	return built{entry: entry, event: &QueuedEvent{
 		ID: entry.EventID, Type: ev.Type, Channel: r.ch.Name, Webhook: r.ch.Webhook, Body: body,
 	}}, nil
+}
+
+// rejectedNotice is the mail.rejected event that tells the helpdesk a
+// message could not become a mail event (it stays in the mailbox, listed
+// with the reason on the status page, replayable). Its id is
+// RejectedEventID, distinct from the mail event's, so acknowledging it
+// never marks the mail delivered, and stable, so a re-sync reuses it. nil
+// (logged) if it cannot be encoded, which only a bug can cause.
+func (r *Runner) rejectedNotice(src EventSource, entry store.LedgerEntry, subject string) *QueuedEvent {
+	mailboxType := r.ch.Mailbox.Type
+	if mailboxType == "" {
+		mailboxType = config.MailboxUser
+	}
+	d := webhooks.RejectedData{
+		ID: webhooks.RejectedEventID(src.Tenant, src.Mailbox, entry.MessageID), Version: webhooks.Version,
+		Channel: r.ch.Name, Mailbox: webhooks.Mailbox{Type: mailboxType, Address: src.Mailbox},
+		Folder: src.Folder, Group: r.ch.Group, GraphID: entry.MessageID, MailEventID: entry.EventID,
+		InternetMessageID: entry.InternetMessageID, Subject: subject, ReceivedAt: entry.ReceivedAt, Reason: entry.Reason,
+	}
+	ev, err := webhooks.NewEvent(webhooks.TypeMailRejected, src.Now, d)
+	var body []byte
+	if err == nil {
+		body, err = EncodeEnvelope(ev)
+	}
+	if err != nil {
+		r.log.Error("build mail.rejected event", "message_id", entry.MessageID, "err", err)
+		return nil
+	}
+	return &QueuedEvent{ID: d.ID, Type: ev.Type, Channel: r.ch.Name, Webhook: r.ch.Webhook, Body: body}
 }
 
 // eventIDOf is the stable event id of m in src's mailbox.
