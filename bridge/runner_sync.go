@@ -385,11 +385,12 @@ func (r *Runner) fetchAttachments(ctx context.Context, msgs []*graph.Message) (m
 
 // writtenAsText reports whether a message was written as plain text, from
 // what the delta already carries (no request): its top-level Content-Type
-// header is text/plain, or multipart/report (a delivery or read report,
-// whose readable part is text by RFC 6522), or Exchange's HTML rendition
-// is the one it makes of a text body, the text inside
-// <div class="PlainText"> (observed Exchange output; the simulator renders
-// text mail the same way).
+// header is text/plain, or Exchange's HTML rendition is the one it makes of
+// a text body, the text inside <div class="PlainText"> (observed Exchange
+// output, not documented; the simulator renders text mail the same way).
+// That covers text mail with attachments and text bounces, whose top-level
+// type is multipart. A report whose readable part is HTML (Exchange's own
+// NDRs) stays HTML.
 func writtenAsText(m *graph.Message) bool {
 	if m.Body == nil {
 		return false
@@ -397,11 +398,8 @@ func writtenAsText(m *graph.Message) bool {
 	if strings.EqualFold(m.Body.ContentType, "text") {
 		return false // already the text rendition: nothing to fetch
 	}
-	if ct, ok := m.Header("Content-Type"); ok {
-		switch mediaType(ct) {
-		case "text/plain", "multipart/report":
-			return true
-		}
+	if ct, ok := m.Header("Content-Type"); ok && mediaType(ct) == "text/plain" {
+		return true
 	}
 	return strings.Contains(m.Body.Content, `class="PlainText"`)
 }
