@@ -343,3 +343,48 @@ func TestUnreadableMailTellsHelpdesk(t *testing.T) {
 		t.Errorf("after the notice was acknowledged the ledger row is %s, want rejected", e.State)
 	}
 }
+
+// TestOversizedEventLeavesContentOut: an event over the size limit is not
+// a reason to reject the mail while leaving attachments out makes it fit:
+// the largest goes first, listed with the reason; the rest stays inline.
+// Only a message over the limit without any attachment content is
+// rejected (and announced).
+func TestOversizedEventLeavesContentOut(t *testing.T) {
+	h := newHarness(t, m365sim.Options{})
+	fits := h.inject(simSupport, m365sim.NewMessage{Folder: "Inbox/Support", Subject: "with files", From: "a@example.com", Body: "see files",
+		Attachments: []m365sim.NewAttachment{{Name: "big.bin", Size: 30 << 10}, {Name: "small.txt", ContentType: "text/plain", Content: "small"}}})
+	huge := h.inject(simSupport, m365sim.NewMessage{Folder: "Inbox/Support", Subject: "huge body", From: "b@example.com",
+		Body: strings.Repeat("long line of text\n", 2000)})
+	ch := testChannel("support", config.MailboxShared, simSupport, "Inbox/Support")
+	ch.Archive.Mode = config.ArchiveOff
+	r := h.runner(ch)
+	r.cfg.MaxEventBytes = 20 << 10
+	h.syncOnce(r)
+	h.deliver(context.Background())
+
+	d, ok := h.rec.events[h.eventID(simSupport, fits.ImmutableID)]
+	if !ok {
+		t.Fatalf("the mail with attachments was not delivered: ledger %+v", h.ledger("support", fits.ImmutableID))
+	}
+	for _, a := range d.Article.Attachments {
+		switch a.Filename {
+		case "big.bin":
+			if a.Included || a.ContentBase64 != "" || !strings.Contains(a.Reason, "byte limit") {
+				t.Errorf("big attachment = included %v reason %q, want left out with the reason", a.Included, a.Reason)
+			}
+		case "small.txt":
+			if !a.Included || a.ContentBase64 == "" {
+				t.Errorf("small attachment left out too: %+v", a)
+			}
+		}
+	}
+	if n := len(h.rec.bodies[h.eventID(simSupport, fits.ImmutableID)]); n > 20<<10 {
+		t.Errorf("delivered event is %d bytes, over the limit", n)
+	}
+	if e := h.ledger("support", huge.ImmutableID); e.State != store.LedgerRejected || !strings.Contains(e.Reason, "byte limit") {
+		t.Errorf("body over the limit: ledger %s %q, want rejected naming the limit", e.State, e.Reason)
+	}
+	if h.rec.types[webhooks.RejectedEventID(h.tenant, simSupport, huge.ImmutableID)] != webhooks.TypeMailRejected {
+		t.Error("no mail.rejected for the message over the limit")
+	}
+}

@@ -88,8 +88,10 @@ type RunnerConfig struct {
 	OnSyncResult func(ctx context.Context, prev store.SyncState, code, reason, fix string)
 	// PageSize is the delta page size (default graph.DefaultDeltaPageSize).
 	PageSize int
-	// MaxEventBytes bounds one encoded event; a larger message is rejected
-	// (default 64 MiB).
+	// MaxEventBytes bounds one encoded event (default 64 MiB): content is
+	// left out of a larger one (raw MIME, then the largest attachments,
+	// each listed with the reason); only a message still over the limit
+	// without them is rejected.
 	MaxEventBytes int64
 	// PageSlots bounds how many delta pages are being read and turned into
 	// events at once, across the runners that share it: a page with its

@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"sort"
 	"strings"
 	"time"
 
@@ -525,7 +526,7 @@ func (r *Runner) buildOne(ctx context.Context, src EventSource, m *graph.Message
 			raw.ContentBase64 = base64.StdEncoding.EncodeToString(b)
 		}
 	}
-	ev, _, err := BuildMailEvent(src, m, raw)
+	ev, d, err := BuildMailEvent(src, m, raw)
 	if err != nil {
 		return reject(err.Error())
 	}
@@ -535,6 +536,12 @@ func (r *Runner) buildOne(ctx context.Context, src EventSource, m *graph.Message
 	if err != nil {
 		return reject(err.Error())
 	}
+	if int64(len(body)) > r.cfg.MaxEventBytes {
+		body, err = fitEvent(ev.Type, src.Now, d, r.cfg.MaxEventBytes)
+		if err != nil {
+			return reject(err.Error())
+		}
+	}
 	if size := int64(len(body)); size > r.cfg.MaxEventBytes {
 		return reject(fmt.Sprintf("the event would be %d bytes, more than the %d byte limit", size, r.cfg.MaxEventBytes))
 	}
@@ -542,6 +549,46 @@ func (r *Runner) buildOne(ctx context.Context, src EventSource, m *graph.Message
 	return built{entry: entry, event: &QueuedEvent{
 		ID: entry.EventID, Type: ev.Type, Channel: r.ch.Name, Webhook: r.ch.Webhook, Body: body,
 	}}, nil
+}
+
+// fitEvent makes an event that is over limit fit by leaving content out
+// instead of rejecting the mail: first the raw MIME (it repeats everything
+// else), then attachments' content, largest first, each listed with
+// included: false and the reason, until the event fits. It returns the
+// encoded envelope, which may still be over limit (huge bodies or
+// headers); the caller rejects it then.
+func fitEvent(typ string, now time.Time, d *webhooks.MailData, limit int64) ([]byte, error) {
+	encode := func() ([]byte, error) {
+		ev, err := webhooks.NewEvent(typ, now, d)
+		if err != nil {
+			return nil, err
+		}
+		return EncodeEnvelope(ev)
+	}
+	reason := fmt.Sprintf("left out: the event would exceed the %d byte limit", limit)
+	if rm := d.Article.RawMIME; rm != nil && rm.Included {
+		rm.Included, rm.ContentBase64, rm.Reason = false, "", reason
+		if body, err := encode(); err != nil || int64(len(body)) <= limit {
+			return body, err
+		}
+	}
+	order := make([]int, 0, len(d.Article.Attachments))
+	for i, a := range d.Article.Attachments {
+		if a.Included {
+			order = append(order, i)
+		}
+	}
+	sort.SliceStable(order, func(x, y int) bool {
+		return len(d.Article.Attachments[order[x]].ContentBase64) > len(d.Article.Attachments[order[y]].ContentBase64)
+	})
+	for _, i := range order {
+		a := &d.Article.Attachments[i]
+		a.Included, a.ContentBase64, a.Reason = false, "", reason
+		if body, err := encode(); err != nil || int64(len(body)) <= limit {
+			return body, err
+		}
+	}
+	return encode()
 }
 
 // rejectedNotice is the mail.rejected event that tells the helpdesk a
