@@ -231,6 +231,7 @@ func (d *Daemon) superviseChannel(ctx context.Context, ch config.Channel) error 
 				Logger: d.log, Now: d.opts.Now, Wake: d.disp.Wake,
 				OnSyncResult: d.syncResultNotifier(ch.Name),
 				beforeBuild:  d.opts.beforeBuild,
+				Accepts:      func(typ string) bool { return d.accepts(ch.Name, typ) },
 			})
 			d.mu.Lock()
 			d.runners[ch.Name] = r

@@ -88,6 +88,10 @@ type RunnerConfig struct {
 	OnSyncResult func(ctx context.Context, prev store.SyncState, code, reason, fix string)
 	// PageSize is the delta page size (default graph.DefaultDeltaPageSize).
 	PageSize int
+	// Accepts, if set, says whether the channel's webhook takes an
+	// operational event type (its types filter); mail.rejected is queued
+	// only then. Nil accepts everything.
+	Accepts func(typ string) bool
 	// MaxEventBytes bounds one encoded event (default 64 MiB): content is
 	// left out of a larger one (raw MIME, then the largest attachments,
 	// each listed with the reason); only a message still over the limit

@@ -286,6 +286,11 @@ func (r *Runner) processPage(ctx context.Context, src EventSource, page *graph.D
 		results = append(results, b)
 	}
 
+	if r.cfg.Accepts != nil && !r.cfg.Accepts(webhooks.TypeMailRejected) {
+		for i := range results {
+			results[i].notice = nil // the webhook's types filter leaves it out
+		}
+	}
 	var counts store.PageCounts
 	err = r.cfg.DB.Tx(ctx, func(tx *sql.Tx) error {
 		counts = store.PageCounts{Seen: int64(stats.Seen)}

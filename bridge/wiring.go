@@ -87,6 +87,24 @@ func (d *Daemon) AuthRestored(ctx context.Context, channel string) {
 	d.wakeSupervisor(channel)
 }
 
+// accepts reports whether channel's webhook takes events of type typ (its
+// types filter); true when the channel or endpoint is unknown.
+func (d *Daemon) accepts(channel, typ string) bool {
+	ch, ok := d.channel(channel)
+	if !ok {
+		return true
+	}
+	d.mu.Lock()
+	eps := d.endpoints
+	d.mu.Unlock()
+	for _, ep := range eps {
+		if ep.Name == ch.Webhook {
+			return ep.Accepts(typ)
+		}
+	}
+	return true
+}
+
 func (d *Daemon) emitChannelEvent(ctx context.Context, typ, channel string, data webhooks.ChannelData) {
 	ch, ok := d.channel(channel)
 	if !ok || ch.Webhook == "" {
