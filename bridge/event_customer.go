@@ -29,8 +29,10 @@ type customer struct {
 //
 // Graph documents from and sender as recipient objects (GDC
 // resources/message.md) and says nothing of a missing or unparseable From
-// header, so the bridge assumes either may be null, or carry a name with an
-// empty address, and relies on neither.
+// header, so the bridge assumes either may be null (other Graph clients
+// met null from in practice: EvotecIT/Mailozaurr#184 "support a null sender
+// for Graph"), or carry a name with an empty address, and relies on
+// neither.
 func customerOf(msg *graph.Message, mailbox string) customer {
 	for _, c := range []struct {
 		r      *graph.Recipient

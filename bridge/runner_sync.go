@@ -433,10 +433,18 @@ func (r *Runner) fetchTextBodies(ctx context.Context, msgs []*graph.Message, gon
 	}
 	vanished := map[string]bool{}
 	for id, ferr := range failed {
-		if !errors.Is(ferr, graph.ErrItemNotFound) {
+		var ge *graph.Error
+		switch {
+		case errors.Is(ferr, graph.ErrItemNotFound):
+			vanished[id] = true
+		case errors.As(ferr, &ge) && !ge.Temporary():
+			// Graph will not give this text rendition: the message goes
+			// out with its HTML and the text derived from it, rather than
+			// holding up the channel.
+			r.log.Warn("text body not available; using the HTML body", "message_id", id, "err", ferr)
+		default:
 			return nil, fmt.Errorf("read text bodies: %w", ferr)
 		}
-		vanished[id] = true
 	}
 	for id, b := range bodies {
 		byID[id].TextBody = b
