@@ -388,3 +388,30 @@ func TestOversizedEventLeavesContentOut(t *testing.T) {
 		t.Error("no mail.rejected for the message over the limit")
 	}
 }
+
+// TestTextBodyRefusedFallsBackToHTML: when Graph refuses a message's text
+// rendition for good (a 400 on that request), the message still goes out,
+// with the HTML body and the text derived from it, and the channel is not
+// held up.
+func TestTextBodyRefusedFallsBackToHTML(t *testing.T) {
+	h := newHarness(t, m365sim.Options{})
+	mi := h.inject(simSupport, m365sim.NewMessage{Folder: "Inbox/Support", Subject: "plain", From: "a@example.com", Body: "hello\n  world\n"})
+	if _, err := h.sim.Sim.AddFault(m365sim.FaultRule{Method: http.MethodGet, Path: "re:/messages/" + regexp.QuoteMeta(mi.ImmutableID) + "$",
+		Status: http.StatusBadRequest, Code: "ErrorInvalidRequest", Message: "refused"}); err != nil {
+		t.Fatal(err)
+	}
+	ch := testChannel("support", config.MailboxShared, simSupport, "Inbox/Support")
+	ch.Archive.Mode = config.ArchiveOff
+	h.syncOnce(h.runner(ch))
+	h.deliver(context.Background())
+	d, ok := h.rec.events[h.eventID(simSupport, mi.ImmutableID)]
+	if !ok {
+		t.Fatalf("not delivered: ledger %+v", h.ledger("support", mi.ImmutableID))
+	}
+	if d.Article.BodyType != "html" || !strings.Contains(d.Article.BodyText, "hello") || d.Article.BodyHTML == "" {
+		t.Errorf("fallback bodies: type %q text %q", d.Article.BodyType, d.Article.BodyText)
+	}
+	if h.sim.Sim.Counters().Faults == 0 {
+		t.Error("the fault never fired: the test did not exercise the refusal")
+	}
+}
