@@ -606,7 +606,7 @@ func fitEvent(typ string, now time.Time, d *webhooks.MailData, limit int64) ([]b
 
 // rejectedNotice is the mail.rejected event that tells the helpdesk a
 // message could not become a mail event (it stays in the mailbox, listed
-// with the reason on the status page, replayable). Its id is
+// with the reason on the status page). Its id is
 // RejectedEventID, distinct from the mail event's, so acknowledging it
 // never marks the mail delivered, and stable, so a re-sync reuses it. nil
 // (logged) if it cannot be encoded, which only a bug can cause.

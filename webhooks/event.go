@@ -200,9 +200,10 @@ type RawMIME struct {
 
 // RejectedData is the data of mail.rejected: a message in the mailbox that
 // could not become a mail event (Graph returned it unreadable, or the event
-// would exceed the size limit). It stays in the mailbox untouched, is
-// listed on the status page with Reason and can be replayed. ID is
-// RejectedEventID of the message, stable across re-syncs.
+// would exceed the size limit even without attachment content, or building
+// it hit a bug). It stays in the mailbox untouched and is listed on the
+// status page with Reason. ID is RejectedEventID of the message, stable
+// across re-syncs.
 type RejectedData struct {
 	ID      string  `json:"id"`
 	Version int     `json:"version"`
@@ -211,7 +212,7 @@ type RejectedData struct {
 	Folder  string  `json:"folder"`
 	Group   string  `json:"group,omitempty"`
 	// GraphID is the message's immutable Graph id; MailEventID the id its
-	// mail event will have if it is replayed successfully.
+	// mail event carries if it is ever imported.
 	GraphID           string    `json:"graph_id"`
 	MailEventID       string    `json:"mail_event_id"`
 	InternetMessageID string    `json:"internet_message_id,omitempty"`
