@@ -95,6 +95,17 @@ func TestDaemonPanicsFailOneItem(t *testing.T) {
 	if e.State != store.LedgerRejected || !strings.Contains(e.Reason, "panic") {
 		t.Errorf("ledger row of the message whose build panicked: %s %q, want rejected naming the panic", e.State, e.Reason)
 	}
+	// Issue 15: the helpdesk hears of it (mail.rejected, its own id), and
+	// the status page lists it with the reason.
+	notice := webhooks.RejectedEventID(eventTenant(rig.cfg), "sales@contoso.com", built.ImmutableID)
+	waitUntil(t, "mail.rejected delivered", 30*time.Second, func() bool {
+		ev, ok := rig.snapshot()[notice]
+		return ok && ev.Type == webhooks.TypeMailRejected
+	})
+	if page, _ := newPageClient(t, rig).signIn("admin-token"); !strings.Contains(page, `id="rejected-`+idOf(built)+`"`) ||
+		!strings.Contains(page, "while building the event") {
+		t.Errorf("status page does not list the rejected mail with its reason")
+	}
 	// The delivery that panicked: a failed attempt, retried, naming the panic.
 	var row deliver.Row
 	waitUntil(t, "the panicking delivery recorded", 30*time.Second, func() bool {

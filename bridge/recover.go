@@ -71,7 +71,7 @@ func (r *Runner) buildOneSafe(ctx context.Context, src EventSource, m *graph.Mes
 		}
 		r.log.Error("building a message's event panicked: message rejected; please report this bug",
 			"message_id", m.ID, "event_id", entry.EventID, "panic", fmt.Sprint(v), "stack", string(pe.Stack))
-		b, err = built{entry: entry}, nil
+		b, err = built{entry: entry, notice: r.rejectedNotice(src, entry, m.Subject)}, nil
 	}()
 	if r.cfg.beforeBuild != nil {
 		r.cfg.beforeBuild(m)

@@ -30,6 +30,8 @@ type MailboxAPI interface {
 	Attachments(ctx context.Context, messageID string) ([]graph.Attachment, error)
 	AttachmentsOf(ctx context.Context, messageIDs []string) (map[string][]graph.Attachment, map[string]error, error)
 	MIME(ctx context.Context, id string, maxBytes int64) ([]byte, error)
+	AttachmentContent(ctx context.Context, messageID, attachmentID string, maxBytes int64) ([]byte, error)
+	TextBodiesOf(ctx context.Context, messageIDs []string) (map[string]*graph.ItemBody, map[string]error, error)
 	MarkRead(ctx context.Context, ids []string) map[string]error
 	Move(ctx context.Context, ids []string, destFolderID string) map[string]error
 }
@@ -93,11 +95,14 @@ type RunnerConfig struct {
 	// action never runs for it, and it stays in the mailbox, listed for
 	// the operator. bridge.yaml validation refuses a channel whose webhook
 	// leaves out a mail event type the channel produces; this guards the
-	// rest (a filter changed underneath, a Runner built in Go).
+	// rest (a filter changed underneath, a Runner built in Go). A
+	// mail.rejected notice is queued only when it is taken.
 	Takes func(typ string) bool
-	// MaxEventBytes bounds one encoded event; a larger message is rejected
-	// (default and maximum webhooks.MaxEventBytes, 64 MiB: what
-	// webhooks.Receiver and `m365bridge receive` take).
+	// MaxEventBytes bounds one encoded event (default and maximum
+	// webhooks.MaxEventBytes, 64 MiB: what webhooks.Receiver and
+	// `m365bridge receive` take): content is left out of a larger one (raw
+	// MIME, then the largest attachments, each listed with the reason);
+	// only a message still over the limit without them is rejected.
 	MaxEventBytes int64
 	// PageSlots bounds how many delta pages are being read and turned into
 	// events at once, across the runners that share it: a page with its

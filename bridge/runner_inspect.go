@@ -171,6 +171,17 @@ func (r *Runner) DryRun(ctx context.Context, emit func(ev *QueuedEvent, entry st
 		if err != nil {
 			return stats, err
 		}
+		var fresh []*graph.Message
+		for i := range page.Messages {
+			if m := &page.Messages[i]; m.Removed == nil && !known[m.ID] {
+				fresh = append(fresh, m)
+			}
+		}
+		// The same bodies a real round delivers: text mail as written.
+		gone, err := r.fetchTextBodies(ctx, fresh, nil)
+		if err != nil {
+			return stats, err
+		}
 		for i := range page.Messages {
 			m := &page.Messages[i]
 			if m.Removed != nil {
@@ -180,6 +191,9 @@ func (r *Runner) DryRun(ctx context.Context, emit func(ev *QueuedEvent, entry st
 			stats.Seen++
 			if known[m.ID] {
 				stats.Known++
+				continue
+			}
+			if gone[m.ID] {
 				continue
 			}
 			b, err := r.buildOne(ctx, src, m)

@@ -63,8 +63,15 @@ type statusPage struct {
 	Endpoints    []endpointView
 	Failed       []deliveryView
 	FailedTotal  int
+	// RejectedMail are messages that stayed in the mailbox because they
+	// could not become an event or the receiver refused them, with why
+	// (the helpdesk heard mail.rejected for the former).
+	RejectedMail []store.LedgerEntry
 	Problem      string
 }
+
+// rejectedMailShown bounds the rejected messages listed per channel.
+const rejectedMailShown = 20
 
 func (ui *statusUI) page(c echo.Context) error {
 	ctx := c.Request().Context()
@@ -86,6 +93,13 @@ func (ui *statusUI) page(c echo.Context) error {
 	}
 	for _, ep := range p.Endpoints {
 		p.FailedTotal += ep.Dead + ep.Rejected
+	}
+	for _, ch := range p.Channels {
+		rej, err := ui.d.db.LedgerList(ctx, ch.Name, store.LedgerRejected, rejectedMailShown)
+		if err != nil {
+			return fmt.Errorf("status page: %w", err)
+		}
+		p.RejectedMail = append(p.RejectedMail, rej...)
 	}
 	return ui.render(c, http.StatusOK, "status.html", p)
 }

@@ -39,6 +39,11 @@ type Message struct {
 	WebLink                string       `json:"webLink,omitempty"`
 	Attachments            []Attachment `json:"attachments,omitempty"` // only with $expand=attachments
 	Removed                *Removed     `json:"@removed,omitempty"`
+	// TextBody is the body in its text rendition (Prefer:
+	// outlook.body-content-type="text"), filled by the caller for a message
+	// written as text (TextBodiesOf); it is not a property Graph returns
+	// with the message.
+	TextBody *ItemBody `json:"-"`
 	// Ignored names the properties Graph sent with an unexpected JSON type
 	// that the bridge does not need (see tolerantProperties): they were left
 	// empty instead of rejecting the whole message. Callers log them.
