@@ -31,6 +31,7 @@ import email.policy
 import hashlib
 import json
 import os
+import quopri
 import re
 import sys
 
@@ -82,6 +83,8 @@ def subject_of(msg, raw):
         return None, "python: %s" % e
     if h is None:
         return None, "no Subject header"
+    if "\ufffd" in str(h):
+        return None, "python could not decode the subject's charset"
     if header_defects(h):
         return None, "python defects: %s" % header_defects(h)[0].__class__.__name__
     return " ".join(str(h).split()), None
@@ -108,9 +111,46 @@ def addresses_of(msg, raw, name):
     return out, None
 
 
+def payload_bytes(part):
+    """Decoded bytes of a leaf. Quoted-printable follows RFC 2045 §6.7 (3):
+    trailing whitespace on an encoded line is transport padding and is
+    deleted (Python keeps it)."""
+    cte = str(part.get("Content-Transfer-Encoding", "")).strip().lower()
+    if cte == "quoted-printable":
+        raw = part.get_payload(decode=False)
+        if isinstance(raw, str):
+            try:
+                raw = raw.encode("ascii", "surrogateescape")
+            except UnicodeEncodeError:
+                # The parser decoded 8-bit text with the declared charset.
+                try:
+                    raw = raw.encode(part.get_content_charset() or "ascii", "surrogateescape")
+                except (LookupError, UnicodeEncodeError):
+                    return None  # the original bytes are not recoverable here
+            lines = []
+            for line in raw.split(b"\n"):
+                cr = line.endswith(b"\r")
+                line = line.rstrip(b"\r").rstrip(b" \t")
+                lines.append(line + (b"\r" if cr else b""))
+            return quopri.decodestring(b"\n".join(lines))
+    return part.get_payload(decode=True) or b""
+
+
+def truncated_base64(part):
+    """A base64 body of 4n+1 alphabet characters: Python then returns the
+    undecoded text; no decoder agrees on such data."""
+    cte = str(part.get("Content-Transfer-Encoding", "")).strip().lower()
+    raw = part.get_payload(decode=False)
+    return cte == "base64" and isinstance(raw, str) and len(re.sub(r"[^A-Za-z0-9+/]", "", raw.split("=")[0])) % 4 == 1
+
+
 def decode_text(part):
     """Decoded text of a body part, or (None, reason) when a guess would be needed."""
-    payload = part.get_payload(decode=True) or b""
+    if truncated_base64(part):
+        return None, "truncated base64 (4n+1 characters)"
+    payload = payload_bytes(part)
+    if payload is None:
+        return None, "8-bit quoted-printable in a charset Python does not know"
     declared = part.get_param("charset")
     if declared:
         cs = str(declared).strip().lower()
@@ -154,15 +194,20 @@ def expect(path):
         if any(isinstance(d, STRUCT_DEFECTS) for d in part.defects):
             att_why = text_why = "python defects: %s" % next(
                 d for d in part.defects if isinstance(d, STRUCT_DEFECTS)).__class__.__name__
+        ctype = part.get_content_type()
+        if ctype == "message/rfc822" and part is not msg:
+            atts.append({"kind": "item"})
+            continue
+        if ctype.startswith("message/") and part is not msg:
+            # message/delivery-status and kin: Python splits them into
+            # header blocks, so their bytes are not recorded; counted only.
+            atts.append({"kind": "file", "name": filename_of(part), "sha256": None})
+            continue
         if part.is_multipart():
             continue
-        ctype = part.get_content_type()
         cte = str(part.get("Content-Transfer-Encoding", "")).strip().lower()
         disp = part.get_content_disposition()
         name = filename_of(part)
-        if ctype == "message/rfc822":
-            atts.append({"kind": "item"})
-            continue
         if ctype in ("text/plain", "text/html") and disp != "attachment" and not name:
             if ctype == "text/plain":
                 if cte not in STD_CTE:
@@ -176,7 +221,13 @@ def expect(path):
             continue
         if cte not in STD_CTE:
             att_why = "transfer encoding %s" % cte
-        data = part.get_payload(decode=True) or b""
+        if truncated_base64(part):
+            att_why = "truncated base64 (4n+1 characters): no decoder agrees on it"
+        if name is not None and "\ufffd" in name:
+            name = None  # Python could not decode the name's charset
+        data = payload_bytes(part)
+        if data is None:
+            att_why, data = "8-bit quoted-printable in a charset Python does not know", b""
         atts.append({"kind": "file", "name": name, "sha256": hashlib.sha256(data).hexdigest()})
     e["attachments"], e["attachments_why"] = (None, att_why) if att_why else (atts, None)
     if text_why or not texts:
@@ -194,7 +245,7 @@ def expect(path):
 def walk(part):
     """Leaves and multiparts in order, not descending into attached messages."""
     yield part
-    if part.is_multipart() and part.get_content_type() != "message/rfc822":
+    if part.is_multipart() and not part.get_content_type().startswith("message/"):
         for sub in part.get_payload():
             yield from walk(sub)
 
