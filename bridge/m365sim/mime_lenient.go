@@ -245,7 +245,9 @@ func parseDisposition(v string) (disposition string, params map[string]string) {
 }
 
 func parseMediaValue(v string, isDisposition bool) (mediaType string, params map[string]string) {
-	if mt, p, err := mime.ParseMediaType(v); err == nil {
+	// Go's parser drops RFC 2231 values in charsets other than UTF-8 and
+	// US-ASCII; those go through the lenient reader below.
+	if mt, p, err := mime.ParseMediaType(v); err == nil && !strings.Contains(v, "*=") {
 		for k, x := range p {
 			if !utf8.ValidString(x) {
 				p[k] = decodeText("", []byte(x))
