@@ -21,6 +21,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"strings"
 	"sync"
@@ -51,6 +52,9 @@ type Options struct {
 	// Seed is the random seed for fault rules and generated mail, so a run
 	// can be reproduced. Default 1.
 	Seed int64
+	// Logger receives what seeding had to repair or skip (a malformed
+	// message in eml_dir). Default: discard.
+	Logger *slog.Logger
 }
 
 // Sim is an in-memory Entra ID tenant plus Exchange Online mail behind Graph.
@@ -168,6 +172,9 @@ func (g *AccessGrant) HasScope(scope string) bool {
 func New(opts Options) *Sim {
 	if opts.Now == nil {
 		opts.Now = time.Now
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	if opts.AccessTokenTTL == 0 {
 		opts.AccessTokenTTL = 75 * time.Minute

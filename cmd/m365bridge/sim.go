@@ -50,7 +50,7 @@ func runSim(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		}
 		addDemoMail(seed)
 	}
-	srv, err := m365sim.Listen(*listen, m365sim.Options{AutoApprove: *auto, Throttle: *throttle}, seed)
+	srv, err := m365sim.Listen(*listen, m365sim.Options{AutoApprove: *auto, Throttle: *throttle, Logger: cliLogger(stderr)}, seed)
 	if err != nil {
 		return fmt.Errorf("sim: %w", err)
 	}
