@@ -218,6 +218,12 @@ func addressList(v string) []mailAddress {
 	}
 	list, err := addressParser.ParseList(v)
 	if err != nil {
+		// RFC 5322 §3.2.2 comments may sit anywhere, even inside an
+		// address (pete(his account)@silly.test); Go's parser refuses them.
+		list, err = addressParser.ParseList(stripComments(v))
+	}
+	if err != nil {
+		v = stripComments(v)
 		// Best effort like Exchange: keep whatever looks like an address.
 		var out []mailAddress
 		for _, part := range strings.Split(v, ",") {
@@ -236,6 +242,53 @@ func addressList(v string) []mailAddress {
 		out = append(out, mailAddress{Name: name, Address: a.Address})
 	}
 	return out
+}
+
+// stripComments removes parenthesised comments outside quoted strings, and
+// group syntax ("Friends: a@x, b@y;" is its members).
+func stripComments(v string) string {
+	var b strings.Builder
+	depth, quoted := 0, false
+	for i := 0; i < len(v); i++ {
+		c := v[i]
+		switch {
+		case c == '\\' && i+1 < len(v):
+			if depth == 0 {
+				b.WriteByte(c)
+				b.WriteByte(v[i+1])
+			}
+			i++
+			continue
+		case c == '"' && depth == 0:
+			quoted = !quoted
+		case c == '(' && !quoted:
+			depth++
+			continue
+		case c == ')' && !quoted && depth > 0:
+			depth--
+			continue
+		}
+		if depth == 0 {
+			cur := b.String()
+			if k := strings.LastIndexByte(cur, ','); k >= 0 {
+				cur = cur[k:]
+			}
+			switch {
+			case !quoted && c == ';', !quoted && c == ':' && !strings.ContainsAny(cur, "<@"):
+				b.WriteByte(',') // a group's end, or its name
+				continue
+			}
+			b.WriteByte(c)
+		}
+	}
+	var parts []string
+	for _, p := range strings.Split(b.String(), ",") {
+		p = strings.TrimSpace(p)
+		if p != "" && strings.Contains(p, "@") {
+			parts = append(parts, p)
+		}
+	}
+	return strings.Join(parts, ", ")
 }
 
 func firstAddress(v string) *mailAddress {

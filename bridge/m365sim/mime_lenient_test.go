@@ -49,6 +49,8 @@ func TestParseMIMELenient(t *testing.T) {
 			attachments: []string{"ciële.pdf", "管理.doc"}},
 		{name: "invalid Content-Type is text/plain",
 			raw: "Content-Type: <html>\r\n\r\nplain after all\r\n", text: "plain after all\r\n"},
+		{name: "comments inside addresses (RFC 5322 A.5)",
+			raw: "From: Pete(A wonderful \\) chap) <pete(his account)@silly.test(his host)>\r\n\r\nx\r\n", from: "pete@silly.test", text: "x"},
 		{name: "multipart without boundary parameter",
 			raw: "Content-Type: multipart/mixed\r\n\r\n--xyz\r\nContent-Type: text/plain\r\n\r\ninside\r\n--xyz--\r\n", text: "inside"},
 	}

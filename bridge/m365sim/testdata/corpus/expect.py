@@ -18,7 +18,9 @@ asserting a guess of ours.
 Body rule (shared with the simulator, see README.md): the text body is every
 text/plain leaf that is not an attachment (no Content-Disposition:
 attachment, no file name), outside attached messages, in order, joined with
-a line break when a part does not end with one. Attachments are the other
+a line break when a part does not end with one. It is compared only for
+mail written as text (no text/html body part): Exchange stores the HTML
+body of other mail and renders its text from that. Attachments are the other
 leaves; message/rfc822 parts are item attachments (compared by count only:
 Exchange rebuilds their MIME).
 
@@ -188,7 +190,7 @@ def expect(path):
     e["from"], e["from_why"] = (frm[0] if frm else None), why
     e["to"], e["to_why"] = addresses_of(msg, raw, "To")
 
-    texts, text_why = [], None
+    texts, text_why, has_html = [], None, False
     atts, att_why = [], None
     for part in walk(msg):
         if any(isinstance(d, STRUCT_DEFECTS) for d in part.defects):
@@ -209,6 +211,8 @@ def expect(path):
         disp = part.get_content_disposition()
         name = filename_of(part)
         if ctype in ("text/plain", "text/html") and disp != "attachment" and not name:
+            if ctype == "text/html":
+                has_html = True
             if ctype == "text/plain":
                 if cte not in STD_CTE:
                     text_why = "transfer encoding %s" % cte
@@ -230,6 +234,10 @@ def expect(path):
             att_why, data = "8-bit quoted-printable in a charset Python does not know", b""
         atts.append({"kind": "file", "name": name, "sha256": hashlib.sha256(data).hexdigest()})
     e["attachments"], e["attachments_why"] = (None, att_why) if att_why else (atts, None)
+    if has_html:
+        # Exchange keeps one body, the HTML one; its text rendition is
+        # made from that HTML, not the text/plain alternative.
+        text_why = "written as HTML: the text body is a rendition of it"
     if text_why or not texts:
         e["text_lines"], e["text_why"] = None, text_why or "no text/plain body part"
     else:
