@@ -204,9 +204,10 @@ func parseMIMEDepth(raw []byte, depth int) (*mimeMessage, error) {
 		// ("doesn't include inline attachments", message resource,
 		// https://learn.microsoft.com/en-us/graph/api/resources/message).
 		// An attachment the HTML does not refer to is not inline, even with
-		// a Content-ID ([MS-OXCMAIL] 2.1.3.4.1, and "If the HTML text
-		// contains no such reference ... consider this Attachment object as
-		// not inline", learn.microsoft.com/en-us/openspecs/
+		// a Content-ID: Exchange's own MIME writer follows the same rule the
+		// other way round ("If the HTML text contains no such reference, the
+		// MIME writer SHOULD consider this Attachment object as not inline",
+		// [MS-OXCMAIL] learn.microsoft.com/en-us/openspecs/
 		// exchange_server_protocols/ms-oxcmail/8f06654e-d262-4d07-befe-2d43c685f82e).
 		if a.Kind == "file" && a.ContentID != "" && strings.Contains(m.html, "cid:"+a.ContentID) {
 			a.IsInline = true
