@@ -180,8 +180,18 @@ channels:
 	if body := readBody(t, resp); resp.StatusCode != 200 || !strings.Contains(body, `"name":"helpdesk"`) {
 		t.Errorf("loopback /api/endpoints = %d %s", resp.StatusCode, body)
 	}
+	// The CLI dials admin.listen as written: Host 0.0.0.0 is the listener's own.
+	req, _ := http.NewRequest(http.MethodGet, "http://127.0.0.1:"+port+"/api/endpoints", nil)
+	req.Host = "0.0.0.0:" + port
+	resp, err = http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if body := readBody(t, resp); resp.StatusCode != 200 {
+		t.Errorf("Host 0.0.0.0 (the listen host) = %d %s, want 200", resp.StatusCode, body)
+	}
 	// A page on another site posting to the loopback listener is refused.
-	req, _ := http.NewRequest(http.MethodPost, "http://127.0.0.1:"+port+"/api/endpoints/helpdesk/pause", nil)
+	req, _ = http.NewRequest(http.MethodPost, "http://127.0.0.1:"+port+"/api/endpoints/helpdesk/pause", nil)
 	req.Header.Set("Sec-Fetch-Site", "cross-site")
 	resp, err = http.DefaultClient.Do(req)
 	if err != nil {

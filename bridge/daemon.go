@@ -47,6 +47,10 @@ type Options struct {
 	ConfigPath string
 	// Send tunes the send worker (tests shorten its waits).
 	Send SendOptions
+
+	// beforeBuild, when set (tests), is every runner's
+	// RunnerConfig.beforeBuild.
+	beforeBuild func(m *graph.Message)
 }
 
 // Daemon is a running bridge: New, then Start, Run, Close.
@@ -112,6 +116,7 @@ func (d *Daemon) Start(ctx context.Context) (err error) {
 	if d.db, err = store.Open(ctx, filepath.Join(d.cfg.State, store.FileName)); err != nil {
 		return fmt.Errorf("open state: %w", err)
 	}
+	d.db.Now = d.opts.Now // one clock for every part: store, entra, graph, runners, dispatcher
 	keys, err := store.LoadKeyring(d.cfg.State, d.opts.Getenv, d.log)
 	if err != nil {
 		return fmt.Errorf("load token key: %w", err)
@@ -136,6 +141,9 @@ func (d *Daemon) Start(ctx context.Context) (err error) {
 		return err
 	}
 	dopts := d.opts.Dispatcher
+	if dopts.Now == nil {
+		dopts.Now = d.opts.Now
+	}
 	dopts.Logger = d.log.With("component", "deliver")
 	dopts.UserAgent = "m365bridge/" + d.opts.Version
 	d.instrument(&dopts)
@@ -145,13 +153,17 @@ func (d *Daemon) Start(ctx context.Context) (err error) {
 	RegisterLedgerHooks(d.db, d.notifyRunner)
 
 	d.web = web.New(web.Options{
-		PublicAddr: d.cfg.Listen,
-		AdminAddr:  d.cfg.Admin.Listen,
-		AdminToken: d.cfg.Admin.Token.Value(),
-		InstanceID: d.instanceID,
-		Version:    d.opts.Version,
-		Ready:      d.ready,
-		Logger:     d.log.With("component", "web"),
+		PublicAddr:     d.cfg.Listen,
+		AdminAddr:      d.cfg.Admin.Listen,
+		AdminToken:     d.cfg.Admin.Token.Value(),
+		AdminHosts:     d.cfg.Admin.Hosts,
+		TrustedProxies: d.cfg.Admin.TrustedPrefixes(),
+		SecureCookies:  d.cfg.PublicHTTPS(),
+		Now:            d.opts.Now,
+		InstanceID:     d.instanceID,
+		Version:        d.opts.Version,
+		Ready:          d.ready,
+		Logger:         d.log.With("component", "web"),
 	})
 	d.web.Public.GET("/oauth/callback", d.auth.Callback)
 	d.sender = newSendWorker(d, d.opts.Send)
@@ -218,6 +230,8 @@ func (d *Daemon) superviseChannel(ctx context.Context, ch config.Channel) error 
 				Graph:  d.graph.Mailbox(mb, d.auth.Source(ch.Name)),
 				Logger: d.log, Now: d.opts.Now, Wake: d.disp.Wake,
 				OnSyncResult: d.syncResultNotifier(ch.Name),
+				beforeBuild:  d.opts.beforeBuild,
+				Accepts:      func(typ string) bool { return d.accepts(ch.Name, typ) },
 			})
 			d.mu.Lock()
 			d.runners[ch.Name] = r

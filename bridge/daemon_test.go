@@ -40,8 +40,15 @@ type daemonRig struct {
 	stop func()
 	// beforeRun, if set, adjusts each daemon after Start and before Run.
 	beforeRun func(*Daemon)
+	// adjust, if set, changes the loaded configuration before each start
+	// (tests shorten what bridge.yaml may not: poll intervals).
+	adjust func(*config.Config)
+	// opts, if set, adjusts the daemon's Options before each start.
+	opts func(*Options)
 	// sendOpts are the reply worker's settings.
 	sendOpts SendOptions
+	// now, if set, is the daemon's clock (Options.Now).
+	now func() time.Time
 
 	mu     sync.Mutex
 	events map[string]webhooks.Event // by webhook-id
@@ -188,10 +195,17 @@ func (rig *daemonRig) start() {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if rig.adjust != nil {
+		rig.adjust(cfg)
+	}
 	rig.cfg = cfg
-	d := New(cfg, Options{Version: "test", SupervisorPoll: 20 * time.Millisecond, ConfigPath: rig.path,
+	opts := Options{Version: "test", Now: rig.now, SupervisorPoll: 20 * time.Millisecond, ConfigPath: rig.path,
 		Logger:     slog.New(slog.NewTextHandler(rig.logs, &slog.HandlerOptions{Level: slog.LevelDebug, ReplaceAttr: redact})),
-		Dispatcher: deliver.Options{PollInterval: 50 * time.Millisecond}, Send: rig.sendOpts})
+		Dispatcher: deliver.Options{PollInterval: 50 * time.Millisecond}, Send: rig.sendOpts}
+	if rig.opts != nil {
+		rig.opts(&opts)
+	}
+	d := New(cfg, opts)
 	ctx, cancel := context.WithCancel(context.Background())
 	if err := d.Start(ctx); err != nil {
 		cancel()

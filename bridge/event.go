@@ -18,9 +18,10 @@ const ArchiveTag = "archive"
 // NewTicketState is the ticket state of mail imported as new.
 const NewTicketState = "new"
 
-// ErrUnconvertible marks a message that cannot become an event (no sender,
-// too large, undecodable): the runner records it as rejected, with the
-// error as the reason, and leaves it in the mailbox.
+// ErrUnconvertible marks a message that cannot become an event (no id,
+// too large, undecodable; never odd headers): the runner records it as
+// rejected, with the error as the reason, tells the helpdesk with
+// mail.rejected, and leaves it in the mailbox.
 var ErrUnconvertible = errors.New("message cannot become an event")
 
 // EventSource is everything BuildMailEvent needs besides the message.
@@ -48,10 +49,7 @@ func BuildMailEvent(src EventSource, msg *graph.Message, raw *webhooks.RawMIME) 
 	if msg.ID == "" {
 		return webhooks.Event{}, nil, fmt.Errorf("%w: the message has no id", ErrUnconvertible)
 	}
-	customer, ok := customerOf(msg)
-	if !ok {
-		return webhooks.Event{}, nil, fmt.Errorf("%w: it has neither a From nor a Sender address", ErrUnconvertible)
-	}
+	customer := customerOf(msg, src.Mailbox)
 	archived := src.Policy.Archived(msg.ReceivedDateTime)
 	mailboxType := src.Channel.Mailbox.Type
 	if mailboxType == "" {
@@ -66,10 +64,13 @@ func BuildMailEvent(src EventSource, msg *graph.Message, raw *webhooks.RawMIME) 
 		Group:   src.Channel.Group,
 		Archive: archived,
 		Ticket: webhooks.Ticket{
-			Title:     titleOf(msg.Subject, customer),
-			State:     NewTicketState,
-			CreatedAt: msg.ReceivedDateTime,
-			Customer:  customer,
+			Title:              titleOf(msg.Subject, customer),
+			State:              NewTicketState,
+			CreatedAt:          msg.ReceivedDateTime,
+			Customer:           customer.addr,
+			CustomerSource:     customer.source,
+			CustomerUnresolved: customer.source == "none",
+			CustomerRaw:        customer.raw,
 		},
 		Article: articleOf(msg, src.Channel.MaxAttachmentBytes),
 	}
@@ -109,24 +110,19 @@ func addresses(rs []graph.Recipient) []webhooks.Address {
 	return out
 }
 
-// customerOf is the ticket's customer: From, else Sender.
-func customerOf(msg *graph.Message) (webhooks.Address, bool) {
-	for _, r := range []*graph.Recipient{msg.From, msg.Sender} {
-		if r != nil && strings.TrimSpace(r.EmailAddress.Address) != "" {
-			return address(r), true
-		}
-	}
-	return webhooks.Address{}, false
-}
-
 // titleOf is the subject, or "(no subject)" and who sent it.
-func titleOf(subject string, customer webhooks.Address) string {
+func titleOf(subject string, c customer) string {
 	if s := strings.TrimSpace(subject); s != "" {
 		return s
 	}
-	who := customer.Address
-	if customer.Name != "" {
-		who = customer.Name + " <" + customer.Address + ">"
+	who := c.addr.Address
+	switch {
+	case c.addr.Name != "" && who != "":
+		who = c.addr.Name + " <" + who + ">"
+	case c.addr.Name != "":
+		who = c.addr.Name
+	case who == "":
+		return "(no subject, no sender)"
 	}
 	return "(no subject) from " + who
 }
@@ -179,32 +175,44 @@ func articleOf(msg *graph.Message, maxAttachment int64) webhooks.Article {
 		}
 	}
 	a.AutoSubmitted, a.AutoSubmittedReason = AutoSubmitted(msg.InternetMessageHeaders)
-	if msg.Body != nil {
-		if strings.EqualFold(msg.Body.ContentType, "html") {
+	switch {
+	case msg.TextBody != nil:
+		// Written as text: the text rendition Graph returned is the text as
+		// written; the HTML Exchange made of it stays alongside.
+		a.BodyType, a.BodyText = "text", msg.TextBody.Content
+		if msg.Body != nil && strings.EqualFold(msg.Body.ContentType, "html") {
 			a.BodyHTML = msg.Body.Content
-			a.BodyText = HTMLToText(msg.Body.Content)
-		} else {
-			a.BodyText = msg.Body.Content
 		}
+	case msg.Body != nil && strings.EqualFold(msg.Body.ContentType, "html"):
+		a.BodyType, a.BodyHTML, a.BodyText = "html", msg.Body.Content, HTMLToText(msg.Body.Content)
+	case msg.Body != nil:
+		a.BodyType, a.BodyText = "text", msg.Body.Content
 	}
+	used := map[string]int{}
 	for i := range msg.Attachments {
-		a.Attachments = append(a.Attachments, attachmentOf(&msg.Attachments[i], maxAttachment))
+		a.Attachments = append(a.Attachments, attachmentOf(&msg.Attachments[i], maxAttachment, used))
 	}
 	return a
 }
 
-// attachmentOf inlines a file attachment's content up to max bytes and
-// lists anything else with included: false and the reason.
-func attachmentOf(at *graph.Attachment, max int64) webhooks.Attachment {
+// attachmentOf inlines an attachment's content up to max bytes and lists
+// anything else with included: false and the reason. An item attachment
+// whose MIME the runner fetched (ContentBytes set) travels as a file:
+// message/rfc822 named after the attached subject with ".eml" (or its
+// iCalendar / vCard form). used keeps generated names unique.
+func attachmentOf(at *graph.Attachment, max int64, used map[string]int) webhooks.Attachment {
 	out := webhooks.Attachment{
-		Filename:    at.Name,
 		ContentType: at.ContentType,
 		Size:        at.Size,
 		ContentID:   strings.Trim(at.ContentID, "<>"),
 		Inline:      at.IsInline,
 	}
-	if out.Filename == "" {
-		out.Filename = "attachment"
+	if at.ODataType == graph.ItemAttachment {
+		out.Item = true
+		ct, ext := itemKind(at.ContentBytes)
+		out.ContentType, out.Filename = ct, itemFilename(at.Name, ext, used)
+	} else {
+		out.Filename = partName(at.Name, at.ContentType, used)
 	}
 	if out.ContentType == "" {
 		out.ContentType = "application/octet-stream"
@@ -212,8 +220,10 @@ func attachmentOf(at *graph.Attachment, max int64) webhooks.Attachment {
 	switch {
 	case at.ODataType == graph.ReferenceAttachment:
 		out.Reason = "reference attachment: a link to a file in the cloud, it has no content in the message"
+	case at.ContentBytes == nil && at.ODataType == graph.ItemAttachment && at.Size > max:
+		out.Reason = fmt.Sprintf("attached message larger than the channel's max_attachment_bytes (%d > %d)", at.Size, max)
 	case at.ContentBytes == nil && at.ODataType == graph.ItemAttachment:
-		out.Reason = "attached Outlook item (message, event or contact): its content is in raw_mime"
+		out.Reason = "attached Outlook item: Microsoft Graph did not return its content"
 	case at.ContentBytes == nil && at.Size > max:
 		out.Reason = fmt.Sprintf("larger than the channel's max_attachment_bytes (%d > %d)", at.Size, max)
 	case at.ContentBytes == nil:
@@ -227,6 +237,21 @@ func attachmentOf(at *graph.Attachment, max int64) webhooks.Attachment {
 		out.ContentBase64 = base64.StdEncoding.EncodeToString(at.ContentBytes)
 	}
 	return out
+}
+
+// itemKind tells what an item attachment's $value is: Graph gives MIME for
+// an attached message, iCalendar for an event and vCard for a contact (GDC
+// api/attachment-get.md, "Get the raw contents of a file or item
+// attachment").
+func itemKind(b []byte) (contentType, ext string) {
+	head := strings.ToUpper(strings.TrimSpace(string(b[:min(len(b), 64)])))
+	switch {
+	case strings.HasPrefix(head, "BEGIN:VCALENDAR"):
+		return "text/calendar", ".ics"
+	case strings.HasPrefix(head, "BEGIN:VCARD"):
+		return "text/vcard", ".vcf"
+	}
+	return "message/rfc822", ".eml"
 }
 
 // AutoSubmitted reports whether headers mark a message as machine-generated

@@ -178,9 +178,95 @@ func TestBuildMailEventFallbacks(t *testing.T) {
 	if d.Article.BodyText != "plain only" || d.Article.BodyHTML != "" {
 		t.Errorf("bodies = %q %q", d.Article.BodyText, d.Article.BodyHTML)
 	}
-	msg.Sender = nil
+	msg.ID = ""
 	if _, _, err := BuildMailEvent(testSource(ArchivePolicy{}), msg, nil); !errors.Is(err, ErrUnconvertible) {
-		t.Errorf("no sender: err = %v, want ErrUnconvertible", err)
+		t.Errorf("no id: err = %v, want ErrUnconvertible", err)
+	}
+}
+
+// TestCustomerFallback: odd or missing sender headers never reject a
+// message; the customer comes from the next header that has an address,
+// and when none has one the event goes out flagged with the raw header.
+func TestCustomerFallback(t *testing.T) {
+	rcpt := func(name, addr string) *graph.Recipient {
+		return &graph.Recipient{EmailAddress: graph.EmailAddress{Name: name, Address: addr}}
+	}
+	hdr := func(kv ...string) []graph.Header {
+		var out []graph.Header
+		for i := 0; i+1 < len(kv); i += 2 {
+			out = append(out, graph.Header{Name: kv[i], Value: kv[i+1]})
+		}
+		return out
+	}
+	tests := []struct {
+		name       string
+		msg        graph.Message
+		addr, from string
+		raw        string
+	}{
+		{"graph from", graph.Message{From: rcpt("Ann", "ann@example.com"), Sender: rcpt("", "bot@example.com")}, "ann@example.com", "from", ""},
+		{"from with a name only", graph.Message{From: rcpt("Ann", ""), Sender: rcpt("", "bot@example.com")}, "bot@example.com", "sender", ""},
+		{"reply-to", graph.Message{ReplyTo: []graph.Recipient{*rcpt("", ""), *rcpt("R", "r@example.com")}}, "r@example.com", "reply_to", ""},
+		{"return-path", graph.Message{InternetMessageHeaders: hdr("Return-Path", "<bounce@example.net>")}, "bounce@example.net", "return_path", ""},
+		{"8-bit display name", graph.Message{InternetMessageHeaders: hdr("Return-Path", "<>", "From", "J\xfcrgen M\xfcller <jm@example.de>")}, "jm@example.de", "header:From", ""},
+		{"another header", graph.Message{InternetMessageHeaders: hdr("Message-ID", "<id@host.example>", "To", "support@contoso.com",
+			"Delivered-To", "support@contoso.com", "X-Original-Sender", "orig@example.org")}, "orig@example.org", "header:X-Original-Sender", ""},
+		{"mailer-daemon", graph.Message{InternetMessageHeaders: hdr("Return-Path", "<>", "From", "MAILER-DAEMON (Mail Delivery System)")},
+			"", "none", "MAILER-DAEMON (Mail Delivery System)"},
+		{"no headers at all", graph.Message{}, "", "none", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			msg := tt.msg
+			msg.ID, msg.Subject = "AAMk-"+tt.name, "s"
+			_, d, err := BuildMailEvent(testSource(ArchivePolicy{}), &msg, nil)
+			if err != nil {
+				t.Fatalf("rejected: %v", err)
+			}
+			tk := d.Ticket
+			if tk.Customer.Address != tt.addr || tk.CustomerSource != tt.from || tk.CustomerRaw != tt.raw || tk.CustomerUnresolved != (tt.from == "none") {
+				t.Errorf("customer %+v source %q raw %q unresolved %v; want %q from %q raw %q", tk.Customer, tk.CustomerSource, tk.CustomerRaw,
+					tk.CustomerUnresolved, tt.addr, tt.from, tt.raw)
+			}
+		})
+	}
+}
+
+// TestAttachmentNames: unnamed parts are named from their content type,
+// named ones keep their name, attached messages become .eml files named
+// after their subject.
+func TestAttachmentNames(t *testing.T) {
+	msg := testMessage()
+	mimeMsg := []byte("From: a@example.com\r\nSubject: Your order\r\n\r\nhi\r\n")
+	msg.Attachments = []graph.Attachment{
+		{ODataType: graph.FileAttachment, ContentType: "image/jpeg", ContentBytes: []byte{1}},
+		{ODataType: graph.FileAttachment, Name: "attachment", ContentType: "image/jpeg", ContentBytes: []byte{2}},
+		{ODataType: graph.FileAttachment, ContentType: "message/delivery-status", ContentBytes: []byte("x")},
+		{ODataType: graph.FileAttachment, Name: "report.final.PDF", ContentType: "application/octet-stream", ContentBytes: []byte("x")},
+		{ODataType: graph.FileAttachment, ContentType: "application/x-unknown", ContentBytes: []byte("x")},
+		{ODataType: graph.ItemAttachment, Name: "Your order", ContentBytes: mimeMsg},
+		{ODataType: graph.ItemAttachment, Name: "Re: a/b", ContentBytes: mimeMsg},
+		{ODataType: graph.ItemAttachment, Name: "Meeting", ContentBytes: []byte("BEGIN:VCALENDAR\r\nEND:VCALENDAR\r\n")},
+	}
+	src := testSource(ArchivePolicy{})
+	src.Channel.MaxAttachmentBytes = 1 << 20
+	_, d, err := BuildMailEvent(src, msg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []struct{ name, ct string }{
+		{"image.jpg", "image/jpeg"}, {"image-2.jpg", "image/jpeg"}, {"Delivery report.txt", "message/delivery-status"},
+		{"report.final.PDF", "application/octet-stream"}, {"attachment", "application/x-unknown"},
+		{"Your order.eml", "message/rfc822"}, {"Re: a_b.eml", "message/rfc822"}, {"Meeting.ics", "text/calendar"},
+	}
+	for i, w := range want {
+		a := d.Article.Attachments[i]
+		if a.Filename != w.name || a.ContentType != w.ct || !a.Included {
+			t.Errorf("attachment %d = %q %q included %v, want %q %q", i, a.Filename, a.ContentType, a.Included, w.name, w.ct)
+		}
+	}
+	if a := d.Article.Attachments[5]; !a.Item || a.ContentBase64 != base64.StdEncoding.EncodeToString(mimeMsg) {
+		t.Errorf("attached message = %+v, want its MIME, item true", a)
 	}
 }
 
@@ -225,6 +311,13 @@ func TestHTMLToText(t *testing.T) {
 		{"pre keeps spaces", "<pre>a  b\n c</pre>", "a  b\n c"},
 		{"broken html", "<div><p>open <b>never closed", "open never closed"},
 		{"image alt", `see <img src="cid:x" alt="logo">`, "see [logo]"},
+		{"outlook lines are lines", `<p class=MsoNormal>Hello,<o:p></o:p></p><p class=MsoNormal><o:p>&nbsp;</o:p></p><p class=MsoNormal>second</p>`, "Hello,\n\nsecond"},
+		{"divs are lines", "<div>a</div><div>b</div><div><br></div><div>c</div>", "a\nb\n\nc"},
+		{"paragraphs apart", "<p>one</p><p>two</p>text", "one\n\ntwo\n\ntext"},
+		{"numbered list", `<ol start="3"><li>three</li><li>four<ul><li>sub</li></ul></li></ol>after`, "3. three\n4. four\n  - sub\n\nafter"},
+		{"link target kept", `see <a href="https://example.com/x">the page</a>.`, "see the page <https://example.com/x>."},
+		{"link equal to text", `<a href="https://example.com/">example.com</a> <a href="mailto:a@b.c">a@b.c</a>`, "example.com a@b.c"},
+		{"heading", "<h1>Title</h1>body", "Title\n\nbody"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -73,6 +73,9 @@ func (d *Daemon) Reload(ctx context.Context, next *config.Config) error {
 	if cur.Admin.Token.Value() != next.Admin.Token.Value() {
 		fixed = append(fixed, "admin.token")
 	}
+	if !reflect.DeepEqual(cur.Admin.Hosts, next.Admin.Hosts) || !reflect.DeepEqual(cur.Admin.TrustedProxies, next.Admin.TrustedProxies) {
+		fixed = append(fixed, "admin.hosts/admin.trusted_proxies")
+	}
 	if cur.State != next.State {
 		fixed = append(fixed, "state_dir")
 	}

@@ -122,4 +122,9 @@ func TestReloadAddsRemovesAndRejects(t *testing.T) {
 	if strings.Contains(rig.logs.String(), "x"+rig.cfg.MS.ClientSecret.Value()) {
 		t.Error("the client secret appeared in the logs")
 	}
+	// The admin listener's trusted proxies are fixed at start too.
+	os.WriteFile(rig.path, []byte(strings.Replace(next, "token: admin-token}", "token: admin-token, trusted_proxies: [10.0.0.0/8]}", 1)), 0o600)
+	if code, body := rig.reload(); code != 200 || !strings.Contains(body, "admin.hosts/admin.trusted_proxies") {
+		t.Errorf("reload with new trusted proxies = %d %s, want 200 saying they need a restart", code, body)
+	}
 }

@@ -13,6 +13,7 @@ import (
 
 	"golang.org/x/sync/semaphore"
 
+	"github.com/m365bridge/m365bridge/bridge/entra"
 	"github.com/m365bridge/m365bridge/bridge/graph"
 	"github.com/m365bridge/m365bridge/bridge/store"
 	"github.com/m365bridge/m365bridge/config"
@@ -29,6 +30,8 @@ type MailboxAPI interface {
 	Attachments(ctx context.Context, messageID string) ([]graph.Attachment, error)
 	AttachmentsOf(ctx context.Context, messageIDs []string) (map[string][]graph.Attachment, map[string]error, error)
 	MIME(ctx context.Context, id string, maxBytes int64) ([]byte, error)
+	AttachmentContent(ctx context.Context, messageID, attachmentID string, maxBytes int64) ([]byte, error)
+	TextBodiesOf(ctx context.Context, messageIDs []string) (map[string]*graph.ItemBody, map[string]error, error)
 	MarkRead(ctx context.Context, ids []string) map[string]error
 	Move(ctx context.Context, ids []string, destFolderID string) map[string]error
 }
@@ -49,7 +52,9 @@ type QueuedEvent struct {
 // present must be a no-op (so a re-sync cannot queue an event twice).
 type EnqueueFunc func(ctx context.Context, tx *sql.Tx, ev QueuedEvent) error
 
-// AuthFunc reports whether the channel's sign-in is usable (state active).
+// AuthFunc reports whether the runner should poll: the channel's sign-in
+// is active, or in state error (a passing failure: each round tries the
+// token refresh again, and the first that works makes it active).
 type AuthFunc func(ctx context.Context) (bool, error)
 
 // RunnerConfig is what NewRunner takes. Channel, DB and Graph are
@@ -76,12 +81,21 @@ type RunnerConfig struct {
 	Wake func()
 	// OnSyncResult, when set, hears every round's outcome: code "" for a
 	// round that succeeded, else the error code, reason and fix that were
-	// recorded. The daemon turns lasting errors into channel.error events.
-	OnSyncResult func(ctx context.Context, code, reason, fix string)
+	// recorded; prev is the outcome it replaced in the store (Status and
+	// Error*), so that entering and leaving an error are seen once, even
+	// across restarts. The daemon turns these into channel.error and
+	// channel.restored events.
+	OnSyncResult func(ctx context.Context, prev store.SyncState, code, reason, fix string)
 	// PageSize is the delta page size (default graph.DefaultDeltaPageSize).
 	PageSize int
-	// MaxEventBytes bounds one encoded event; a larger message is rejected
-	// (default 64 MiB).
+	// Accepts, if set, says whether the channel's webhook takes an
+	// operational event type (its types filter); mail.rejected is queued
+	// only then. Nil accepts everything.
+	Accepts func(typ string) bool
+	// MaxEventBytes bounds one encoded event (default 64 MiB): content is
+	// left out of a larger one (raw MIME, then the largest attachments,
+	// each listed with the reason); only a message still over the limit
+	// without them is rejected.
 	MaxEventBytes int64
 	// PageSlots bounds how many delta pages are being read and turned into
 	// events at once, across the runners that share it: a page with its
@@ -89,6 +103,10 @@ type RunnerConfig struct {
 	// once must not hold fifty pages. Default: one process-wide limit of
 	// DefaultPagesInFlight.
 	PageSlots *semaphore.Weighted
+
+	// beforeBuild, when set (tests), runs before each message's event is
+	// built, on the goroutine that builds it.
+	beforeBuild func(m *graph.Message)
 }
 
 // sharedPageSlots is the default PageSlots: one limit for the process.
@@ -212,7 +230,7 @@ func NewRunner(cfg RunnerConfig) *Runner {
 			if errors.Is(err, store.ErrNoChannel) {
 				return false, nil
 			}
-			return err == nil && st.State == store.ChannelActive, err
+			return err == nil && (st.State == store.ChannelActive || st.State == store.ChannelError), err
 		}
 	}
 	return &Runner{
@@ -277,7 +295,7 @@ func (r *Runner) Run(ctx context.Context) error {
 		case <-r.syncNow:
 		case <-r.notify:
 			if ok, _ := r.cfg.Auth(ctx); ok {
-				if _, err := r.PostActions(ctx); err != nil && ctx.Err() == nil {
+				if err := r.postActionsSafe(ctx); err != nil && ctx.Err() == nil {
 					r.log.Warn("post-import actions failed", "err", err)
 				}
 			}
@@ -309,11 +327,11 @@ func (r *Runner) SyncOnce(ctx context.Context) (Stats, error) {
 	r.round.Lock()
 	defer r.round.Unlock()
 	r.setState(RunnerSyncing, "", "")
-	stats, err := r.syncRound(ctx)
+	stats, err := r.syncRoundSafe(ctx)
 	if ctx.Err() == nil {
 		// Delivered messages get their post-import action even when paging
 		// failed (a folder renamed away, Graph down for a moment).
-		post, perr := r.postActions(ctx)
+		post, perr := r.postActionsRound(ctx)
 		stats.add(post)
 		if err == nil {
 			err = perr
@@ -333,11 +351,11 @@ func (r *Runner) SyncOnce(ctx context.Context) (Stats, error) {
 		code, reason, fix := explainSync(err)
 		r.setState(RunnerError, reason, fix)
 		r.log.Error("sync failed", "code", code, "reason", reason, "fix", fix)
-		if rerr := r.cfg.DB.RecordSyncResult(context.WithoutCancel(ctx), r.ch.Name, store.SyncError, code, reason, fix); rerr != nil {
+		prev, rerr := r.cfg.DB.SwapSyncResult(context.WithoutCancel(ctx), r.ch.Name, store.SyncError, code, reason, fix)
+		if rerr != nil {
 			r.log.Error("record sync result", "err", rerr)
-		}
-		if r.cfg.OnSyncResult != nil {
-			r.cfg.OnSyncResult(context.WithoutCancel(ctx), code, reason, fix)
+		} else if r.cfg.OnSyncResult != nil {
+			r.cfg.OnSyncResult(context.WithoutCancel(ctx), prev, code, reason, fix)
 		}
 		return stats, err
 	}
@@ -345,11 +363,12 @@ func (r *Runner) SyncOnce(ctx context.Context) (Stats, error) {
 	r.status.LastSuccessAt = now
 	r.mu.Unlock()
 	r.setState(RunnerIdle, "", "")
-	if err := r.cfg.DB.RecordSyncResult(ctx, r.ch.Name, store.SyncOK, "", "", ""); err != nil {
+	prev, err := r.cfg.DB.SwapSyncResult(ctx, r.ch.Name, store.SyncOK, "", "", "")
+	if err != nil {
 		return stats, err
 	}
 	if r.cfg.OnSyncResult != nil {
-		r.cfg.OnSyncResult(ctx, "", "", "")
+		r.cfg.OnSyncResult(ctx, prev, "", "", "")
 	}
 	if stats.Queued+stats.Rejected > 0 || stats.Resyncs > 0 {
 		r.log.Info("sync round", "pages", stats.Pages, "queued", stats.Queued, "archived", stats.Archived,
@@ -361,7 +380,14 @@ func (r *Runner) SyncOnce(ctx context.Context) (Stats, error) {
 // explainSync maps a round's error to a code, reason and fix.
 func explainSync(err error) (code, reason, fix string) {
 	reason, fix = graph.Explain(err)
+	var unavailable *entra.UnavailableError
+	var reauth *entra.ReauthError
 	switch {
+	case errors.As(err, &unavailable):
+		return entra.CodeUnavailable, unavailable.Error(),
+			"Nothing if it passes: Entra ID is unavailable or unreachable; the bridge retries at each poll and resumes by itself."
+	case errors.As(err, &reauth):
+		return CodeReauthRequired, reauth.Error(), reauth.Fix
 	case errors.Is(err, ErrArchiveCutoffMissing):
 		return "archive_cutoff_missing", err.Error(), "set archive.before for the channel, or use archive.mode auto or off"
 	case errors.Is(err, graph.ErrFolderAmbiguous):
@@ -383,6 +409,10 @@ func explainSync(err error) (code, reason, fix string) {
 	}
 	return code, reason, fix
 }
+
+// CodeReauthRequired is the sync code of a round that stopped because the
+// channel's grant was refused (channel.auth_failed tells the helpdesk).
+const CodeReauthRequired = "reauth_required"
 
 // postActionDelay is the retry delay after attempts failed post-actions:
 // 30 s doubling, capped at an hour.

@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"sort"
 	"strings"
 	"time"
 
@@ -13,6 +14,7 @@ import (
 
 	"github.com/m365bridge/m365bridge/bridge/graph"
 	"github.com/m365bridge/m365bridge/bridge/store"
+	"github.com/m365bridge/m365bridge/config"
 	"github.com/m365bridge/m365bridge/webhooks"
 )
 
@@ -174,6 +176,14 @@ func (r *Runner) syncPage(ctx context.Context, src *EventSource, folderID, curso
 	if page.PageSize > 0 {
 		opts.PageSize = page.PageSize // keep a size Graph coped with
 	}
+	for i := range page.Messages {
+		if ig := page.Messages[i].Ignored; len(ig) > 0 {
+			// Graph sent a property the bridge does not need with the wrong
+			// type; it was left empty and the message imports as usual.
+			r.log.Info("graph message has properties of an unexpected type; left empty",
+				"message_id", page.Messages[i].ID, "properties", ig)
+		}
+	}
 	src.Now = r.cfg.Now()
 	stats, perr := r.processPage(ctx, *src, page)
 	page.Messages, page.Undecodable = nil, nil // committed: let the page go
@@ -184,6 +194,8 @@ func (r *Runner) syncPage(ctx context.Context, src *EventSource, folderID, curso
 type built struct {
 	entry store.LedgerEntry
 	event *QueuedEvent // nil for a rejected message
+	// notice is the mail.rejected event of a rejected message.
+	notice *QueuedEvent
 	// gone: the message left the mailbox folder while it was being read. It
 	// gets no ledger row, so if it comes back the delta shows it again and
 	// it is imported then.
@@ -238,6 +250,13 @@ func (r *Runner) processPage(ctx context.Context, src EventSource, page *graph.D
 	if err != nil {
 		return stats, err
 	}
+	goneText, err := r.fetchTextBodies(ctx, todo, gone)
+	if err != nil {
+		return stats, err
+	}
+	for id := range goneText {
+		gone[id] = true
+	}
 	results := make([]built, len(todo))
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(extrasInFlight)
@@ -247,7 +266,7 @@ func (r *Runner) processPage(ctx context.Context, src EventSource, page *graph.D
 				results[i] = built{gone: true, entry: store.LedgerEntry{MessageID: m.ID}}
 				return nil
 			}
-			b, err := r.buildOne(gctx, src, m)
+			b, err := r.buildOneSafe(gctx, src, m)
 			results[i] = b
 			return err
 		})
@@ -259,12 +278,19 @@ func (r *Runner) processPage(ctx context.Context, src EventSource, page *graph.D
 		if u.ID == "" || known[u.ID] {
 			continue
 		}
-		results = append(results, built{entry: store.LedgerEntry{
+		b := built{entry: store.LedgerEntry{
 			Channel: r.ch.Name, MessageID: u.ID, EventID: webhooks.EventID(src.Tenant, src.Mailbox, u.ID),
 			State: store.LedgerRejected, Kind: store.KindNew, Reason: "undecodable Graph message: " + u.Err.Error(),
-		}})
+		}}
+		b.notice = r.rejectedNotice(src, b.entry, "")
+		results = append(results, b)
 	}
 
+	if r.cfg.Accepts != nil && !r.cfg.Accepts(webhooks.TypeMailRejected) {
+		for i := range results {
+			results[i].notice = nil // the webhook's types filter leaves it out
+		}
+	}
 	var counts store.PageCounts
 	err = r.cfg.DB.Tx(ctx, func(tx *sql.Tx) error {
 		counts = store.PageCounts{Seen: int64(stats.Seen)}
@@ -282,6 +308,11 @@ func (r *Runner) processPage(ctx context.Context, src EventSource, page *graph.D
 			}
 			if b.event == nil {
 				counts.Rejected++
+				if b.notice != nil {
+					if err := r.cfg.Enqueue(ctx, tx, *b.notice); err != nil {
+						return enqueueErr(b.notice.ID, err)
+					}
+				}
 				continue
 			}
 			if err := r.cfg.Enqueue(ctx, tx, *b.event); err != nil {
@@ -338,7 +369,7 @@ func (r *Runner) fetchAttachments(ctx context.Context, msgs []*graph.Message) (m
 		}
 	}
 	if len(ids) == 0 {
-		return nil, nil
+		return map[string]bool{}, nil
 	}
 	atts, failed, err := r.cfg.Graph.AttachmentsOf(ctx, ids)
 	if err != nil {
@@ -358,6 +389,107 @@ func (r *Runner) fetchAttachments(ctx context.Context, msgs []*graph.Message) (m
 	return gone, nil
 }
 
+// writtenAsText reports whether a message was written as plain text, from
+// what the delta already carries (no request): its top-level Content-Type
+// header is text/plain, or Exchange's HTML rendition is the one it makes of
+// a text body, the text inside <div class="PlainText"> (observed Exchange
+// output, not documented; the simulator renders text mail the same way).
+// That covers text mail with attachments and text bounces, whose top-level
+// type is multipart. A report whose readable part is HTML (Exchange's own
+// NDRs) stays HTML.
+func writtenAsText(m *graph.Message) bool {
+	if m.Body == nil {
+		return false
+	}
+	if strings.EqualFold(m.Body.ContentType, "text") {
+		return false // already the text rendition: nothing to fetch
+	}
+	if ct, ok := m.Header("Content-Type"); ok && mediaType(ct) == "text/plain" {
+		return true
+	}
+	return strings.Contains(m.Body.Content, `class="PlainText"`)
+}
+
+// fetchTextBodies reads the text rendition of the page's messages written
+// as text, through $batch (TextBodiesOf: one request per 20 such
+// messages, none for a page of HTML mail), and keeps it on the message. It
+// returns the messages that vanished meanwhile; any other failure fails
+// the round.
+func (r *Runner) fetchTextBodies(ctx context.Context, msgs []*graph.Message, gone map[string]bool) (map[string]bool, error) {
+	var ids []string
+	byID := map[string]*graph.Message{}
+	for _, m := range msgs {
+		if !gone[m.ID] && writtenAsText(m) {
+			ids = append(ids, m.ID)
+			byID[m.ID] = m
+		}
+	}
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	bodies, failed, err := r.cfg.Graph.TextBodiesOf(ctx, ids)
+	if err != nil {
+		return nil, fmt.Errorf("read text bodies: %w", err)
+	}
+	vanished := map[string]bool{}
+	for id, ferr := range failed {
+		var ge *graph.Error
+		switch {
+		case errors.Is(ferr, graph.ErrItemNotFound):
+			vanished[id] = true
+		case errors.As(ferr, &ge) && !ge.Temporary():
+			// Graph will not give this text rendition: the message goes
+			// out with its HTML and the text derived from it, rather than
+			// holding up the channel.
+			r.log.Warn("text body not available; using the HTML body", "message_id", id, "err", ferr)
+		default:
+			return nil, fmt.Errorf("read text bodies: %w", ferr)
+		}
+	}
+	for id, b := range bodies {
+		byID[id].TextBody = b
+	}
+	return vanished, nil
+}
+
+// fetchItems reads the MIME of a message's item attachments (an attached
+// mail: a forward, the returned message of a bounce) from
+// /attachments/{id}/$value, so it travels as a message/rfc822 file. Graph
+// never returns an item's content with the attachment list. One larger
+// than the channel's max_attachment_bytes is listed with that reason. It
+// reports whether the message vanished; other Graph failures are the
+// round's.
+func (r *Runner) fetchItems(ctx context.Context, m *graph.Message) (gone bool, err error) {
+	for i := range m.Attachments {
+		at := &m.Attachments[i]
+		if at.ODataType != graph.ItemAttachment || at.ContentBytes != nil || at.ID == "" {
+			continue
+		}
+		limit := r.ch.MaxAttachmentBytes
+		if limit <= 0 {
+			at.Size = max(at.Size, 1) // listed as larger than the limit
+			continue
+		}
+		b, err := r.cfg.Graph.AttachmentContent(ctx, m.ID, at.ID, limit)
+		var ge *graph.Error
+		switch {
+		case errors.Is(err, graph.ErrTooLarge):
+			at.Size = max(at.Size, limit+1)
+		case errors.Is(err, graph.ErrItemNotFound):
+			return true, nil
+		case errors.As(err, &ge) && !ge.Temporary():
+			// Graph cannot give this item (e.g. an unsupported kind): it
+			// is listed without content, with the reason.
+			r.log.Warn("attached item has no readable content", "message_id", m.ID, "err", err)
+		case err != nil:
+			return false, fmt.Errorf("read attached item of %s: %w", m.ID, err)
+		default:
+			at.ContentBytes = b
+		}
+	}
+	return false, nil
+}
+
 // buildOne fetches what a message still needs (attachments when the delta
 // did not carry them, raw MIME when configured) and builds its event, or a
 // rejected ledger row. Only a failure of the round (Graph down, ctx over)
@@ -369,11 +501,11 @@ func (r *Runner) buildOne(ctx context.Context, src EventSource, m *graph.Message
 	}
 	entry := store.LedgerEntry{
 		Channel: r.ch.Name, MessageID: m.ID, InternetMessageID: m.InternetMessageID,
-		EventID: webhooks.EventID(src.Tenant, src.Mailbox, m.ID), Kind: kind, ReceivedAt: m.ReceivedDateTime,
+		EventID: eventIDOf(src, m), Kind: kind, ReceivedAt: m.ReceivedDateTime,
 	}
 	reject := func(reason string) (built, error) {
 		entry.State, entry.Reason = store.LedgerRejected, reason
-		return built{entry: entry}, nil
+		return built{entry: entry, notice: r.rejectedNotice(src, entry, m.Subject)}, nil
 	}
 	if m.HasAttachments && len(m.Attachments) == 0 {
 		atts, err := r.cfg.Graph.Attachments(ctx, m.ID)
@@ -384,6 +516,12 @@ func (r *Runner) buildOne(ctx context.Context, src EventSource, m *graph.Message
 			return built{}, fmt.Errorf("read attachments of %s: %w", m.ID, err)
 		}
 		m.Attachments = atts
+	}
+	switch gone, err := r.fetchItems(ctx, m); {
+	case err != nil:
+		return built{}, err
+	case gone:
+		return built{gone: true, entry: entry}, nil
 	}
 	var raw *webhooks.RawMIME
 	if r.ch.RawMIME {
@@ -401,15 +539,21 @@ func (r *Runner) buildOne(ctx context.Context, src EventSource, m *graph.Message
 			raw.ContentBase64 = base64.StdEncoding.EncodeToString(b)
 		}
 	}
-	ev, _, err := BuildMailEvent(src, m, raw)
+	ev, d, err := BuildMailEvent(src, m, raw)
 	if err != nil {
 		return reject(err.Error())
 	}
 	// Attachment content is no longer needed: let it go before the commit.
-	m.Attachments, m.Body = nil, nil
+	m.Attachments, m.Body, m.TextBody = nil, nil, nil
 	body, err := EncodeEnvelope(ev)
 	if err != nil {
 		return reject(err.Error())
+	}
+	if int64(len(body)) > r.cfg.MaxEventBytes {
+		body, err = fitEvent(ev.Type, src.Now, d, r.cfg.MaxEventBytes)
+		if err != nil {
+			return reject(err.Error())
+		}
 	}
 	if size := int64(len(body)); size > r.cfg.MaxEventBytes {
 		return reject(fmt.Sprintf("the event would be %d bytes, more than the %d byte limit", size, r.cfg.MaxEventBytes))
@@ -418,6 +562,80 @@ func (r *Runner) buildOne(ctx context.Context, src EventSource, m *graph.Message
 	return built{entry: entry, event: &QueuedEvent{
 		ID: entry.EventID, Type: ev.Type, Channel: r.ch.Name, Webhook: r.ch.Webhook, Body: body,
 	}}, nil
+}
+
+// fitEvent makes an event that is over limit fit by leaving content out
+// instead of rejecting the mail: first the raw MIME (it repeats everything
+// else), then attachments' content, largest first, each listed with
+// included: false and the reason, until the event fits. It returns the
+// encoded envelope, which may still be over limit (huge bodies or
+// headers); the caller rejects it then.
+func fitEvent(typ string, now time.Time, d *webhooks.MailData, limit int64) ([]byte, error) {
+	encode := func() ([]byte, error) {
+		ev, err := webhooks.NewEvent(typ, now, d)
+		if err != nil {
+			return nil, err
+		}
+		return EncodeEnvelope(ev)
+	}
+	reason := fmt.Sprintf("left out: the event would exceed the %d byte limit", limit)
+	if rm := d.Article.RawMIME; rm != nil && rm.Included {
+		rm.Included, rm.ContentBase64, rm.Reason = false, "", reason
+		if body, err := encode(); err != nil || int64(len(body)) <= limit {
+			return body, err
+		}
+	}
+	order := make([]int, 0, len(d.Article.Attachments))
+	for i, a := range d.Article.Attachments {
+		if a.Included {
+			order = append(order, i)
+		}
+	}
+	sort.SliceStable(order, func(x, y int) bool {
+		return len(d.Article.Attachments[order[x]].ContentBase64) > len(d.Article.Attachments[order[y]].ContentBase64)
+	})
+	for _, i := range order {
+		a := &d.Article.Attachments[i]
+		a.Included, a.ContentBase64, a.Reason = false, "", reason
+		if body, err := encode(); err != nil || int64(len(body)) <= limit {
+			return body, err
+		}
+	}
+	return encode()
+}
+
+// rejectedNotice is the mail.rejected event that tells the helpdesk a
+// message could not become a mail event (it stays in the mailbox, listed
+// with the reason on the status page, replayable). Its id is
+// RejectedEventID, distinct from the mail event's, so acknowledging it
+// never marks the mail delivered, and stable, so a re-sync reuses it. nil
+// (logged) if it cannot be encoded, which only a bug can cause.
+func (r *Runner) rejectedNotice(src EventSource, entry store.LedgerEntry, subject string) *QueuedEvent {
+	mailboxType := r.ch.Mailbox.Type
+	if mailboxType == "" {
+		mailboxType = config.MailboxUser
+	}
+	d := webhooks.RejectedData{
+		ID: webhooks.RejectedEventID(src.Tenant, src.Mailbox, entry.MessageID), Version: webhooks.Version,
+		Channel: r.ch.Name, Mailbox: webhooks.Mailbox{Type: mailboxType, Address: src.Mailbox},
+		Folder: src.Folder, Group: r.ch.Group, GraphID: entry.MessageID, MailEventID: entry.EventID,
+		InternetMessageID: entry.InternetMessageID, Subject: subject, ReceivedAt: entry.ReceivedAt, Reason: entry.Reason,
+	}
+	ev, err := webhooks.NewEvent(webhooks.TypeMailRejected, src.Now, d)
+	var body []byte
+	if err == nil {
+		body, err = EncodeEnvelope(ev)
+	}
+	if err != nil {
+		r.log.Error("build mail.rejected event", "message_id", entry.MessageID, "err", err)
+		return nil
+	}
+	return &QueuedEvent{ID: d.ID, Type: ev.Type, Channel: r.ch.Name, Webhook: r.ch.Webhook, Body: body}
+}
+
+// eventIDOf is the stable event id of m in src's mailbox.
+func eventIDOf(src EventSource, m *graph.Message) string {
+	return webhooks.EventID(src.Tenant, src.Mailbox, m.ID)
 }
 
 // progress paces the first import's progress lines.

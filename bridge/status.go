@@ -12,6 +12,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/m365bridge/m365bridge/bridge/store"
+	"github.com/m365bridge/m365bridge/bridge/web"
 	"github.com/m365bridge/m365bridge/webhooks/deliver"
 )
 
@@ -38,11 +39,10 @@ type statusUI struct {
 }
 
 func (d *Daemon) mountStatus(e *echo.Echo) {
-	ui := &statusUI{d: d, sess: newSession(d.cfg.Admin.Token.Value())}
+	ui := &statusUI{d: d, sess: newSession(d.web.AdminAuth)}
 	e.Pre(ui.sess.gate(ui))
 	e.GET("/", ui.page)
 	e.GET("/status", ui.page)
-	e.POST("/logout", ui.logout)
 	e.POST("/ui/channels/:name/auth", ui.startAuth)
 	e.POST("/ui/channels/:name/sync", ui.syncNow)
 	e.POST("/ui/endpoints/:name/pause", ui.pause)
@@ -62,13 +62,20 @@ type statusPage struct {
 	Endpoints    []endpointView
 	Failed       []deliveryView
 	FailedTotal  int
+	// RejectedMail are messages that stayed in the mailbox because they
+	// could not become an event or the receiver refused them, with why
+	// (the helpdesk heard mail.rejected for the former).
+	RejectedMail []store.LedgerEntry
 	Problem      string
 }
 
+// rejectedMailShown bounds the rejected messages listed per channel.
+const rejectedMailShown = 20
+
 func (ui *statusUI) page(c echo.Context) error {
 	ctx := c.Request().Context()
-	p := statusPage{Version: ui.d.opts.Version, Now: ui.d.opts.Now(), Flash: takeFlash(c), CSRF: ui.sess.csrfToken(c),
-		LoopbackOnly: ui.sess.token == "", SignedIn: ui.sess.signedIn(c.Request())}
+	p := statusPage{Version: ui.d.opts.Version, Now: ui.d.opts.Now(), Flash: ui.sess.takeFlash(c), CSRF: ui.sess.csrfToken(c),
+		LoopbackOnly: !ui.sess.auth.TokenSet(), SignedIn: ui.sess.auth.SignedIn(c.Request())}
 	var err error
 	if p.Channels, err = ui.d.channelViews(ctx); err != nil {
 		return fmt.Errorf("status page: %w", err)
@@ -85,6 +92,13 @@ func (ui *statusUI) page(c echo.Context) error {
 	}
 	for _, ep := range p.Endpoints {
 		p.FailedTotal += ep.Dead + ep.Rejected
+	}
+	for _, ch := range p.Channels {
+		rej, err := ui.d.db.LedgerList(ctx, ch.Name, store.LedgerRejected, rejectedMailShown)
+		if err != nil {
+			return fmt.Errorf("status page: %w", err)
+		}
+		p.RejectedMail = append(p.RejectedMail, rej...)
 	}
 	return ui.render(c, http.StatusOK, "status.html", p)
 }
@@ -112,24 +126,29 @@ func (ui *statusUI) renderLogin(c echo.Context, status int, msg string) error {
 	return ui.render(c, status, "login.html", loginPage{Version: ui.d.opts.Version, Error: msg})
 }
 
-// login takes the admin token from the sign-in form and sets the cookie.
+// login takes the admin token from the sign-in form and starts a session
+// (web.AdminAuth logs a wrong token with the client's address and limits
+// the attempts).
 func (ui *statusUI) login(c echo.Context) error {
-	if ui.sess.token == "" {
+	auth := ui.sess.auth
+	if !auth.TokenSet() {
 		return c.Redirect(http.StatusSeeOther, "/")
 	}
-	if !ui.sess.tokenOK(c.FormValue("token")) {
-		ui.d.log.Warn("status page sign-in with a wrong admin token", "remote", c.RealIP())
+	err := auth.SignIn(c.Response(), c.Request(), c.FormValue("token"))
+	var te *web.ThrottledError
+	switch {
+	case errors.As(err, &te):
+		c.Response().Header().Set("Retry-After", web.RetryAfter(te))
+		return ui.renderLogin(c, http.StatusTooManyRequests, "Too many wrong tokens from your address: try again in "+te.RetryAfter.Round(time.Second).String()+".")
+	case err != nil:
 		return ui.renderLogin(c, http.StatusUnauthorized, "That is not the admin token (admin.token in bridge.yaml).")
 	}
-	if err := ui.sess.cookieSafe(); err != nil {
-		return ui.renderLogin(c, http.StatusUnprocessableEntity, err.Error())
-	}
-	ui.sess.signIn(c)
 	return c.Redirect(http.StatusSeeOther, "/")
 }
 
+// logout ends the session on the server and deletes its cookie.
 func (ui *statusUI) logout(c echo.Context) error {
-	ui.sess.signOut(c)
+	ui.sess.auth.SignOut(c.Response(), c.Request())
 	return c.Redirect(http.StatusSeeOther, "/")
 }
 
@@ -139,7 +158,7 @@ func (ui *statusUI) checkForm(c echo.Context) bool {
 	if ui.sess.csrfOK(c) {
 		return true
 	}
-	setFlash(c, false, "That form had expired (the bridge may have restarted): nothing was changed. Try again.")
+	ui.sess.setFlash(c, false, "That form had expired (the bridge may have restarted): nothing was changed. Try again.")
 	return false
 }
 
@@ -160,7 +179,7 @@ func (ui *statusUI) startAuth(c echo.Context) error {
 	}
 	url, err := ui.d.startAuth(c, name, kind)
 	if err != nil {
-		setFlash(c, false, "Could not start the sign-in for "+name+": "+errText(err))
+		ui.sess.setFlash(c, false, "Could not start the sign-in for "+name+": "+errText(err))
 		return back(c, "#channels")
 	}
 	return c.Redirect(http.StatusSeeOther, url)
@@ -174,9 +193,9 @@ func (ui *statusUI) syncNow(c echo.Context) error {
 	name := c.Param("name")
 	if r, ok := ui.d.Runner(name); ok {
 		r.SyncNow()
-		setFlash(c, true, "Channel "+name+" is syncing now; reload the page to see the result.")
+		ui.sess.setFlash(c, true, "Channel "+name+" is syncing now; reload the page to see the result.")
 	} else {
-		setFlash(c, false, "Channel "+name+" is not connected yet: connect it first.")
+		ui.sess.setFlash(c, false, "Channel "+name+" is not connected yet: connect it first.")
 	}
 	return back(c, "#channels")
 }
@@ -194,9 +213,9 @@ func (ui *statusUI) pauseResume(c echo.Context, pause bool) error {
 		verb = "paused"
 	}
 	if err := ui.d.pauseResume(c.Request().Context(), name, pause, "paused from the status page"); err != nil {
-		setFlash(c, false, "Could not change webhook "+name+": "+errText(err))
+		ui.sess.setFlash(c, false, "Could not change webhook "+name+": "+errText(err))
 	} else {
-		setFlash(c, true, "Webhook "+name+" "+verb+".")
+		ui.sess.setFlash(c, true, "Webhook "+name+" "+verb+".")
 	}
 	return back(c, "#endpoints")
 }
@@ -208,17 +227,17 @@ func (ui *statusUI) replay(c echo.Context) error {
 	}
 	id := c.FormValue("id")
 	if id == "" {
-		setFlash(c, false, "Replay: no event id in the form.")
+		ui.sess.setFlash(c, false, "Replay: no event id in the form.")
 		return back(c, "#dead-letters")
 	}
 	n, err := ui.d.replay(c.Request().Context(), deliver.Filter{IDs: []string{id}})
 	switch {
 	case err != nil:
-		setFlash(c, false, "Replay of "+id+" failed: "+errText(err))
+		ui.sess.setFlash(c, false, "Replay of "+id+" failed: "+errText(err))
 	case n == 0:
-		setFlash(c, false, "Nothing to replay: "+id+" is no longer dead or rejected.")
+		ui.sess.setFlash(c, false, "Nothing to replay: "+id+" is no longer dead or rejected.")
 	default:
-		setFlash(c, true, "Event "+id+" is queued again with the same id; it is delivered next.")
+		ui.sess.setFlash(c, true, "Event "+id+" is queued again with the same id; it is delivered next.")
 	}
 	return back(c, "#dead-letters")
 }

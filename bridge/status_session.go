@@ -4,44 +4,44 @@ import (
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
-	"crypto/subtle"
 	"encoding/base64"
 	"encoding/hex"
-	"errors"
 	"net/http"
-	"strings"
 
 	"github.com/labstack/echo/v4"
 
 	"github.com/m365bridge/m365bridge/bridge/web"
 )
 
-// Cookies of the status page. All are HttpOnly and SameSite=Strict.
+// Cookies of the status page (besides web.AdminCookie, the session). All
+// are HttpOnly and SameSite=Strict, and Secure when served over https.
 const (
 	csrfCookie  = "m365bridge_csrf"  // random per browser; forms carry its HMAC
 	flashCookie = "m365bridge_flash" // one message for the next page view
 	csrfField   = "csrf"
 )
 
-// session is the status page's browser state: sign-in with the admin token,
-// CSRF tokens, flash messages and cross-origin refusal.
+// session is the status page's browser state: sign-in (sessions kept by
+// the admin listener's web.AdminAuth), CSRF tokens, flash messages and
+// cross-origin refusal.
 type session struct {
-	token string // admin.token; "" means loopback-only, no sign-in
-	key   []byte // per-process HMAC key for CSRF tokens
-	cop   *http.CrossOriginProtection
+	auth *web.AdminAuth
+	key  []byte // per-process HMAC key for CSRF tokens
+	cop  *http.CrossOriginProtection
 }
 
-func newSession(token string) *session {
+func newSession(auth *web.AdminAuth) *session {
 	key := make([]byte, 32)
 	rand.Read(key)
-	return &session{token: token, key: key, cop: http.NewCrossOriginProtection()}
+	return &session{auth: auth, key: key, cop: http.NewCrossOriginProtection()}
 }
 
 // gate runs before routing and before the admin listener's token check:
 // it refuses cross-origin state changes (a page on another site posting to
 // the admin listener, which matters most in loopback-only mode), shows the
-// sign-in form instead of a bare 401 to a browser without the cookie, and
-// handles the sign-in itself.
+// sign-in form instead of a bare 401 to a browser without a session,
+// and handles sign-in and sign-out themselves (sign-out works with an
+// expired session too).
 func (s *session) gate(ui *statusUI) echo.MiddlewareFunc {
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
@@ -49,11 +49,15 @@ func (s *session) gate(ui *statusUI) echo.MiddlewareFunc {
 			if err := s.cop.Check(req); err != nil {
 				return echo.NewHTTPError(http.StatusForbidden, "cross-origin request refused: the admin listener only takes state changes from its own pages or from non-browser clients")
 			}
-			if req.URL.Path == "/login" && req.Method == http.MethodPost {
+			if req.Method == http.MethodPost && req.URL.Path == "/login" {
 				return ui.login(c)
 			}
-			if s.token != "" && (req.URL.Path == "/" || req.URL.Path == "/status") &&
-				(req.Method == http.MethodGet || req.Method == http.MethodHead) && !s.signedIn(req) {
+			if req.Method == http.MethodPost && req.URL.Path == "/logout" {
+				return ui.logout(c)
+			}
+			if s.auth.TokenSet() && (req.URL.Path == "/" || req.URL.Path == "/status") &&
+				(req.Method == http.MethodGet || req.Method == http.MethodHead) &&
+				!s.auth.SignedIn(req) && req.Header.Get("Authorization") == "" {
 				return ui.renderLogin(c, http.StatusUnauthorized, "")
 			}
 			return next(c)
@@ -61,44 +65,10 @@ func (s *session) gate(ui *statusUI) echo.MiddlewareFunc {
 	}
 }
 
-// signedIn reports whether req carries the admin token (cookie or Bearer).
-func (s *session) signedIn(req *http.Request) bool {
-	got, ok := strings.CutPrefix(req.Header.Get("Authorization"), "Bearer ")
-	if !ok {
-		ck, err := req.Cookie(web.AdminCookie)
-		if err != nil {
-			return false
-		}
-		got = ck.Value
-	}
-	return s.tokenOK(got)
-}
-
-func (s *session) tokenOK(got string) bool {
-	return s.token != "" && subtle.ConstantTimeCompare([]byte(got), []byte(s.token)) == 1
-}
-
-func strictCookie(name, value string, maxAge int) *http.Cookie {
-	return &http.Cookie{Name: name, Value: value, Path: "/", MaxAge: maxAge, HttpOnly: true, SameSite: http.SameSiteStrictMode}
-}
-
-// cookieSafe reports a token a browser cookie cannot carry unchanged
-// (quotes, semicolons, backslashes, control or non-ASCII characters): the
-// sign-in would then loop back to the form.
-func (s *session) cookieSafe() error {
-	if err := (&http.Cookie{Name: web.AdminCookie, Value: s.token}).Valid(); err != nil {
-		return errors.New("admin.token has characters a browser cookie cannot carry (quote, semicolon, backslash, control or non-ASCII): the API still takes it as a Bearer token; for the page, choose a token of letters, digits and -._~")
-	}
-	return nil
-}
-
-// signIn sets the admin cookie (a browser session cookie).
-func (s *session) signIn(c echo.Context) {
-	c.SetCookie(strictCookie(web.AdminCookie, s.token, 0))
-}
-
-func (s *session) signOut(c echo.Context) {
-	c.SetCookie(strictCookie(web.AdminCookie, "", -1))
+// cookie is a status page cookie: HttpOnly, SameSite=Strict, and Secure
+// when the admin listener is reached over https.
+func (s *session) cookie(c echo.Context, name, value string, maxAge int) *http.Cookie {
+	return s.auth.Cookie(c.Request(), name, value, maxAge)
 }
 
 // csrfToken returns the token the page's forms carry, creating the
@@ -108,7 +78,7 @@ func (s *session) csrfToken(c echo.Context) string {
 	if err != nil || len(ck.Value) != 64 {
 		b := make([]byte, 32)
 		rand.Read(b)
-		ck = strictCookie(csrfCookie, hex.EncodeToString(b), 0)
+		ck = s.cookie(c, csrfCookie, hex.EncodeToString(b), 0)
 		c.SetCookie(ck)
 	}
 	return s.mac(ck.Value)
@@ -135,21 +105,21 @@ type flash struct {
 	Text string
 }
 
-func setFlash(c echo.Context, ok bool, text string) {
+func (s *session) setFlash(c echo.Context, ok bool, text string) {
 	v := "e"
 	if ok {
 		v = "o"
 	}
-	c.SetCookie(strictCookie(flashCookie, base64.RawURLEncoding.EncodeToString([]byte(v+text)), 120))
+	c.SetCookie(s.cookie(c, flashCookie, base64.RawURLEncoding.EncodeToString([]byte(v+text)), 120))
 }
 
 // takeFlash reads and clears the flash cookie.
-func takeFlash(c echo.Context) *flash {
+func (s *session) takeFlash(c echo.Context) *flash {
 	ck, err := c.Cookie(flashCookie)
 	if err != nil {
 		return nil
 	}
-	c.SetCookie(strictCookie(flashCookie, "", -1))
+	c.SetCookie(s.cookie(c, flashCookie, "", -1))
 	b, err := base64.RawURLEncoding.DecodeString(ck.Value)
 	if err != nil || len(b) < 2 {
 		return nil

@@ -6,6 +6,7 @@ import (
 	"os"
 	"strings"
 
+	"github.com/m365bridge/m365bridge/bridge/entra"
 	"github.com/m365bridge/m365bridge/bridge/graph"
 	"github.com/m365bridge/m365bridge/bridge/store"
 	"github.com/m365bridge/m365bridge/config"
@@ -86,6 +87,24 @@ func (d *Daemon) AuthRestored(ctx context.Context, channel string) {
 	d.wakeSupervisor(channel)
 }
 
+// accepts reports whether channel's webhook takes events of type typ (its
+// types filter); true when the channel or endpoint is unknown.
+func (d *Daemon) accepts(channel, typ string) bool {
+	ch, ok := d.channel(channel)
+	if !ok {
+		return true
+	}
+	d.mu.Lock()
+	eps := d.endpoints
+	d.mu.Unlock()
+	for _, ep := range eps {
+		if ep.Name == ch.Webhook {
+			return ep.Accepts(typ)
+		}
+	}
+	return true
+}
+
 func (d *Daemon) emitChannelEvent(ctx context.Context, typ, channel string, data webhooks.ChannelData) {
 	ch, ok := d.channel(channel)
 	if !ok || ch.Webhook == "" {
@@ -129,30 +148,68 @@ func (d *Daemon) channel(name string) (config.Channel, bool) {
 }
 
 // channelErrorCodes are the sync errors an operator must act on (a folder
-// gone, access lost, a mailbox disabled); they reach the helpdesk as
-// channel.error events. Passing trouble (throttling, a network blip) and
-// sign-in problems (channel.auth_failed already) do not.
+// gone, access lost, a mailbox disabled): a move from one to another is
+// told again. Other sync errors (throttling, Graph unavailable, the
+// network) are passing: the channel keeps retrying at each poll, and the
+// helpdesk hears channel.error once when it starts and channel.restored
+// once when a round works again.
 var channelErrorCodes = map[string]bool{
 	"folder_not_found": true, "folder_ambiguous": true, "mailbox_not_found": true,
 	"mailbox_not_enabled": true, "access_denied": true, "archive_cutoff_missing": true,
 }
 
-// syncResultNotifier returns a channel's RunnerConfig.OnSyncResult: it
-// emits one channel.error when the channel enters an actionable error (or
-// moves to another one), not one per failing round.
-func (d *Daemon) syncResultNotifier(channel string) func(ctx context.Context, code, reason, fix string) {
-	var last string // guarded by the runner: rounds are serialised
-	return func(ctx context.Context, code, reason, fix string) {
-		if !channelErrorCodes[code] {
-			if code == "" {
-				last = ""
+// authSyncCodes are the sync errors caused by the channel's sign-in; the
+// token source tells the helpdesk about those (channel.auth_failed, or
+// channel.error and channel.restored for Entra being unavailable), so the
+// sync side stays silent.
+var authSyncCodes = map[string]bool{entra.CodeUnavailable: true, CodeReauthRequired: true}
+
+// syncTold reports whether a recorded sync outcome is an error the
+// helpdesk was told about (channel.error).
+func syncTold(st store.SyncState) bool {
+	return st.Status == store.SyncError && st.ErrorCode != "" && !authSyncCodes[st.ErrorCode]
+}
+
+// syncResultNotifier returns a channel's RunnerConfig.OnSyncResult: one
+// channel.error when the channel enters a sync error (or moves to another
+// actionable one), one channel.restored when a round works again, not one
+// per failing round. It judges from the outcome the round replaced in the
+// store, so a restart in the middle of an outage repeats nothing.
+func (d *Daemon) syncResultNotifier(channel string) func(ctx context.Context, prev store.SyncState, code, reason, fix string) {
+	return func(ctx context.Context, prev store.SyncState, code, reason, fix string) {
+		told := syncTold(prev)
+		switch {
+		case code == "":
+			if told {
+				d.log.Info("channel syncs again", "channel", channel, "after", prev.ErrorCode)
+				d.emitChannelEvent(ctx, webhooks.TypeChannelRestored, channel, webhooks.ChannelData{
+					State: store.ChannelActive, Code: prev.ErrorCode, Reason: "The channel syncs again."})
 			}
-			return
+		case authSyncCodes[code]:
+		case told && (code == prev.ErrorCode || !channelErrorCodes[code] && !channelErrorCodes[prev.ErrorCode]):
+			// The same error, or one passing trouble after another: the
+			// helpdesk already knows.
+		default:
+			d.emitChannelEvent(ctx, webhooks.TypeChannelError, channel, webhooks.ChannelData{State: "error", Code: code, Reason: reason, Fix: fix})
 		}
-		if code == last {
-			return
-		}
-		last = code
-		d.emitChannelEvent(ctx, webhooks.TypeChannelError, channel, webhooks.ChannelData{State: "error", Code: code, Reason: reason, Fix: fix})
+	}
+}
+
+// Unavailable implements entra.Notifier: an active channel's token refresh
+// failed for a reason that may pass. The channel keeps polling; the
+// helpdesk hears channel.error once.
+func (d *Daemon) Unavailable(ctx context.Context, channel, code, reason, fix string) {
+	d.log.Warn("channel cannot refresh its token; retrying at each poll", "channel", channel, "code", code, "reason", reason)
+	d.emitChannelEvent(ctx, webhooks.TypeChannelError, channel, webhooks.ChannelData{State: store.ChannelError, Code: code, Reason: reason, Fix: fix})
+}
+
+// Available implements entra.Notifier: a channel in state error refreshed
+// its token again; the helpdesk hears channel.restored once.
+func (d *Daemon) Available(ctx context.Context, channel string) {
+	d.log.Info("channel token refresh works again", "channel", channel)
+	d.emitChannelEvent(ctx, webhooks.TypeChannelRestored, channel, webhooks.ChannelData{
+		State: store.ChannelActive, Code: entra.CodeUnavailable, Reason: "Entra ID answers again; the channel resumed."})
+	if r, ok := d.Runner(channel); ok {
+		r.SyncNow()
 	}
 }

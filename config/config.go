@@ -4,7 +4,10 @@
 package config
 
 import (
+	"fmt"
 	"log/slog"
+	"net/netip"
+	"strings"
 	"time"
 )
 
@@ -45,6 +48,45 @@ type Admin struct {
 	Listen string `yaml:"listen"`
 	// Token protects the admin listener; empty means loopback-only access.
 	Token Secret `yaml:"token"`
+	// Hosts are further names (besides loopback addresses, localhost and
+	// the listen host) a token-less admin listener answers to; any other
+	// Host header is refused, so a DNS-rebinding page cannot use it.
+	Hosts []string `yaml:"hosts"`
+	// TrustedProxies are IP addresses or CIDR prefixes of reverse proxies
+	// in front of the admin listener: only their X-Forwarded-For (the
+	// client of sign-in logs and limits) and X-Forwarded-Proto count.
+	TrustedProxies []string `yaml:"trusted_proxies"`
+}
+
+// TrustedPrefixes is TrustedProxies parsed (a bare address is a /32 or
+// /128); entries that do not parse are left out (Validate reports them).
+func (a Admin) TrustedPrefixes() []netip.Prefix {
+	var out []netip.Prefix
+	for _, s := range a.TrustedProxies {
+		if p, err := parseProxy(s); err == nil {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// parseProxy reads an IP address or a CIDR prefix without host bits.
+func parseProxy(s string) (netip.Prefix, error) {
+	if a, err := netip.ParseAddr(s); err == nil {
+		if a.Zone() != "" {
+			return netip.Prefix{}, fmt.Errorf("%q has a zone", s)
+		}
+		a = a.Unmap()
+		return netip.PrefixFrom(a, a.BitLen()), nil
+	}
+	p, err := netip.ParsePrefix(s)
+	if err != nil {
+		return netip.Prefix{}, fmt.Errorf("%q is not an IP address or CIDR prefix", s)
+	}
+	if p != p.Masked() {
+		return netip.Prefix{}, fmt.Errorf("%q has bits set after the prefix length: did you mean %s?", s, p.Masked())
+	}
+	return p, nil
 }
 
 // Log configures log/slog.
@@ -276,6 +318,12 @@ func (s Secret) LogValue() slog.Value { return slog.StringValue(s.String()) }
 
 // RedirectURI is the OAuth redirect URI to register in Entra ID.
 func (c *Config) RedirectURI() string { return trimSlash(c.PublicURL) + "/oauth/callback" }
+
+// PublicHTTPS reports whether public_url is https: the bridge is served
+// behind TLS, so the status page's cookies are Secure.
+func (c *Config) PublicHTTPS() bool {
+	return len(c.PublicURL) >= 6 && strings.EqualFold(c.PublicURL[:6], "https:")
+}
 
 func trimSlash(s string) string {
 	for len(s) > 0 && s[len(s)-1] == '/' {

@@ -74,6 +74,8 @@ func (v *validator) config(c *Config) {
 	} else {
 		v.literalSecret("admin.token", c.Admin.Token)
 	}
+	v.adminHosts(c)
+	v.trustedProxies(c.Admin.TrustedProxies)
 	if strings.TrimSpace(c.State) == "" {
 		v.fail("state_dir", "must not be empty", "name the directory for the database and key, such as ./data")
 	}
@@ -193,6 +195,39 @@ func (v *validator) listen(path, addr string) {
 	}
 	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
 		v.fail(path, fmt.Sprintf("port %q is not a number from 0 to 65535", port), "write host:port, such as 127.0.0.1:8365")
+	}
+}
+
+// hostPattern is a DNS name as a browser puts it in the Host header:
+// letters, digits and hyphens in dot-separated labels, one label allowed.
+var hostPattern = regexp.MustCompile(`^(?i:[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.(?i:[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?))*\.?$`)
+
+func (v *validator) adminHosts(c *Config) {
+	for i, h := range c.Admin.Hosts {
+		p := fmt.Sprintf("admin.hosts[%d]", i)
+		if _, err := netip.ParseAddr(strings.Trim(h, "[]")); err == nil {
+			continue
+		}
+		if len(h) > 253 || !hostPattern.MatchString(h) {
+			v.fail(p, fmt.Sprintf("%q is not a host name", h), "write the bare name the browser uses for the admin listener, such as bridge-admin.internal: no scheme, port, path or wildcard")
+		}
+	}
+	if len(c.Admin.Hosts) > 0 && !c.Admin.Token.IsZero() {
+		v.warn("admin.hosts", "has no effect while admin.token is set: only a token-less admin listener checks the Host header")
+	}
+}
+
+func (v *validator) trustedProxies(list []string) {
+	for i, s := range list {
+		p := fmt.Sprintf("admin.trusted_proxies[%d]", i)
+		pr, err := parseProxy(s)
+		if err != nil {
+			v.fail(p, err.Error(), "write the address of a reverse proxy in front of the admin listener, such as 127.0.0.1, or a CIDR prefix such as 10.0.0.0/8")
+			continue
+		}
+		if pr.Bits() == 0 {
+			v.warn(p, fmt.Sprintf("%s trusts every client to name its own address in X-Forwarded-For: sign-in logs and limits then believe whatever a client claims", s))
+		}
 	}
 }
 

@@ -103,6 +103,16 @@ func TestValidationRules(t *testing.T) {
 			path: "listen", msg: "not a number from 0 to 65535"},
 		{name: "AdminSameAsListen", edits: []edit{add("public_url: https://bridge.example.com\n", "admin: {listen: 127.0.0.1:8365}\n")},
 			path: "admin.listen", msg: "same address as listen", at: "admin:"},
+		{name: "AdminHostWithScheme", edits: []edit{add("public_url: https://bridge.example.com\n", "admin:\n  hosts: [ok.internal, 'http://bridge-admin:8366']\n")},
+			path: "admin.hosts[1]", msg: `"http://bridge-admin:8366" is not a host name`, hint: "no scheme, port, path or wildcard", at: "hosts:"},
+		{name: "AdminHostWildcard", edits: []edit{add("public_url: https://bridge.example.com\n", "admin:\n  hosts: ['*.internal']\n")},
+			path: "admin.hosts[0]", msg: `"*.internal" is not a host name`},
+		{name: "TrustedProxyGarbage", edits: []edit{add("public_url: https://bridge.example.com\n", "admin:\n  trusted_proxies: [127.0.0.1, '::1', 10.0.0.0/8, proxy.internal]\n")},
+			path: "admin.trusted_proxies[3]", msg: `"proxy.internal" is not an IP address or CIDR prefix`, hint: "such as 127.0.0.1", at: "trusted_proxies:"},
+		{name: "TrustedProxyHostBits", edits: []edit{add("public_url: https://bridge.example.com\n", "admin:\n  trusted_proxies: [10.1.2.3/8]\n")},
+			path: "admin.trusted_proxies[0]", msg: `did you mean 10.0.0.0/8?`},
+		{name: "TrustedProxyBadPrefix", edits: []edit{add("public_url: https://bridge.example.com\n", "admin:\n  trusted_proxies: [10.0.0.0/33]\n")},
+			path: "admin.trusted_proxies[0]", msg: `"10.0.0.0/33" is not an IP address`},
 
 		// Microsoft.
 		{name: "TenantConsumers", edits: []edit{{"tenant: contoso.onmicrosoft.com", "tenant: consumers"}},
@@ -285,6 +295,8 @@ func TestWarnings(t *testing.T) {
 		{"LiteralClientSecret", "${M365_CLIENT_SECRET}", "literal-value", "microsoft.client_secret: the secret is written in the file"},
 		{"BeforeWithAuto", "    group: Sales\n", "    group: Sales\n    archive: {before: 2026-01-01T00:00:00Z}\n", "before is not used with archive mode auto"},
 		{"PlainHTTPWebhook", "url: https://helpdesk", "url: http://helpdesk", "plain http"},
+		{"TrustEveryone", "public_url: https://bridge.example.com\n", "public_url: https://bridge.example.com\nadmin: {trusted_proxies: [0.0.0.0/0]}\n", "admin.trusted_proxies[0]: 0.0.0.0/0 trusts every client"},
+		{"HostsWithToken", "public_url: https://bridge.example.com\n", "public_url: https://bridge.example.com\nadmin: {token: '${M365_CLIENT_SECRET}', hosts: [a.internal]}\n", "admin.hosts: has no effect while admin.token is set"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -361,5 +373,23 @@ func TestUnknownKeyHints(t *testing.T) {
 			}
 			t.Errorf("no error at %s in:\n%v", tt.path, err)
 		})
+	}
+}
+
+func TestAdminHostsAndProxies(t *testing.T) {
+	doc := strings.Replace(readTestdata(t, "valid.yaml"), "public_url: https://bridge.example.com\n",
+		"public_url: https://bridge.example.com\nadmin:\n  hosts: [bridge-admin, Bridge-Admin.internal., 192.0.2.10, '[::1]']\n  trusted_proxies: [127.0.0.1, '::1', 10.0.0.0/8, '::ffff:192.0.2.1']\n", 1)
+	c, err := Parse([]byte(doc), "bridge.yaml", baseEnv())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := fmt.Sprint(c.Admin.Hosts); got != "[bridge-admin Bridge-Admin.internal. 192.0.2.10 [::1]]" {
+		t.Errorf("hosts %s", got)
+	}
+	if got := fmt.Sprint(c.Admin.TrustedPrefixes()); got != "[127.0.0.1/32 ::1/128 10.0.0.0/8 192.0.2.1/32]" {
+		t.Errorf("trusted prefixes %s", got)
+	}
+	if !c.PublicHTTPS() {
+		t.Error("PublicHTTPS of https://bridge.example.com is false")
 	}
 }

@@ -18,15 +18,18 @@ import (
 	"time"
 )
 
-// Event types. mail.* carry MailData, channel.* carry ChannelData,
+// Event types. mail.received and mail.archived carry MailData,
+// mail.rejected carries RejectedData, channel.* carry ChannelData,
 // mail.sent and mail.send_failed carry SendData, webhook.test carries
 // TestData.
 const (
 	TypeMailReceived        = "mail.received"         // a new message, to become a ticket
 	TypeMailArchived        = "mail.archived"         // a message older than the archive cut-off
+	TypeMailRejected        = "mail.rejected"         // a message the bridge could not read; it stays in the mailbox
 	TypeChannelAuthFailed   = "channel.auth_failed"   // the mailbox's sign-in stopped working
 	TypeChannelAuthRestored = "channel.auth_restored" // the mailbox's sign-in works again
-	TypeChannelError        = "channel.error"         // the channel cannot sync (folder gone, throttled…)
+	TypeChannelError        = "channel.error"         // the channel cannot sync (folder gone, throttled, Entra unavailable…)
+	TypeChannelRestored     = "channel.restored"      // a channel that had a channel.error syncs again
 	TypeMailSent            = "mail.sent"             // a reply was sent through the mailbox
 	TypeMailSendFailed      = "mail.send_failed"      // a reply could not be sent
 	TypeWebhookTest         = "webhook.test"          // a test event, sent on demand
@@ -34,8 +37,8 @@ const (
 
 // Types is every event type of version 1.
 var Types = []string{
-	TypeMailReceived, TypeMailArchived,
-	TypeChannelAuthFailed, TypeChannelAuthRestored, TypeChannelError,
+	TypeMailReceived, TypeMailArchived, TypeMailRejected,
+	TypeChannelAuthFailed, TypeChannelAuthRestored, TypeChannelError, TypeChannelRestored,
 	TypeMailSent, TypeMailSendFailed, TypeWebhookTest,
 }
 
@@ -111,7 +114,17 @@ type Ticket struct {
 	State string `json:"state"`
 	// CreatedAt is the message's original received time.
 	CreatedAt time.Time `json:"created_at"`
-	Customer  Address   `json:"customer"`
+	// Customer is who the ticket is for: the first address found in From,
+	// Sender, Reply-To, Return-Path, then any other header (CustomerSource
+	// says which). When no header holds a usable address, Customer.Address
+	// is empty, CustomerUnresolved is true and CustomerRaw carries the raw
+	// From (or Sender) header, so the receiver decides.
+	Customer Address `json:"customer"`
+	// CustomerSource is where Customer came from: "from", "sender",
+	// "reply_to", "return_path", "header:<Name>" or "none".
+	CustomerSource     string `json:"customer_source,omitempty"`
+	CustomerUnresolved bool   `json:"customer_unresolved,omitempty"`
+	CustomerRaw        string `json:"customer_raw,omitempty"`
 	// SuppressAutomations asks the receiver not to run triggers or send
 	// auto-replies (true for archived mail).
 	SuppressAutomations bool `json:"suppress_automations"`
@@ -133,8 +146,13 @@ type Article struct {
 	Subject    string    `json:"subject"`
 	SentAt     time.Time `json:"sent_at"`
 	ReceivedAt time.Time `json:"received_at"`
-	BodyHTML   string    `json:"body_html,omitempty"`
-	BodyText   string    `json:"body_text,omitempty"`
+	// BodyType is the format the message was written in: "text" (then
+	// BodyText is the text exactly as written, and BodyHTML Exchange's HTML
+	// rendition of it) or "html" (then BodyText is a plain rendition of
+	// BodyHTML: paragraphs, line breaks, lists and link targets kept).
+	BodyType string `json:"body_type,omitempty"`
+	BodyHTML string `json:"body_html,omitempty"`
+	BodyText string `json:"body_text,omitempty"`
 	// AutoSubmitted marks auto-replies, bounces and list mail (RFC 3834),
 	// which a helpdesk should not answer; Reason says which header said so.
 	AutoSubmitted       bool   `json:"auto_submitted"`
@@ -152,7 +170,11 @@ type Header struct {
 }
 
 // Attachment describes one attachment; its content is inline (base64) when
-// Included, otherwise Reason says why not and URL may point to it.
+// Included, otherwise Reason says why not and URL may point to it. An
+// attached message (a forward, the returned mail of a bounce) is a
+// message/rfc822 file named after its subject with ".eml"; Item is then
+// true. A part without a filename is named from its content type
+// ("image.jpg", "Delivery report.txt").
 type Attachment struct {
 	Filename      string `json:"filename"`
 	ContentType   string `json:"content_type"`
@@ -163,6 +185,9 @@ type Attachment struct {
 	ContentBase64 string `json:"content_base64,omitempty"`
 	Reason        string `json:"reason,omitempty"`
 	URL           string `json:"url,omitempty"`
+	// Item marks an attached Outlook item (Graph itemAttachment), delivered
+	// as its MIME (message/rfc822), iCalendar or vCard form.
+	Item bool `json:"item,omitempty"`
 }
 
 // RawMIME is the original message, when the channel is configured to send it.
@@ -171,6 +196,28 @@ type RawMIME struct {
 	Size          int64  `json:"size"`
 	ContentBase64 string `json:"content_base64,omitempty"`
 	Reason        string `json:"reason,omitempty"`
+}
+
+// RejectedData is the data of mail.rejected: a message in the mailbox that
+// could not become a mail event (Graph returned it unreadable, or the event
+// would exceed the size limit). It stays in the mailbox untouched, is
+// listed on the status page with Reason and can be replayed. ID is
+// RejectedEventID of the message, stable across re-syncs.
+type RejectedData struct {
+	ID      string  `json:"id"`
+	Version int     `json:"version"`
+	Channel string  `json:"channel"`
+	Mailbox Mailbox `json:"mailbox"`
+	Folder  string  `json:"folder"`
+	Group   string  `json:"group,omitempty"`
+	// GraphID is the message's immutable Graph id; MailEventID the id its
+	// mail event will have if it is replayed successfully.
+	GraphID           string    `json:"graph_id"`
+	MailEventID       string    `json:"mail_event_id"`
+	InternetMessageID string    `json:"internet_message_id,omitempty"`
+	Subject           string    `json:"subject,omitempty"`
+	ReceivedAt        time.Time `json:"received_at,omitempty,omitzero"`
+	Reason            string    `json:"reason"`
 }
 
 // ChannelData is the data of the channel.* operational events.
@@ -235,6 +282,14 @@ func EventID(tenant, mailbox, immutableID string) string {
 		fmt.Fprintf(h, "%d:%s;", len(part), part)
 	}
 	return "msg_" + idEncoding.EncodeToString(h.Sum(nil)[:16])
+}
+
+// RejectedEventID is the stable id of a message's mail.rejected event:
+// "rej_" and the same 26 characters as its EventID, so the two are
+// distinct (acknowledging the notice never marks the mail delivered) and
+// a re-sync reuses it.
+func RejectedEventID(tenant, mailbox, immutableID string) string {
+	return "rej_" + strings.TrimPrefix(EventID(tenant, mailbox, immutableID), "msg_")
 }
 
 // NewID returns a random id with the given prefix (for operational events,

@@ -140,17 +140,19 @@ func sampleMail(archive bool) MailData {
 		ID: EventID("contoso.onmicrosoft.com", "support@contoso.com", "AAMk-1"), Version: Version,
 		Channel: "support", Mailbox: Mailbox{Type: "shared", Address: "support@contoso.com"},
 		Folder: "Inbox/Support", Group: "Support L1", Archive: archive, Tags: []string{"m365", "archive"},
-		Ticket: Ticket{Title: "Printer on fire", State: state, CreatedAt: at, Customer: from, SuppressAutomations: archive},
+		Ticket: Ticket{Title: "Printer on fire", State: state, CreatedAt: at, Customer: from, SuppressAutomations: archive,
+			CustomerSource: "none", CustomerUnresolved: true, CustomerRaw: "MAILER-DAEMON (Mail Delivery System)"},
 		Article: Article{
 			InternetMessageID: "<abc@example.org>", InReplyTo: "<prev@example.org>", References: []string{"<first@example.org>", "<prev@example.org>"},
 			ConversationID: "AAQk-conv", GraphID: "AAMk-1", From: from, Sender: &from,
 			ReplyTo: []Address{from}, To: []Address{{Address: "support@contoso.com"}}, Cc: []Address{{Name: "Bob", Address: "bob@example.org"}},
 			Subject: "Printer on fire", SentAt: at.Add(-time.Minute), ReceivedAt: at,
-			BodyHTML: "<p>Help</p>", BodyText: "Help", AutoSubmitted: true, AutoSubmittedReason: "Auto-Submitted: auto-replied",
+			BodyType: "html", BodyHTML: "<p>Help</p>", BodyText: "Help", AutoSubmitted: true, AutoSubmittedReason: "Auto-Submitted: auto-replied",
 			Headers: []Header{{Name: "X-Mailer", Value: "Outlook"}},
 			Attachments: []Attachment{
 				{Filename: "logo.png", ContentType: "image/png", Size: 3, ContentID: "logo@x", Inline: true, Included: true, ContentBase64: "AAEC"},
 				{Filename: "big.zip", ContentType: "application/zip", Size: 50 << 20, Included: false, Reason: "too_large", URL: "https://bridge.example.com/a/1"},
+				{Filename: "Your order.eml", ContentType: "message/rfc822", Size: 3, Included: true, ContentBase64: "AAEC", Item: true},
 			},
 			RawMIME: &RawMIME{Included: true, Size: 3, ContentBase64: "AAEC", Reason: ""},
 		},
@@ -169,11 +171,16 @@ func sampleEvents(t *testing.T) map[string]Event {
 		InternetMessageID: "<r1@contoso.com>", InReplyTo: "<abc@example.org>", To: []Address{{Address: "alice@example.org"}},
 		Subject: "Re: Printer", Code: "ErrorSendAsDenied", Reason: "no Send As right"}
 	data := map[string]any{
-		TypeMailReceived:        sampleMail(false),
-		TypeMailArchived:        sampleMail(true),
+		TypeMailReceived: sampleMail(false),
+		TypeMailArchived: sampleMail(true),
+		TypeMailRejected: RejectedData{ID: RejectedEventID("t", "support@contoso.com", "AAMk-2"), Version: Version, Channel: "support",
+			Mailbox: Mailbox{Type: "shared", Address: "support@contoso.com"}, Folder: "Inbox", Group: "Support L1", GraphID: "AAMk-2",
+			MailEventID: EventID("t", "support@contoso.com", "AAMk-2"), InternetMessageID: "<x@example.org>", Subject: "?",
+			ReceivedAt: at, Reason: "undecodable Graph message"},
 		TypeChannelAuthFailed:   ch("auth_failed"),
 		TypeChannelAuthRestored: ch("ok"),
 		TypeChannelError:        ch("error"),
+		TypeChannelRestored:     ch("active"),
 		TypeMailSent:            send,
 		TypeMailSendFailed:      send,
 		TypeWebhookTest:         TestData{ID: NewID("evt"), Version: Version, Message: "hello from m365bridge"},
@@ -262,7 +269,7 @@ func TestSchemaMatchesGoTypes(t *testing.T) {
 	pairs := []pin{
 		{"mail", reflect.TypeOf(MailData{})}, {"ticket", reflect.TypeOf(Ticket{})}, {"article", reflect.TypeOf(Article{})},
 		{"attachment", reflect.TypeOf(Attachment{})}, {"address", reflect.TypeOf(Address{})}, {"mailbox", reflect.TypeOf(Mailbox{})},
-		{"channel", reflect.TypeOf(ChannelData{})}, {"send", reflect.TypeOf(SendData{})}, {"test", reflect.TypeOf(TestData{})},
+		{"channel", reflect.TypeOf(ChannelData{})}, {"rejected", reflect.TypeOf(RejectedData{})}, {"send", reflect.TypeOf(SendData{})}, {"test", reflect.TypeOf(TestData{})},
 	}
 	article := defs["article"].(map[string]any)["properties"].(map[string]any)
 	inline := map[string]map[string]any{

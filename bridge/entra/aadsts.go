@@ -7,6 +7,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"time"
 
 	"golang.org/x/oauth2"
 )
@@ -23,6 +24,10 @@ type AuthError struct {
 	Suberror    string // e.g. consent_required, bad_token
 	Subcode     string // error_subcode of a redirect, e.g. cancel
 	Description string // first line of error_description
+	// RetryAfter is the answer's Retry-After (seconds or an HTTP date),
+	// 0 when there was none. Entra may send it with 429 and 503; the
+	// refresh waits at least this long before its next try (capped).
+	RetryAfter time.Duration
 }
 
 func (e *AuthError) Error() string {
@@ -68,6 +73,7 @@ func parseRetrieveError(op string, re *oauth2.RetrieveError) *AuthError {
 	e := &AuthError{Op: op, Err: re.ErrorCode, Description: firstLine(re.ErrorDescription)}
 	if re.Response != nil {
 		e.Status = re.Response.StatusCode
+		e.RetryAfter = retryAfter(re.Response.Header.Get("Retry-After"))
 	}
 	var body struct {
 		Error       string `json:"error"`
@@ -91,6 +97,17 @@ func parseRetrieveError(op string, re *oauth2.RetrieveError) *AuthError {
 		e.Err = fmt.Sprintf("http_%d", e.Status)
 	}
 	return e
+}
+
+// retryAfter parses a Retry-After value in delay-seconds, the form Entra
+// sends; 0 when absent or not a positive number. (An HTTP date would need
+// a clock here; Entra does not send one.)
+func retryAfter(v string) time.Duration {
+	n, err := strconv.Atoi(strings.TrimSpace(v))
+	if err != nil || n <= 0 {
+		return 0
+	}
+	return time.Duration(n) * time.Second
 }
 
 func codesIn(s string) []int {

@@ -435,15 +435,61 @@ func TestTransientRefreshFailure(t *testing.T) {
 	if err == nil || errors.Is(err, entra.ErrReauthRequired) {
 		t.Fatalf("Token with Entra down: %v, want a temporary error", err)
 	}
-	if st := h.state("me"); st.State != store.ChannelError {
-		t.Fatalf("state = %+v, want error", st)
+	var ue *entra.UnavailableError
+	if !errors.As(err, &ue) {
+		t.Errorf("Token with Entra down: %T %v, want *entra.UnavailableError", err, err)
+	}
+	if st := h.state("me"); st.State != store.ChannelError || st.Code != entra.CodeUnavailable {
+		t.Fatalf("state = %+v, want error %s", st, entra.CodeUnavailable)
+	}
+	// The outage lasts through more calls and a restart: no second
+	// Unavailable, and the restarted process still refreshes.
+	if _, err := h.b().m.Source("me").Token(ctx); err == nil {
+		t.Fatal("Token succeeded with Entra down")
+	}
+	h.open()
+	before := h.refreshes.Load()
+	if _, err := h.b().m.Source("me").Token(ctx); err == nil {
+		t.Fatal("Token succeeded with Entra down after a restart")
+	}
+	if h.refreshes.Load() == before {
+		t.Fatal("after a restart a channel in state error no longer refreshes")
 	}
 	h.failNext.Store(0)
 	if _, err := h.b().m.Source("me").Token(ctx); err != nil {
 		t.Fatalf("Token after recovery: %v", err)
 	}
-	if st := h.state("me"); st.State != store.ChannelActive {
+	if st := h.state("me"); st.State != store.ChannelActive || st.Code != "" {
 		t.Fatalf("state after recovery = %+v", st)
+	}
+	if _, err := h.b().m.Source("me").Token(ctx); err != nil {
+		t.Fatalf("Token after recovery: %v", err)
+	}
+	h.notify.mu.Lock()
+	defer h.notify.mu.Unlock()
+	if len(h.notify.unavailable) != 1 || len(h.notify.available) != 1 || len(h.notify.failed) != 0 {
+		t.Errorf("notifications: unavailable %v, available %v, auth failed %v; want one of each of the first two",
+			h.notify.unavailable, h.notify.available, h.notify.failed)
+	}
+}
+
+// A Retry-After from Entra stretches the wait before the next try, up to
+// MaxBackoff.
+func TestRefreshHonoursRetryAfter(t *testing.T) {
+	h := newHarness(t, nil)
+	ctx := context.Background()
+	h.connect("me", agent)
+	h.clock.Advance(2 * time.Hour)
+	h.retryAfter.Store(1)
+	h.failNext.Store(1)
+	m := h.b().m
+	m.MaxBackoff = 2 * time.Second // above the Retry-After of 1 s
+	start := time.Now()
+	if _, err := m.Source("me").Token(ctx); err != nil {
+		t.Fatalf("Token after one 503: %v", err)
+	}
+	if waited := time.Since(start); waited < time.Second {
+		t.Errorf("the retry came %s after a 503 with Retry-After: 1, want at least 1s", waited)
 	}
 }
 

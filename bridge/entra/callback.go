@@ -186,8 +186,11 @@ func (m *Manager) bind(c echo.Context, req store.AuthRequest, resp *TokenRespons
 		log.Info("shared mailbox delegate changed", "mailbox", mailbox, "old_delegate", prev.Account.UPN, "new_delegate", id.UPN)
 	}
 	log.Info("channel connected", "mailbox", mailbox, "account", id.UPN)
-	if prev.State == store.ChannelReauthRequired || prev.State == store.ChannelError {
+	switch prev.State {
+	case store.ChannelReauthRequired:
 		m.notifier().AuthRestored(context.WithoutCancel(ctx), req.Channel)
+	case store.ChannelError: // the helpdesk heard channel.error: close it
+		m.notifier().Available(context.WithoutCancel(ctx), req.Channel)
 	}
 	return renderPage(c, http.StatusOK, page{OK: true, Title: "Channel connected", Channel: req.Channel, Mailbox: mailbox, Account: account,
 		Message: "The bridge can now read this mailbox; syncing starts (or resumes from where it stopped) on its next poll."})

@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -32,7 +33,7 @@ type clock struct {
 
 func (c *clock) Now() time.Time          { return c.base.Add(time.Duration(c.offset.Load())) }
 func (c *clock) Advance(d time.Duration) { c.offset.Add(int64(d)) }
-func newClock() *clock                   { return &clock{base: time.Now().UTC().Truncate(time.Second)} }
+func newClock(t testing.TB) *clock       { return &clock{base: testEpoch(t)} }
 func (b *lockedBuffer) Write(p []byte) (int, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -54,6 +55,8 @@ type recNotifier struct {
 	mu       sync.Mutex
 	failed   []string // codes
 	restored []string // channels
+	// unavailable and available record passing outages (codes, channels).
+	unavailable, available []string
 }
 
 func (n *recNotifier) AuthFailed(_ context.Context, channel, code, reason, fix string) {
@@ -65,6 +68,18 @@ func (n *recNotifier) AuthFailed(_ context.Context, channel, code, reason, fix s
 func (n *recNotifier) AuthRestored(_ context.Context, channel string) {
 	n.mu.Lock()
 	n.restored = append(n.restored, channel)
+	n.mu.Unlock()
+}
+
+func (n *recNotifier) Unavailable(_ context.Context, channel, code, reason, fix string) {
+	n.mu.Lock()
+	n.unavailable = append(n.unavailable, code)
+	n.mu.Unlock()
+}
+
+func (n *recNotifier) Available(_ context.Context, channel string) {
+	n.mu.Lock()
+	n.available = append(n.available, channel)
 	n.mu.Unlock()
 }
 
@@ -90,6 +105,8 @@ type harness struct {
 	refreshes atomic.Int64 // refresh_token grant requests seen by the sim
 	// failNext makes the next n token requests answer 503 before the sim.
 	failNext atomic.Int64
+	// retryAfter, when above 0, is the Retry-After (seconds) of those 503s.
+	retryAfter atomic.Int64
 
 	mu     sync.Mutex
 	issued []string // every access and refresh token the sim handed out
@@ -112,7 +129,7 @@ var channelsCfg = map[string]config.Mailbox{
 
 func newHarness(t *testing.T, tweak func(*m365sim.Seed, *m365sim.Options)) *harness {
 	t.Helper()
-	h := &harness{t: t, clock: newClock(), dir: t.TempDir(), logs: &lockedBuffer{}, notify: &recNotifier{}}
+	h := &harness{t: t, clock: newClock(t), dir: t.TempDir(), logs: &lockedBuffer{}, notify: &recNotifier{}}
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.GET("/oauth/callback", func(c echo.Context) error { return h.cur.Load().m.Callback(c) })
@@ -151,6 +168,9 @@ func (h *harness) serveSim(w http.ResponseWriter, r *http.Request) {
 		h.refreshes.Add(1)
 	}
 	if h.failNext.Add(-1) >= 0 {
+		if ra := h.retryAfter.Load(); ra > 0 {
+			w.Header().Set("Retry-After", strconv.Itoa(int(ra)))
+		}
 		http.Error(w, `{"error":"temporarily_unavailable","error_description":"AADSTS90055: throttled"}`, http.StatusServiceUnavailable)
 		return
 	}

@@ -39,7 +39,10 @@ type Manager struct {
 	AuthTTL time.Duration
 	// MaxAttempts bounds the tries of one refresh on temporary failures
 	// (default 4); BaseBackoff doubles per try up to MaxBackoff (defaults
-	// 500ms and 10s).
+	// 500ms and 10s), or Entra's Retry-After when longer (capped at
+	// MaxBackoff). After the last try the channel is in state error and the
+	// call fails with *UnavailableError; the next call (the runner's next
+	// poll) starts over, for as long as the failure lasts.
 	MaxAttempts             int
 	BaseBackoff, MaxBackoff time.Duration
 	// Hook, when set, runs at each refresh stage (HookReceived,
@@ -125,13 +128,19 @@ func (m *Manager) maxAttempts() int {
 	return 4
 }
 
+func (m *Manager) maxBackoff() time.Duration {
+	if m.MaxBackoff > 0 {
+		return m.MaxBackoff
+	}
+	return 10 * time.Second
+}
+
+// backoff is the wait before try attempt+1: BaseBackoff doubling up to
+// MaxBackoff. A longer Retry-After from Entra wins, capped at MaxBackoff.
 func (m *Manager) backoff(attempt int) time.Duration {
-	base, max := m.BaseBackoff, m.MaxBackoff
+	base, max := m.BaseBackoff, m.maxBackoff()
 	if base <= 0 {
 		base = 500 * time.Millisecond
-	}
-	if max <= 0 {
-		max = 10 * time.Second
 	}
 	d := base << (attempt - 1)
 	if d > max || d <= 0 {

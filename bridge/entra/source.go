@@ -153,7 +153,10 @@ func (s *Source) Token(ctx context.Context) (string, error) {
 	s.mu.Lock()
 	rejected := s.rejected
 	s.mu.Unlock()
-	if toks.Access != rejected && s.m.now().Before(toks.Expiry.Add(-s.m.margin())) {
+	// A channel in state error refreshes even with a stored token that
+	// looks good: the refresh is what proves Entra is back and makes the
+	// channel active again.
+	if st.State != store.ChannelError && toks.Access != rejected && s.m.now().Before(toks.Expiry.Add(-s.m.margin())) {
 		s.remember(toks.Access, toks.Expiry)
 		return toks.Access, nil
 	}
@@ -180,10 +183,18 @@ func (s *Source) refresh(ctx context.Context, refreshToken string) (string, erro
 		if attempt >= s.m.maxAttempts() {
 			s.m.refreshed(s.channel, RefreshFailed)
 			log.Warn("token refresh failed, will retry on next use", "attempts", attempt, "error", err)
-			s.m.setState(ctx, s.channel, store.ChannelError, "", "token refresh failed: "+err.Error(), "Nothing if it passes; check that the bridge can reach "+s.m.Client.login()+".")
-			return "", fmt.Errorf("refresh token for %s: %w", s.channel, err)
+			reason := "token refresh failed: " + err.Error()
+			fix := "Nothing if it passes: the bridge keeps retrying at each poll and resumes by itself; check that it can reach " + s.m.Client.login() + "."
+			if prev := s.m.setState(ctx, s.channel, store.ChannelError, CodeUnavailable, reason, fix); prev == store.ChannelActive {
+				s.m.notifier().Unavailable(context.WithoutCancel(ctx), s.channel, CodeUnavailable, reason, fix)
+			}
+			return "", &UnavailableError{Channel: s.channel, Err: err}
 		}
 		d := s.m.backoff(attempt)
+		var ae *AuthError
+		if errors.As(err, &ae) && ae.RetryAfter > d {
+			d = min(ae.RetryAfter, s.m.maxBackoff())
+		}
 		log.Info("token refresh failed, retrying", "attempt", attempt, "delay", d, "error", err)
 		t := time.NewTimer(d)
 		select {
@@ -196,7 +207,13 @@ func (s *Source) refresh(ctx context.Context, refreshToken string) (string, erro
 	if err := s.m.hook(ctx, HookReceived); err != nil {
 		return "", err
 	}
+	recovered := false // the channel was in state error: Entra is back
 	err := s.m.db().Tx(ctx, func(tx *sql.Tx) error {
+		st, err := s.m.db().ChannelStateTx(ctx, tx, s.channel)
+		if err != nil {
+			return err
+		}
+		recovered = st.State == store.ChannelError
 		if err := s.m.Vault.SaveTokens(ctx, tx, s.channel, store.Tokens{Access: resp.AccessToken, Refresh: resp.RefreshToken, Expiry: resp.Expiry}); err != nil {
 			return err
 		}
@@ -213,6 +230,10 @@ func (s *Source) refresh(ctx context.Context, refreshToken string) (string, erro
 	s.mu.Unlock()
 	s.m.refreshed(s.channel, RefreshOK)
 	log.Debug("token refreshed", "expiry", resp.Expiry)
+	if recovered {
+		log.Info("token refresh works again: channel active")
+		s.m.notifier().Available(context.WithoutCancel(ctx), s.channel)
+	}
 	return resp.AccessToken, nil
 }
 
@@ -232,17 +253,47 @@ func (s *Source) fail(ctx context.Context, err error) error {
 }
 
 // Notifier hears about channels losing and regaining authorization; the
-// bridge turns these into channel.auth_failed events. Calls must not block
-// for long.
+// bridge turns these into channel.* events. Calls must not block for long.
+//
+// AuthFailed and AuthRestored are about a grant an operator must renew
+// (state reauth_required, then a re-authentication). Unavailable and
+// Available are about a passing failure (state error: Entra unavailable or
+// unreachable): Unavailable is called once when an active channel enters
+// it, Available once when a refresh succeeds again; both transitions are
+// read from the store in the transaction that makes them, so a restart
+// during the outage repeats neither.
 type Notifier interface {
 	AuthFailed(ctx context.Context, channel string, code, reason, fix string)
 	AuthRestored(ctx context.Context, channel string)
+	Unavailable(ctx context.Context, channel string, code, reason, fix string)
+	Available(ctx context.Context, channel string)
 }
 
 type nopNotifier struct{}
 
-func (nopNotifier) AuthFailed(context.Context, string, string, string, string) {}
-func (nopNotifier) AuthRestored(context.Context, string)                       {}
+func (nopNotifier) AuthFailed(context.Context, string, string, string, string)  {}
+func (nopNotifier) AuthRestored(context.Context, string)                        {}
+func (nopNotifier) Unavailable(context.Context, string, string, string, string) {}
+func (nopNotifier) Available(context.Context, string)                           {}
+
+// CodeUnavailable is the channel code recorded (and sent in channel.error)
+// while token refreshes fail for a reason that may pass.
+const CodeUnavailable = "entra_unavailable"
+
+// UnavailableError is a refresh that failed for a reason that may pass
+// (Entra answering 5xx, 429 or temporarily_unavailable, a timeout, the
+// network) after the bounded retries of one call. The channel is in state
+// error; the next call tries again.
+type UnavailableError struct {
+	Channel string
+	Err     error
+}
+
+func (e *UnavailableError) Error() string {
+	return fmt.Sprintf("refresh token for %s: %v", e.Channel, e.Err)
+}
+
+func (e *UnavailableError) Unwrap() error { return e.Err }
 
 // Test hook stages around a refresh.
 const (
@@ -270,14 +321,23 @@ func (m *Manager) hook(ctx context.Context, stage string) error {
 	return m.Hook(ctx, stage)
 }
 
-func (m *Manager) setState(ctx context.Context, channel, state, code, reason, fix string) {
+// setState records a channel's state and returns the state it replaced
+// ("" when it could not be read or recorded).
+func (m *Manager) setState(ctx context.Context, channel, state, code, reason, fix string) (prev string) {
 	ctx = context.WithoutCancel(ctx) // record the outcome even when the caller gave up
 	err := m.db().Tx(ctx, func(tx *sql.Tx) error {
+		if st, err := m.db().ChannelStateTx(ctx, tx, channel); err == nil {
+			prev = st.State
+		} else if !errors.Is(err, store.ErrNoChannel) {
+			return err
+		}
 		return m.db().SetChannelState(ctx, tx, channel, state, code, reason, fix)
 	})
 	if err != nil {
 		m.log().Error("record channel state", "channel", channel, "state", state, "error", err)
+		return ""
 	}
+	return prev
 }
 
 func (m *Manager) log() *slog.Logger {

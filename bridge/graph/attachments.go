@@ -1,6 +1,7 @@
 package graph
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -170,4 +171,19 @@ func (m *MailboxClient) WriteAttachment(ctx context.Context, messageID, attachme
 		return cw.n, fmt.Errorf("get attachment: %w", err)
 	}
 	return cw.n, nil
+}
+
+// AttachmentContent returns one attachment's raw content
+// (/attachments/{id}/$value): a file's bytes, or for an item attachment its
+// MIME (an attached message), iCalendar (an event) or vCard (a contact) —
+// GDC api/attachment-get.md, "Get the raw contents of a file or item
+// attachment", and concepts/outlook-get-mime-message.md ("If the message is
+// attached to an Outlook item ..., you can append a $value segment to a
+// get-attachment operation"). More than maxBytes gives ErrTooLarge.
+func (m *MailboxClient) AttachmentContent(ctx context.Context, messageID, attachmentID string, maxBytes int64) ([]byte, error) {
+	var buf bytes.Buffer
+	if _, err := m.WriteAttachment(ctx, messageID, attachmentID, &buf, maxBytes); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
 }

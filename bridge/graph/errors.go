@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"strings"
 	"time"
@@ -40,6 +41,9 @@ var (
 	ErrThrottled = errors.New("graph: throttled")
 	// ErrTooLarge: a body exceeded the caller's size cap.
 	ErrTooLarge = errors.New("graph: content too large")
+	// ErrRequestTooLarge: the request body is over Graph's 4 MB limit per
+	// REST request (413, or refused before sending); retrying cannot help.
+	ErrRequestTooLarge = errors.New("graph: request larger than Graph's 4 MB limit")
 	// ErrForeignLink: a nextLink or deltaLink points away from the Graph
 	// host; it is refused so the token is never sent elsewhere.
 	ErrForeignLink = errors.New("graph: link points outside the Graph host")
@@ -48,12 +52,19 @@ var (
 // Error is a Graph API error: the HTTP status plus the error envelope
 // {"error":{"code","message","innerError":{"request-id",...}}}.
 type Error struct {
-	Status          int
-	Code            string // e.g. ErrorItemNotFound; empty when the body was not an envelope
-	InnerCode       string // innerError.code, when present
-	Message         string
-	RequestID       string // request-id, for Microsoft support
-	ClientRequestID string // the client-request-id this client sent
+	Status    int
+	Code      string // e.g. ErrorItemNotFound; empty when the body was not an envelope
+	InnerCode string // innerError.code, when present
+	Message   string
+	// RequestID, ClientRequestID, Date and Diagnostic are what Microsoft
+	// support asks for (GDC concepts/errors.md: innerError "date",
+	// "request-id", "client-request-id"; the x-ms-ags-diagnostic header).
+	// Each comes from the envelope's innerError when there, else the
+	// response headers; ClientRequestID falls back to the one this client sent.
+	RequestID       string
+	ClientRequestID string
+	Date            string // innerError.date, else the Date header
+	Diagnostic      string // x-ms-ags-diagnostic header (JSON, as sent)
 	// RetryAfter is the server's Retry-After, if it sent one (uncapped).
 	RetryAfter time.Duration
 	// Location is the Location header of a 410 Gone (a fresh delta URL).
@@ -77,10 +88,31 @@ func (e *Error) Error() string {
 	if e.Message != "" {
 		b.WriteString(": " + e.Message)
 	}
-	if e.RequestID != "" {
-		b.WriteString(" (request-id " + e.RequestID + ")")
+	var ids []string
+	for _, kv := range [][2]string{{"request-id", e.RequestID}, {"client-request-id", e.ClientRequestID},
+		{"date", e.Date}, {"x-ms-ags-diagnostic", e.Diagnostic}} {
+		if kv[1] != "" {
+			ids = append(ids, kv[0]+" "+kv[1])
+		}
+	}
+	if len(ids) > 0 {
+		b.WriteString(" (" + strings.Join(ids, ", ") + ")")
 	}
 	return b.String()
+}
+
+// LogAttrs are the identifiers Microsoft support asks for, as slog
+// attributes for a log line about e: request-id, client-request-id, date
+// and x-ms-ags-diagnostic (empty ones left out), plus status and code.
+func (e *Error) LogAttrs() []any {
+	attrs := []any{slog.Int("status", e.Status), slog.String("code", e.Code)}
+	for _, kv := range [][2]string{{"request_id", e.RequestID}, {"client_request_id", e.ClientRequestID},
+		{"date", e.Date}, {"ags_diagnostic", e.Diagnostic}} {
+		if kv[1] != "" {
+			attrs = append(attrs, slog.String(kv[0], kv[1]))
+		}
+	}
+	return attrs
 }
 
 // Temporary reports whether retrying the same request later can succeed:
@@ -120,6 +152,8 @@ func (e *Error) sentinel() error {
 		return ErrAccessDenied
 	case e.Status == http.StatusTooManyRequests:
 		return ErrThrottled
+	case e.Status == http.StatusRequestEntityTooLarge:
+		return ErrRequestTooLarge
 	case code == "errorfoldernotfound":
 		return ErrFolderNotFound
 	case code == "erroritemnotfound", code == "itemnotfound", code == "errorinvalididmalformed",
@@ -132,36 +166,41 @@ func (e *Error) sentinel() error {
 	return nil
 }
 
-// parseError builds an *Error from a non-2xx response. It accepts both
-// spellings of the inner error ("innerError" on the wire, "innererror" in the
-// docs) and a body that is not JSON at all.
+// parseError builds an *Error from a non-2xx response. It decodes the
+// envelope whenever there is an "error" object, even with an empty "code"
+// (GDC concepts/json-batching.md, the 403 of request "2" in the example
+// batch response, has "code": "" with a message and an innerError), accepts
+// both spellings of the inner error ("innerError" on the wire, "innererror"
+// in the docs), and a body that is not JSON at all. A property of an
+// unexpected type is skipped, not fatal: the rest of the envelope is kept.
 func parseError(status int, h http.Header, body []byte) *Error {
-	e := &Error{Status: status, RequestID: h.Get("request-id"), Location: h.Get("Location")}
+	e := &Error{Status: status, RequestID: h.Get("request-id"), ClientRequestID: h.Get("client-request-id"),
+		Date: h.Get("Date"), Diagnostic: h.Get("x-ms-ags-diagnostic"), Location: h.Get("Location")}
 	var env struct {
-		Error struct {
-			Code       string          `json:"code"`
-			Message    string          `json:"message"`
-			InnerError json.RawMessage `json:"innerError"`
-			InnerLower json.RawMessage `json:"innererror"`
-		} `json:"error"`
+		Error map[string]json.RawMessage `json:"error"`
 	}
-	if json.Unmarshal(body, &env) == nil && env.Error.Code != "" {
-		e.Code, e.Message = env.Error.Code, env.Error.Message
-		raw := env.Error.InnerError
+	if json.Unmarshal(body, &env) == nil && env.Error != nil {
+		e.Code = jsonString(env.Error["code"])
+		e.Message = jsonString(env.Error["message"])
+		raw := env.Error["innerError"]
 		if len(raw) == 0 {
-			raw = env.Error.InnerLower
+			raw = env.Error["innererror"]
 		}
-		var inner struct {
-			Code            string `json:"code"`
-			RequestID       string `json:"request-id"`
-			ClientRequestID string `json:"client-request-id"`
-		}
+		var inner map[string]json.RawMessage
 		if len(raw) > 0 && json.Unmarshal(raw, &inner) == nil {
-			e.InnerCode = inner.Code
-			if inner.RequestID != "" {
-				e.RequestID = inner.RequestID
+			e.InnerCode = jsonString(inner["code"])
+			if v := jsonString(inner["request-id"]); v != "" {
+				e.RequestID = v
 			}
-			e.ClientRequestID = inner.ClientRequestID
+			if v := jsonString(inner["client-request-id"]); v != "" {
+				e.ClientRequestID = v
+			}
+			if v := jsonString(inner["date"]); v != "" {
+				e.Date = v
+			}
+		}
+		if e.Message == "" && e.Code == "" {
+			e.Message = http.StatusText(status)
 		}
 		return e
 	}
@@ -170,6 +209,15 @@ func parseError(status int, h http.Header, body []byte) *Error {
 		e.Message = http.StatusText(status)
 	}
 	return e
+}
+
+// jsonString returns raw as a string when it is a JSON string, else "".
+func jsonString(raw json.RawMessage) string {
+	var s string
+	if len(raw) == 0 || json.Unmarshal(raw, &s) != nil {
+		return ""
+	}
+	return s
 }
 
 // snippet returns the start of a non-envelope body for an error message:
@@ -223,6 +271,9 @@ func Explain(err error) (reason, fix string) {
 	case errors.Is(err, ErrTooLarge):
 		return "the content is larger than the configured limit: " + err.Error(),
 			"raise the channel's size limit or handle the message by hand in Outlook"
+	case errors.Is(err, ErrRequestTooLarge):
+		return "the request is larger than Microsoft Graph accepts (4 MB per request, attachments counted base64-encoded, so about 3 MB of attachments in total): " + err.Error(),
+			"send fewer or smaller attachments (under about 3 MB together), or share large files as a link"
 	case errors.Is(err, ErrForeignLink):
 		return "Microsoft Graph returned a paging link to another host: " + err.Error(),
 			"check graph_url in bridge.yaml matches the Graph endpoint in use"

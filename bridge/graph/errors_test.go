@@ -1,9 +1,13 @@
 package graph
 
 import (
+	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -78,6 +82,7 @@ func TestErrorClassification(t *testing.T) {
 		{"unavailable", 503, "serviceNotAvailable", kindMessage, nil, true},
 		{"gateway timeout", 504, "", kindDelta, nil, true},
 		{"bad filter", 400, "InefficientFilter", kindList, nil, false},
+		{"request too large", 413, "RequestEntityTooLarge", kindSend, ErrRequestTooLarge, false},
 	}
 	for _, tt := range tests {
 		for _, innerKey := range []string{"innerError", "innererror"} {
@@ -107,7 +112,7 @@ func TestErrorClassification(t *testing.T) {
 
 var allSentinels = []error{ErrFolderNotFound, ErrFolderAmbiguous, ErrMailboxNotFound, ErrMailboxNotEnabled,
 	ErrAccessDenied, ErrSendAsDenied, ErrUnauthorized, ErrSyncStateNotFound, ErrItemNotFound, ErrThrottled,
-	ErrTooLarge, ErrForeignLink}
+	ErrTooLarge, ErrRequestTooLarge, ErrForeignLink}
 
 func TestParseErrorNonJSON(t *testing.T) {
 	h := http.Header{}
@@ -149,8 +154,85 @@ func TestErrorMessage(t *testing.T) {
 	ge := parseError(404, http.Header{}, envelope("ErrorItemNotFound", "The specified object was not found in the store.", "innerError"))
 	ge.Method, ge.Path = "GET", "/v1.0/me/messages/AAA"
 	got := ge.Error()
-	want := "graph GET /v1.0/me/messages/AAA: 404 ErrorItemNotFound: The specified object was not found in the store. (request-id req-1)"
+	want := "graph GET /v1.0/me/messages/AAA: 404 ErrorItemNotFound: The specified object was not found in the store. (request-id req-1, client-request-id cli-1, date 2024-07-15T14:30:00)"
 	if got != want {
 		t.Errorf("Error() = %q\nwant      %q", got, want)
+	}
+}
+
+// TestParseErrorDocumentedEmptyCode decodes the error envelopes of
+// Microsoft's example batch response (testdata/graphdocs/README.md): the one
+// with "code": "" must keep its message, request-id, client-request-id and
+// date, as the one with a code does.
+func TestParseErrorDocumentedEmptyCode(t *testing.T) {
+	b, err := os.ReadFile("testdata/graphdocs/batch-response-empty-code.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var batch struct {
+		Responses []batchReply `json:"responses"`
+	}
+	if err := json.Unmarshal(b, &batch); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]struct{ code, msg, date string }{
+		"2": {"", "You do not have the required permissions to access this item.", "2025-02-13T10:17:05"},
+		"3": {"Authorization_RequestDenied", "Insufficient privileges to complete the operation.", "2025-02-13T10:17:06"},
+	}
+	for _, r := range batch.Responses {
+		h := http.Header{}
+		for k, v := range r.Headers {
+			h.Set(k, v)
+		}
+		ge := parseError(r.Status, h, r.Body)
+		w := want[r.ID]
+		if ge.Code != w.code || ge.Message != w.msg || ge.Date != w.date ||
+			ge.RequestID != "93b6f17e-c05d-4f45-ad2a-6665c708d8a0" || ge.ClientRequestID != "e70c5c1b-8b47-68c0-3171-3d22f5e0bd54" {
+			t.Errorf("response %s: %+v", r.ID, ge)
+		}
+		if !errors.Is(ge, ErrAccessDenied) {
+			t.Errorf("response %s: %v does not match ErrAccessDenied", r.ID, ge)
+		}
+		if !strings.Contains(ge.Error(), "request-id 93b6f17e-c05d-4f45-ad2a-6665c708d8a0") {
+			t.Errorf("response %s: Error() = %q lacks the request-id", r.ID, ge.Error())
+		}
+	}
+}
+
+// TestErrorKeepsSupportIdentifiers: an error that comes over the wire keeps
+// request-id, client-request-id, date and x-ms-ags-diagnostic in Error() and
+// in the attributes of the retry log line.
+func TestErrorKeepsSupportIdentifiers(t *testing.T) {
+	const diag = `{"ServerInfo":{"DataCenter":"West Europe","Slice":"E","Ring":"5","ScaleUnit":"003","RoleInstance":"AM1PEPF0000A1B2"}}`
+	var logBuf strings.Builder
+	calls := 0
+	c, _ := fakeGraph(t, func(w http.ResponseWriter, r *http.Request) {
+		calls++
+		w.Header().Set("request-id", "hdr-req")
+		w.Header().Set("x-ms-ags-diagnostic", diag)
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusServiceUnavailable)
+		fmt.Fprint(w, `{"error":{"code":"serviceNotAvailable","message":"try later","innerError":{"date":"2026-11-26T20:00:00","request-id":"env-req"}}}`)
+	})
+	c.MaxRetries = 1
+	c.Logger = slog.New(slog.NewTextHandler(&logBuf, nil))
+	mb := c.Mailbox(Mailbox{}, staticToken("t"))
+	_, err := mb.GetMessage(context.Background(), "AAA", nil, false)
+	var ge *Error
+	if !errors.As(err, &ge) {
+		t.Fatalf("err = %v, want *Error", err)
+	}
+	if ge.RequestID != "env-req" || ge.Date != "2026-11-26T20:00:00" || ge.Diagnostic != diag || ge.ClientRequestID == "" {
+		t.Errorf("error = %+v", ge)
+	}
+	for _, s := range []string{"request-id env-req", "client-request-id " + ge.ClientRequestID, "date 2026-11-26T20:00:00", "x-ms-ags-diagnostic " + diag} {
+		if !strings.Contains(ge.Error(), s) {
+			t.Errorf("Error() = %q lacks %q", ge.Error(), s)
+		}
+	}
+	for _, s := range []string{"request_id=env-req", "client_request_id=", "date=2026-11-26T20:00:00", "ags_diagnostic="} {
+		if !strings.Contains(logBuf.String(), s) {
+			t.Errorf("retry log line lacks %q:\n%s", s, logBuf.String())
+		}
 	}
 }

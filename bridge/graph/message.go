@@ -3,6 +3,7 @@ package graph
 import (
 	"encoding/json"
 	"fmt"
+	"reflect"
 	"strings"
 	"time"
 )
@@ -38,6 +39,29 @@ type Message struct {
 	WebLink                string       `json:"webLink,omitempty"`
 	Attachments            []Attachment `json:"attachments,omitempty"` // only with $expand=attachments
 	Removed                *Removed     `json:"@removed,omitempty"`
+	// TextBody is the body in its text rendition (Prefer:
+	// outlook.body-content-type="text"), filled by the caller for a message
+	// written as text (TextBodiesOf); it is not a property Graph returns
+	// with the message.
+	TextBody *ItemBody `json:"-"`
+	// Ignored names the properties Graph sent with an unexpected JSON type
+	// that the bridge does not need (see tolerantProperties): they were left
+	// empty instead of rejecting the whole message. Callers log them.
+	Ignored []string `json:"-"`
+}
+
+// tolerantProperties are the message properties the bridge does not use to
+// build an event or decide a fetch. A value of the wrong type in one of them
+// leaves the field empty (and its name in Ignored) instead of rejecting the
+// message: Microsoft's own delta sample (microsoft-graph-docs-contrib
+// concepts/delta-query-messages.md, "Synchronize messages in the same folder
+// in the next round") shows "isRead": "true", a string where the schema
+// says Boolean. Every other property is needed (addressing, dates, body,
+// threading, attachments) and a wrong type there still rejects the message,
+// so nothing the customer sent is silently lost.
+var tolerantProperties = map[string]bool{
+	"changekey": true, "bodypreview": true, "isread": true, "isdraft": true,
+	"parentfolderid": true, "importance": true, "categories": true, "weblink": true,
 }
 
 // Recipient is Graph's {"emailAddress":{"name","address"}}.
@@ -80,15 +104,26 @@ func (m *Message) Header(name string) (string, bool) {
 }
 
 // UnmarshalJSON decodes a Graph message tolerantly: unknown fields are
-// ignored, null is the zero value, and dates are accepted with or without
-// a zone (Graph's are UTC) and with any fraction of a second.
+// ignored, null is the zero value, dates are accepted with or without a zone
+// (Graph's are UTC) and with any fraction of a second, and a value of the
+// wrong type in a property of tolerantProperties is dropped (named in
+// Ignored) instead of failing the message.
 func (m *Message) UnmarshalJSON(b []byte) error {
+	if m.decodeStrict(b) == nil {
+		return nil
+	}
+	return m.decodeByProperty(b)
+}
+
+// decodeStrict is the fast path: the whole object at once.
+func (m *Message) decodeStrict(b []byte) error {
 	type plain Message
 	var raw struct {
 		*plain
 		ReceivedDateTime *string `json:"receivedDateTime"`
 		SentDateTime     *string `json:"sentDateTime"`
 	}
+	*m = Message{}
 	raw.plain = (*plain)(m)
 	if err := json.Unmarshal(b, &raw); err != nil {
 		return err
@@ -99,6 +134,59 @@ func (m *Message) UnmarshalJSON(b []byte) error {
 	}
 	if m.SentDateTime, err = parseGraphTime("sentDateTime", raw.SentDateTime); err != nil {
 		return err
+	}
+	return nil
+}
+
+// decodeByProperty decodes one property at a time, so the property that
+// failed the fast path is known: a tolerant one is left empty, any other
+// fails the message with its name in the error.
+func (m *Message) decodeByProperty(b []byte) error {
+	var props map[string]json.RawMessage
+	if err := json.Unmarshal(b, &props); err != nil {
+		return err
+	}
+	// encoding/json matches keys case-insensitively; so does this.
+	lower := make(map[string]json.RawMessage, len(props))
+	for k, v := range props {
+		if _, dup := lower[strings.ToLower(k)]; !dup {
+			lower[strings.ToLower(k)] = v
+		}
+	}
+	*m = Message{}
+	rv := reflect.ValueOf(m).Elem()
+	rt := rv.Type()
+	for i := range rt.NumField() {
+		name, _, _ := strings.Cut(rt.Field(i).Tag.Get("json"), ",")
+		if name == "" || name == "-" {
+			continue
+		}
+		raw, ok := lower[strings.ToLower(name)]
+		if !ok {
+			continue
+		}
+		var err error
+		switch f := rv.Field(i).Addr().Interface().(type) {
+		case *time.Time:
+			var s *string
+			if err = json.Unmarshal(raw, &s); err == nil {
+				*f, err = parseGraphTime(name, s)
+			} else {
+				err = fmt.Errorf("%s: %w", name, err)
+			}
+		default:
+			if err = json.Unmarshal(raw, f); err != nil {
+				err = fmt.Errorf("%s: %w", name, err)
+			}
+		}
+		if err == nil {
+			continue
+		}
+		if !tolerantProperties[strings.ToLower(name)] {
+			return err
+		}
+		rv.Field(i).SetZero()
+		m.Ignored = append(m.Ignored, name)
 	}
 	return nil
 }

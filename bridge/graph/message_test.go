@@ -2,6 +2,8 @@ package graph
 
 import (
 	"encoding/json"
+	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -93,13 +95,82 @@ func TestDecodeMessageTolerance(t *testing.T) {
 }
 
 func TestDecodeMessagesKeepsGoodOnes(t *testing.T) {
-	raw := []json.RawMessage{[]byte(`{"id":"a"}`), []byte(`{"id":"b","isRead":"yes"}`), []byte(`{"id":"c"}`)}
+	raw := []json.RawMessage{[]byte(`{"id":"a"}`), []byte(`{"id":"b","body":"not an itemBody"}`), []byte(`{"id":"c"}`)}
 	ok, bad := decodeMessages(raw)
 	if len(ok) != 2 || ok[0].ID != "a" || ok[1].ID != "c" {
 		t.Errorf("ok = %+v, want a and c", ok)
 	}
-	if len(bad) != 1 || bad[0].ID != "b" || bad[0].Err == nil {
-		t.Errorf("bad = %+v, want b with an error", bad)
+	if len(bad) != 1 || bad[0].ID != "b" || bad[0].Err == nil || !strings.Contains(bad[0].Err.Error(), "body") {
+		t.Errorf("bad = %+v, want b with an error naming body", bad)
+	}
+}
+
+// TestDecodeDocumentedDeltaSample decodes Microsoft's own delta sample, whose
+// updated message has "isRead": "true" (testdata/graphdocs/README.md): the
+// message must come through with everything else intact and isRead named
+// in Ignored, not be rejected.
+func TestDecodeDocumentedDeltaSample(t *testing.T) {
+	b, err := os.ReadFile("testdata/graphdocs/delta-next-round-isread-string.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var page struct {
+		Value []json.RawMessage `json:"value"`
+	}
+	if err := json.Unmarshal(b, &page); err != nil {
+		t.Fatal(err)
+	}
+	ok, bad := decodeMessages(page.Value)
+	if len(bad) != 0 {
+		t.Fatalf("undecodable: %+v", bad)
+	}
+	if len(ok) != 2 {
+		t.Fatalf("decoded %d messages, want 2", len(ok))
+	}
+	if ok[0].Removed == nil || ok[0].Removed.Reason != "deleted" {
+		t.Errorf("first entry Removed = %+v, want deleted", ok[0].Removed)
+	}
+	m := ok[1]
+	if m.ID != "AAMkADNkNAAASq35xAAA=" || m.Subject != "Holiday hours update" || m.Sender == nil ||
+		m.Sender.EmailAddress.Address != "danas@contoso.com" {
+		t.Errorf("message = %+v, want id, subject and sender of the sample", m)
+	}
+	if m.IsRead || !slices.Equal(m.Ignored, []string{"isRead"}) {
+		t.Errorf("IsRead = %v, Ignored = %v; want false and [isRead]", m.IsRead, m.Ignored)
+	}
+}
+
+func TestDecodeMessageIgnoresOnlyUnneededProperties(t *testing.T) {
+	tests := []struct {
+		name        string
+		in          string
+		wantIgnored []string
+		wantErr     string
+	}{
+		{"bool as string", `{"id":"a","isRead":"true","isDraft":"false","subject":"s"}`, []string{"isRead", "isDraft"}, ""},
+		{"categories as string", `{"id":"a","categories":"Red","importance":1,"changeKey":{}}`, []string{"changeKey", "importance", "categories"}, ""},
+		{"all well-typed", `{"id":"a","isRead":true}`, nil, ""},
+		{"needed: hasAttachments", `{"id":"a","hasAttachments":"true"}`, nil, "hasAttachments"},
+		{"needed: from", `{"id":"a","from":"pat@example.com"}`, nil, "from"},
+		{"needed: internetMessageHeaders", `{"id":"a","internetMessageHeaders":{"name":"x"}}`, nil, "internetMessageHeaders"},
+		{"needed: date", `{"id":"a","isRead":"true","receivedDateTime":"datetime-value"}`, nil, "receivedDateTime"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m, err := DecodeMessage([]byte(tt.in))
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("error = %v, want one naming %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Equal(m.Ignored, tt.wantIgnored) {
+				t.Errorf("Ignored = %v, want %v", m.Ignored, tt.wantIgnored)
+			}
+		})
 	}
 }
 

@@ -20,6 +20,26 @@ import (
 // this package does not implement.
 const MaxAttachmentBytes = 3 << 20
 
+// MaxRequestBytes is Graph's limit on one REST request's body: "a limit of
+// 4 MB on the total size of each REST request" (GDC
+// api-reference/v1.0/api/profilephoto-update.md), read as 4,000,000 bytes,
+// the stricter reading. Attachments travel base64-encoded in the JSON, so
+// 3 MB of attachments already reach it; sends check the encoded body.
+const MaxRequestBytes = 4_000_000
+
+// MaxCustomHeaders is how many internetMessageHeaders Graph accepts on one
+// message; more is 400 InvalidInternetMessageHeaderCollection ("Maximum
+// number of headers in one message should be less than or equal to 5.").
+const MaxCustomHeaders = 5
+
+// checkRequestSize refuses a body Graph would answer 413, before sending it.
+func checkRequestSize(body []byte) error {
+	if len(body) > MaxRequestBytes {
+		return fmt.Errorf("the request is %d bytes encoded; Graph accepts at most %d: %w", len(body), MaxRequestBytes, ErrRequestTooLarge)
+	}
+	return nil
+}
+
 // MaxRecipients is Graph's limit of to+cc+bcc recipients on one message.
 const MaxRecipients = maxRecipients
 
@@ -39,6 +59,9 @@ func checkOutgoing(msg *OutgoingMessage, allowNone bool) error {
 		return fmt.Errorf("no recipients")
 	case n > maxRecipients:
 		return fmt.Errorf("%d recipients; Graph allows at most %d in to, cc and bcc together", n, maxRecipients)
+	}
+	if len(msg.InternetMessageHeaders) > MaxCustomHeaders {
+		return fmt.Errorf("%d custom headers; Graph accepts at most %d on a message", len(msg.InternetMessageHeaders), MaxCustomHeaders)
 	}
 	for _, h := range msg.InternetMessageHeaders {
 		if !strings.HasPrefix(strings.ToLower(h.Name), "x-") {
@@ -69,6 +92,9 @@ func (m *MailboxClient) SendMailFrom(ctx context.Context, msg OutgoingMessage, f
 	if err != nil {
 		return fmt.Errorf("encode mail: %w", err)
 	}
+	if err := checkRequestSize(body); err != nil {
+		return fmt.Errorf("send mail: %w", err)
+	}
 	if _, err := m.do(ctx, call{method: http.MethodPost, url: m.url("/sendMail", nil), kind: kindSend, body: body, notIdempotent: true}); err != nil {
 		return fmt.Errorf("send mail: %w", err)
 	}
@@ -94,6 +120,9 @@ func (m *MailboxClient) Reply(ctx context.Context, messageID string, msg Outgoin
 	body, err := json.Marshal(map[string]any{"message": withFrom{msg, from}})
 	if err != nil {
 		return fmt.Errorf("encode reply: %w", err)
+	}
+	if err := checkRequestSize(body); err != nil {
+		return fmt.Errorf("reply: %w", err)
 	}
 	u := m.url("/messages/"+url.PathEscape(messageID)+"/reply", nil)
 	if _, err := m.do(ctx, call{method: http.MethodPost, url: u, kind: kindSend, body: body, notIdempotent: true}); err != nil {

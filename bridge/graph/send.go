@@ -40,6 +40,9 @@ func (m *MailboxClient) SendMail(ctx context.Context, msg OutgoingMessage, saveT
 	if err != nil {
 		return fmt.Errorf("encode mail: %w", err)
 	}
+	if err := checkRequestSize(body); err != nil {
+		return fmt.Errorf("send mail: %w", err)
+	}
 	_, err = m.do(ctx, call{method: http.MethodPost, url: m.url("/sendMail", nil), kind: kindSend, body: body, notIdempotent: true})
 	if err != nil {
 		return fmt.Errorf("send mail: %w", err)

@@ -113,3 +113,64 @@ func TestSimSendMail(t *testing.T) {
 		t.Errorf("err = %v, want ErrSendAsDenied", err)
 	}
 }
+
+// TestSendStaysWithinGraphLimits: what Graph would refuse (over 4 MB encoded,
+// more than 5 custom headers) is refused before any request, with an error
+// that says what to fix; a 413 from Graph itself is ErrRequestTooLarge too.
+func TestSendStaysWithinGraphLimits(t *testing.T) {
+	var calls atomic.Int32
+	status := http.StatusAccepted
+	c, _ := fakeGraph(t, func(w http.ResponseWriter, r *http.Request) {
+		calls.Add(1)
+		if status != http.StatusAccepted {
+			writeEnvelope(w, status, "RequestEntityTooLarge")
+			return
+		}
+		w.WriteHeader(status)
+	})
+	mc := c.Mailbox(Mailbox{Address: "u@x"}, staticToken("a.b.c"))
+	att := func(n int) Attachment {
+		return Attachment{Name: "a.bin", ContentType: "application/octet-stream", ContentBytes: make([]byte, n)}
+	}
+	var six []Header
+	for i := range 6 {
+		six = append(six, Header{Name: "X-H" + string(rune('0'+i)), Value: "v"})
+	}
+	tests := []struct {
+		name    string
+		msg     OutgoingMessage
+		wantErr error
+		wantIn  string
+	}{
+		{"two attachments under 3 MB each, 4 MB encoded", OutgoingMessage{Subject: "s", ToRecipients: to("c@example.com"),
+			Attachments: []Attachment{att(1_600_000), att(1_600_000)}}, ErrRequestTooLarge, "at most 4000000"},
+		{"one 2.9 MB attachment", OutgoingMessage{Subject: "s", ToRecipients: to("c@example.com"),
+			Attachments: []Attachment{att(2_900_000)}}, nil, ""},
+		{"six custom headers", OutgoingMessage{Subject: "s", ToRecipients: to("c@example.com"), InternetMessageHeaders: six}, nil, "at most 5"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			before := calls.Load()
+			err := mc.SendMail(context.Background(), tt.msg, true)
+			switch {
+			case tt.wantIn == "" && err != nil:
+				t.Fatalf("err = %v", err)
+			case tt.wantIn != "" && (err == nil || !strings.Contains(err.Error(), tt.wantIn)):
+				t.Fatalf("err = %v, want one saying %q", err, tt.wantIn)
+			case tt.wantErr != nil && !errors.Is(err, tt.wantErr):
+				t.Fatalf("err = %v, want %v", err, tt.wantErr)
+			}
+			if sent := calls.Load() - before; (tt.wantIn == "") != (sent == 1) {
+				t.Errorf("%d requests sent", sent)
+			}
+		})
+	}
+	status = http.StatusRequestEntityTooLarge
+	err := mc.SendMail(context.Background(), OutgoingMessage{Subject: "s", ToRecipients: to("c@example.com")}, true)
+	if !errors.Is(err, ErrRequestTooLarge) {
+		t.Fatalf("413: err = %v, want ErrRequestTooLarge", err)
+	}
+	if reason, fix := Explain(err); !strings.Contains(reason, "4 MB") || !strings.Contains(fix, "smaller attachments") {
+		t.Errorf("Explain(413) = %q, %q", reason, fix)
+	}
+}

@@ -169,3 +169,49 @@ func TestSimAttachmentsOf(t *testing.T) {
 		}
 	}
 }
+
+// TestSimTextBodiesAndItemMIME: the text rendition of several messages
+// comes through one $batch with the body-type preference, as written for
+// text mail; a gone message is reported as ErrItemNotFound; an attached
+// message's $value is its MIME.
+func TestSimTextBodiesAndItemMIME(t *testing.T) {
+	srv, c, _ := startSim(t, m365sim.Options{}, nil)
+	const text = "Von:     x@example.com\r\n    indented\r\n\r\n\r\nend\r\n"
+	plain, err := srv.Sim.InjectMail(support, "Inbox", []byte("From: a@example.com\r\nSubject: plain\r\nContent-Type: text/plain\r\n\r\n"+text))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fwd, err := srv.Sim.InjectMail(support, "Inbox", []byte("From: a@example.com\r\nSubject: fwd\r\n"+
+		"Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nsee\r\n"+
+		"--b\r\nContent-Type: message/rfc822\r\n\r\nFrom: b@example.com\r\nSubject: inner\r\n\r\ninner body\r\n--b--\r\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	mc := c.Mailbox(Mailbox{Shared: true, Address: support}, tokensFor(t, srv, agent))
+	ctx := context.Background()
+	srv.Sim.ResetCounters()
+	bodies, failed, err := mc.TextBodiesOf(ctx, []string{plain.ImmutableID, "AAMkGone", plain.ImmutableID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b := bodies[plain.ImmutableID]; b == nil || b.Content != text {
+		t.Errorf("text body = %+v, want %q", b, text)
+	}
+	if !errors.Is(failed["AAMkGone"], ErrItemNotFound) {
+		t.Errorf("gone message: %v, want ErrItemNotFound", failed["AAMkGone"])
+	}
+	if n := srv.Sim.Counters().Requests; n != 1 {
+		t.Errorf("%d requests on the wire, want one $batch", n)
+	}
+	atts, err := mc.Attachments(ctx, fwd.ImmutableID)
+	if err != nil || len(atts) != 1 || atts[0].ODataType != ItemAttachment {
+		t.Fatalf("attachments = %+v, %v", atts, err)
+	}
+	b, err := mc.AttachmentContent(ctx, fwd.ImmutableID, atts[0].ID, 1<<20)
+	if err != nil || !strings.Contains(string(b), "Subject: inner") || !strings.Contains(string(b), "inner body") {
+		t.Errorf("item $value = %q, %v; want the attached message's MIME", b, err)
+	}
+	if _, err := mc.AttachmentContent(ctx, fwd.ImmutableID, atts[0].ID, 5); !errors.Is(err, ErrTooLarge) {
+		t.Errorf("over the limit: %v, want ErrTooLarge", err)
+	}
+}

@@ -112,7 +112,7 @@ func (m *MailboxClient) do(ctx context.Context, cl call) (*response, error) {
 				authRetried = true
 				inv.Invalidate()
 				m.log.Info("graph refused the access token, retrying once with a fresh one",
-					slog.String("kind", cl.kind), slog.String("code", gerr.Code))
+					append([]any{slog.String("kind", cl.kind)}, gerr.LogAttrs()...)...)
 				continue
 			}
 		}
@@ -125,9 +125,8 @@ func (m *MailboxClient) do(ctx context.Context, cl call) (*response, error) {
 		if hasRA && notProcessed {
 			wait = min(ra, c.MaxRetryAfter)
 		}
-		m.log.Info("graph answered with a retryable status", slog.String("kind", cl.kind),
-			slog.Int("status", res.status), slog.String("code", gerr.Code),
-			slog.Int("attempt", attempt+1), slog.Duration("wait", wait))
+		m.log.Info("graph answered with a retryable status", append([]any{slog.String("kind", cl.kind),
+			slog.Int("attempt", attempt+1), slog.Duration("wait", wait)}, gerr.LogAttrs()...)...)
 		if err := c.Sleep(ctx, wait); err != nil {
 			return nil, fmt.Errorf("%s %s: %w", cl.method, cl.kind, err)
 		}

@@ -48,7 +48,11 @@ func (s *Sim) handleBatch(w http.ResponseWriter, r *http.Request) {
 	var req struct {
 		Requests []batchItem `json:"requests"`
 	}
-	if err := json.NewDecoder(http.MaxBytesReader(nil, r.Body, 64<<20)).Decode(&req); err != nil {
+	b, ok := readBody(w, r) // the 4 MB request cap applies to the batch as a whole
+	if !ok {
+		return
+	}
+	if err := json.Unmarshal(b, &req); err != nil {
 		writeGraphError(w, r, http.StatusBadRequest, "BadRequest", "Invalid batch payload format: "+err.Error())
 		return
 	}

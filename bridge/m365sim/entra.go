@@ -20,6 +20,8 @@ import (
 // the token counters. Everything but the key is guarded by Sim.mu.
 type entraState struct {
 	mux *http.ServeMux // the Entra routes, behind a "/" fallback on the sim's mux
+	// outage, when set, answers every matching token request (SetEntraOutage).
+	outage *EntraOutage
 
 	codes         map[string]*authCode
 	refreshTokens map[string]*refreshGrant

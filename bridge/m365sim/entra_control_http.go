@@ -47,6 +47,8 @@ func (s *Sim) registerEntraControl(mux *http.ServeMux) {
 	add("POST /_sim/tenants/{tenant}/admin-consent-required", `toggle "users cannot consent" {"required":true}`, s.handleAdminConsentRequired)
 	add("POST /_sim/tenants/{tenant}/admin-consent", `grant tenant-wide consent {"client_id"}`, s.handleAdminConsent)
 	add("POST /_sim/entra/lifetimes", `set {"access_token":"5m","refresh_token_inactivity":"1h"}`, s.handleLifetimes)
+	add("POST /_sim/entra/outage", `start an outage of the token endpoint {"grant_type","status":503,"error":"temporarily_unavailable","retry_after":5}`, s.handleEntraOutage)
+	add("DELETE /_sim/entra/outage", "end the outage", s.handleEntraOutage)
 	add("POST /_sim/tokens", `sign in without a browser {"user","client_id","scope"}: tokens`, s.handleIssueTokens)
 	add("GET /_sim/counters/entra", "token requests by grant type and outcome; authorize outcomes", s.handleEntraCounters)
 	add("POST /_sim/counters/entra/reset", "zero the Entra counters", s.handleResetEntraCounters)

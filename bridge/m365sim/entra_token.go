@@ -57,6 +57,12 @@ func (s *Sim) handleToken(w http.ResponseWriter, r *http.Request) {
 	}
 	grantType := form.Get("grant_type")
 	s.mu.Lock()
+	if o := s.outageLocked(grantType); o != nil {
+		out := *o
+		s.mu.Unlock()
+		s.writeOutage(w, r, out)
+		return
+	}
 	resp, claims, e := s.tokenLocked(r, form)
 	outcome := "ok"
 	if e != nil {

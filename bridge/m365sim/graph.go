@@ -8,7 +8,9 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"net/http"
 	"regexp"
@@ -29,6 +31,10 @@ type graphState struct {
 	// deltaTTL: delta tokens older than this answer 410 syncStateNotFound;
 	// 0 means they never age out.
 	deltaTTL time.Duration
+	// deltaCache is how many delta/skip tokens per folder stay valid: each
+	// page answered issues one and advances the folder's generation; a
+	// token deltaCache generations old answers 410. 0: no limit.
+	deltaCache int
 }
 
 func (s *Sim) initGraph() {
@@ -36,6 +42,7 @@ func (s *Sim) initGraph() {
 	s.graph.throttle = map[throttleKey]*throttleBucket{}
 	s.graph.counters = newCounterState()
 	s.graph.deltaTTL = 7 * 24 * time.Hour
+	s.graph.deltaCache = defaultDeltaTokenCache
 }
 
 // reqInfo travels in the request context so the outer handler can count
@@ -482,10 +489,50 @@ func writeGraphErrorInner(w http.ResponseWriter, r *http.Request, status int, co
 	w.Write(marshalJSON(jobj{{"error", jobj{{"code", code}, {"message", msg}, {"innerError", inner}}}}))
 }
 
-// readJSONBody decodes a request body, answering 400 on bad JSON.
+// maxRequestBytes is Graph's cap on one REST request's body: "There is a
+// limit of 4 MB on the total size of each REST request" (GDC
+// api-reference/v1.0/api/profilephoto-update.md; the same 4 MB note is why
+// attachments over 3 MB need an upload session, GDC
+// concepts/outlook-large-attachments.md). "4 MB" is read as 4,000,000 bytes,
+// the stricter reading, so the sim never accepts what Graph might refuse.
+const maxRequestBytes = 4_000_000
+
+// writeTooLarge answers a body over maxRequestBytes: 413 is the documented
+// status ("Request Entity Too Large: The size of the request exceeds the
+// maximum limit.", GDC concepts/errors.md); the code is the sim's own.
+func writeTooLarge(w http.ResponseWriter, r *http.Request) {
+	writeGraphError(w, r, http.StatusRequestEntityTooLarge, "RequestEntityTooLarge",
+		fmt.Sprintf("The size of the request exceeds the maximum limit (%d bytes).", maxRequestBytes))
+}
+
+// readBody reads a request body of at most maxRequestBytes; over it, it
+// answers 413 and returns false.
+func readBody(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
+	if r.ContentLength > maxRequestBytes {
+		writeTooLarge(w, r)
+		return nil, false
+	}
+	b, err := io.ReadAll(http.MaxBytesReader(nil, r.Body, maxRequestBytes))
+	var tooBig *http.MaxBytesError
+	switch {
+	case errors.As(err, &tooBig):
+		writeTooLarge(w, r)
+		return nil, false
+	case err != nil:
+		writeGraphError(w, r, http.StatusBadRequest, "RequestBodyRead", "Cannot read the request body: "+err.Error())
+		return nil, false
+	}
+	return b, true
+}
+
+// readJSONBody decodes a request body, answering 413 over maxRequestBytes
+// and 400 on bad JSON.
 func readJSONBody(w http.ResponseWriter, r *http.Request, v any) bool {
-	dec := json.NewDecoder(http.MaxBytesReader(nil, r.Body, 64<<20))
-	if err := dec.Decode(v); err != nil {
+	b, ok := readBody(w, r)
+	if !ok {
+		return false
+	}
+	if err := json.Unmarshal(b, v); err != nil {
 		writeGraphError(w, r, http.StatusBadRequest, "RequestBodyRead", "Invalid JSON in the request body: "+err.Error())
 		return false
 	}

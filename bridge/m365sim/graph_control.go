@@ -26,6 +26,7 @@ func (s *Sim) registerGraphControl(mux *http.ServeMux) {
 	add("PUT /_sim/mail/{mailbox}/enabled", `enable or disable REST access {"enabled":false} (404 MailboxNotEnabledForRESTAPI)`, s.ctlMailboxEnabled)
 	add("POST /_sim/delta/expire", "expire every delta token (?mailbox=addr: of one mailbox): next use answers 410 syncStateNotFound", s.ctlDeltaExpire)
 	add("PUT /_sim/delta/ttl", `delta-token lifetime {"ttl":"1h"} ("0s": forever)`, s.ctlDeltaTTL)
+	add("PUT /_sim/delta/cache", `delta tokens kept per folder {"tokens":16} (0: no limit); older ones answer 410`, s.ctlDeltaCache)
 	add("PUT /_sim/throttle", `switch Outlook throttling {"enabled":true}`, s.ctlThrottle)
 	add("GET /_sim/faults", "list fault rules", s.ctlFaults)
 	add("POST /_sim/faults", `add a fault rule {"path","method","mailbox","rate","count","status","retryAfter","latency","drop","maxPageSize","emptyPage"}`, s.ctlFaultAdd)
@@ -223,6 +224,22 @@ func (s *Sim) ctlDeltaTTL(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.SetDeltaTokenTTL(d)
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// ctlDeltaCache: PUT /_sim/delta/cache {"tokens":16} (0: no limit).
+func (s *Sim) ctlDeltaCache(w http.ResponseWriter, r *http.Request) {
+	var body struct {
+		Tokens *int `json:"tokens"`
+	}
+	if !decodeMailControl(w, r, &body) {
+		return
+	}
+	if body.Tokens == nil || *body.Tokens < 0 {
+		writeControlError(w, http.StatusBadRequest, "tokens must be a number of tokens, 0 or more")
+		return
+	}
+	s.SetDeltaTokenCache(*body.Tokens)
 	w.WriteHeader(http.StatusNoContent)
 }
 

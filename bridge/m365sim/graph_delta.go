@@ -7,6 +7,19 @@ package m365sim
 // cursor, so nothing is stored per client. Tokens age out after the delta
 // TTL or when ExpireDeltaTokens bumps the mailbox's epoch: 410
 // syncStateNotFound with a Location to restart from.
+//
+// Generations: "For Outlook entities (message, mailFolder, event, contact,
+// contactFolder, todoTask, and todoTaskList), the upper limit is not fixed;
+// it's dependent on the size of the internal delta token cache. While new
+// delta tokens are continuously added in the cache, after the cache capacity
+// is exceeded, the older delta tokens are deleted." (GDC
+// concepts/delta-query-overview.md, "Token duration"; the 410 answer and its
+// restart are in "Synchronization reset".) The sim models that cache per
+// folder: every page it answers issues a token of the folder's next
+// generation, and a token deltaCache generations behind the newest is gone.
+// So a client that goes back to an older skip or delta token after the
+// folder's sync moved on (its own later pages, or another client's) gets
+// 410, as with Exchange, instead of a replay.
 
 import (
 	"encoding/base64"
@@ -35,7 +48,13 @@ type deltaToken struct {
 	Issued     int64     `json:"iss"`            // unix seconds
 	Epoch      int       `json:"ep"`             // mailbox delta epoch
 	Paging     bool      `json:"page,omitempty"` // a skiptoken (mid-round)
+	Gen        uint64    `json:"gen,omitempty"`  // folder delta generation it was issued in
 }
+
+// defaultDeltaTokenCache is how many tokens per folder stay valid by
+// default. Microsoft does not publish the cache size; 16 lets a client retry
+// its last few links and is small enough that stale links show up in tests.
+const defaultDeltaTokenCache = 16
 
 func (t *deltaToken) encode() string {
 	b, _ := json.Marshal(t)
@@ -79,7 +98,8 @@ func (s *Sim) handleDelta(w http.ResponseWriter, r *http.Request, c *graphCtx) {
 	if raw := q.Get("$deltatoken") + q.Get("$skiptoken"); raw != "" {
 		t, err := decodeDeltaToken(raw)
 		expired := err == nil && s.graph.deltaTTL > 0 && s.now().Sub(time.Unix(t.Issued, 0)) > s.graph.deltaTTL
-		if err != nil || t.Mailbox != c.mb.ID || t.Folder != f.id || t.Epoch != c.d.deltaEpoch || expired {
+		evicted := err == nil && s.graph.deltaCache > 0 && c.d.deltaGen[f.id] >= t.Gen+uint64(s.graph.deltaCache)
+		if err != nil || t.Mailbox != c.mb.ID || t.Folder != f.id || t.Epoch != c.d.deltaEpoch || expired || evicted {
 			loc := link
 			if err == nil {
 				loc += t.initialQuery()
@@ -104,6 +124,11 @@ func (s *Sim) handleDelta(w http.ResponseWriter, r *http.Request, c *graphCtx) {
 	}
 	tok.Epoch = c.d.deltaEpoch
 	tok.Issued = s.now().Unix()
+	if c.d.deltaGen == nil {
+		c.d.deltaGen = map[string]uint64{}
+	}
+	c.d.deltaGen[f.id]++
+	tok.Gen = c.d.deltaGen[f.id]
 
 	size := 10
 	if tok.Top > 0 {
@@ -137,6 +162,7 @@ func (s *Sim) handleDelta(w http.ResponseWriter, r *http.Request, c *graphCtx) {
 		next := &deltaToken{
 			Mailbox: tok.Mailbox, Folder: tok.Folder, Select: tok.Select, Top: tok.Top, ChangeType: tok.ChangeType,
 			FilterOp: tok.FilterOp, FilterTime: tok.FilterTime, From: tok.Upto, Issued: tok.Issued, Epoch: tok.Epoch,
+			Gen: tok.Gen,
 		}
 		out = append(out, jkv{"@odata.deltaLink", link + "?$deltatoken=" + next.encode()})
 	}

@@ -242,3 +242,37 @@ func TestDeltaFilterCap(t *testing.T) {
 		}
 	}
 }
+
+// TestDeltaTokenGenerations: the folder's delta token cache keeps the newest
+// tokens only (GDC delta-query-overview.md, "Token duration"). A delta link
+// that the folder's sync has moved past by the cache size answers 410 with a
+// Location, while the newest one keeps working; skip tokens age the same way.
+func TestDeltaTokenGenerations(t *testing.T) {
+	f := newGraphFixture(t, Options{})
+	f.sim.SetDeltaTokenCache(4)
+	for i := range 5 {
+		if _, err := f.sim.InjectMessage("alice@contoso.example", NewMessage{Subject: fmt.Sprintf("m%d", i), From: "pat@example.org"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	start := "/v1.0/me/mailFolders/inbox/messages/delta"
+	pref := []string{"Prefer", "odata.maxpagesize=1"}
+	firstPage := f.getJSON(t, "GET", start, f.aliceTok, nil, 200, pref...)
+	staleSkip := firstPage["@odata.nextLink"].(string)
+	_, oldLink, _ := deltaRound(t, f, start, f.aliceTok, pref...)
+	// Another client (or this one, later) syncs the folder: 4 more tokens.
+	_, newLink, pages := deltaRound(t, f, start, f.aliceTok, pref...)
+	if pages < 4 {
+		t.Fatalf("only %d pages; the test needs the generation to move by the cache size", pages)
+	}
+	for name, link := range map[string]string{"delta link": oldLink, "skip token": staleSkip} {
+		resp, b := f.call(t, "GET", link, f.aliceTok, nil, pref...)
+		wantGraphError(t, resp, b, 410, "syncStateNotFound")
+		if loc := resp.Header.Get("Location"); loc == "" {
+			t.Errorf("%s: 410 without a Location", name)
+		}
+	}
+	if entries, _, _ := deltaRound(t, f, newLink, f.aliceTok, pref...); len(entries) != 0 {
+		t.Errorf("newest delta link: %d entries, want 0 (nothing changed)", len(entries))
+	}
+}

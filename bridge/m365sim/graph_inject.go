@@ -411,3 +411,13 @@ func (s *Sim) SetDeltaTokenTTL(d time.Duration) {
 	s.graph.deltaTTL = d
 	s.mu.Unlock()
 }
+
+// SetDeltaTokenCache sets how many delta and skip tokens per folder stay
+// valid (default 16; 0: no limit). Each delta page answered issues one; the
+// oldest beyond n answer 410 syncStateNotFound, as Exchange's delta token
+// cache drops its oldest tokens.
+func (s *Sim) SetDeltaTokenCache(n int) {
+	s.mu.Lock()
+	s.graph.deltaCache = max(n, 0)
+	s.mu.Unlock()
+}

@@ -95,6 +95,13 @@ func (c *graphCtx) messageJSON(m *message, fields []string, annotate bool) jobj 
 	if want["body"] || want["uniqueBody"] || want["bodyPreview"] {
 		htmlBody, textBody = mc.bodies()
 	}
+	// body and uniqueBody come as HTML unless the request carries
+	// Prefer: outlook.body-content-type="text" (GDC api/message-get.md,
+	// "Request headers"; also inside a $batch item's own headers, GDC
+	// concepts/json-batching.md). For mail written as text the text form is
+	// the stored body itself: Exchange returns "text if the stored body is
+	// plain text" (EWS UniqueBodyType/BodyType reference), so it is the text
+	// as written, which the bridge relies on.
 	body := func() jobj {
 		if c.pref.bodyType == "text" {
 			return jobj{{"contentType", "text"}, {"content", textBody}}

@@ -65,6 +65,11 @@ type mailData struct {
 	idCounter  uint64
 	// deltaEpoch invalidates every delta token issued before it changed.
 	deltaEpoch int
+	// onMove is Options.OnMove.
+	onMove func(MoveEvent)
+	// deltaGen is each folder's delta generation: the number of delta
+	// tokens issued for it so far (see Sim.graph.deltaCache).
+	deltaGen map[string]uint64
 }
 
 // wellKnownFolders are created in every mailbox under msgfolderroot.
@@ -82,7 +87,7 @@ var wellKnownFolders = []struct{ name, display string }{
 func newMailData(s *Sim, mb *Mailbox) *mailData {
 	d := &mailData{
 		mb: mb, folders: map[string]*folder{}, wellKnown: map[string]string{},
-		messages: map[string]*message{}, byRest: map[string]*message{},
+		messages: map[string]*message{}, byRest: map[string]*message{}, onMove: s.opts.OnMove,
 	}
 	d.storeRoot = d.newID("AAMkAD")
 	root := d.addFolder("Top of Information Store", d.storeRoot, "msgfolderroot")
@@ -289,6 +294,7 @@ func (d *mailData) move(m *message, fid, reason string, now time.Time) {
 		return
 	}
 	seq := d.nextSeq()
+	d.observeMove(m, fid)
 	d.tombstones = append(d.tombstones, tombstone{folderID: m.folderID, immutableID: m.immutableID, restID: m.restID, seq: seq, reason: reason})
 	delete(d.byRest, m.restID)
 	m.restID = d.newID("AAMkAG")
@@ -308,8 +314,22 @@ func (d *mailData) copyTo(m *message, fid string, now time.Time) *message {
 	return c
 }
 
+// observeMove tells Options.OnMove that m leaves its folder for fid ("":
+// purged).
+func (d *mailData) observeMove(m *message, fid string) {
+	if d.onMove == nil {
+		return
+	}
+	ev := MoveEvent{Mailbox: d.mb.Address, ImmutableID: m.immutableID, From: d.folderPath(d.folders[m.folderID])}
+	if fid != "" {
+		ev.To = d.folderPath(d.folders[fid])
+	}
+	d.onMove(ev)
+}
+
 // purge removes m from the store for good.
 func (d *mailData) purge(m *message) {
+	d.observeMove(m, "")
 	d.tombstones = append(d.tombstones, tombstone{folderID: m.folderID, immutableID: m.immutableID, restID: m.restID, seq: d.nextSeq(), reason: "deleted"})
 	delete(d.byRest, m.restID)
 	delete(d.messages, m.immutableID)

@@ -323,7 +323,13 @@ func (s *Sim) handleAttachmentGet(w http.ResponseWriter, r *http.Request, c *gra
 }
 
 // handleAttachmentValue answers .../attachments/{aid}/$value: a file's bytes
-// with its own content type, an item's MIME, 405 for a reference.
+// with its own content type, an item's MIME, 405 for a reference. GDC
+// api/attachment-get.md ("Get the raw contents of a file or item
+// attachment": an attached message comes as MIME, an event as iCal, a
+// contact as vCard; a reference attachment answers 405) and
+// concepts/outlook-get-mime-message.md ("If the message is attached to an
+// Outlook item ..., you can append a $value segment to a get-attachment
+// operation"). The bridge reads attached messages this way.
 func (s *Sim) handleAttachmentValue(w http.ResponseWriter, r *http.Request, c *graphCtx) {
 	s.mu.Lock()
 	m := c.lookupMessage(w, r)

@@ -55,6 +55,22 @@ type Options struct {
 	// Logger receives what seeding had to repair or skip (a malformed
 	// message in eml_dir). Default: discard.
 	Logger *slog.Logger
+	// OnMove, when set, hears every message that leaves a folder (moved,
+	// deleted into Recoverable Items, purged) at the moment it happens:
+	// with the sim's lock held, before the request that caused it is
+	// answered. Tests use it to order mailbox changes against what else
+	// they observe (a receiver's acknowledgements); it changes nothing the
+	// sim answers. It must not call back into the Sim.
+	OnMove func(MoveEvent)
+}
+
+// MoveEvent is one message leaving a folder, for Options.OnMove. Folders
+// are display paths below the root ("Inbox/Support", "Deleted Items");
+// To is "" when the message was purged.
+type MoveEvent struct {
+	Mailbox     string
+	ImmutableID string
+	From, To    string
 }
 
 // Sim is an in-memory Entra ID tenant plus Exchange Online mail behind Graph.

@@ -18,7 +18,9 @@ const (
 	// `m365bridge auth CHANNEL --reauth`. Reason and Fix say why and how.
 	ChannelReauthRequired = "reauth_required"
 	// ChannelError: the last refresh failed for a reason that may pass
-	// (network, Entra unavailable); Reason holds the last error.
+	// (network, Entra unavailable); Reason holds the last error. The runner
+	// keeps polling (each round tries the refresh again) and the first
+	// refresh that succeeds makes the channel active again.
 	ChannelError = "error"
 )
 
@@ -99,6 +101,19 @@ func scanChannel(r rowScanner) (ChannelStatus, error) {
 // It reads through the writer so that it sees every commit.
 func (db *DB) ChannelState(ctx context.Context, name string) (ChannelStatus, error) {
 	c, err := scanChannel(db.write.QueryRowContext(ctx, `SELECT `+channelColumns+` FROM channels WHERE name = ?`, name))
+	if errors.Is(err, sql.ErrNoRows) {
+		return ChannelStatus{}, fmt.Errorf("read channel %s: %w", name, ErrNoChannel)
+	}
+	if err != nil {
+		return ChannelStatus{}, fmt.Errorf("read channel %s: %w", name, err)
+	}
+	return c, nil
+}
+
+// ChannelStateTx reads one channel's row inside tx (a caller that changes
+// the state and must know what it was); ErrNoChannel when there is none.
+func (db *DB) ChannelStateTx(ctx context.Context, tx *sql.Tx, name string) (ChannelStatus, error) {
+	c, err := scanChannel(tx.QueryRowContext(ctx, `SELECT `+channelColumns+` FROM channels WHERE name = ?`, name))
 	if errors.Is(err, sql.ErrNoRows) {
 		return ChannelStatus{}, fmt.Errorf("read channel %s: %w", name, ErrNoChannel)
 	}

@@ -55,7 +55,7 @@ func TestLedgerInsertIsIdempotent(t *testing.T) {
 func TestLedgerLifecycle(t *testing.T) {
 	db, _ := openTemp(t)
 	ctx := context.Background()
-	now := time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
+	now := testEpoch(t)
 	db.Now = func() time.Time { return now }
 	err := db.Tx(ctx, func(tx *sql.Tx) error {
 		for _, id := range []string{"m1", "m2", "m3"} {

@@ -19,7 +19,7 @@ func openOutboxDB(t *testing.T) (*DB, *time.Time) {
 		t.Fatalf("Open: %v", err)
 	}
 	t.Cleanup(func() { db.Close() })
-	now := time.Date(2026, 11, 26, 20, 0, 0, 0, time.UTC)
+	now := testEpoch(t)
 	db.Now = func() time.Time { return now }
 	return db, &now
 }

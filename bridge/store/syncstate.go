@@ -198,8 +198,21 @@ func (db *DB) DecideArchive(ctx context.Context, channel, mode string, cutoff ti
 // RecordSyncResult stores the outcome of a sync round: status ok clears the
 // error; status error keeps code, reason and fix for `m365bridge channels`.
 func (db *DB) RecordSyncResult(ctx context.Context, channel, status, code, reason, fix string) error {
-	return db.Tx(ctx, func(tx *sql.Tx) error {
+	_, err := db.SwapSyncResult(ctx, channel, status, code, reason, fix)
+	return err
+}
+
+// SwapSyncResult is RecordSyncResult that also returns the outcome it
+// replaced (Status and ErrorCode of the previous round), read in the same
+// transaction: the runner tells the helpdesk about a channel entering or
+// leaving an error from it, and the previous outcome survives a restart.
+func (db *DB) SwapSyncResult(ctx context.Context, channel, status, code, reason, fix string) (prev SyncState, err error) {
+	err = db.Tx(ctx, func(tx *sql.Tx) error {
+		if prev, err = db.SyncStateTx(ctx, tx, channel); err != nil {
+			return err
+		}
 		return db.updateSync(ctx, tx, channel, `status = ?, error_code = ?, error_reason = ?, error_fix = ?, last_sync_at = ?`,
 			status, code, reason, fix, timeText(db.Now()))
 	})
+	return prev, err
 }

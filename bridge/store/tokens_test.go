@@ -19,7 +19,7 @@ func TestAuthRequests(t *testing.T) {
 		t.Fatal(err)
 	}
 	v := NewVault(db, keys)
-	now := time.Date(2026, 11, 26, 20, 0, 0, 0, time.UTC)
+	now := testEpoch(t)
 	db.Now = func() time.Time { return now } // the sweep reads the store's clock: the same one
 	mk := func(state string) {
 		t.Helper()

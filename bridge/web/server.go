@@ -6,12 +6,13 @@ package web
 
 import (
 	"context"
-	"crypto/subtle"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -24,9 +25,20 @@ import (
 type Options struct {
 	PublicAddr string // host:port; port 0 picks a free one
 	AdminAddr  string
-	// AdminToken protects the admin listener (Bearer). Empty: only loopback
-	// clients are served.
+	// AdminToken protects the admin listener (Bearer, or the status page's
+	// session cookie). Empty: only loopback clients are served, and only
+	// when they name the listener by a loopback address, localhost, the
+	// AdminAddr host or one of AdminHosts (no DNS rebinding).
 	AdminToken string
+	AdminHosts []string
+	// TrustedProxies are the peers whose X-Forwarded-For and
+	// X-Forwarded-Proto the admin listener believes.
+	TrustedProxies []netip.Prefix
+	// SecureCookies makes the status page's cookies Secure (public_url is
+	// https); they are anyway when a request comes over TLS.
+	SecureCookies bool
+	// Now is the clock of sessions and sign-in limits (default time.Now).
+	Now func() time.Time
 	// InstanceID is a per-process nonce that /healthz reports, so
 	// `check --online` can tell this very process answered.
 	InstanceID string
@@ -42,6 +54,9 @@ type Options struct {
 type Server struct {
 	Public *echo.Echo
 	Admin  *echo.Echo
+	// AdminAuth guards the admin listener; the status page signs in and
+	// out through it.
+	AdminAuth *AdminAuth
 
 	opts      Options
 	publicSrv *http.Server
@@ -59,11 +74,18 @@ func New(opts Options) *Server {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{Public: newEcho(opts.Logger), Admin: newEcho(opts.Logger), opts: opts, serveErr: make(chan error, 2)}
+	s := &Server{Public: newEcho(opts.Logger), Admin: newEcho(opts.Logger), AdminAuth: newAdminAuth(opts), opts: opts, serveErr: make(chan error, 2)}
 	for _, e := range []*echo.Echo{s.Public, s.Admin} {
 		e.GET("/healthz", s.healthz)
 		e.GET("/readyz", s.readyz)
 	}
+	// c.RealIP() on the admin listener is the client AdminAuth attributes
+	// a request to: X-Forwarded-For counts only from trusted proxies.
+	s.Admin.IPExtractor = func(r *http.Request) string {
+		client, _ := s.AdminAuth.Client(r)
+		return client.String()
+	}
+	s.Admin.Pre(s.adminHost)
 	s.Admin.Use(s.adminAuth)
 	return s
 }
@@ -201,37 +223,66 @@ func (s *Server) readyz(c echo.Context) error {
 	return c.JSON(http.StatusOK, map[string]string{"status": "ready"})
 }
 
-// adminAuth guards the admin listener: the Bearer token when one is
-// configured, otherwise loopback clients only. Health stays open.
-func (s *Server) adminAuth(next echo.HandlerFunc) echo.HandlerFunc {
+func isHealth(path string) bool { return path == "/healthz" || path == "/readyz" }
+
+// adminHost runs first on the admin listener: without a token, a request
+// must name the listener itself, or it may come from a page whose DNS name
+// was rebound to the loopback address.
+func (s *Server) adminHost(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
-		p := c.Request().URL.Path
-		if p == "/healthz" || p == "/readyz" {
+		r := c.Request()
+		if s.AdminAuth.TokenSet() || isHealth(r.URL.Path) || s.AdminAuth.hostAllowed(r.Host) {
 			return next(c)
 		}
-		if s.opts.AdminToken == "" {
-			if !isLoopback(c.Request().RemoteAddr) {
+		return echo.NewHTTPError(http.StatusForbidden, fmt.Sprintf("the admin listener has no token and answers only to its own names: Host %q is not a loopback address, localhost, the admin.listen host or one of admin.hosts; add the name to admin.hosts in bridge.yaml, or set admin.token", r.Host))
+	}
+}
+
+// adminAuth guards the admin listener: the Bearer token or a status page
+// session when a token is configured, otherwise loopback clients only.
+// Health stays open. Wrong tokens count against the client's sign-in limit.
+func (s *Server) adminAuth(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		r := c.Request()
+		if isHealth(r.URL.Path) {
+			return next(c)
+		}
+		if !s.AdminAuth.TokenSet() {
+			if !isLoopback(r.RemoteAddr) {
 				return echo.NewHTTPError(http.StatusForbidden, "the admin listener has no token configured and serves loopback clients only; set admin.token in bridge.yaml")
 			}
 			return next(c)
 		}
-		got, ok := strings.CutPrefix(c.Request().Header.Get("Authorization"), "Bearer ")
-		if !ok {
-			if ck, err := c.Cookie(AdminCookie); err == nil {
-				got, ok = ck.Value, true
+		if got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer "); ok {
+			err := s.AdminAuth.checkToken(r, got, "admin API request")
+			if err == nil {
+				return next(c)
 			}
+			return tokenError(c, err)
 		}
-		if !ok || subtle.ConstantTimeCompare([]byte(got), []byte(s.opts.AdminToken)) != 1 {
-			c.Response().Header().Set("WWW-Authenticate", `Bearer realm="m365bridge admin"`)
-			return echo.NewHTTPError(http.StatusUnauthorized, "admin token missing or wrong: send Authorization: Bearer <admin.token>")
+		if s.AdminAuth.SignedIn(r) {
+			return next(c)
 		}
-		return next(c)
+		return tokenError(c, ErrWrongToken)
 	}
 }
 
-// AdminCookie carries the admin token for browsers (set by the status page's
-// sign-in form).
-const AdminCookie = "m365bridge_admin"
+// tokenError answers a refused admin request: 429 with Retry-After while
+// the client is locked out, else 401.
+func tokenError(c echo.Context, err error) error {
+	var te *ThrottledError
+	if errors.As(err, &te) {
+		c.Response().Header().Set("Retry-After", RetryAfter(te))
+		return echo.NewHTTPError(http.StatusTooManyRequests, te.Error())
+	}
+	c.Response().Header().Set("WWW-Authenticate", `Bearer realm="m365bridge admin"`)
+	return echo.NewHTTPError(http.StatusUnauthorized, "admin token missing or wrong: send Authorization: Bearer <admin.token>")
+}
+
+// RetryAfter is a Retry-After header value: whole seconds, rounded up.
+func RetryAfter(te *ThrottledError) string {
+	return strconv.Itoa(int((te.RetryAfter + time.Second - 1) / time.Second))
+}
 
 func isLoopback(remoteAddr string) bool {
 	host, _, err := net.SplitHostPort(remoteAddr)

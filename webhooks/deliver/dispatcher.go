@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
+	"runtime/debug"
 	"sync"
 	"time"
 )
@@ -384,12 +385,21 @@ func (d *Dispatcher) fill(ctx context.Context, l *lane, ep Endpoint, inflight ma
 }
 
 // deliver makes one attempt at row and records its outcome; it reports
-// whether the endpoint answered 410 Gone.
+// whether the endpoint answered 410 Gone. A panic anywhere in the attempt
+// (rendering, sending, the OnResult hook) is this row's failed attempt,
+// logged with its stack: the lane, the other rows and the process go on.
 func (d *Dispatcher) deliver(ep Endpoint, row Row) (gone bool) {
 	d.mu.Lock()
 	ctx := d.postCtx
 	d.mu.Unlock()
 	log := d.log.With("endpoint", ep.Name, "event_id", row.EventID, "seq", row.Seq)
+	defer func() {
+		// Last resort (a panic before the attempt was recorded, or while
+		// recording a panicked one): the row stays as the queue has it.
+		if v := recover(); v != nil {
+			log.Error("delivery panicked; please report this bug", "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
+		}
+	}()
 	attempt := row.Attempts + 1
 	start := d.opts.Now()
 	next := start.Add(d.opts.Jitter(ep.delayAfter(attempt)))
@@ -399,6 +409,7 @@ func (d *Dispatcher) deliver(ep Endpoint, row Row) (gone bool) {
 		}
 		return
 	}
+	defer d.recoverAttempt(ctx, log, ep, row, attempt, next)
 	body, err := Render(ep, row.Body)
 	if err != nil {
 		log.Error("event cannot be rendered for this endpoint: rejected", "error", err)
@@ -443,6 +454,27 @@ func (d *Dispatcher) deliver(ep Endpoint, row Row) (gone bool) {
 		d.record(ctx, log, d.q.MarkFailed(ctx, row.Seq, res.Status, res.Excerpt, retryAt))
 	}
 	return gone
+}
+
+// recoverAttempt turns a panic during a recorded attempt into that
+// attempt's failure: retried on the row's schedule like a transient error
+// (a dead letter once its attempts or age run out), with the panic in the
+// row's last error for the operator and the stack in the log. It must be
+// deferred directly.
+func (d *Dispatcher) recoverAttempt(ctx context.Context, log *slog.Logger, ep Endpoint, row Row, attempt int, next time.Time) {
+	v := recover()
+	if v == nil {
+		return
+	}
+	msg := excerpt(fmt.Sprintf("internal error in the bridge (panic: %v); the stack is in its log", v))
+	log.Error("delivery attempt panicked: counted as a failed attempt; please report this bug",
+		"attempt", attempt, "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
+	if attempt >= ep.MaxAttempts || next.Sub(row.AgeBase()) > ep.MaxAge {
+		log.Error("delivery failed for good: event is a dead letter (replay it once fixed)", "attempts", attempt, "error", msg)
+		d.record(ctx, log, d.q.MarkDead(ctx, row.Seq, 0, msg))
+		return
+	}
+	d.record(ctx, log, d.q.MarkFailed(ctx, row.Seq, 0, msg, next))
 }
 
 func (d *Dispatcher) observe(ep Endpoint, row Row, res Result) {

@@ -155,7 +155,7 @@ type harness struct {
 func newHarness(t *testing.T, ep deliver.Endpoint) *harness {
 	t.Helper()
 	ctx := context.Background()
-	h := &harness{t: t, clock: newFakeClock(time.Date(2026, 11, 26, 20, 0, 0, 0, time.UTC))}
+	h := &harness{t: t, clock: newFakeClock(deliver.Epoch(t))}
 	db, err := store.Open(ctx, filepath.Join(t.TempDir(), store.FileName))
 	if err != nil {
 		t.Fatal(err)

@@ -52,7 +52,7 @@ func TestClassify(t *testing.T) {
 }
 
 func TestRetryAfter(t *testing.T) {
-	now := time.Date(2026, 11, 26, 20, 0, 0, 0, time.UTC)
+	now := Epoch(t)
 	tests := []struct {
 		header string
 		want   time.Duration

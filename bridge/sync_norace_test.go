@@ -1,6 +1,0 @@
-//go:build !race
-
-package bridge
-
-// raceEnabled: see sync_race_test.go.
-const raceEnabled = false
