@@ -133,17 +133,27 @@ func (s *Sim) seedEMLLocked(mb *Mailbox, dir, folderPath string) error {
 		return fmt.Errorf("eml_dir %s holds no *.eml files", dir)
 	}
 	sort.Strings(names)
+	log := s.opts.Logger.With("mailbox", mb.Address, "eml_dir", dir)
 	for _, name := range names {
+		// One bad file fails alone: Exchange takes any message it is
+		// handed, and the rest of the directory still gets seeded.
 		raw, err := os.ReadFile(filepath.Join(dir, name))
 		if err != nil {
-			return fmt.Errorf("read eml: %w", err)
+			log.Warn("eml skipped: cannot read it", "file", name, "error", err)
+			continue
 		}
-		nm := NewMessage{Folder: folderPath, Raw: string(raw)}
-		if c, err := parseMIME(raw); err == nil {
-			nm.Received = c.Received
-			if nm.Received.IsZero() {
-				nm.Received = c.Date
-			}
+		c, err := parseMIME(raw)
+		if err != nil {
+			log.Warn("eml skipped: not a message", "file", name, "error", err)
+			continue
+		}
+		if len(c.Repairs) > 0 {
+			log.Warn("eml malformed: seeded as Exchange would convert it", "file", name,
+				"repairs", len(c.Repairs), "first", c.Repairs[0])
+		}
+		nm := NewMessage{Folder: folderPath, Raw: string(raw), Received: c.Received}
+		if nm.Received.IsZero() {
+			nm.Received = c.Date
 		}
 		if _, err := s.injectLocked(mb, nm); err != nil {
 			return fmt.Errorf("eml %s: %w", name, err)

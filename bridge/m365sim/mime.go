@@ -11,7 +11,6 @@ import (
 	"html"
 	"io"
 	"mime"
-	"mime/multipart"
 	"mime/quotedprintable"
 	"net/mail"
 	"regexp"
@@ -50,7 +49,9 @@ type mimeMessage struct {
 	Date       time.Time // zero when the Date header is missing
 	Received   time.Time // from the first Received header; zero if none
 	Importance string    // low, normal, high
-	Headers    []mimeHeader
+	Headers    partHeader
+	// Repairs says what lenient parsing had to fix, for logs.
+	Repairs []string
 
 	html, text string
 	// lazyBody, when set, renders html and text on demand (generated mail).
@@ -142,44 +143,35 @@ func charsetReader(charset string, input io.Reader) (io.Reader, error) {
 	return enc.NewDecoder().Reader(input), nil
 }
 
-// toUTF8 decodes b from charset; unknown charsets keep the bytes, with
-// invalid sequences replaced.
-func toUTF8(charset string, b []byte) string {
-	cs := strings.ToLower(strings.TrimSpace(charset))
-	if cs != "" && cs != "utf-8" && cs != "utf8" && cs != "us-ascii" {
-		if enc, err := htmlindex.Get(cs); err == nil {
-			if out, err := enc.NewDecoder().Bytes(b); err == nil {
-				return string(out)
-			}
-		}
-	}
-	return strings.ToValidUTF8(string(b), "\uFFFD")
-}
+// toUTF8 decodes text bytes labelled charset; see decodeText.
+func toUTF8(charset string, b []byte) string { return decodeText(charset, b) }
 
+// decodeWords decodes RFC 2047 encoded words, leniently when the strict
+// decoder refuses (bad padding, unknown charset), and undeclared 8-bit
+// bytes by detection.
 func decodeWords(s string) string {
 	out, err := wordDecoder.DecodeHeader(s)
-	if err != nil {
-		return s
+	if err != nil || reEncodedWord.MatchString(out) {
+		out = decodeWordsLenient(s)
+	}
+	if !utf8.ValidString(out) {
+		out = decodeText("", []byte(out))
 	}
 	return out
 }
 
-// parseMIME reads raw RFC 5322 bytes the way Exchange does on delivery.
+// parseMIME reads raw RFC 5322 bytes the way Exchange does on delivery:
+// leniently (see mime_lenient.go). It fails only on an empty message.
 func parseMIME(raw []byte) (*mimeMessage, error) { return parseMIMEDepth(raw, 0) }
 
 // parseMIMEDepth parses a message nested depth levels deep (multipart or
 // message/rfc822); parts below maxMIMEDepth are kept as opaque bytes.
 func parseMIMEDepth(raw []byte, depth int) (*mimeMessage, error) {
-	msg, err := mail.ReadMessage(bytes.NewReader(raw))
-	if err != nil {
-		return nil, fmt.Errorf("parse message header: %w", err)
+	if len(bytes.TrimSpace(raw)) == 0 {
+		return nil, fmt.Errorf("parse message: it is empty")
 	}
-	body, err := io.ReadAll(msg.Body)
-	if err != nil {
-		return nil, fmt.Errorf("read message body: %w", err)
-	}
-	m := &mimeMessage{Headers: orderedHeaders(raw)}
-	h := msg.Header
+	h, body, repairs := splitHeader(raw)
+	m := &mimeMessage{Headers: h, Repairs: repairs}
 	m.Subject = decodeWords(h.Get("Subject"))
 	m.From = firstAddress(h.Get("From"))
 	m.Sender = firstAddress(h.Get("Sender"))
@@ -207,39 +199,21 @@ func parseMIMEDepth(raw []byte, depth int) (*mimeMessage, error) {
 	p := &mimeWalker{m: m}
 	p.walk(h, body, depth)
 	for _, a := range m.Attachments {
+		// Exchange hides (isInline) the attachments the HTML body shows
+		// through cid: references; hasAttachments counts the others
+		// ("doesn't include inline attachments", message resource,
+		// https://learn.microsoft.com/en-us/graph/api/resources/message).
+		// An attachment the HTML does not refer to is not inline, even with
+		// a Content-ID: Exchange's own MIME writer follows the same rule the
+		// other way round ("If the HTML text contains no such reference, the
+		// MIME writer SHOULD consider this Attachment object as not inline",
+		// [MS-OXCMAIL] learn.microsoft.com/en-us/openspecs/
+		// exchange_server_protocols/ms-oxcmail/8f06654e-d262-4d07-befe-2d43c685f82e).
 		if a.Kind == "file" && a.ContentID != "" && strings.Contains(m.html, "cid:"+a.ContentID) {
 			a.IsInline = true
 		}
 	}
 	return m, nil
-}
-
-// orderedHeaders returns the top-level headers in order, unfolded, with
-// their values as they are on the wire (encoded words stay encoded).
-func orderedHeaders(raw []byte) []mimeHeader {
-	end := bytes.Index(raw, []byte("\r\n\r\n"))
-	if e2 := bytes.Index(raw, []byte("\n\n")); end < 0 || (e2 >= 0 && e2 < end) {
-		end = e2
-	}
-	if end < 0 {
-		end = len(raw)
-	}
-	var out []mimeHeader
-	for _, line := range strings.Split(strings.ReplaceAll(string(raw[:end]), "\r\n", "\n"), "\n") {
-		if line == "" {
-			continue
-		}
-		if (line[0] == ' ' || line[0] == '\t') && len(out) > 0 {
-			out[len(out)-1].Value += " " + strings.TrimSpace(line)
-			continue
-		}
-		name, value, ok := strings.Cut(line, ":")
-		if !ok {
-			continue
-		}
-		out = append(out, mimeHeader{Name: strings.TrimSpace(name), Value: strings.TrimSpace(value)})
-	}
-	return out
 }
 
 var addressParser = &mail.AddressParser{WordDecoder: wordDecoder}
@@ -250,6 +224,12 @@ func addressList(v string) []mailAddress {
 	}
 	list, err := addressParser.ParseList(v)
 	if err != nil {
+		// RFC 5322 §3.2.2 comments may sit anywhere, even inside an
+		// address (pete(his account)@silly.test); Go's parser refuses them.
+		list, err = addressParser.ParseList(stripComments(v))
+	}
+	if err != nil {
+		v = stripComments(v)
 		// Best effort like Exchange: keep whatever looks like an address.
 		var out []mailAddress
 		for _, part := range strings.Split(v, ",") {
@@ -268,6 +248,53 @@ func addressList(v string) []mailAddress {
 		out = append(out, mailAddress{Name: name, Address: a.Address})
 	}
 	return out
+}
+
+// stripComments removes parenthesised comments outside quoted strings, and
+// group syntax ("Friends: a@x, b@y;" is its members).
+func stripComments(v string) string {
+	var b strings.Builder
+	depth, quoted := 0, false
+	for i := 0; i < len(v); i++ {
+		c := v[i]
+		switch {
+		case c == '\\' && i+1 < len(v):
+			if depth == 0 {
+				b.WriteByte(c)
+				b.WriteByte(v[i+1])
+			}
+			i++
+			continue
+		case c == '"' && depth == 0:
+			quoted = !quoted
+		case c == '(' && !quoted:
+			depth++
+			continue
+		case c == ')' && !quoted && depth > 0:
+			depth--
+			continue
+		}
+		if depth == 0 {
+			cur := b.String()
+			if k := strings.LastIndexByte(cur, ','); k >= 0 {
+				cur = cur[k:]
+			}
+			switch {
+			case !quoted && c == ';', !quoted && c == ':' && !strings.ContainsAny(cur, "<@"):
+				b.WriteByte(',') // a group's end, or its name
+				continue
+			}
+			b.WriteByte(c)
+		}
+	}
+	var parts []string
+	for _, p := range strings.Split(b.String(), ",") {
+		p = strings.TrimSpace(p)
+		if p != "" && strings.Contains(p, "@") {
+			parts = append(parts, p)
+		}
+	}
+	return strings.Join(parts, ", ")
 }
 
 func firstAddress(v string) *mailAddress {
@@ -306,30 +333,36 @@ func (p *mimeWalker) walk(h headerGetter, body []byte, depth int) {
 	if ct == "" {
 		ct = "text/plain; charset=us-ascii"
 	}
-	mediaType, params, err := mime.ParseMediaType(ct)
-	if err != nil {
-		mediaType, params = "application/octet-stream", map[string]string{}
+	mediaType, params := parseContentType(ct)
+	if mediaType == "" {
+		// RFC 2045 §5.2: a syntactically invalid Content-Type means
+		// text/plain; charset=us-ascii.
+		mediaType = "text/plain"
+		p.m.Repairs = append(p.m.Repairs, fmt.Sprintf("Content-Type %q is invalid: read as text/plain", ct))
 	}
 	if strings.HasPrefix(mediaType, "multipart/") && depth < maxMIMEDepth {
-		mr := multipart.NewReader(bytes.NewReader(body), params["boundary"])
-		for {
-			part, err := mr.NextRawPart()
-			if err != nil {
-				return
+		parts, closed := splitMultipart(body, params["boundary"])
+		if parts != nil {
+			if !closed {
+				p.m.Repairs = append(p.m.Repairs, mediaType+" without its closing boundary: the last part ends with the message")
 			}
-			b, err := io.ReadAll(part)
-			if err != nil {
-				return
+			for _, part := range parts {
+				ph, pb, repairs := splitHeader(part)
+				p.m.Repairs = append(p.m.Repairs, repairs...)
+				p.walk(ph, pb, depth+1)
 			}
-			p.walk(part.Header, b, depth+1)
+			return
 		}
+		// No boundary line at all: keep the body as text.
+		p.m.Repairs = append(p.m.Repairs, mediaType+" without any boundary line: read as text")
+		mediaType, params = "text/plain", map[string]string{"charset": params["charset"]}
 	}
-	disp, dparams, _ := mime.ParseMediaType(h.Get("Content-Disposition"))
+	disp, dparams := parseDisposition(h.Get("Content-Disposition"))
 	name := dparams["filename"]
 	if name == "" {
 		name = params["name"]
 	}
-	name = decodeWords(name)
+	name = strings.TrimSpace(decodeWords(name))
 	data := decodeTransfer(h.Get("Content-Transfer-Encoding"), body)
 	cid := strings.Trim(strings.TrimSpace(h.Get("Content-Id")), "<>")
 
@@ -346,21 +379,31 @@ func (p *mimeWalker) walk(h headerGetter, body []byte, depth int) {
 		}
 		p.m.Attachments = append(p.m.Attachments, a)
 	case (mediaType == "text/plain" || mediaType == "text/html") && disp != "attachment" && name == "":
+		// Every inline text part is body, in order: Apple Mail sends
+		// text, image, text in one multipart/mixed.
 		text := toUTF8(params["charset"], data)
-		if mediaType == "text/html" && p.m.html == "" {
-			p.m.html = text
-		} else if mediaType == "text/plain" && p.m.text == "" {
-			p.m.text = text
+		if mediaType == "text/html" {
+			p.m.html = appendBody(p.m.html, text)
+		} else {
+			p.m.text = appendBody(p.m.text, text)
 		}
 	default:
 		if name == "" {
 			name = "attachment"
 		}
 		p.m.Attachments = append(p.m.Attachments, &mimeAttachment{
-			Kind: "file", Name: name, ContentType: mediaType, ContentID: cid,
-			IsInline: cid != "" && disp != "attachment", Size: len(data), data: data,
+			Kind: "file", Name: name, ContentType: mediaType, ContentID: cid, Size: len(data), data: data,
 		})
 	}
+}
+
+// appendBody joins body parts, with a line break between them when the
+// first does not end with one.
+func appendBody(body, part string) string {
+	if body != "" && !strings.HasSuffix(body, "\n") {
+		body += "\r\n"
+	}
+	return body + part
 }
 
 func decodeTransfer(cte string, body []byte) []byte {
@@ -377,11 +420,8 @@ func decodeTransfer(cte string, body []byte) []byte {
 		out := make([]byte, base64.RawStdEncoding.DecodedLen(len(clean)))
 		n, err := base64.StdEncoding.Decode(out, clean)
 		if err != nil {
-			n2, err2 := base64.RawStdEncoding.Decode(out, bytes.TrimRight(clean, "="))
-			if err2 != nil {
-				return out[:n]
-			}
-			n = n2
+			// Extra characters, padding in the middle, a cut-off end.
+			return lenientBase64(clean)
 		}
 		return out[:n]
 	case "quoted-printable":

@@ -188,6 +188,11 @@ const maxFuzzInput = 4 << 10
 func FuzzParseMIME(f *testing.F) {
 	f.Add([]byte(sampleEML))
 	f.Add([]byte("Subject: =?utf-8?B?w7w=?=\r\nContent-Type: multipart/mixed; boundary=x\r\n\r\n--x\r\nContent-Type: message/rfc822\r\n\r\nSubject: inner\r\n\r\nhi\r\n--x--\r\n"))
+	// The lenient paths: unclosed and boundary-less multiparts, broken
+	// folds, RFC 2231 continuations, padded encoded words, charsets.
+	f.Add([]byte("Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain;\r\nname*0*=iso-8859-1''a%E9;\r\n name*1=b\r\n\r\nx\r\n--b\r\n"))
+	f.Add([]byte("From x\r\n  \r\nSubject  : =?utf-8?B?w7w===?= =?sjis?Q?=82=B1?=\r\nno colon\r\nContent-Type: multipart/alternative\r\n\r\n--q\r\n\r\n\x1b$B$3\x1b(B\r\n--q"))
+	f.Add([]byte("Content-Type: text/plain; charset=iso-2022-jp\r\nContent-Transfer-Encoding: base64\r\n\r\ngqyC8Q=\r\n=A"))
 	f.Fuzz(func(t *testing.T, raw []byte) {
 		// Inputs over 4 KB are skipped: they reach nothing a small one does
 		// not, and each new interesting one costs the fuzzer up to a minute

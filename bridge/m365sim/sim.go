@@ -21,6 +21,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"strings"
 	"sync"
@@ -61,6 +62,9 @@ type Options struct {
 	// Seed is the random seed for fault rules and generated mail, so a run
 	// can be reproduced. Default 1.
 	Seed int64
+	// Logger receives what seeding had to repair or skip (a malformed
+	// message in eml_dir). Default: discard.
+	Logger *slog.Logger
 	// OnMove, when set, hears every message that leaves a folder (moved,
 	// deleted into Recoverable Items, purged) at the moment it happens:
 	// with the sim's lock held, before the request that caused it is
@@ -201,6 +205,9 @@ func setDefault[T int | int64 | time.Duration](v *T, def T) {
 func New(opts Options) *Sim {
 	if opts.Now == nil {
 		opts.Now = time.Now
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	if opts.AccessTokenTTL == 0 {
 		opts.AccessTokenTTL = 75 * time.Minute

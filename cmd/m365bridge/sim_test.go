@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"sort"
 	"strings"
 	"sync"
 	"testing"
@@ -39,6 +40,12 @@ var simListening = regexp.MustCompile(`m365sim listening on (http://\S+)`)
 // returns its base URL and output.
 func startSimCommand(t *testing.T, args ...string) (string, *simOutput, func() error) {
 	t.Helper()
+	base, stdout, _, stop := startSim(t, args...)
+	return base, stdout, stop
+}
+
+func startSim(t *testing.T, args ...string) (string, *simOutput, *simOutput, func() error) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	stdout, stderr := &simOutput{}, &simOutput{}
 	done := make(chan error, 1)
@@ -57,7 +64,7 @@ func startSimCommand(t *testing.T, args ...string) (string, *simOutput, func() e
 	deadline := time.Now().Add(10 * time.Second)
 	for time.Now().Before(deadline) {
 		if m := simListening.FindStringSubmatch(stdout.String()); m != nil {
-			return m[1], stdout, stop
+			return m[1], stdout, stderr, stop
 		}
 		select {
 		case err := <-done:
@@ -66,7 +73,7 @@ func startSimCommand(t *testing.T, args ...string) (string, *simOutput, func() e
 		}
 	}
 	t.Fatalf("sim printed no listening line; stdout: %s", stdout.String())
-	return "", nil, nil
+	return "", nil, nil, nil
 }
 
 func TestSimCommandServesDiscovery(t *testing.T) {
@@ -163,5 +170,53 @@ func TestSimCommandErrors(t *testing.T) {
 				t.Errorf("err = %v, want one mentioning %q", err, tt.want)
 			}
 		})
+	}
+}
+
+// TestSimCommandSeedsMalformedEML: an eml_dir holding malformed messages
+// (a broken header fold, an unclosed multipart, a 3-character base64 part)
+// and an empty file does not stop `m365bridge sim`: the malformed ones are
+// seeded as Exchange would convert them and logged, the empty one is
+// logged and skipped, the sim serves, and the good message is there too.
+func TestSimCommandSeedsMalformedEML(t *testing.T) {
+	dir := t.TempDir()
+	emls := filepath.Join(dir, "eml")
+	os.Mkdir(emls, 0o700)
+	os.WriteFile(filepath.Join(emls, "01-good.eml"), []byte("From: a@example.com\r\nSubject: good\r\n\r\nhello\r\n"), 0o600)
+	os.WriteFile(filepath.Join(emls, "02-malformed.eml"), []byte("From: b@example.com\r\nSubject: broken\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n"+
+		"--b\r\nContent-Type: text/plain\r\n\r\nstill readable\r\n--b\r\nContent-Type: application/zip;\r\nname=\"a.zip\"\r\nContent-Transfer-Encoding: base64\r\n\r\nabc\r\n"), 0o600)
+	os.WriteFile(filepath.Join(emls, "03-empty.eml"), nil, 0o600)
+	seed := filepath.Join(dir, "seed.yaml")
+	os.WriteFile(seed, []byte(`tenant: {domains: [fabrikam.onmicrosoft.com]}
+users: [{upn: ops@fabrikam.com, mail: {eml_dir: `+emls+`}}]
+`), 0o600)
+	base, _, stderr, stop := startSim(t, "--listen", "127.0.0.1:0", "--seed", seed)
+	// Seeding happens before the banner: the log is complete by now.
+	for _, want := range []string{"eml malformed", "file=02-malformed.eml", "eml skipped", "file=03-empty.eml"} {
+		if !strings.Contains(stderr.String(), want) {
+			t.Errorf("stderr lacks %q:\n%s", want, stderr.String())
+		}
+	}
+	resp, err := http.Get(base + "/_sim/mail/ops@fabrikam.com/messages?folder=Inbox")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var list struct {
+		Value []struct {
+			Subject string `json:"subject"`
+		} `json:"value"`
+	}
+	json.NewDecoder(resp.Body).Decode(&list)
+	resp.Body.Close()
+	var subjects []string
+	for _, m := range list.Value {
+		subjects = append(subjects, m.Subject)
+	}
+	sort.Strings(subjects)
+	if strings.Join(subjects, ",") != "broken,good" {
+		t.Errorf("seeded subjects %q, want good and broken", subjects)
+	}
+	if err := stop(); err != nil {
+		t.Errorf("run returned %v after cancel, want nil", err)
 	}
 }
