@@ -234,7 +234,7 @@ func (d *Daemon) superviseChannel(ctx context.Context, ch config.Channel) error 
 			r := NewRunner(RunnerConfig{
 				Channel: ch, Tenant: eventTenant(d.config()), Mailbox: mb.Address, DB: d.db,
 				Graph:  d.graph.Mailbox(mb, d.auth.Source(ch.Name)),
-				Logger: d.log, Now: d.opts.Now, Wake: d.disp.Wake,
+				Logger: d.log, Now: d.opts.Now, After: d.opts.Dispatcher.After, Wake: d.disp.Wake,
 				OnSyncResult: d.syncResultNotifier(ch.Name),
 				beforeBuild:  d.opts.beforeBuild,
 				Takes:        d.webhookTakes(ch.Webhook),
