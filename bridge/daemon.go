@@ -122,6 +122,7 @@ func (d *Daemon) Start(ctx context.Context) (err error) {
 		return fmt.Errorf("open state: %w", err)
 	}
 	d.db.Now = d.opts.Now // one clock for every part: store, entra, graph, runners, dispatcher
+	d.db.SetBodyBudget(d.cfg.StateBudget)
 	keys, err := store.LoadKeyring(d.cfg.State, d.opts.Getenv, d.log)
 	if err != nil {
 		return fmt.Errorf("load token key: %w", err)

@@ -9,13 +9,19 @@ import (
 
 // Event bodies live in event_bodies, one per outbox row, written once at
 // enqueue (migration 0007). A delivered row's body is kept for inspection
-// while the stored bodies fit the state budget (DB.BodyBudget); past it,
+// while the stored bodies fit the state budget (DB.SetBodyBudget); past it,
 // the bodies of delivered rows go first, oldest delivery first. The row,
 // its event id and its attempt history stay until the endpoint's retention
 // retires them. Bodies of pending, dead and rejected rows are never
 // dropped: they are still to be delivered or replayed. A delivered row is
 // never re-sent (Outbox.Replay refuses it), so no delivery needs a dropped
 // body; listing it shows no body (deliver.Row.Body nil).
+
+// SetBodyBudget bounds the bytes of stored event bodies: past it,
+// Outbox.Retire drops the bodies of delivered rows, oldest delivery first
+// (TrimBodies). Negative (Open's default) means no bound; the daemon sets
+// state_budget_bytes. Safe to call while the dispatcher runs (a reload).
+func (db *DB) SetBodyBudget(n int64) { db.bodyBudget.Store(n) }
 
 // BodyStats is what the stored event bodies hold.
 type BodyStats struct {

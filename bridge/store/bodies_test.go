@@ -131,7 +131,7 @@ func TestTrimBodiesDropsDeliveredOnly(t *testing.T) {
 	if err := q.MarkDelivered(ctx, all[3].Seq, 200, now.Add(time.Minute)); err != nil {
 		t.Fatal(err)
 	}
-	db.BodyBudget = -1
+	db.SetBodyBudget(-1)
 	if n, err := q.Retire(ctx, "helpdesk", now.Add(time.Hour)); err != nil || n != 3 {
 		t.Fatalf("Retire = %d, %v; want 3", n, err)
 	}

@@ -115,7 +115,7 @@ func (q *Outbox) Replay(ctx context.Context, f deliver.Filter, now time.Time) (i
 
 // Retire implements deliver.Queue: delivered rows past retention go, their
 // bodies with them (ON DELETE CASCADE); then, when the stored bodies exceed
-// DB.BodyBudget, the bodies of the oldest delivered rows (TrimBodies).
+// the budget (DB.SetBodyBudget), the bodies of the oldest delivered rows (TrimBodies).
 func (q *Outbox) Retire(ctx context.Context, endpoint string, before time.Time) (int, error) {
 	res, err := q.db.write.ExecContext(ctx, `DELETE FROM outbox WHERE endpoint = ? AND state = 'delivered' AND delivered_at < ?`,
 		endpoint, timeText(before))
@@ -123,7 +123,7 @@ func (q *Outbox) Retire(ctx context.Context, endpoint string, before time.Time) 
 		return 0, fmt.Errorf("retire delivered outbox rows: %w", err)
 	}
 	n, _ := res.RowsAffected()
-	if _, _, err := q.db.TrimBodies(ctx, q.db.BodyBudget); err != nil {
+	if _, _, err := q.db.TrimBodies(ctx, q.db.bodyBudget.Load()); err != nil {
 		return int(n), err
 	}
 	return int(n), nil

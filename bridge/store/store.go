@@ -17,6 +17,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	_ "github.com/mattn/go-sqlite3" // registers the "sqlite3" driver
@@ -33,11 +34,8 @@ type DB struct {
 
 	// Now is the clock used for timestamps written by the store.
 	Now func() time.Time
-	// BodyBudget bounds the bytes of stored event bodies: past it,
-	// Outbox.Retire drops the bodies of delivered rows, oldest delivery
-	// first (see TrimBodies). Negative (the default of Open) means no
-	// bound; the daemon sets state_budget_bytes.
-	BodyBudget int64
+
+	bodyBudget atomic.Int64 // see SetBodyBudget
 }
 
 // Open opens (creating when missing, with mode 0600) the database at path,
@@ -71,7 +69,8 @@ func Open(ctx context.Context, path string) (*DB, error) {
 	}
 	read.SetMaxOpenConns(4)
 
-	db := &DB{path: path, write: write, read: read, Now: time.Now, BodyBudget: -1}
+	db := &DB{path: path, write: write, read: read, Now: time.Now}
+	db.bodyBudget.Store(-1)
 	if err := db.checkWAL(ctx); err != nil {
 		db.Close()
 		return nil, err
