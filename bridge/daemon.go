@@ -122,6 +122,7 @@ func (d *Daemon) Start(ctx context.Context) (err error) {
 		return fmt.Errorf("open state: %w", err)
 	}
 	d.db.Now = d.opts.Now // one clock for every part: store, entra, graph, runners, dispatcher
+	d.db.SetBodyBudget(d.cfg.StateBudget)
 	keys, err := store.LoadKeyring(d.cfg.State, d.opts.Getenv, d.log)
 	if err != nil {
 		return fmt.Errorf("load token key: %w", err)
@@ -234,7 +235,7 @@ func (d *Daemon) superviseChannel(ctx context.Context, ch config.Channel) error 
 			r := NewRunner(RunnerConfig{
 				Channel: ch, Tenant: eventTenant(d.config()), Mailbox: mb.Address, DB: d.db,
 				Graph:  d.graph.Mailbox(mb, d.auth.Source(ch.Name)),
-				Logger: d.log, Now: d.opts.Now, Wake: d.disp.Wake,
+				Logger: d.log, Now: d.opts.Now, After: d.opts.Dispatcher.After, Wake: d.disp.Wake,
 				OnSyncResult: d.syncResultNotifier(ch.Name),
 				beforeBuild:  d.opts.beforeBuild,
 				Takes:        d.webhookTakes(ch.Webhook),

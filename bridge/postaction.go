@@ -21,28 +21,49 @@ const DeletedItemsFolder = "deleteditems"
 // acknowledgements. Only ledger rows in state delivered are touched
 // (DESIGN.md invariant 1).
 func (r *Runner) PostActions(ctx context.Context) (Stats, error) {
+	stats, _, err := r.lockedPostActions(ctx, false)
+	return stats, err
+}
+
+// lockedPostActions is postActions under the round lock, its stats added to
+// the runner's totals.
+func (r *Runner) lockedPostActions(ctx context.Context, fullOnly bool) (Stats, int, error) {
 	r.round.Lock()
 	defer r.round.Unlock()
-	stats, err := r.postActions(ctx)
+	stats, waiting, err := r.postActions(ctx, fullOnly)
 	// Outside a round, nothing else adds them to the runner's totals
 	// (SyncOnce adds its own round's).
 	r.mu.Lock()
 	r.status.Totals.add(stats)
 	r.mu.Unlock()
-	return stats, err
+	return stats, waiting, err
 }
 
-func (r *Runner) postActions(ctx context.Context) (Stats, error) {
+// postActions runs the due post-import actions. With fullOnly (Run on an
+// acknowledgement) it takes only whole $batch calls (graph.MaxBatchSize
+// messages each) and returns how many due messages it left waiting for
+// more; Run moves those on its deadline (PostActionWait). Without, it takes
+// every due message. Keep sends nothing to Graph, so it never waits.
+func (r *Runner) postActions(ctx context.Context, fullOnly bool) (Stats, int, error) {
 	var stats Stats
+	if r.ch.AfterImport.Action == config.ActionKeep {
+		fullOnly = false
+	}
 	// Rows that fail are re-scheduled in the future, so each pass sees new
 	// rows only; the bound guards against a store that does not move them.
 	for pass := 0; pass < 10_000; pass++ {
 		due, err := r.cfg.DB.DeliveredDue(ctx, r.ch.Name, r.cfg.Now(), postActionChunk)
 		if err != nil {
-			return stats, err
+			return stats, 0, err
+		}
+		last := len(due) < postActionChunk
+		waiting := 0
+		if fullOnly {
+			waiting = len(due) % graph.MaxBatchSize
+			due = due[:len(due)-waiting]
 		}
 		if len(due) == 0 {
-			return stats, nil
+			return stats, waiting, nil
 		}
 		ids := make([]string, len(due))
 		attempts := make(map[string]int, len(due))
@@ -52,7 +73,7 @@ func (r *Runner) postActions(ctx context.Context) (Stats, error) {
 		}
 		outcome, err := r.runAction(ctx, ids)
 		if err != nil {
-			return stats, err
+			return stats, 0, err
 		}
 		results := make([]store.PostActionResult, 0, len(ids))
 		now := r.cfg.Now()
@@ -77,13 +98,13 @@ func (r *Runner) postActions(ctx context.Context) (Stats, error) {
 			results = append(results, res)
 		}
 		if err := r.cfg.DB.RecordPostActions(ctx, r.ch.Name, results); err != nil {
-			return stats, err
+			return stats, 0, err
 		}
-		if len(due) < postActionChunk {
-			return stats, nil
+		if last {
+			return stats, waiting, nil
 		}
 	}
-	return stats, nil
+	return stats, 0, nil
 }
 
 // runAction applies the channel's after_import action to ids and returns

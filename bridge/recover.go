@@ -32,15 +32,17 @@ func (r *Runner) syncRoundSafe(ctx context.Context) (stats Stats, err error) {
 // postActionsRound is postActions with the same recovery.
 func (r *Runner) postActionsRound(ctx context.Context) (stats Stats, err error) {
 	defer r.recoverInto(&err, "post-import actions")
-	return r.postActions(ctx)
+	stats, _, err = r.postActions(ctx, false)
+	return stats, err
 }
 
 // postActionsSafe is PostActions (round lock included) with the same
-// recovery, for Run's notify path.
-func (r *Runner) postActionsSafe(ctx context.Context) (err error) {
+// recovery, for Run's notify (fullOnly) and deadline paths; it returns how
+// many due messages wait for a full batch.
+func (r *Runner) postActionsSafe(ctx context.Context, fullOnly bool) (waiting int, err error) {
 	defer r.recoverInto(&err, "post-import actions")
-	_, err = r.PostActions(ctx)
-	return err
+	_, waiting, err = r.lockedPostActions(ctx, fullOnly)
+	return waiting, err
 }
 
 func (r *Runner) recoverInto(err *error, what string) {

@@ -101,6 +101,7 @@ func (d *Daemon) Reload(ctx context.Context, next *config.Config) error {
 	if err := d.disp.SetEndpoints(eps); err != nil {
 		return fmt.Errorf("reload: webhooks: %w", err)
 	}
+	d.db.SetBodyBudget(next.StateBudget)
 	d.mu.Lock()
 	d.cfg = next
 	d.endpoints = eps

@@ -111,9 +111,21 @@ type RunnerConfig struct {
 	// DefaultPagesInFlight.
 	PageSlots *semaphore.Weighted
 
+	// PostActionWait is the longest an acknowledged message waits for a
+	// full $batch (graph.MaxBatchSize) before its after_import action runs
+	// anyway (default DefaultPostActionWait).
+	PostActionWait time.Duration
+	// After is the runner's timer, on the same clock as Now: a channel that
+	// receives once d has passed (default time.After).
+	After func(d time.Duration) <-chan time.Time
+
 	// beforeBuild, when set (tests), runs before each message's event is
 	// built, on the goroutine that builds it.
 	beforeBuild func(m *graph.Message)
+	// afterPostPass, when set (tests), hears the end of each post-action
+	// pass that Run made on a Notify or on the deadline, with how many
+	// delivered messages still wait for a full batch.
+	afterPostPass func(waiting int)
 }
 
 // sharedPageSlots is the default PageSlots: one limit for the process.
@@ -125,7 +137,12 @@ const (
 	// together read and build at once (two keep both cores busy).
 	DefaultPagesInFlight = 2
 	DefaultMaxEventBytes = webhooks.MaxEventBytes
-	// postActionChunk is how many ledger rows one post-action pass takes.
+	// DefaultPostActionWait is how long an acknowledged message waits at
+	// most for a full $batch of post-import actions before it goes in a
+	// smaller one.
+	DefaultPostActionWait = 2 * time.Second
+	// postActionChunk is how many ledger rows one post-action pass takes
+	// (a multiple of graph.MaxBatchSize).
 	postActionChunk = 200
 	// maxPostActionDelay caps the retry delay of a failing post-action.
 	maxPostActionDelay = time.Hour
@@ -224,6 +241,12 @@ func NewRunner(cfg RunnerConfig) *Runner {
 	if cfg.Channel.AfterImport.Action == "" {
 		cfg.Channel.AfterImport.Action = config.ActionKeep
 	}
+	if cfg.PostActionWait <= 0 {
+		cfg.PostActionWait = DefaultPostActionWait
+	}
+	if cfg.After == nil {
+		cfg.After = time.After
+	}
 	if cfg.PageSlots == nil {
 		cfg.PageSlots = sharedPageSlots
 	}
@@ -286,8 +309,11 @@ func (r *Runner) Notify() {
 
 // Run syncs at the channel's poll interval (with ±10% jitter) until ctx
 // ends; while the channel's sign-in is not active it only waits. A Notify
-// runs the post-import actions in between. Errors of a round are recorded
-// (store and Status) and retried next round; Run returns nil when ctx ends.
+// runs the post-import actions in between, in whole $batch calls: messages
+// short of a full batch wait for more acknowledgements, at most
+// PostActionWait (on the runner's After), or for the next round. Errors of
+// a round are recorded (store and Status) and retried next round; Run
+// returns nil when ctx ends.
 func (r *Runner) Run(ctx context.Context) error {
 	interval := r.ch.PollInterval
 	if interval <= 0 {
@@ -295,16 +321,37 @@ func (r *Runner) Run(ctx context.Context) error {
 	}
 	timer := time.NewTimer(0)
 	defer timer.Stop()
+	var flush <-chan time.Time // armed while acknowledged messages wait for a full batch
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-r.syncNow:
 		case <-r.notify:
+			waiting := 0
 			if ok, _ := r.cfg.Auth(ctx); ok {
-				if err := r.postActionsSafe(ctx); err != nil && ctx.Err() == nil {
+				w, err := r.postActionsSafe(ctx, true)
+				if err != nil && ctx.Err() == nil {
 					r.log.Warn("post-import actions failed", "err", err)
 				}
+				waiting = w
+			}
+			if waiting > 0 && flush == nil {
+				flush = r.cfg.After(r.cfg.PostActionWait)
+			}
+			if r.cfg.afterPostPass != nil {
+				r.cfg.afterPostPass(waiting)
+			}
+			continue
+		case <-flush:
+			flush = nil
+			if ok, _ := r.cfg.Auth(ctx); ok {
+				if _, err := r.postActionsSafe(ctx, false); err != nil && ctx.Err() == nil {
+					r.log.Warn("post-import actions failed", "err", err)
+				}
+			}
+			if r.cfg.afterPostPass != nil {
+				r.cfg.afterPostPass(0)
 			}
 			continue
 		case <-timer.C:
@@ -319,6 +366,7 @@ func (r *Runner) Run(ctx context.Context) error {
 			if _, err := r.SyncOnce(ctx); err != nil && ctx.Err() == nil {
 				r.log.Warn("sync round failed", "err", err)
 			}
+			flush = nil // the round ran every due post-action
 		}
 		jitter := time.Duration((rand.Float64()*0.2 - 0.1) * float64(interval))
 		timer.Reset(interval + jitter)

@@ -144,8 +144,14 @@ func (h *harness) openDB() {
 // It returns how many were acknowledged.
 func (h *harness) deliver(ctx context.Context) int {
 	h.t.Helper()
+	return h.deliverN(ctx, 100000)
+}
+
+// deliverN is deliver of at most n due rows, oldest first.
+func (h *harness) deliverN(ctx context.Context, n int) int {
+	h.t.Helper()
 	q := h.db.Outbox()
-	rows, err := q.Due(ctx, "helpdesk", time.Now().Add(time.Hour), 100000, false)
+	rows, err := q.Due(ctx, "helpdesk", time.Now().Add(time.Hour), n, false)
 	if err != nil {
 		h.t.Fatal(err)
 	}

@@ -17,11 +17,17 @@ type Config struct {
 	// OAuth redirect URI is PublicURL + "/oauth/callback".
 	PublicURL string `yaml:"public_url"`
 	// Listen is the public listener: OAuth callback, health, send endpoint.
-	Listen string    `yaml:"listen"`
-	Admin  Admin     `yaml:"admin"`
-	State  string    `yaml:"state_dir"`
-	Log    Log       `yaml:"log"`
-	MS     Microsoft `yaml:"microsoft"`
+	Listen string `yaml:"listen"`
+	Admin  Admin  `yaml:"admin"`
+	State  string `yaml:"state_dir"`
+	// StateBudget bounds the bytes of event bodies kept in state_dir: past
+	// it, the bodies of delivered events go first, oldest delivery first;
+	// their rows and ids stay until the webhook's retention. Bodies still
+	// to be delivered or replayed are never dropped. 0 drops a delivered
+	// body at the next housekeeping pass.
+	StateBudget int64     `yaml:"state_budget_bytes"`
+	Log         Log       `yaml:"log"`
+	MS          Microsoft `yaml:"microsoft"`
 	// Webhooks are the helpdesk endpoints events are delivered to.
 	Webhooks []Webhook `yaml:"webhooks"`
 	// Channels are the mailbox folders to sync.
@@ -264,6 +270,7 @@ const (
 	DefaultListen             = "127.0.0.1:8365"
 	DefaultAdminListen        = "127.0.0.1:8366"
 	DefaultStateDir           = "./data"
+	DefaultStateBudget        = 256 << 20
 	DefaultLoginURL           = "https://login.microsoftonline.com"
 	DefaultGraphURL           = "https://graph.microsoft.com"
 	DefaultPrompt             = "select_account"

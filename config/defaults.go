@@ -37,6 +37,9 @@ func (c *Config) setDefaults(isSet func(path string) bool) {
 	str(&c.Listen, "listen", DefaultListen)
 	str(&c.Admin.Listen, "admin.listen", DefaultAdminListen)
 	str(&c.State, "state_dir", DefaultStateDir)
+	if c.StateBudget == 0 && !isSet("state_budget_bytes") {
+		c.StateBudget = DefaultStateBudget
+	}
 	str(&c.Log.Level, "log.level", DefaultLogLevel)
 	str(&c.Log.Format, "log.format", DefaultLogFormat)
 	str(&c.MS.LoginURL, "microsoft.login_url", DefaultLoginURL)

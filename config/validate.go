@@ -82,6 +82,9 @@ func (v *validator) config(c *Config) {
 	if strings.TrimSpace(c.State) == "" {
 		v.fail("state_dir", "must not be empty", "name the directory for the database and key, such as ./data")
 	}
+	if c.StateBudget < 0 {
+		v.fail("state_budget_bytes", "must not be negative", "give the bytes of delivered event bodies to keep, such as 268435456 (256 MiB), or 0 to drop them once delivered")
+	}
 	v.oneOf("log.level", c.Log.Level, "debug", "info", "warn", "error")
 	v.oneOf("log.format", c.Log.Format, "text", "json")
 	v.microsoft(&c.MS)

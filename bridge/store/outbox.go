@@ -74,11 +74,20 @@ func (db *DB) EnqueueTx(ctx context.Context, tx *sql.Tx, e OutboxEvent) error {
 			e.EventID, e.Endpoint, e.Type, len(e.Body))
 	}
 	now := timeText(db.Now())
-	_, err := tx.ExecContext(ctx, `INSERT INTO outbox (event_id, endpoint, channel, type, body, next_attempt_at, created_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (event_id, endpoint) DO NOTHING`,
-		e.EventID, e.Endpoint, e.Channel, e.Type, e.Body, now, now)
+	var seq int64
+	err := tx.QueryRowContext(ctx, `INSERT INTO outbox (event_id, endpoint, channel, type, next_attempt_at, created_at)
+		VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (event_id, endpoint) DO NOTHING RETURNING seq`,
+		e.EventID, e.Endpoint, e.Channel, e.Type, now, now).Scan(&seq)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil // already queued: the first row and its body stay
+	}
 	if err != nil {
 		return fmt.Errorf("enqueue event %s: %w", e.EventID, err)
+	}
+	// The body is written once, in its own table: the outbox row's state
+	// changes do not rewrite it (migration 0007).
+	if _, err := tx.ExecContext(ctx, `INSERT INTO event_bodies (seq, body) VALUES (?, ?)`, seq, e.Body); err != nil {
+		return fmt.Errorf("enqueue event %s: store body: %w", e.EventID, err)
 	}
 	return nil
 }
@@ -103,8 +112,12 @@ var _ deliver.Queue = (*Outbox)(nil)
 // Outbox returns the outbox queue the dispatcher works over.
 func (db *DB) Outbox() *Outbox { return &Outbox{db: db} }
 
-const outboxColumns = `seq, event_id, endpoint, channel, type, state, attempts, next_attempt_at, created_at,
-	replayed_at, last_attempt_at, last_status, last_error, delivered_at`
+const outboxColumns = `o.seq, o.event_id, o.endpoint, o.channel, o.type, o.state, o.attempts, o.next_attempt_at, o.created_at,
+	o.replayed_at, o.last_attempt_at, o.last_status, o.last_error, o.delivered_at`
+
+// withBody is the body column and join for a query over outbox o; the body
+// is NULL (Row.Body nil) where it was dropped after delivery.
+const withBody = `, b.body FROM outbox o LEFT JOIN event_bodies b ON b.seq = o.seq`
 
 func scanOutbox(rows *sql.Rows, withBody bool) ([]deliver.Row, error) {
 	defer rows.Close()
@@ -148,13 +161,13 @@ func (q *Outbox) Due(ctx context.Context, endpoint string, now time.Time, limit 
 	var query string
 	var args []any
 	if ordered {
-		query = `SELECT ` + outboxColumns + `, body FROM outbox o
+		query = `SELECT ` + outboxColumns + withBody + `
 			WHERE o.seq IN (` + heads + `) AND o.next_attempt_at <= ? ORDER BY o.seq LIMIT ?`
 		args = []any{endpoint, timeText(now), limit}
 	} else {
 		// Walk pending rows in seq order (outbox_pending) and stop at limit;
 		// the unary + keeps the planner off outbox_due, which would sort.
-		query = `SELECT ` + outboxColumns + `, body FROM outbox o
+		query = `SELECT ` + outboxColumns + withBody + `
 			WHERE o.endpoint = ? AND o.state = 'pending' AND +o.next_attempt_at <= ? ORDER BY o.seq LIMIT ?`
 		args = []any{endpoint, timeText(now), limit}
 	}

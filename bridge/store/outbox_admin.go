@@ -51,12 +51,12 @@ func outboxWhere(f deliver.Filter) (string, []any) {
 
 // List implements deliver.Queue: rows matching f in enqueue order.
 func (q *Outbox) List(ctx context.Context, f deliver.Filter) ([]deliver.Row, error) {
-	cols := outboxColumns
+	from := outboxColumns + ` FROM outbox o`
 	if f.WithBody {
-		cols += ", body"
+		from = outboxColumns + withBody
 	}
 	where, args := outboxWhere(f)
-	query := `SELECT ` + cols + ` FROM outbox o` + where + ` ORDER BY o.seq`
+	query := `SELECT ` + from + where + ` ORDER BY o.seq`
 	if f.Limit > 0 {
 		query += ` LIMIT ?`
 		args = append(args, f.Limit)
@@ -113,7 +113,9 @@ func (q *Outbox) Replay(ctx context.Context, f deliver.Filter, now time.Time) (i
 	return int(n), nil
 }
 
-// Retire implements deliver.Queue.
+// Retire implements deliver.Queue: delivered rows past retention go, their
+// bodies with them (ON DELETE CASCADE); then, when the stored bodies exceed
+// the budget (DB.SetBodyBudget), the bodies of the oldest delivered rows (TrimBodies).
 func (q *Outbox) Retire(ctx context.Context, endpoint string, before time.Time) (int, error) {
 	res, err := q.db.write.ExecContext(ctx, `DELETE FROM outbox WHERE endpoint = ? AND state = 'delivered' AND delivered_at < ?`,
 		endpoint, timeText(before))
@@ -121,6 +123,9 @@ func (q *Outbox) Retire(ctx context.Context, endpoint string, before time.Time) 
 		return 0, fmt.Errorf("retire delivered outbox rows: %w", err)
 	}
 	n, _ := res.RowsAffected()
+	if _, _, err := q.db.TrimBodies(ctx, q.db.bodyBudget.Load()); err != nil {
+		return int(n), err
+	}
 	return int(n), nil
 }
 

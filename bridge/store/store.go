@@ -17,6 +17,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	_ "github.com/mattn/go-sqlite3" // registers the "sqlite3" driver
@@ -33,6 +34,8 @@ type DB struct {
 
 	// Now is the clock used for timestamps written by the store.
 	Now func() time.Time
+
+	bodyBudget atomic.Int64 // see SetBodyBudget
 }
 
 // Open opens (creating when missing, with mode 0600) the database at path,
@@ -67,6 +70,7 @@ func Open(ctx context.Context, path string) (*DB, error) {
 	read.SetMaxOpenConns(4)
 
 	db := &DB{path: path, write: write, read: read, Now: time.Now}
+	db.bodyBudget.Store(-1)
 	if err := db.checkWAL(ctx); err != nil {
 		db.Close()
 		return nil, err
