@@ -3,6 +3,7 @@ package bridge
 import (
 	"context"
 	"encoding/json"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -96,9 +97,10 @@ func TestDaemonEntraOutageResumes(t *testing.T) {
 	failed := func() int {
 		return rig.sim.Sim.EntraCounters().TokenRequests["refresh_token"]["temporarily_unavailable"]
 	}
-	if err := rig.sim.Sim.SetEntraOutage(&m365sim.EntraOutage{GrantType: "refresh_token", RetryAfter: 1}); err != nil {
+	if err := rig.sim.Sim.SetEntraOutage(&m365sim.EntraOutage{GrantType: "refresh_token", Status: http.StatusServiceUnavailable, RetryAfter: 1}); err != nil {
 		t.Fatal(err)
 	}
+	outageStart := time.Now()
 	// Two rounds' worth of failed refreshes (4 tries each), channel in error.
 	waitUntil(t, "8 failed refreshes and state error", 60*time.Second, func() bool {
 		return failed() >= 8 && state() == store.ChannelError
@@ -114,6 +116,11 @@ func TestDaemonEntraOutageResumes(t *testing.T) {
 		t.Fatalf("state during the outage after a restart = %s, want error", st)
 	}
 
+	// Entra stays down for at least 30 s in all (issue 12's scenario):
+	// deliberate pacing of the scenario, not a wait for the code under test.
+	if rest := 30*time.Second - time.Since(outageStart); rest > 0 {
+		time.Sleep(rest)
+	}
 	if err := rig.sim.Sim.SetEntraOutage(nil); err != nil {
 		t.Fatal(err)
 	}
