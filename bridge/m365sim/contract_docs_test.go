@@ -159,3 +159,85 @@ func TestContractSimMatchesDocumentedMailEndpoints(t *testing.T) {
 		}
 	})
 }
+
+// entraDocQuery parses a documented URL written one parameter per line.
+func entraDocQuery(t *testing.T, name string) url.Values {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("testdata", "entra", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, q, _ := strings.Cut(strings.Join(strings.Fields(string(b)), ""), "?")
+	v, err := url.ParseQuery(q)
+	if err != nil {
+		t.Fatalf("%s: %v", name, err)
+	}
+	return v
+}
+
+func TestContractSimMatchesDocumentedEntraEndpoints(t *testing.T) {
+	f := newEntraFixture(t, Options{}, nil)
+	// The documented request's parameters, with this sim's app, redirect
+	// URI and scopes in place of the sample's.
+	p := entraDocQuery(t, "authorize-request-docs.txt")
+	p.Set("client_id", f.seeded.ClientID)
+	p.Set("redirect_uri", DefaultRedirectURI)
+	p.Set("scope", testScopes)
+	t.Run("v2-oauth2-auth-code-flow.md successful response", func(t *testing.T) {
+		q := cloneValues(p)
+		q.Set("sim_auto", "1")
+		resp, _ := f.get(f.authorizeURL(DefaultTenantDomain, q))
+		got := f.redirectParams(resp)
+		for name := range entraDocQuery(t, "authorize-redirect-docs.txt") {
+			if got.Get(name) == "" {
+				t.Errorf("redirect lacks documented %s: %v", name, got)
+			}
+		}
+		if got.Get("state") != "12345" {
+			t.Errorf("state %q, documented: the request's", got.Get("state"))
+		}
+	})
+	t.Run("v2-oauth2-auth-code-flow.md error response", func(t *testing.T) {
+		q := cloneValues(p)
+		q.Set("sim_auto", "decline")
+		resp, _ := f.get(f.authorizeURL(DefaultTenantDomain, q))
+		got := f.redirectParams(resp)
+		want := entraDocQuery(t, "authorize-error-docs.txt")
+		for name := range want {
+			if got.Get(name) == "" {
+				t.Errorf("redirect lacks documented %s: %v", name, got)
+			}
+		}
+		if got.Get("error") != want.Get("error") || got.Get("code") != "" {
+			t.Errorf("error %q code %q, documented error=%s and no code", got.Get("error"), got.Get("code"), want.Get("error"))
+		}
+	})
+	t.Run("v2-protocols-oidc.md openid-configuration", func(t *testing.T) {
+		resp, body := f.get(f.srv.URL + "/" + DefaultTenantDomain + "/v2.0/.well-known/openid-configuration")
+		if resp.StatusCode != 200 || !strings.HasPrefix(resp.Header.Get("Content-Type"), "application/json") {
+			t.Fatalf("status %d %q: %s", resp.StatusCode, resp.Header.Get("Content-Type"), body)
+		}
+		var got map[string]any
+		if err := json.Unmarshal([]byte(body), &got); err != nil {
+			t.Fatal(err)
+		}
+		// The sample is "truncated for brevity": every documented property,
+		// same JSON kind; the sim's further ones (issuer, …) are allowed.
+		b, err := os.ReadFile(filepath.Join("testdata", "entra", "openid-configuration-docs.json"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var want any
+		if err := json.Unmarshal(b, &want); err != nil {
+			t.Fatal(err)
+		}
+		assertShape(t, "openid-configuration", got, want)
+		// Its jwks_uri answers with the keys.
+		jr, jb := f.get(got["jwks_uri"].(string))
+		var set struct{ Keys []map[string]any }
+		if jr.StatusCode != 200 || json.Unmarshal([]byte(jb), &set) != nil || len(set.Keys) == 0 {
+			t.Fatalf("jwks: %d %s", jr.StatusCode, jb)
+		}
+		wantShape(t, map[string]any{"keys": []any{set.Keys[0]}}, "jwks.json")
+	})
+}
