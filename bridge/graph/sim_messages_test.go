@@ -19,6 +19,9 @@ func TestSimMessagesAttachmentsMIME(t *testing.T) {
 		nm := m365sim.NewMessage{Folder: "Inbox/Support", Subject: fmt.Sprintf("m%d", i), From: "Cust <c@example.com>",
 			Body: "<p>hello</p>", HTML: true, Received: base.Add(time.Duration(i) * time.Hour)}
 		if i == 1 {
+			// Inline means shown by the HTML through cid: (the sim follows
+			// Exchange here, see m365sim/mime.go), so the body refers to it.
+			nm.Body = `<p>hello <img src="cid:logo@x"></p>`
 			nm.Attachments = []m365sim.NewAttachment{
 				{Name: "a.txt", ContentType: "text/plain", Content: "attachment body"},
 				{Name: "logo.png", ContentType: "image/png", Size: 3000, ContentID: "logo@x", Inline: true},
