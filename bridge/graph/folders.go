@@ -243,5 +243,11 @@ func (m *MailboxClient) GetFolder(ctx context.Context, id string) (Folder, error
 	if err := json.Unmarshal(res.body, &f); err != nil {
 		return Folder{}, fmt.Errorf("decode folder: %w", err)
 	}
+	if strings.TrimSpace(f.ID) == "" {
+		// Graph always returns the folder's id (GDC api/mailfolder-get.md);
+		// an answer without one is not a folder, and syncing it would read
+		// "/mailFolders//messages".
+		return Folder{}, fmt.Errorf("decode folder %q: Graph's answer has no folder id", id)
+	}
 	return f, nil
 }
