@@ -34,7 +34,7 @@ func TestAPIChannelsArchiveAndCounts(t *testing.T) {
 		if time.Now().After(deadline) {
 			t.Fatalf("post_done never reached 2: messages %+v, runner %+v", sales.Messages, sales.Sync)
 		}
-		time.Sleep(20 * time.Millisecond)
+		time.Sleep(20 * time.Millisecond) // pacing: the admin API is what tells, and it cannot push; the deadline is the safety net
 	}
 	if a := sales.Archive; a.Mode != "off" || a.Reason == "" || a.DecidedAt.IsZero() {
 		t.Errorf("archive = %+v, want mode off with its reason and decision time", a)

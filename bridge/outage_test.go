@@ -24,7 +24,7 @@ func waitUntil(t *testing.T, what string, deadline time.Duration, cond func() bo
 		if time.Now().After(end) {
 			t.Fatalf("timed out after %s waiting for %s", deadline, what)
 		}
-		time.Sleep(20 * time.Millisecond)
+		time.Sleep(20 * time.Millisecond) // pacing of a look at the sim's counters and the store, which cannot push
 	}
 }
 

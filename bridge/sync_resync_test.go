@@ -98,7 +98,7 @@ func TestDaemonResyncAfterStaleDeltaLink(t *testing.T) {
 		if summary == "" && time.Now().After(deadline) {
 			t.Fatalf("no resync round in the logs:\n%s", rig.logs.String())
 		}
-		time.Sleep(10 * time.Millisecond)
+		time.Sleep(10 * time.Millisecond) // pacing: the log is what tells; the deadline is the safety net
 	}
 	if !strings.Contains(rig.logs.String(), "syncStateNotFound") {
 		t.Errorf("the resync was not caused by a 410 syncStateNotFound:\n%s", rig.logs.String())
@@ -128,7 +128,7 @@ func TestDaemonResyncAfterStaleDeltaLink(t *testing.T) {
 		if time.Now().After(deadline) {
 			t.Fatalf("%d deliveries, want %d", posts, initial+queued)
 		}
-		time.Sleep(10 * time.Millisecond)
+		time.Sleep(10 * time.Millisecond) // pacing of a look at the receiver's count; the deadline is the safety net
 	}
 	events := rig.snapshot()
 	counters := rig.sim.Sim.Counters()

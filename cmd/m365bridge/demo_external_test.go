@@ -47,7 +47,7 @@ func waitOutput(t *testing.T, out, errOut *syncBuffer, done <-chan error, want s
 		if time.Now().After(deadline) {
 			t.Fatalf("demo never printed %q\nstdout:\n%s\nstderr:\n%s", want, out.String(), errOut.String())
 		}
-		time.Sleep(20 * time.Millisecond)
+		time.Sleep(20 * time.Millisecond) // pacing: the demo's output is what tells; the deadline is the safety net
 	}
 }
 

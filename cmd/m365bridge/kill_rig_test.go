@@ -298,7 +298,7 @@ func (rig *killRig) start() {
 		if time.Now().After(deadline) {
 			t.Fatalf("the daemon never became ready\n%s", rig.tail())
 		}
-		time.Sleep(5 * time.Millisecond)
+		time.Sleep(5 * time.Millisecond) // pacing: a child process can only be asked over HTTP whether it is up; the deadline is the safety net
 	}
 }
 
