@@ -74,6 +74,7 @@ type Daemon struct {
 	web       *web.Server
 	metrics   *metrics
 	sender    *sendWorker
+	links     *AttachmentLinks
 
 	mu      sync.Mutex               // guards cfg, endpoints and the maps below
 	runners map[string]*Runner       // channels that are running
@@ -128,6 +129,11 @@ func (d *Daemon) Start(ctx context.Context) (err error) {
 		return fmt.Errorf("load token key: %w", err)
 	}
 	d.vault = store.NewVault(d.db, keys)
+	linkKey, err := store.LoadLinkKey(d.cfg.State)
+	if err != nil {
+		return err
+	}
+	d.links = NewAttachmentLinks(linkKey, d.cfg.PublicURL, d.opts.Now)
 	names := make([]string, 0, len(d.cfg.Channels))
 	for _, ch := range d.cfg.Channels {
 		names = append(names, ch.Name)
@@ -174,6 +180,7 @@ func (d *Daemon) Start(ctx context.Context) (err error) {
 	d.web.Public.GET("/oauth/callback", d.auth.Callback)
 	d.sender = newSendWorker(d, d.opts.Send)
 	d.mountSend(d.web.Public)
+	d.mountAttachmentLinks(d.web.Public)
 	d.mountAdmin(d.web.Admin)
 	d.web.Admin.POST("/api/reload", d.apiReload)
 	d.web.Admin.POST("/api/endpoints/:name/test", d.apiTestWebhook)
@@ -239,6 +246,7 @@ func (d *Daemon) superviseChannel(ctx context.Context, ch config.Channel) error 
 				OnSyncResult: d.syncResultNotifier(ch.Name),
 				beforeBuild:  d.opts.beforeBuild,
 				Takes:        d.webhookTakes(ch.Webhook),
+				Links:        d.links,
 			})
 			d.mu.Lock()
 			d.runners[ch.Name] = r

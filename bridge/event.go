@@ -1,7 +1,9 @@
 package bridge
 
 import (
+	"crypto/sha256"
 	"encoding/base64"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"strings"
@@ -36,7 +38,14 @@ type EventSource struct {
 	Folder string
 	Policy ArchivePolicy
 	Now    time.Time
+	// Link, when set, gives an attachment's signed link and its expiry
+	// (AttachmentLinks.For); nil leaves events without links.
+	Link LinkFunc
 }
+
+// LinkFunc signs a link to one attachment of a message: the URL a receiver
+// fetches its bytes from, and when that stops working.
+type LinkFunc func(messageID, attachmentID, filename string) (url string, expires time.Time)
 
 // BuildMailEvent turns a Graph message (with its attachments in
 // msg.Attachments when it has any) into a version-1 mail event: mail.archived
@@ -72,7 +81,8 @@ func BuildMailEvent(src EventSource, msg *graph.Message, raw *webhooks.RawMIME) 
 			CustomerUnresolved: customer.source == "none",
 			CustomerRaw:        customer.raw,
 		},
-		Article: articleOf(msg, src.Channel.MaxAttachmentBytes),
+		Article: articleOf(msg, attachmentPolicy{
+			max: src.Channel.MaxAttachmentBytes, linkOnly: src.Channel.Attachments == config.AttachmentsLink, link: src.Link}),
 	}
 	if d.Ticket.CreatedAt.IsZero() {
 		d.Ticket.CreatedAt = src.Now.UTC()
@@ -137,7 +147,16 @@ var keptHeaders = map[string]bool{
 	"x-loop": true, "x-mailer": true, "x-ms-exchange-generated-message-source": true,
 }
 
-func articleOf(msg *graph.Message, maxAttachment int64) webhooks.Article {
+// attachmentPolicy is how a channel's attachments travel: inline up to
+// max bytes (never when linkOnly), each with a signed link when link is
+// set.
+type attachmentPolicy struct {
+	max      int64
+	linkOnly bool
+	link     LinkFunc
+}
+
+func articleOf(msg *graph.Message, pol attachmentPolicy) webhooks.Article {
 	a := webhooks.Article{
 		InternetMessageID: msg.InternetMessageID,
 		ConversationID:    msg.ConversationID,
@@ -190,17 +209,22 @@ func articleOf(msg *graph.Message, maxAttachment int64) webhooks.Article {
 	}
 	used := map[string]int{}
 	for i := range msg.Attachments {
-		a.Attachments = append(a.Attachments, attachmentOf(&msg.Attachments[i], maxAttachment, used))
+		a.Attachments = append(a.Attachments, attachmentOf(msg.ID, &msg.Attachments[i], pol, used))
 	}
 	return a
 }
 
-// attachmentOf inlines an attachment's content up to max bytes and lists
-// anything else with included: false and the reason. An item attachment
-// whose MIME the runner fetched (ContentBytes set) travels as a file:
-// message/rfc822 named after the attached subject with ".eml" (or its
-// iCalendar / vCard form). used keeps generated names unique.
-func attachmentOf(at *graph.Attachment, max int64, used map[string]int) webhooks.Attachment {
+// attachmentOf inlines an attachment's content up to pol.max bytes and
+// lists anything else with included: false and the reason. Every file and
+// item attachment carries a signed link (when pol.link is set), included
+// or not, so content left out here or later (fitEvent) stays reachable
+// (DESIGN.md invariant 8), and the SHA-256 of its content when it was
+// read. An item attachment whose MIME the runner fetched (ContentBytes
+// set) travels as a file: message/rfc822 named after the attached subject
+// with ".eml" (or its iCalendar / vCard form). used keeps generated names
+// unique.
+func attachmentOf(messageID string, at *graph.Attachment, pol attachmentPolicy, used map[string]int) webhooks.Attachment {
+	max := pol.max
 	out := webhooks.Attachment{
 		ContentType: at.ContentType,
 		Size:        at.Size,
@@ -217,20 +241,38 @@ func attachmentOf(at *graph.Attachment, max int64, used map[string]int) webhooks
 	if out.ContentType == "" {
 		out.ContentType = "application/octet-stream"
 	}
+	linked := pol.link != nil && at.ID != "" && messageID != "" && at.ODataType != graph.ReferenceAttachment
+	if linked {
+		u, exp := pol.link(messageID, at.ID, out.Filename)
+		out.URL, out.ExpiresAt = u, &exp
+	}
+	if at.ContentBytes != nil {
+		sum := sha256.Sum256(at.ContentBytes)
+		out.SHA256 = hex.EncodeToString(sum[:])
+	}
+	tooLarge := "larger than the channel's max_attachment_bytes (%d > %d)"
+	if linked {
+		tooLarge += ": fetch it from url"
+	}
 	switch {
 	case at.ODataType == graph.ReferenceAttachment:
 		out.Reason = "reference attachment: a link to a file in the cloud, it has no content in the message"
 	case at.ContentBytes == nil && at.ODataType == graph.ItemAttachment && at.Size > max:
-		out.Reason = fmt.Sprintf("attached message larger than the channel's max_attachment_bytes (%d > %d)", at.Size, max)
+		out.Reason = fmt.Sprintf("attached message "+tooLarge, at.Size, max)
 	case at.ContentBytes == nil && at.ODataType == graph.ItemAttachment:
 		out.Reason = "attached Outlook item: Microsoft Graph did not return its content"
 	case at.ContentBytes == nil && at.Size > max:
-		out.Reason = fmt.Sprintf("larger than the channel's max_attachment_bytes (%d > %d)", at.Size, max)
+		out.Reason = fmt.Sprintf(tooLarge, at.Size, max)
+	case at.ContentBytes == nil && linked:
+		out.Reason = "content not returned with the message: fetch it from url"
 	case at.ContentBytes == nil:
 		out.Reason = "content not returned by Microsoft Graph"
+	case pol.linkOnly && linked:
+		out.Size = int64(len(at.ContentBytes))
+		out.Reason = "the channel sends attachments by link (attachments: link): fetch it from url"
 	case int64(len(at.ContentBytes)) > max:
 		out.Size = int64(len(at.ContentBytes))
-		out.Reason = fmt.Sprintf("larger than the channel's max_attachment_bytes (%d > %d)", out.Size, max)
+		out.Reason = fmt.Sprintf(tooLarge, out.Size, max)
 	default:
 		out.Size = int64(len(at.ContentBytes))
 		out.Included = true

@@ -98,6 +98,9 @@ type RunnerConfig struct {
 	// rest (a filter changed underneath, a Runner built in Go). A
 	// mail.rejected notice is queued only when it is taken.
 	Takes func(typ string) bool
+	// Links, when set, signs the attachment links of the channel's events
+	// (EventSource.Link).
+	Links *AttachmentLinks
 	// MaxEventBytes bounds one encoded event (default and maximum
 	// webhooks.MaxEventBytes, 64 MiB: what webhooks.Receiver and
 	// `m365bridge receive` take): content is left out of a larger one (raw
@@ -237,6 +240,9 @@ func NewRunner(cfg RunnerConfig) *Runner {
 	}
 	if cfg.Channel.MaxAttachmentBytes <= 0 {
 		cfg.Channel.MaxAttachmentBytes = config.DefaultMaxAttachmentBytes
+	}
+	if cfg.Channel.AttachmentLinkTTL <= 0 {
+		cfg.Channel.AttachmentLinkTTL = config.DefaultAttachmentLinkTTL
 	}
 	if cfg.Channel.AfterImport.Action == "" {
 		cfg.Channel.AfterImport.Action = config.ActionKeep

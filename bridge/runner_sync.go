@@ -185,6 +185,9 @@ func (r *Runner) syncPage(ctx context.Context, src *EventSource, folderID, curso
 		}
 	}
 	src.Now = r.cfg.Now()
+	if r.cfg.Links != nil {
+		src.Link = r.cfg.Links.For(r.ch.Name, r.ch.AttachmentLinkTTL, src.Now)
+	}
 	stats, perr := r.processPage(ctx, *src, page)
 	page.Messages, page.Undecodable = nil, nil // committed: let the page go
 	return pageResult{page: page, stats: stats, err: perr}, nil
@@ -606,6 +609,9 @@ func fitEvent(typ string, now time.Time, d *webhooks.MailData, limit int64) ([]b
 	for _, i := range order {
 		a := &d.Article.Attachments[i]
 		a.Included, a.ContentBase64, a.Reason = false, "", reason
+		if a.URL != "" {
+			a.Reason += ": fetch it from url"
+		}
 		if body, err := encode(); err != nil || int64(len(body)) <= limit {
 			return body, err
 		}

@@ -185,6 +185,13 @@ type Channel struct {
 	// MaxAttachmentBytes: attachments larger than this are listed with
 	// included: false instead of being inlined.
 	MaxAttachmentBytes int64 `yaml:"max_attachment_bytes"`
+	// Attachments says how attachment content travels: inline (default;
+	// content_base64 up to max_attachment_bytes, a signed link above it)
+	// or link (never inline: every attachment by its signed link).
+	Attachments string `yaml:"attachments"`
+	// AttachmentLinkTTL is how long an attachment link works after the
+	// event was built.
+	AttachmentLinkTTL time.Duration `yaml:"attachment_link_ttl"`
 	// Send, when present and enabled, lets the helpdesk send replies through
 	// the mailbox (POST /v1/channels/{name}/messages on the public listener).
 	Send *ChannelSend `yaml:"send"`
@@ -221,6 +228,12 @@ type Mailbox struct {
 	Type    string `yaml:"type"` // user | shared
 	Address string `yaml:"address"`
 }
+
+// Channel attachments modes.
+const (
+	AttachmentsInline = "inline"
+	AttachmentsLink   = "link"
+)
 
 // Mailbox types.
 const (
@@ -283,11 +296,17 @@ const (
 	DefaultConcurrency        = 1
 	DefaultRetention          = 7 * 24 * time.Hour
 	DefaultMaxAttachmentBytes = 10 << 20
-	DefaultLogLevel           = "info"
-	DefaultLogFormat          = "text"
-	DefaultAfterImport        = ActionKeep
-	DefaultArchiveMode        = ArchiveAuto
-	DefaultContentType        = "application/json"
+	// DefaultAttachmentLinkTTL is how long an attachment link works.
+	DefaultAttachmentLinkTTL = 7 * 24 * time.Hour
+	// MinAttachmentLinkTTL and MaxAttachmentLinkTTL bound
+	// attachment_link_ttl.
+	MinAttachmentLinkTTL = time.Minute
+	MaxAttachmentLinkTTL = 90 * 24 * time.Hour
+	DefaultLogLevel      = "info"
+	DefaultLogFormat     = "text"
+	DefaultAfterImport   = ActionKeep
+	DefaultArchiveMode   = ArchiveAuto
+	DefaultContentType   = "application/json"
 	// MinPollInterval is the shortest poll_interval accepted.
 	MinPollInterval = 10 * time.Second
 )

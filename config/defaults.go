@@ -74,6 +74,8 @@ func (c *Config) setDefaults(isSet func(path string) bool) {
 		if ch.MaxAttachmentBytes == 0 && !isSet(p+".max_attachment_bytes") {
 			ch.MaxAttachmentBytes = DefaultMaxAttachmentBytes
 		}
+		str(&ch.Attachments, p+".attachments", AttachmentsInline)
+		dur(&ch.AttachmentLinkTTL, p+".attachment_link_ttl", DefaultAttachmentLinkTTL)
 		if ch.Send != nil && !ch.Send.Enabled && !isSet(p+".send.enabled") {
 			ch.Send.Enabled = true
 		}

@@ -43,6 +43,8 @@ func TestParseValidAppliesDefaults(t *testing.T) {
 		{"channel archive state", c.Channels[0].Archive.State, DefaultArchiveState},
 		{"channel webhook defaults to the only one", c.Channels[0].Webhook, "helpdesk"},
 		{"channel max_attachment_bytes", c.Channels[0].MaxAttachmentBytes, int64(DefaultMaxAttachmentBytes)},
+		{"channel attachments", c.Channels[0].Attachments, AttachmentsInline},
+		{"channel attachment_link_ttl", c.Channels[0].AttachmentLinkTTL, DefaultAttachmentLinkTTL},
 		{"redirect URI", c.RedirectURI(), "https://bridge.example.com/oauth/callback"},
 	}
 	for _, ck := range checks {

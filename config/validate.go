@@ -474,6 +474,14 @@ func (v *validator) channel(p string, ch *Channel) {
 	if ch.MaxAttachmentBytes < 0 {
 		v.fail(p+".max_attachment_bytes", "max_attachment_bytes must not be negative", "0 never inlines attachments")
 	}
+	switch ch.Attachments {
+	case AttachmentsInline, AttachmentsLink:
+	default:
+		v.fail(p+".attachments", fmt.Sprintf("unknown attachments mode %q", ch.Attachments), "inline (content in the event up to max_attachment_bytes, a link above) or link (every attachment by link)")
+	}
+	if ch.AttachmentLinkTTL < MinAttachmentLinkTTL || ch.AttachmentLinkTTL > MaxAttachmentLinkTTL {
+		v.fail(p+".attachment_link_ttl", fmt.Sprintf("attachment_link_ttl %s is outside %s to %s", ch.AttachmentLinkTTL, MinAttachmentLinkTTL, MaxAttachmentLinkTTL), "how long a receiver may fetch an attachment by its link; the default is 168h (7 days)")
+	}
 	if s := ch.Send; s != nil {
 		if s.Enabled && len(s.AllSecrets()) == 0 {
 			v.fail(p+".send.secret", "sending is enabled but no signing secret is set", "secret: ${SUPPORT_SEND_SECRET}, a whsec_ value the helpdesk signs send requests with")

@@ -207,7 +207,18 @@ type Attachment struct {
 	Included      bool   `json:"included"`
 	ContentBase64 string `json:"content_base64,omitempty"`
 	Reason        string `json:"reason,omitempty"`
-	URL           string `json:"url,omitempty"`
+	// URL is a signed link on the bridge's public listener that streams
+	// the attachment's bytes from the mailbox when fetched (a plain GET,
+	// no credentials: the link is the credential). It is set on every
+	// file and attached-item attachment, included or not, and works until
+	// ExpiresAt, across bridge restarts. A wrong or altered link answers
+	// 403, an expired one 410, content no longer in the mailbox 404.
+	URL       string     `json:"url,omitempty"`
+	ExpiresAt *time.Time `json:"expires_at,omitempty"`
+	// SHA256 is the hex SHA-256 of the content, when the bridge read it
+	// while building the event (absent when it did not: check the bytes
+	// you fetch against it when present).
+	SHA256 string `json:"sha256,omitempty"`
 	// Item marks an attached Outlook item (Graph itemAttachment), delivered
 	// as its MIME (message/rfc822), iCalendar or vCard form.
 	Item bool `json:"item,omitempty"`

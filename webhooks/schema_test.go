@@ -151,7 +151,9 @@ func sampleMail(archive bool) MailData {
 			Headers: []Header{{Name: "X-Mailer", Value: "Outlook"}},
 			Attachments: []Attachment{
 				{Filename: "logo.png", ContentType: "image/png", Size: 3, ContentID: "logo@x", Inline: true, Included: true, ContentBase64: "AAEC"},
-				{Filename: "big.zip", ContentType: "application/zip", Size: 50 << 20, Included: false, Reason: "too_large", URL: "https://bridge.example.com/a/1"},
+				{Filename: "big.zip", ContentType: "application/zip", Size: 50 << 20, Included: false, Reason: "too_large",
+					URL: "https://bridge.example.com/v1/attachments?channel=support&sig=x", ExpiresAt: &at,
+					SHA256: "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"},
 				{Filename: "Your order.eml", ContentType: "message/rfc822", Size: 3, Included: true, ContentBase64: "AAEC", Item: true},
 			},
 			RawMIME: &RawMIME{Included: true, Size: 3, ContentBase64: "AAEC", Reason: ""},

@@ -43,6 +43,12 @@ type call struct {
 	// sink, if set, receives a 2xx body as it streams (at most maxBytes).
 	sink     io.Writer
 	maxBytes int64 // cap on a 2xx body; 0 means Client.MaxResponseBytes
+	// onHeader, if set with sink, sees a 2xx answer's headers before its
+	// body goes to the sink (a proxy copies Content-Type and -Length).
+	onHeader func(http.Header)
+	// timeout, if set, replaces Client.RequestTimeout for each attempt
+	// (a streamed download of a large file).
+	timeout time.Duration
 	// no504Retry returns a 504 at once: delta shrinks its page size instead.
 	no504Retry bool
 	// slots is how many of the mailbox's in-flight slots the call holds
@@ -147,7 +153,11 @@ func (m *MailboxClient) attempt(ctx context.Context, cl call, requestID string) 
 	}
 	defer m.sem.Release(slots)
 
-	actx, cancel := context.WithTimeout(ctx, c.RequestTimeout)
+	timeout := c.RequestTimeout
+	if cl.timeout > 0 {
+		timeout = cl.timeout
+	}
+	actx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	var body io.Reader
 	if cl.body != nil {
@@ -196,6 +206,9 @@ func (m *MailboxClient) attempt(ctx context.Context, cl call, requestID string) 
 		limit = c.MaxResponseBytes
 	}
 	if cl.sink != nil {
+		if cl.onHeader != nil {
+			cl.onHeader(resp.Header)
+		}
 		n, err := io.Copy(cl.sink, io.LimitReader(resp.Body, limit))
 		if err == nil && n == limit {
 			// The sink holds exactly the cap; one more byte means too large.

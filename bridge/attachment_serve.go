@@ -1,0 +1,111 @@
+package bridge
+
+import (
+	"errors"
+	"fmt"
+	"mime"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/m365bridge/m365bridge/bridge/graph"
+)
+
+// mountAttachmentLinks serves attachment links on the public listener.
+func (d *Daemon) mountAttachmentLinks(e *echo.Echo) {
+	e.GET(AttachmentLinkPath, d.serveAttachment)
+}
+
+// serveAttachment answers a signed attachment link: it checks the
+// signature (constant time) and the expiry (the daemon's clock), then
+// streams the attachment from Graph's /attachments/{id}/$value to the
+// receiver as it arrives, nothing held in memory or written to disk, with
+// Content-Type, Content-Length (when Graph sent it) and
+// Content-Disposition. Refusals: 403 an altered or foreign link, 410 an
+// expired one, 404 a channel no longer configured or content no longer in
+// the mailbox, 503 a channel not connected or a passing Graph outage (with
+// Retry-After), 502 another Graph refusal.
+func (d *Daemon) serveAttachment(c echo.Context) error {
+	t, err := d.links.check(c.QueryParams())
+	switch {
+	case errors.Is(err, ErrLinkExpired):
+		return echo.NewHTTPError(http.StatusGone, err.Error())
+	case err != nil:
+		return echo.NewHTTPError(http.StatusForbidden, err.Error())
+	}
+	log := d.log.With("component", "attachments", "channel", t.Channel)
+	ch, ok := d.channel(t.Channel)
+	if !ok {
+		return echo.NewHTTPError(http.StatusNotFound, fmt.Sprintf("channel %q is no longer configured in bridge.yaml", t.Channel))
+	}
+	ctx := c.Request().Context()
+	st, err := d.db.ChannelState(ctx, ch.Name)
+	if err != nil {
+		return fmt.Errorf("read channel state: %w", err)
+	}
+	mb, ok := graphMailbox(ch, st.Account)
+	if !ok || st.Account.ObjectID == "" {
+		c.Response().Header().Set("Retry-After", "60")
+		return echo.NewHTTPError(http.StatusServiceUnavailable, fmt.Sprintf("channel %q is not connected; sign it in again (m365bridge auth %s), then retry", ch.Name, ch.Name))
+	}
+	client := d.graph.Mailbox(mb, d.auth.Source(ch.Name))
+
+	w := c.Response()
+	// A large file to a slow receiver outlasts the listener's write
+	// timeout; Graph's side is bounded by graph.StreamTimeout.
+	http.NewResponseController(w.Writer).SetWriteDeadline(time.Now().Add(graph.StreamTimeout))
+	onHeader := func(h http.Header) {
+		ct := h.Get("Content-Type")
+		if ct == "" {
+			ct = "application/octet-stream"
+		}
+		w.Header().Set("Content-Type", ct)
+		if n, err := strconv.ParseInt(h.Get("Content-Length"), 10, 64); err == nil && n >= 0 {
+			w.Header().Set("Content-Length", strconv.FormatInt(n, 10))
+		} else {
+			w.Header().Del("Content-Length")
+		}
+		name := t.Name
+		if name == "" {
+			name = "attachment"
+		}
+		w.Header().Set("Content-Disposition", mime.FormatMediaType("attachment", map[string]string{"filename": name}))
+		w.Header().Set("X-Content-Type-Options", "nosniff")
+		w.Header().Set("Cache-Control", "private, no-store")
+	}
+	n, err := client.StreamAttachment(ctx, t.Message, t.Attachment, w, onHeader)
+	if err == nil {
+		log.Debug("attachment served by link", "bytes", n)
+		return nil
+	}
+	if w.Committed {
+		// Bytes went out: the receiver must not take the short body for
+		// the whole file, so the connection is cut, not ended cleanly.
+		log.Warn("attachment stream broke off", "bytes", n, "err", err)
+		panic(http.ErrAbortHandler)
+	}
+	for _, k := range []string{"Content-Type", "Content-Length", "Content-Disposition", "Cache-Control", "X-Content-Type-Options"} {
+		w.Header().Del(k)
+	}
+	if ctx.Err() != nil {
+		return nil // the receiver went away
+	}
+	var ge *graph.Error
+	switch {
+	case errors.Is(err, graph.ErrItemNotFound):
+		return echo.NewHTTPError(http.StatusNotFound, "the attachment is no longer in the mailbox (the mail was deleted for good)")
+	case errors.As(err, &ge) && ge.Temporary():
+		c.Response().Header().Set("Retry-After", "30")
+		log.Warn("attachment by link: Graph unavailable", "err", err)
+		return echo.NewHTTPError(http.StatusServiceUnavailable, "Microsoft Graph is unavailable or throttling; retry later")
+	case errors.As(err, &ge):
+		log.Warn("attachment by link: Graph refused", "err", err)
+		return echo.NewHTTPError(http.StatusBadGateway, fmt.Sprintf("Microsoft Graph refused the attachment: %s", ge.Code))
+	default:
+		log.Warn("attachment by link failed", "err", err)
+		c.Response().Header().Set("Retry-After", "30")
+		return echo.NewHTTPError(http.StatusServiceUnavailable, "the attachment could not be read from the mailbox now; retry later")
+	}
+}
