@@ -33,10 +33,19 @@ const (
 	// maxRequestID bounds the webhook-id header of a send request (it is
 	// remembered for replay protection).
 	maxRequestID = 255
-	// SendIDHeader is set on every sent message; after an uncertain attempt
-	// the bridge looks for it in Sent Items before sending again.
+	// SendIDHeader is set on every new message the bridge sends, for the
+	// recipients' records. It is NOT how the bridge recognises its own mail:
+	// Exchange keeps no internet headers on the Sent Items copy; see
+	// SendPropertyID.
 	SendIDHeader = "X-M365Bridge-Send-Id"
 )
+
+// SendPropertyID is the MAPI named property (a single-value extended
+// property, String, in the bridge's own property set) every outgoing draft
+// carries with its send id. Exchange keeps it on the Sent Items copy, so
+// after an attempt whose outcome is unknown the worker finds the mail (or
+// the unsent draft) by it before it sends anything again.
+var SendPropertyID = graph.NamedStringProperty("{8c4e7c1a-5b0e-4d55-9b7e-2f6a1d3c9e42}", "M365BridgeSendId")
 
 // SendRequest is the body of POST /v1/channels/{name}/messages.
 type SendRequest struct {

@@ -124,9 +124,9 @@ func TestSendWithoutSendAsFailsWithGuidance(t *testing.T) {
 		t.Errorf("%d messages in Sent Items, want none", n)
 	}
 	// Not retried: failed is final in the store (no due query returns it)
-	// and Graph saw exactly one reply.
-	if got := rig.sim.Sim.Counters().ByKind["reply"]; got != 1 {
-		t.Errorf("Graph saw %d reply requests, want 1", got)
+	// and Graph saw exactly one send of the draft.
+	if got := rig.sim.Sim.Counters().ByKind["sendMail"]; got != 1 {
+		t.Errorf("Graph saw %d send requests, want 1", got)
 	}
 }
 

@@ -63,15 +63,15 @@ type MessageHeader struct {
 
 // MessageInfo is a message as tests see it.
 type MessageInfo struct {
-	ID                string          `json:"id"` // rest id (changes on move)
-	ImmutableID       string          `json:"immutableId"`
-	Subject           string          `json:"subject"`
-	IsRead            bool            `json:"isRead"`
-	Folder            string          `json:"folder"` // display path, e.g. Inbox/Support
-	FolderID          string          `json:"folderId"`
-	From              string          `json:"from"` // address
-	InternetMessageID string          `json:"internetMessageId"`
-	Received          time.Time       `json:"received"`
+	ID                string    `json:"id"` // rest id (changes on move)
+	ImmutableID       string    `json:"immutableId"`
+	Subject           string    `json:"subject"`
+	IsRead            bool      `json:"isRead"`
+	Folder            string    `json:"folder"` // display path, e.g. Inbox/Support
+	FolderID          string    `json:"folderId"`
+	From              string    `json:"from"` // address
+	InternetMessageID string    `json:"internetMessageId"`
+	Received          time.Time `json:"received"`
 	// Headers are the MIME headers as stored (the control API shows them
 	// even where Graph's internetMessageHeaders is empty, on Sent Items
 	// copies).

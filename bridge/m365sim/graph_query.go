@@ -19,9 +19,9 @@ type filterClause struct {
 	// properties (prop is then "singlevalueextendedproperties").
 	extID, extValue string
 	prop, op        string
-	str      string
-	t        time.Time
-	b        bool
+	str             string
+	t               time.Time
+	b               bool
 }
 
 type orderClause struct {
