@@ -168,7 +168,7 @@ func TestSendIdempotencyAndRejections(t *testing.T) {
 	for i := range many {
 		many[i] = fmt.Sprintf("r%d@example.com", i)
 	}
-	big := base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{'a'}, 3<<20+1))
+	big := base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{'a'}, maxSendAttachmentBytes+1))
 	tests := []struct {
 		name       string
 		answer     func() apiAnswer
@@ -196,12 +196,12 @@ func TestSendIdempotencyAndRejections(t *testing.T) {
 		{"bad address", func() apiAnswer {
 			return rig.send("support", "k-addr", map[string]any{"to": []any{map[string]string{"address": "carol"}}, "text": "x"})
 		}, 422, `"carol" is not a mail address`},
-		{"attachment over 3 MB", func() apiAnswer {
+		{"attachment over 35 MB", func() apiAnswer {
 			return rig.send("support", "k-big", map[string]any{"to": []any{"a@example.com"}, "text": "x",
 				"attachments": []any{map[string]any{"filename": "big.bin", "content_base64": big}}})
-		}, 413, "at most 3145728 bytes per attachment"},
-		{"attachments over 3 MB in total", func() apiAnswer {
-			half := base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{'a'}, 2<<20))
+		}, 413, "at most 35000000 bytes of attachments"},
+		{"attachments over 35 MB in total", func() apiAnswer {
+			half := base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{'a'}, maxSendAttachmentsTotal/2+100_000))
 			return rig.send("support", "k-total", map[string]any{"to": []any{"a@example.com"}, "text": "x",
 				"attachments": []any{map[string]any{"filename": "a.bin", "content_base64": half}, map[string]any{"filename": "b.bin", "content_base64": half}}})
 		}, 413, "the attachments total"},

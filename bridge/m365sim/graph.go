@@ -265,6 +265,11 @@ func (s *Sim) mailRoute(kind string, perm int, h graphHandler) http.Handler {
 		s.mu.Lock()
 		s.fileDueLocked()
 		s.mu.Unlock()
+		if fx.dropAfter {
+			h(&discardWriter{h: http.Header{}}, r, c)
+			dropConnection(w, r)
+			return
+		}
 		h(w, r, c)
 	})
 }
