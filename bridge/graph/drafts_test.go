@@ -5,6 +5,10 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
+	"io"
+	"net/http"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -95,4 +99,72 @@ func TestSimDraftUploadSendAndFindByProperty(t *testing.T) {
 	if a := infos[0].Attachments[0]; a.Name != "logs.bin" || a.SHA256 != hex.EncodeToString(sum[:]) {
 		t.Errorf("attachment %s (%d bytes) does not match what was uploaded", a.Name, a.Size)
 	}
+}
+
+// lossyUploads forwards every request; the answer of the n-th upload PUT
+// is replaced by a transport error after the sim has taken the bytes. It
+// also records whether any upload PUT carried an Authorization header.
+type lossyUploads struct {
+	base   http.RoundTripper
+	loseAt int
+
+	mu       sync.Mutex
+	puts     int
+	withAuth int
+}
+
+func (l *lossyUploads) RoundTrip(r *http.Request) (*http.Response, error) {
+	if r.Method != http.MethodPut || !strings.Contains(r.URL.Path, "/AttachmentSessions(") {
+		return l.base.RoundTrip(r)
+	}
+	l.mu.Lock()
+	l.puts++
+	n := l.puts
+	if r.Header.Get("Authorization") != "" {
+		l.withAuth++
+	}
+	l.mu.Unlock()
+	resp, err := l.base.RoundTrip(r)
+	if err == nil && n == l.loseAt {
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return nil, errors.New("connection reset (test: the answer was lost)")
+	}
+	return resp, err
+}
+
+// An upload whose chunk answer is lost resumes: the chunk is sent again,
+// the bytes the session already has are skipped, and the file arrives
+// whole. No upload PUT carries the Graph token.
+func TestSimUploadResumesAfterLostChunkAnswer(t *testing.T) {
+	srv, c, _ := startSim(t, m365sim.Options{}, nil)
+	lossy := &lossyUploads{base: http.DefaultTransport, loseAt: 2}
+	c.HTTP = &http.Client{Transport: lossy}
+	ctx := context.Background()
+	user := c.Mailbox(Mailbox{Address: agent}, tokensFor(t, srv, agent))
+	d, err := user.CreateDraft(ctx, OutgoingMessage{Subject: "big", Body: &ItemBody{ContentType: "text", Content: "x"}, ToRecipients: to("carol@example.com")}, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := bytes.Repeat([]byte("resumable-upload"), 10_000_000/16) // 4 chunks of 3 MiB
+	if err := user.AddAttachment(ctx, d.ID, Attachment{Name: "r.bin", ContentBytes: data}); err != nil {
+		t.Fatalf("upload with a lost answer: %v", err)
+	}
+	if lossy.puts != 5 || lossy.withAuth != 0 {
+		t.Errorf("%d PUTs (%d with Authorization); want 5 (4 chunks, one sent twice), none with Authorization", lossy.puts, lossy.withAuth)
+	}
+	drafts := srv.Sim.Messages(agent, "Drafts")
+	sum := sha256.Sum256(data)
+	if len(drafts) != 1 || len(drafts[0].Attachments) != 1 || drafts[0].Attachments[0].SHA256 != hex.EncodeToString(sum[:]) {
+		t.Fatalf("draft attachments %+v; want r.bin whole", drafts)
+	}
+	t.Run("under 3 MB is a POST", func(t *testing.T) {
+		before := lossy.puts
+		if err := user.AddAttachment(ctx, d.ID, Attachment{Name: "s.bin", ContentBytes: bytes.Repeat([]byte{1}, 2_000_000)}); err != nil {
+			t.Fatal(err)
+		}
+		if lossy.puts != before {
+			t.Errorf("a 2 MB file went through an upload session")
+		}
+	})
 }
