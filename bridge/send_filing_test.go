@@ -102,3 +102,35 @@ func TestSendAPI25MBAttachmentUploadSession(t *testing.T) {
 		t.Errorf("%d attachment create calls, want 1 createUploadSession", n)
 	}
 }
+
+// A sent draft whose copy never reaches Sent Items within Filing ends as
+// failed "unverified" with a fix, and is never sent a second time: at most
+// once, even when Exchange files later than the bridge waits.
+func TestSendFilingTimeoutIsUnverifiedNotResent(t *testing.T) {
+	rig := newSendRig(t, nil)
+	rig.stop()
+	opts := sendRigOptions()
+	opts.Filing = 300 * time.Millisecond
+	rig.start(opts)
+	md := rig.imported("never filed")
+	const support = "support@contoso.com"
+	rig.sim.Sim.SetSentItemsDelay(time.Hour)
+	if _, err := rig.sim.Sim.AddFault(m365sim.FaultRule{Method: http.MethodPost, Path: "**/send", Mailbox: support, DropAfter: true, Count: 1}); err != nil {
+		t.Fatal(err)
+	}
+	a := rig.send("support", "article-unfiled", map[string]any{"to": []any{"carol@example.com"}, "text": "Answer.", "reply_to_event_id": md.ID})
+	if a.status != http.StatusAccepted {
+		t.Fatalf("POST: %d %s", a.status, a.body)
+	}
+	st := rig.waitFinal("support", a.send.ID)
+	if st.Status != "failed" || st.Code != "unverified" || !strings.Contains(st.Fix, "Sent Items") {
+		t.Fatalf("status %+v, want failed unverified with a fix that says to look in Sent Items", st)
+	}
+	if n := rig.sim.Sim.Counters().ByKind["sendMail"]; n != 1 {
+		t.Errorf("Graph saw %d sends, want 1", n)
+	}
+	rig.sim.Sim.Advance(time.Hour)
+	if n := len(rig.sentWithID(support, a.send.ID)); n != 1 {
+		t.Errorf("%d copies in Sent Items once Exchange filed, want 1", n)
+	}
+}
