@@ -59,7 +59,8 @@ type SendOptions struct {
 	// Concurrency is the number of requests sent at once (default 4).
 	Concurrency int
 	// Hook, if set, is called at "accepted" (row committed, before the 202),
-	// "before-graph" (attempt committed), "after-graph" (the send call
+	// "before-graph" (attempt committed), "draft-complete" (the tagged draft
+	// is built and recorded, not sent yet), "after-graph" (the send call
 	// answered, outcome not yet stored) and "await-filing" (a sent draft's
 	// Sent Items copy was looked for and is not there yet; the row is
 	// rescheduled), with the send id. Crash tests block there.
@@ -337,6 +338,7 @@ func (w *sendWorker) attempt(ctx context.Context, j *sendJob, client *graph.Mail
 			j.log.Error("commit the complete draft", "err", err)
 			return
 		}
+		w.hook("draft-complete", j.row.ID)
 	}
 	err = client.SendDraft(ctx, draftID)
 	w.hook("after-graph", j.row.ID)
