@@ -72,6 +72,13 @@ func TestSendRetries(t *testing.T) {
 			if n := len(rig.sentWithID(support, a.send.ID)); n != tt.wantCopies {
 				t.Errorf("%d copies in Sent Items, want %d", n, tt.wantCopies)
 			}
+			if st.Status == "failed" {
+				for _, mi := range rig.sim.Sim.Messages(support, "Drafts") {
+					if mi.ExtendedProperties[SendPropertyID] == a.send.ID {
+						t.Errorf("the failed request left its draft in Drafts")
+					}
+				}
+			}
 		})
 	}
 }

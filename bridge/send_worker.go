@@ -273,6 +273,13 @@ func (w *sendWorker) process(ctx context.Context, row store.Send) {
 		}
 	}
 	if row.Attempts >= w.opts.MaxAttempts || expired {
+		if draftID != "" {
+			// The request fails: its unsent draft must not be sent later
+			// by someone who finds it in Drafts.
+			if err := client.DeleteDraft(ctx, draftID); err != nil {
+				j.log.Warn("delete the failed request's draft", "err", err)
+			}
+		}
 		w.finish(ctx, j, store.SendOutcome{State: store.SendFailed, Code: "retries_exhausted",
 			Reason: fmt.Sprintf("gave up after %d attempts: %s", row.Attempts, row.LastError),
 			Fix:    "check the channel on the status page and send again"})
@@ -328,7 +335,7 @@ func (w *sendWorker) attempt(ctx context.Context, j *sendJob, client *graph.Mail
 	if draftID == "" {
 		d, err := w.buildDraft(ctx, j, client, msg, from)
 		if err != nil {
-			w.failed(ctx, j, err, attempt, started, false)
+			w.failed(ctx, j, client, d.ID, err, attempt, started, false)
 			return
 		}
 		draftID, imid = d.ID, d.InternetMessageID
@@ -347,7 +354,7 @@ func (w *sendWorker) attempt(ctx context.Context, j *sendJob, client *graph.Mail
 		w.finish(ctx, j, store.SendOutcome{State: store.SendSent, InternetMessageID: imid})
 		return
 	}
-	w.failed(ctx, j, err, attempt, started, true)
+	w.failed(ctx, j, client, draftID, err, attempt, started, true)
 }
 
 // buildDraft creates the tagged draft (a reply draft when the answered
@@ -388,8 +395,10 @@ func (w *sendWorker) buildDraft(ctx context.Context, j *sendJob, client *graph.M
 }
 
 // failed stores a failed step: sending reports whether the send call
-// itself failed (the mail may then have gone out).
-func (w *sendWorker) failed(ctx context.Context, j *sendJob, err error, attempt int, started time.Time, sending bool) {
+// itself failed (the mail may then have gone out). A permanent failure
+// deletes the request's draft (draftID, if one was made), so nobody sends
+// it later from Drafts.
+func (w *sendWorker) failed(ctx context.Context, j *sendJob, client *graph.MailboxClient, draftID string, err error, attempt int, started time.Time, sending bool) {
 	now := w.d.opts.Now()
 	kind := classifySendError(err)
 	if !sending && kind == sendUncertain {
@@ -407,6 +416,11 @@ func (w *sendWorker) failed(ctx context.Context, j *sendJob, err error, attempt 
 	default:
 		code, reason, fix := sendGuidance(err, j.ch, j.account)
 		j.log.Error("send failed", "code", code, "reason", reason, "fix", fix)
+		if draftID != "" {
+			if derr := client.DeleteDraft(ctx, draftID); derr != nil {
+				j.log.Warn("delete the failed request's draft", "err", derr)
+			}
+		}
 		w.finish(ctx, j, store.SendOutcome{State: store.SendFailed, Code: code, Reason: reason, Fix: fix, LastError: err.Error()})
 	}
 }
