@@ -19,24 +19,42 @@ import (
 
 // Limits of a send request.
 const (
-	// maxSendAttachmentBytes is the decoded size of one attachment Graph
-	// takes inline (upload sessions are not implemented).
-	maxSendAttachmentBytes = graph.MaxAttachmentBytes
-	// maxSendAttachmentsTotal is the decoded size of all attachments: a
-	// Graph request body is limited to about 4 MB, and base64 grows 4/3.
-	maxSendAttachmentsTotal = graph.MaxAttachmentBytes
-	// maxSendBodyBytes caps the JSON request: the attachments in base64 plus
-	// room for the text and HTML bodies.
+	// maxSendAttachmentsTotal is the decoded size of all attachments of
+	// one request, and so of one attachment: 35 MB, Exchange Online's
+	// default maximum message size ("By default, this message size limit is
+	// 35 MB", GDC api-reference/v1.0/api/attachment-createuploadsession.md).
+	// Files under 3 MB go to Graph in one POST, larger ones through an
+	// upload session (Graph takes up to 150 MB per file, for tenants that
+	// raised the limit; the bridge holds a request in memory and in its
+	// store, so it stops at the default). A message over the mailbox's own
+	// limit fails at Exchange with ErrorMessageSizeExceeded and its fix.
+	maxSendAttachmentsTotal = 35_000_000
+	// maxSendAttachmentBytes is the decoded size of one attachment.
+	maxSendAttachmentBytes = maxSendAttachmentsTotal
+	// maxSendBodyBytes caps the JSON request: the attachments in base64
+	// (4/3 of their size) plus 2 MiB for the text and HTML bodies.
 	maxSendBodyBytes = maxSendAttachmentsTotal*4/3 + 2<<20
+	// maxAttachmentName bounds a filename (and keeps a small attachment's
+	// POST within Graph's 4 MB request limit).
+	maxAttachmentName = 255
 	// maxIdempotencyKey bounds the Idempotency-Key header.
 	maxIdempotencyKey = 255
 	// maxRequestID bounds the webhook-id header of a send request (it is
 	// remembered for replay protection).
 	maxRequestID = 255
-	// SendIDHeader is set on every sent message; after an uncertain attempt
-	// the bridge looks for it in Sent Items before sending again.
+	// SendIDHeader is set on every new message the bridge sends, for the
+	// recipients' records. It is NOT how the bridge recognises its own mail:
+	// Exchange keeps no internet headers on the Sent Items copy; see
+	// SendPropertyID.
 	SendIDHeader = "X-M365Bridge-Send-Id"
 )
+
+// SendPropertyID is the MAPI named property (a single-value extended
+// property, String, in the bridge's own property set) every outgoing draft
+// carries with its send id. Exchange keeps it on the Sent Items copy, so
+// after an attempt whose outcome is unknown the worker finds the mail (or
+// the unsent draft) by it before it sends anything again.
+var SendPropertyID = graph.NamedStringProperty("{8c4e7c1a-5b0e-4d55-9b7e-2f6a1d3c9e42}", "M365BridgeSendId")
 
 // SendRequest is the body of POST /v1/channels/{name}/messages.
 type SendRequest struct {
@@ -181,24 +199,27 @@ func (r *SendRequest) validate() error {
 		if strings.TrimSpace(a.Filename) == "" {
 			return badRequest(http.StatusUnprocessableEntity, "attachments[%d]: filename is required", i)
 		}
+		if len(a.Filename) > maxAttachmentName {
+			return badRequest(http.StatusUnprocessableEntity, "attachments[%d]: the filename is %d bytes; at most %d", i, len(a.Filename), maxAttachmentName)
+		}
 		if a.Inline && a.ContentID == "" {
 			return badRequest(http.StatusUnprocessableEntity, "attachments[%d] (%s): an inline attachment needs content_id, the cid: the HTML refers to", i, a.Filename)
 		}
 		size := base64.StdEncoding.DecodedLen(len(a.ContentBase64))
 		if size > maxSendAttachmentBytes+3 {
-			return badRequest(http.StatusRequestEntityTooLarge, "attachments[%d] (%s) is about %d bytes; Microsoft Graph takes at most %d bytes per attachment in one request (upload sessions are not supported)", i, a.Filename, size, maxSendAttachmentBytes)
+			return badRequest(http.StatusRequestEntityTooLarge, "attachments[%d] (%s) is about %d bytes; a request takes at most %d bytes of attachments (Exchange Online's default message size); send a link instead", i, a.Filename, size, maxSendAttachmentBytes)
 		}
 		data, err := base64.StdEncoding.DecodeString(a.ContentBase64)
 		if err != nil {
 			return badRequest(http.StatusBadRequest, "attachments[%d] (%s): content_base64 is not standard base64: %v", i, a.Filename, err)
 		}
 		if len(data) > maxSendAttachmentBytes {
-			return badRequest(http.StatusRequestEntityTooLarge, "attachments[%d] (%s) is %d bytes; Microsoft Graph takes at most %d bytes per attachment in one request (upload sessions are not supported)", i, a.Filename, len(data), maxSendAttachmentBytes)
+			return badRequest(http.StatusRequestEntityTooLarge, "attachments[%d] (%s) is %d bytes; a request takes at most %d bytes of attachments (Exchange Online's default message size); send a link instead", i, a.Filename, len(data), maxSendAttachmentBytes)
 		}
 		total += len(data)
 	}
 	if total > maxSendAttachmentsTotal {
-		return badRequest(http.StatusRequestEntityTooLarge, "the attachments total %d bytes; one Microsoft Graph request takes at most %d bytes of attachments (upload sessions are not supported)", total, maxSendAttachmentsTotal)
+		return badRequest(http.StatusRequestEntityTooLarge, "the attachments total %d bytes; a request takes at most %d bytes of attachments (Exchange Online's default message size); send links instead", total, maxSendAttachmentsTotal)
 	}
 	return nil
 }

@@ -87,7 +87,7 @@ func (d *Daemon) sendChannel(c echo.Context, maxBody int64) (config.Channel, []b
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
-			return ch, nil, echo.NewHTTPError(http.StatusRequestEntityTooLarge, fmt.Sprintf("the request body is over %d bytes; attachments are limited to %d bytes in total (Microsoft Graph's limit for one request)", maxBody, maxSendAttachmentsTotal))
+			return ch, nil, echo.NewHTTPError(http.StatusRequestEntityTooLarge, fmt.Sprintf("the request body is over %d bytes; attachments are limited to %d bytes in total (Exchange Online's default message size), base64-encoded in the JSON", maxBody, maxSendAttachmentsTotal))
 		}
 		return ch, nil, echo.NewHTTPError(http.StatusBadRequest, "read request body: "+err.Error())
 	}

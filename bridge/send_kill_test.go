@@ -30,13 +30,15 @@ type sendKillSetup struct {
 const hookLine = "SEND-HOOK "
 
 // Acceptance 4: kill -9 the daemon between accepting a reply and Graph's
-// answer, restart: the reply is sent exactly once. Three points: the row
+// answer, restart: the reply is sent exactly once. Four points: the row
 // committed but not answered yet (the helpdesk then retries the same key),
-// the attempt committed before the Graph call, and Graph's answer received
-// but the outcome not stored (the restart must find the mail in Sent Items
-// and not send it again).
+// the attempt committed before any Graph call, the tagged draft built and
+// recorded but not sent (the restart must find it in Drafts and send that
+// draft), and Graph's answer received but the outcome not stored (the
+// restart must find the mail in Sent Items by its extended property and not
+// send it again).
 func TestSendKillNineBetweenAcceptAndSend(t *testing.T) {
-	for _, stage := range []string{"accepted", "before-graph", "after-graph"} {
+	for _, stage := range []string{"accepted", "before-graph", "draft-complete", "after-graph"} {
 		t.Run(stage, func(t *testing.T) {
 			rig := newSendRig(t, nil)
 			md := rig.imported("kill " + stage)
@@ -141,6 +143,14 @@ func TestSendKillNineBetweenAcceptAndSend(t *testing.T) {
 			}
 			if stage == "after-graph" && !strings.Contains(rig.logs.String(), "not sending again") {
 				t.Errorf("the restart did not report finding the earlier attempt in Sent Items")
+			}
+			if stage == "draft-complete" {
+				if !strings.Contains(rig.logs.String(), "draft was not sent; sending it") {
+					t.Errorf("the restart did not send the earlier attempt's draft")
+				}
+				if n := len(rig.sim.Sim.Messages("support@contoso.com", "Drafts")); n != 0 {
+					t.Errorf("%d drafts left in Drafts, want none", n)
+				}
 			}
 		})
 	}

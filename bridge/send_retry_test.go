@@ -44,15 +44,15 @@ func TestSendRetries(t *testing.T) {
 		wantCopies   int
 	}{
 		{"500 on reply: checked, then sent once", map[string]any{"to": []any{"carol@example.com"}, "text": "a", "reply_to_event_id": md.ID},
-			func() { fault("**/reply", m365sim.FaultRule{Status: 500, Count: 1}) }, "sent", 2, "", 1},
+			func() { fault("**/send", m365sim.FaultRule{Status: 500, Count: 1}) }, "sent", 2, "", 1},
 		{"429 storm: retried on the schedule", map[string]any{"to": []any{"carol@example.com"}, "text": "b"},
-			func() { fault("**/sendMail", m365sim.FaultRule{Status: 429, Count: 10}) }, "sent", 2, "", 1},
+			func() { fault("**/send", m365sim.FaultRule{Status: 429, Count: 10}) }, "sent", 2, "", 1},
 		{"invalid recipient: failed at once", map[string]any{"to": []any{"carol@example.com"}, "text": "c"},
 			func() {
-				fault("**/sendMail", m365sim.FaultRule{Status: 400, Code: "ErrorInvalidRecipients", Message: "Recipient 'carol' is not resolved.", Count: 1})
+				fault("**/send", m365sim.FaultRule{Status: 400, Code: "ErrorInvalidRecipients", Message: "Recipient 'carol' is not resolved.", Count: 1})
 			}, "failed", 1, "ErrorInvalidRecipients", 0},
 		{"503 every time: retries end", map[string]any{"to": []any{"carol@example.com"}, "text": "d"},
-			func() { fault("**/sendMail", m365sim.FaultRule{Status: 503, Count: 18}) }, "failed", 3, "retries_exhausted", 0},
+			func() { fault("**/send", m365sim.FaultRule{Status: 503, Count: 18}) }, "failed", 3, "retries_exhausted", 0},
 	}
 	for i, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -71,6 +71,13 @@ func TestSendRetries(t *testing.T) {
 			}
 			if n := len(rig.sentWithID(support, a.send.ID)); n != tt.wantCopies {
 				t.Errorf("%d copies in Sent Items, want %d", n, tt.wantCopies)
+			}
+			if st.Status == "failed" {
+				for _, mi := range rig.sim.Sim.Messages(support, "Drafts") {
+					if mi.ExtendedProperties[SendPropertyID] == a.send.ID {
+						t.Errorf("the failed request left its draft in Drafts")
+					}
+				}
 			}
 		})
 	}

@@ -198,14 +198,14 @@ func (rig *sendRig) sendEvent(id string) (string, webhooks.SendData) {
 	return typ, sd
 }
 
-// sentWithID lists the mailbox's Sent Items carrying the send id header.
+// sentWithID lists the mailbox's Sent Items carrying the send id in the
+// bridge's extended property (the control API shows the properties;
+// Graph shows no internet headers on Sent Items copies).
 func (rig *sendRig) sentWithID(mailbox, id string) []m365sim.MessageInfo {
 	var out []m365sim.MessageInfo
 	for _, mi := range rig.sim.Sim.Messages(mailbox, "Sent Items") {
-		for _, h := range mi.Headers {
-			if strings.EqualFold(h.Name, SendIDHeader) && h.Value == id {
-				out = append(out, mi)
-			}
+		if mi.ExtendedProperties[SendPropertyID] == id {
+			out = append(out, mi)
 		}
 	}
 	return out

@@ -124,9 +124,9 @@ func TestSendWithoutSendAsFailsWithGuidance(t *testing.T) {
 		t.Errorf("%d messages in Sent Items, want none", n)
 	}
 	// Not retried: failed is final in the store (no due query returns it)
-	// and Graph saw exactly one reply.
-	if got := rig.sim.Sim.Counters().ByKind["reply"]; got != 1 {
-		t.Errorf("Graph saw %d reply requests, want 1", got)
+	// and Graph saw exactly one send of the draft.
+	if got := rig.sim.Sim.Counters().ByKind["sendMail"]; got != 1 {
+		t.Errorf("Graph saw %d send requests, want 1", got)
 	}
 }
 
@@ -168,7 +168,7 @@ func TestSendIdempotencyAndRejections(t *testing.T) {
 	for i := range many {
 		many[i] = fmt.Sprintf("r%d@example.com", i)
 	}
-	big := base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{'a'}, 3<<20+1))
+	big := base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{'a'}, maxSendAttachmentBytes+1))
 	tests := []struct {
 		name       string
 		answer     func() apiAnswer
@@ -196,12 +196,12 @@ func TestSendIdempotencyAndRejections(t *testing.T) {
 		{"bad address", func() apiAnswer {
 			return rig.send("support", "k-addr", map[string]any{"to": []any{map[string]string{"address": "carol"}}, "text": "x"})
 		}, 422, `"carol" is not a mail address`},
-		{"attachment over 3 MB", func() apiAnswer {
+		{"attachment over 35 MB", func() apiAnswer {
 			return rig.send("support", "k-big", map[string]any{"to": []any{"a@example.com"}, "text": "x",
 				"attachments": []any{map[string]any{"filename": "big.bin", "content_base64": big}}})
-		}, 413, "at most 3145728 bytes per attachment"},
-		{"attachments over 3 MB in total", func() apiAnswer {
-			half := base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{'a'}, 2<<20))
+		}, 413, "at most 35000000 bytes of attachments"},
+		{"attachments over 35 MB in total", func() apiAnswer {
+			half := base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{'a'}, maxSendAttachmentsTotal/2+100_000))
 			return rig.send("support", "k-total", map[string]any{"to": []any{"a@example.com"}, "text": "x",
 				"attachments": []any{map[string]any{"filename": "a.bin", "content_base64": half}, map[string]any{"filename": "b.bin", "content_base64": half}}})
 		}, 413, "the attachments total"},

@@ -4,11 +4,17 @@ package bridge
 // store and sends them through the channel's mailbox, at most Concurrency
 // at a time (the Graph client holds each mailbox to 4 requests in flight).
 //
-// Sending is not idempotent at Graph, so every attempt is committed as
-// 'sending' before the call. A row found in 'sending' (after a crash, a lost
-// answer or a 5xx) is only sent again once the mailbox's Sent Items show no
-// message with its X-M365Bridge-Send-Id header: kill -9 between acceptance
-// and the answer from Graph still yields exactly one mail.
+// Sending is not idempotent at Graph, so every attempt is committed before
+// any call. An attempt creates a draft tagged with the send id in a MAPI
+// named property (SendPropertyID), attaches the files (upload sessions for
+// large ones), records that the draft is complete, and sends the draft by
+// id. Any later attempt first looks for the tag: in Sent Items, the mail
+// went out (done); in Drafts, complete, it was not sent (send that draft);
+// in Drafts, unfinished, it is deleted and built again; nowhere although it
+// was complete, Exchange took it and has not filed the copy yet, so the
+// worker waits (Filing) and never sends again. Internet headers cannot
+// serve: Exchange keeps none on the Sent Items copy. kill -9 anywhere
+// between acceptance and Graph's answer still yields exactly one mail.
 
 import (
 	"context"
@@ -42,14 +48,22 @@ type SendOptions struct {
 	// (default 24h after acceptance).
 	MaxAge time.Duration
 	// Recheck is how long after an attempt whose outcome is unknown the
-	// mailbox's Sent Items are searched before sending again (default 2m:
-	// Exchange can take a moment to file the copy).
+	// mailbox's Sent Items and Drafts are searched before anything is sent
+	// again, and how often while a sent draft's copy is awaited (default 2m).
 	Recheck time.Duration
+	// Filing is how long after a send Exchange may take to file the Sent
+	// Items copy: a draft that left Drafts without a copy in Sent Items is
+	// looked for until then, never sent again, and reported unverified
+	// after it (default 30m).
+	Filing time.Duration
 	// Concurrency is the number of requests sent at once (default 4).
 	Concurrency int
 	// Hook, if set, is called at "accepted" (row committed, before the 202),
-	// "before-graph" (attempt committed) and "after-graph" (Graph answered,
-	// outcome not yet stored), with the send id. Crash tests block there.
+	// "before-graph" (attempt committed), "draft-complete" (the tagged draft
+	// is built and recorded, not sent yet), "after-graph" (the send call
+	// answered, outcome not yet stored) and "await-filing" (a sent draft's
+	// Sent Items copy was looked for and is not there yet; the row is
+	// rescheduled), with the send id. Crash tests block there.
 	Hook func(stage, sendID string)
 }
 
@@ -69,14 +83,13 @@ func (o *SendOptions) defaults() {
 	if o.Recheck <= 0 {
 		o.Recheck = 2 * time.Minute
 	}
+	if o.Filing <= 0 {
+		o.Filing = 30 * time.Minute
+	}
 	if o.Concurrency <= 0 {
 		o.Concurrency = 4
 	}
 }
-
-// sentSearchSlack widens the Sent Items search before an attempt's start,
-// for clock differences between this host and Exchange.
-const sentSearchSlack = 5 * time.Minute
 
 // sendWorker sends accepted requests; see the file comment.
 type sendWorker struct {
@@ -211,50 +224,106 @@ func (w *sendWorker) process(ctx context.Context, row store.Send) {
 	j.target = w.replyTarget(ctx, j)
 	client := w.d.graph.Mailbox(mb, w.d.auth.Source(ch.Name))
 
-	if row.State == store.SendSending {
-		// The last attempt may have gone out: look before sending again.
-		m, err := client.FindSent(ctx, SendIDHeader, row.ID, row.AttemptStartedAt.Add(-sentSearchSlack))
+	draftID := ""
+	if row.Attempts > 0 {
+		// An earlier attempt may have sent the mail, or left a draft: look
+		// by the send property (Exchange keeps it; it keeps no internet
+		// headers on the Sent Items copy) before anything is sent again.
+		found, where, err := w.lookup(ctx, client, row.ID)
 		switch {
 		case err != nil && expired:
 			w.finish(ctx, j, store.SendOutcome{State: store.SendFailed, Code: "unverified",
-				Reason: "an attempt's outcome is unknown and Sent Items could not be searched: " + err.Error(),
+				Reason: "an earlier attempt's outcome is unknown and the mailbox could not be searched: " + err.Error(),
 				Fix:    "look in the mailbox's Sent Items for the message before sending it again"})
 			return
 		case err != nil:
-			w.retry(ctx, j, store.SendSending, now.Add(w.delay(row.Attempts)), "search Sent Items: "+err.Error())
+			w.retry(ctx, j, row.State, now.Add(w.delay(row.Attempts)), "search Sent Items and Drafts: "+err.Error())
 			return
-		case m != nil:
-			j.log.Info("an earlier attempt was sent; not sending again", "internet_message_id", m.InternetMessageID)
-			w.finish(ctx, j, store.SendOutcome{State: store.SendSent, InternetMessageID: m.InternetMessageID})
+		case where == "sentitems":
+			j.log.Info("an earlier attempt was sent; not sending again", "internet_message_id", found.InternetMessageID)
+			w.finish(ctx, j, store.SendOutcome{State: store.SendSent, InternetMessageID: found.InternetMessageID})
 			return
+		case where == "drafts" && row.Method == methodSend:
+			// Complete, and still a draft: Exchange did not take it.
+			draftID = found.ID
+			j.log.Info("an earlier attempt's draft was not sent; sending it", "attempts", row.Attempts)
+		case where == "drafts":
+			// The attempt stopped while building the draft: it may lack an
+			// attachment. It was never sent; start again from a new one.
+			if err := client.DeleteDraft(ctx, found.ID); err != nil {
+				w.retry(ctx, j, row.State, now.Add(w.delay(row.Attempts)), "delete an unfinished draft: "+err.Error())
+				return
+			}
+		case row.Method == methodSend:
+			// The complete draft left Drafts and no copy is in Sent Items
+			// yet: Exchange took it and files the copy later. Wait for it;
+			// never send again.
+			if now.Before(row.AttemptStartedAt.Add(w.opts.Filing)) {
+				j.log.Info("the draft was sent; waiting for its Sent Items copy", "attempts", row.Attempts)
+				w.retry(ctx, j, store.SendSending, now.Add(w.opts.Recheck), "sent; waiting for the Sent Items copy")
+				w.hook("await-filing", row.ID)
+				return
+			}
+			w.finish(ctx, j, store.SendOutcome{State: store.SendFailed, Code: "unverified",
+				Reason: fmt.Sprintf("the draft left Drafts (so Exchange most likely sent it) but no copy reached Sent Items within %s", w.opts.Filing),
+				Fix:    "look in the mailbox's Sent Items (and Outbox) before sending the message again"})
+			return
+		default:
+			j.log.Info("an earlier attempt left no draft and no sent mail; sending again", "attempts", row.Attempts)
 		}
-		j.log.Info("an earlier attempt is not in Sent Items; sending again", "attempts", row.Attempts)
 	}
 	if row.Attempts >= w.opts.MaxAttempts || expired {
+		if draftID != "" {
+			// The request fails: its unsent draft must not be sent later
+			// by someone who finds it in Drafts.
+			if err := client.DeleteDraft(ctx, draftID); err != nil {
+				j.log.Warn("delete the failed request's draft", "err", err)
+			}
+		}
 		w.finish(ctx, j, store.SendOutcome{State: store.SendFailed, Code: "retries_exhausted",
 			Reason: fmt.Sprintf("gave up after %d attempts: %s", row.Attempts, row.LastError),
 			Fix:    "check the channel on the status page and send again"})
 		return
 	}
-	w.attempt(ctx, j, client)
+	w.attempt(ctx, j, client, draftID)
 }
 
-// attempt commits one attempt, calls Graph and stores what came of it.
-func (w *sendWorker) attempt(ctx context.Context, j *sendJob, client *graph.MailboxClient) {
+// Send methods stored with an attempt (store.Send.Method): the draft is
+// being built, or it is complete and its send was (or is about to be)
+// called.
+const (
+	methodDraft = "draft"
+	methodSend  = "send"
+)
+
+// lookup finds the message tagged with the send id: in Sent Items (sent),
+// else in Drafts (not sent). where is "sentitems", "drafts" or "".
+func (w *sendWorker) lookup(ctx context.Context, client *graph.MailboxClient, id string) (*graph.Draft, string, error) {
+	for _, folder := range []string{"sentitems", "drafts"} {
+		m, err := client.FindByProperty(ctx, folder, SendPropertyID, id)
+		if err != nil || m != nil {
+			return m, folder, err
+		}
+	}
+	return nil, "", nil
+}
+
+// attempt commits one attempt, builds the draft (unless draftID is an
+// earlier complete one), sends it by id and stores what came of it.
+func (w *sendWorker) attempt(ctx context.Context, j *sendJob, client *graph.MailboxClient, draftID string) {
 	msg, err := j.req.outgoing(j.row.ID)
 	if err != nil {
 		w.finish(ctx, j, store.SendOutcome{State: store.SendFailed, Code: "bad_request", Reason: err.Error(), Fix: "send the request again"})
 		return
 	}
-	target := j.target
 	var from *graph.Recipient
 	if j.mailbox.Shared {
 		from = &graph.Recipient{EmailAddress: graph.EmailAddress{Address: j.ch.Mailbox.Address}}
 	}
 	attempt, started := j.row.Attempts+1, w.d.opts.Now()
-	method := "sendMail"
-	if target != "" {
-		method = "reply"
+	method := methodDraft
+	if draftID != "" {
+		method = methodSend
 	}
 	if err := w.d.db.MarkSending(context.WithoutCancel(ctx), j.row.ID, attempt, method, started, started.Add(w.opts.Recheck)); err != nil {
 		j.log.Error("commit send attempt", "err", err)
@@ -262,40 +331,96 @@ func (w *sendWorker) attempt(ctx context.Context, j *sendJob, client *graph.Mail
 	}
 	j.row.Attempts, j.row.State = attempt, store.SendSending
 	w.hook("before-graph", j.row.ID)
-	if target != "" {
-		err = client.Reply(ctx, target, msg, from)
-		if errors.Is(err, graph.ErrItemNotFound) {
-			// The original is gone (deleted, or moved out of reach):
-			// nothing was sent, so send it as a new message.
-			j.log.Warn("the answered message no longer exists; sending without Graph threading", "message_id", target)
-			target, method = "", "sendMail"
+	imid := ""
+	if draftID == "" {
+		d, err := w.buildDraft(ctx, j, client, msg, from)
+		if err != nil {
+			w.failed(ctx, j, client, d.ID, err, attempt, started, false)
+			return
 		}
+		draftID, imid = d.ID, d.InternetMessageID
+		// The draft is complete: from now on an attempt that finds it in
+		// Drafts sends it, and one that finds it nowhere waits for Sent Items.
+		if err := w.d.db.MarkSending(context.WithoutCancel(ctx), j.row.ID, attempt, methodSend, started, started.Add(w.opts.Recheck)); err != nil {
+			j.log.Error("commit the complete draft", "err", err)
+			return
+		}
+		w.hook("draft-complete", j.row.ID)
 	}
-	if target == "" {
-		msg.InternetMessageHeaders = append(msg.InternetMessageHeaders, j.req.plainThreadHeaders()...)
-		err = client.SendMailFrom(ctx, msg, from, true)
-	}
+	err = client.SendDraft(ctx, draftID)
 	w.hook("after-graph", j.row.ID)
-	now := w.d.opts.Now()
 	if err == nil {
-		imid := ""
-		if m, ferr := client.FindSent(ctx, SendIDHeader, j.row.ID, started.Add(-sentSearchSlack)); ferr == nil && m != nil {
-			imid = m.InternetMessageID
-		}
-		j.log.Info("mail sent", "method", method, "attempt", attempt)
+		j.log.Info("mail sent", "attempt", attempt, "attachments", len(msg.Attachments))
 		w.finish(ctx, j, store.SendOutcome{State: store.SendSent, InternetMessageID: imid})
 		return
 	}
-	switch classifySendError(err) {
+	w.failed(ctx, j, client, draftID, err, attempt, started, true)
+}
+
+// buildDraft creates the tagged draft (a reply draft when the answered
+// message is known), fills it in and attaches the files.
+func (w *sendWorker) buildDraft(ctx context.Context, j *sendJob, client *graph.MailboxClient, msg graph.OutgoingMessage, from *graph.Recipient) (graph.Draft, error) {
+	props := []graph.ExtendedProperty{{ID: SendPropertyID, Value: j.row.ID}}
+	atts := msg.Attachments
+	var d graph.Draft
+	var err error
+	if j.target != "" {
+		d, err = client.CreateReplyDraft(ctx, j.target, props)
+		if errors.Is(err, graph.ErrItemNotFound) {
+			// The original is gone (deleted, or moved out of reach):
+			// send it as a new message.
+			j.log.Warn("the answered message no longer exists; sending without Graph threading", "message_id", j.target)
+			j.target, err = "", nil
+		} else if err == nil {
+			reply := msg
+			reply.InternetMessageHeaders = nil // settable only when a message is created
+			if err = client.UpdateDraft(ctx, d.ID, reply, from); err != nil {
+				return d, err
+			}
+		}
+	}
+	if j.target == "" && err == nil {
+		msg.InternetMessageHeaders = append(msg.InternetMessageHeaders, j.req.plainThreadHeaders()...)
+		d, err = client.CreateDraft(ctx, msg, from, props)
+	}
+	if err != nil {
+		return d, err
+	}
+	for _, a := range atts {
+		if err := client.AddAttachment(ctx, d.ID, a); err != nil {
+			return d, err
+		}
+	}
+	return d, nil
+}
+
+// failed stores a failed step: sending reports whether the send call
+// itself failed (the mail may then have gone out). A permanent failure
+// deletes the request's draft (draftID, if one was made), so nobody sends
+// it later from Drafts.
+func (w *sendWorker) failed(ctx context.Context, j *sendJob, client *graph.MailboxClient, draftID string, err error, attempt int, started time.Time, sending bool) {
+	now := w.d.opts.Now()
+	kind := classifySendError(err)
+	if !sending && kind == sendUncertain {
+		// Nothing was sent while the draft was built; the next attempt
+		// finds an unfinished draft and starts it again.
+		kind = sendNotProcessed
+	}
+	switch kind {
 	case sendNotProcessed:
-		j.log.Warn("Graph did not process the send; retrying later", "attempt", attempt, "err", err)
+		j.log.Warn("Graph did not send the message; retrying later", "attempt", attempt, "err", err)
 		w.retry(ctx, j, store.SendQueued, now.Add(w.delay(attempt)), err.Error())
 	case sendUncertain:
-		j.log.Warn("the send's outcome is unknown; Sent Items are checked before any new attempt", "attempt", attempt, "err", err)
+		j.log.Warn("the send's outcome is unknown; Sent Items and Drafts are searched before any new attempt", "attempt", attempt, "err", err)
 		w.retry(ctx, j, store.SendSending, started.Add(w.opts.Recheck), err.Error())
 	default:
 		code, reason, fix := sendGuidance(err, j.ch, j.account)
 		j.log.Error("send failed", "code", code, "reason", reason, "fix", fix)
+		if draftID != "" {
+			if derr := client.DeleteDraft(ctx, draftID); derr != nil {
+				j.log.Warn("delete the failed request's draft", "err", derr)
+			}
+		}
 		w.finish(ctx, j, store.SendOutcome{State: store.SendFailed, Code: code, Reason: reason, Fix: fix, LastError: err.Error()})
 	}
 }

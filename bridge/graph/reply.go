@@ -1,9 +1,10 @@
 package graph
 
-// Replies and send verification: reply to a message so Outlook threads the
-// answer (Graph sets In-Reply-To and References, which internetMessageHeaders
-// cannot), send with an explicit from (a shared mailbox's Send As), and find
-// a sent message again by a custom header after an uncertain attempt.
+// Replies: reply to a message so Outlook threads the answer (Graph sets
+// In-Reply-To and References, which internetMessageHeaders cannot), and send
+// with an explicit from (a shared mailbox's Send As). Finding a sent message
+// again is drafts.go's FindByProperty: Sent Items copies carry no internet
+// headers.
 
 import (
 	"context"
@@ -12,7 +13,6 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
-	"time"
 )
 
 // MaxAttachmentBytes is the largest attachment Graph takes inline in one
@@ -129,38 +129,4 @@ func (m *MailboxClient) Reply(ctx context.Context, messageID string, msg Outgoin
 		return fmt.Errorf("reply: %w", err)
 	}
 	return nil
-}
-
-// findSentPages bounds the Sent Items pages FindSent reads (50 each).
-const findSentPages = 10
-
-// FindSent looks in the mailbox's Sent Items, among messages sent at or
-// after since (newest first, at most 500), for one whose internet message
-// header name has value (case-insensitive name, exact value). It returns
-// nil and no error when none matches. After an attempt whose outcome is
-// unknown (a crash, a lost answer) this tells whether the mail went out.
-func (m *MailboxClient) FindSent(ctx context.Context, name, value string, since time.Time) (*Message, error) {
-	q := url.Values{
-		"$filter":  {"sentDateTime ge " + since.UTC().Format(time.RFC3339)},
-		"$orderby": {"sentDateTime desc"},
-		"$select":  {"id,internetMessageId,subject,sentDateTime,internetMessageHeaders"},
-		"$top":     {"50"},
-	}
-	link := m.url("/mailFolders/sentitems/messages", q)
-	for range findSentPages {
-		page, err := m.ListMessages(ctx, "", ListOptions{Cursor: link})
-		if err != nil {
-			return nil, fmt.Errorf("find sent message: %w", err)
-		}
-		for i := range page.Messages {
-			if v, ok := page.Messages[i].Header(name); ok && strings.TrimSpace(v) == value {
-				return &page.Messages[i], nil
-			}
-		}
-		if page.NextLink == "" {
-			return nil, nil
-		}
-		link = page.NextLink
-	}
-	return nil, nil
 }

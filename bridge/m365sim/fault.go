@@ -40,6 +40,10 @@ type FaultRule struct {
 	Latency time.Duration `json:"-"`
 	// Drop closes the connection without an answer.
 	Drop bool `json:"drop,omitempty"`
+	// DropAfter lets the request take effect, then closes the connection
+	// without the answer: the client's view of a timeout after the service
+	// accepted the request.
+	DropAfter bool `json:"dropAfter,omitempty"`
 	// MaxPageSize makes the rule fire only for list and delta requests
 	// whose page size (Prefer odata.maxpagesize, else $top, else 10)
 	// exceeds it; the answer is 504 unless Status says otherwise.
@@ -61,7 +65,7 @@ type faultRule struct {
 	re *regexp.Regexp
 }
 
-type faultEffect struct{ emptyPage bool }
+type faultEffect struct{ emptyPage, dropAfter bool }
 
 // globRegexp turns a path glob into an anchored regular expression.
 func globRegexp(glob string) (*regexp.Regexp, error) {
@@ -223,7 +227,7 @@ func (s *Sim) applyFaults(w http.ResponseWriter, r *http.Request, mailbox string
 		writeGraphError(w, r, status, code, msg)
 		return fx, true
 	}
-	fx.emptyPage = f.EmptyPage
+	fx.emptyPage, fx.dropAfter = f.EmptyPage, f.DropAfter
 	return fx, false
 }
 
@@ -255,3 +259,10 @@ func dropConnection(w http.ResponseWriter, r *http.Request) {
 	}
 	panic(http.ErrAbortHandler)
 }
+
+// discardWriter takes a handler's answer and drops it (FaultRule.DropAfter).
+type discardWriter struct{ h http.Header }
+
+func (d *discardWriter) Header() http.Header         { return d.h }
+func (d *discardWriter) Write(b []byte) (int, error) { return len(b), nil }
+func (d *discardWriter) WriteHeader(int)             {}

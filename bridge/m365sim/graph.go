@@ -36,6 +36,12 @@ type graphState struct {
 	// page answered issues one and advances the folder's generation; a
 	// token deltaCache generations old answers 410. 0: no limit.
 	deltaCache int
+	// sentDelay is Options.SentItemsDelay; pending holds the Sent Items
+	// copies not filed yet (graph_drafts.go).
+	sentDelay time.Duration
+	pending   []pendingFiling
+	// uploads are the open attachment upload sessions by id (graph_upload.go).
+	uploads map[string]*uploadSession
 }
 
 func (s *Sim) initGraph() {
@@ -45,6 +51,8 @@ func (s *Sim) initGraph() {
 	s.graph.counters = newCounterState()
 	s.graph.deltaTTL = 7 * 24 * time.Hour
 	s.graph.deltaCache = defaultDeltaTokenCache
+	s.graph.sentDelay = s.opts.SentItemsDelay
+	s.graph.uploads = map[string]*uploadSession{}
 }
 
 // reqInfo travels in the request context so the outer handler can count
@@ -90,6 +98,7 @@ func (s *Sim) registerGraph(mux *http.ServeMux) {
 	// One subtree: every /v1.0 path gets Graph headers and Graph errors,
 	// and OData key syntax such as users('a@b') is normalised first.
 	mux.HandleFunc("/v1.0/", s.serveGraph)
+	mux.HandleFunc(uploadPathPrefix, s.serveUpload)
 	g := http.NewServeMux()
 	s.graph.mux = g
 	g.HandleFunc("POST /v1.0/$batch", s.handleBatch)
@@ -112,6 +121,7 @@ func (s *Sim) registerGraph(mux *http.ServeMux) {
 	route("GET", "/mailFolders/{fid}/messages/delta", "delta", permRead, s.handleDelta)
 	route("GET", "/messages", "message.list", permRead, s.handleMessageList)
 	route("POST", "/sendMail", "sendMail", permSend, s.handleSendMail)
+	route("POST", "/messages", "message.create", permWrite, s.handleMessageCreate)
 	route("POST", "/translateExchangeIds", "translateIds", permRead, s.handleTranslateIDs)
 	for _, m := range []string{"/messages/{mid}", "/mailFolders/{fid}/messages/{mid}"} {
 		route("GET", m, "message.get", permRead, s.handleMessageGet)
@@ -125,6 +135,8 @@ func (s *Sim) registerGraph(mux *http.ServeMux) {
 		route("POST", m+"/createReply", "message.create", permWrite, s.handleCreateReply)
 		route("POST", m+"/send", "sendMail", permSend, s.handleSendDraft)
 		route("GET", m+"/attachments", "attachment.list", permRead, s.handleAttachmentList)
+		route("POST", m+"/attachments", "attachment.create", permWrite, s.handleAttachmentCreate)
+		route("POST", m+"/attachments/createUploadSession", "attachment.create", permWrite, s.handleCreateUploadSession)
 		route("GET", m+"/attachments/{aid}", "attachment.get", permRead, s.handleAttachmentGet)
 		route("GET", m+"/attachments/{aid}/$value", "attachment.value", permRead, s.handleAttachmentValue)
 	}
@@ -251,6 +263,7 @@ func (s *Sim) mailRoute(kind string, perm int, h graphHandler) http.Handler {
 		}
 		// The answer leaves only after the slot is free (throttleAcquire).
 		dw := &deferredWriter{w: w}
+		drop := false
 		func() {
 			defer release()
 			fx, handled := s.applyFaults(dw, r, c.mb.Address, c.pref)
@@ -258,8 +271,20 @@ func (s *Sim) mailRoute(kind string, perm int, h graphHandler) http.Handler {
 				return
 			}
 			c.emptyPage = fx.emptyPage
+			s.mu.Lock()
+			s.fileDueLocked()
+			s.mu.Unlock()
+			if fx.dropAfter {
+				h(&discardWriter{h: http.Header{}}, r, c)
+				drop = true
+				return
+			}
 			h(dw, r, c)
 		}()
+		if drop {
+			dropConnection(w, r)
+			return
+		}
 		dw.send()
 	})
 }

@@ -5,6 +5,8 @@ package m365sim
 // renames), and what tests read back.
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"strings"
 	"time"
@@ -61,16 +63,32 @@ type MessageHeader struct {
 
 // MessageInfo is a message as tests see it.
 type MessageInfo struct {
-	ID                string          `json:"id"` // rest id (changes on move)
-	ImmutableID       string          `json:"immutableId"`
-	Subject           string          `json:"subject"`
-	IsRead            bool            `json:"isRead"`
-	Folder            string          `json:"folder"` // display path, e.g. Inbox/Support
-	FolderID          string          `json:"folderId"`
-	From              string          `json:"from"` // address
-	InternetMessageID string          `json:"internetMessageId"`
-	Received          time.Time       `json:"received"`
-	Headers           []MessageHeader `json:"headers"`
+	ID                string    `json:"id"` // rest id (changes on move)
+	ImmutableID       string    `json:"immutableId"`
+	Subject           string    `json:"subject"`
+	IsRead            bool      `json:"isRead"`
+	Folder            string    `json:"folder"` // display path, e.g. Inbox/Support
+	FolderID          string    `json:"folderId"`
+	From              string    `json:"from"` // address
+	InternetMessageID string    `json:"internetMessageId"`
+	Received          time.Time `json:"received"`
+	// Headers are the MIME headers as stored (the control API shows them
+	// even where Graph's internetMessageHeaders is empty, on Sent Items
+	// copies).
+	Headers []MessageHeader `json:"headers"`
+	// ExtendedProperties are the single-value extended properties, id to
+	// value, as set.
+	ExtendedProperties map[string]string `json:"extendedProperties,omitempty"`
+	// Attachments are the attachments' names and sizes.
+	Attachments []AttachmentInfo `json:"attachments,omitempty"`
+}
+
+// AttachmentInfo is an attachment as tests see it.
+type AttachmentInfo struct {
+	Name string `json:"name"`
+	Size int    `json:"size"`
+	// SHA256 is the hex digest of the content.
+	SHA256 string `json:"sha256"`
 }
 
 // mailboxLocked finds a mailbox by address or object id.
@@ -95,6 +113,17 @@ func (d *mailData) info(m *message) MessageInfo {
 	}
 	for _, h := range m.content.Headers {
 		mi.Headers = append(mi.Headers, MessageHeader(h))
+	}
+	for _, p := range m.extProps {
+		if mi.ExtendedProperties == nil {
+			mi.ExtendedProperties = map[string]string{}
+		}
+		mi.ExtendedProperties[p.ID] = p.Value
+	}
+	for i := range m.content.Attachments {
+		a := m.content.Attachments[i]
+		sum := sha256.Sum256(a.bytes())
+		mi.Attachments = append(mi.Attachments, AttachmentInfo{Name: a.Name, Size: a.Size, SHA256: hex.EncodeToString(sum[:])})
 	}
 	return mi
 }
@@ -236,6 +265,7 @@ func (s *Sim) Messages(mailbox, folderPath string) []MessageInfo {
 	if err != nil {
 		return nil
 	}
+	s.fileDueLocked()
 	f, err := mb.data.resolvePath(folderPath)
 	if err != nil {
 		return nil

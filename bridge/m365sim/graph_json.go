@@ -179,6 +179,9 @@ func (c *graphCtx) messageJSON(m *message, fields []string, annotate bool) jobj 
 		case "internetMessageHeaders":
 			hs := make([]any, 0, len(mc.Headers))
 			for _, h := range mc.Headers {
+				if m.sentCopy {
+					break // none on a Sent Items copy (graph_drafts.go)
+				}
 				hs = append(hs, jobj{{"name", h.Name}, {"value", h.Value}})
 			}
 			v = hs

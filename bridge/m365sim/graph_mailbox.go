@@ -38,6 +38,11 @@ type message struct {
 	flag                        map[string]any // followupFlag as last PATCHed
 	importance                  string         // set by PATCH; "" means from MIME
 	version                     int            // bumps on every change: changeKey
+	// extProps are its single-value extended properties (graph_drafts.go).
+	extProps map[string]extProp
+	// sentCopy marks the Sent Items copy of mail this mailbox sent: Graph
+	// shows it without internetMessageHeaders (graph_drafts.go).
+	sentCopy bool
 
 	seq      uint64 // mailbox change sequence of the last change
 	enterSeq uint64 // sequence at which it entered its current folder
@@ -311,6 +316,13 @@ func (d *mailData) copyTo(m *message, fid string, now time.Time) *message {
 	c.isRead, c.isDraft, c.importance = m.isRead, m.isDraft, m.importance
 	c.categories = append([]string(nil), m.categories...)
 	c.flag = m.flag
+	c.sentCopy = m.sentCopy
+	for k, v := range m.extProps {
+		if c.extProps == nil {
+			c.extProps = map[string]extProp{}
+		}
+		c.extProps[k] = v
+	}
 	return c
 }
 

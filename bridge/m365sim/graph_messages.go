@@ -134,6 +134,10 @@ func (s *Sim) handleMessageUpdate(w http.ResponseWriter, r *http.Request, c *gra
 		writeGraphError(w, r, gerr.status, gerr.code, gerr.msg)
 		return
 	}
+	if gerr := patchExtProps(m, body); gerr != nil {
+		writeGraphError(w, r, gerr.status, gerr.code, gerr.msg)
+		return
+	}
 	if m.isDraft {
 		if gerr := c.patchDraft(m, body); gerr != nil {
 			writeGraphError(w, r, gerr.status, gerr.code, gerr.msg)
@@ -177,7 +181,7 @@ func applyMessagePatch(m *message, body map[string]json.RawMessage) *graphError 
 				return bad("importance must be low, normal or high.")
 			}
 			m.importance = v
-		case "inferenceClassification", "isDeliveryReceiptRequested", "isReadReceiptRequested":
+		case "inferenceClassification", "isDeliveryReceiptRequested", "isReadReceiptRequested", "singleValueExtendedProperties":
 		case "subject", "body", "internetMessageId", "replyTo", "from", "sender", "toRecipients", "ccRecipients", "bccRecipients":
 			if !m.isDraft {
 				return &graphError{http.StatusBadRequest, "ErrorInvalidPropertyUpdateSentMessage", "Update is not allowed for this type of item."}

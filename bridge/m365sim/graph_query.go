@@ -15,10 +15,13 @@ import (
 )
 
 type filterClause struct {
-	prop, op string
-	str      string
-	t        time.Time
-	b        bool
+	// extID and extValue: an Any() clause over single-value extended
+	// properties (prop is then "singlevalueextendedproperties").
+	extID, extValue string
+	prop, op        string
+	str             string
+	t               time.Time
+	b               bool
 }
 
 type orderClause struct {
@@ -86,7 +89,15 @@ func parseListQuery(q url.Values, forFolders bool) (*listQuery, *graphError) {
 		lq.count = strings.EqualFold(v, "true")
 	}
 	if v := q.Get("$filter"); v != "" {
-		for _, part := range reAnd.Split(v, -1) {
+		for _, part := range splitAnd(v) {
+			if em := reExtFilter.FindStringSubmatch(part); em != nil {
+				if em[1] != em[2] || em[1] != em[4] {
+					return nil, bad("Invalid filter clause: the lambda variable %s is not the one used in %s", em[1], part)
+				}
+				lq.filter = append(lq.filter, filterClause{prop: "singlevalueextendedproperties",
+					extID: strings.ReplaceAll(em[3], "''", "'"), extValue: strings.ReplaceAll(em[5], "''", "'")})
+				continue
+			}
 			m := reClause.FindStringSubmatch(part)
 			if m == nil {
 				return nil, bad("Invalid filter clause: %s", part)
@@ -178,6 +189,37 @@ func parseListQuery(q url.Values, forFolders bool) (*listQuery, *graphError) {
 	return lq, nil
 }
 
+// splitAnd splits a $filter on " and " outside parentheses and quotes, so
+// an Any(ep: … and …) lambda stays one clause.
+func splitAnd(s string) []string {
+	var out []string
+	depth, quoted, start := 0, false, 0
+	for i := 0; i < len(s); i++ {
+		switch s[i] {
+		case '\'':
+			quoted = !quoted
+		case '(':
+			if !quoted {
+				depth++
+			}
+		case ')':
+			if !quoted {
+				depth--
+			}
+		case ' ', '\t':
+			if quoted || depth > 0 {
+				continue
+			}
+			if loc := reAnd.FindStringIndex(s[i:]); loc != nil && loc[0] == 0 {
+				out = append(out, s[start:i])
+				i += loc[1] - 1
+				start = i + 1
+			}
+		}
+	}
+	return append(out, s[start:])
+}
+
 // splitTopLevel splits on commas outside parentheses.
 func splitTopLevel(s string) []string {
 	var out []string
@@ -219,6 +261,12 @@ func parseSelect(v string, forFolders bool) ([]string, *graphError) {
 func (lq *listQuery) matches(m *message) bool {
 	for _, c := range lq.filter {
 		var ok bool
+		if c.extID != "" {
+			if !matchExtProp(m, c.extID, c.extValue) {
+				return false
+			}
+			continue
+		}
 		switch filterProps[c.prop] {
 		case "time":
 			ok = compareTime(messageTime(m, c.prop), c.op, c.t)

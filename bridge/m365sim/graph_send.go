@@ -40,13 +40,16 @@ type messageIn struct {
 		ContentType string `json:"contentType"`
 		Content     string `json:"content"`
 	} `json:"body"`
+	From                   *recipientIn    `json:"from"`
 	ToRecipients           []recipientIn   `json:"toRecipients"`
 	CcRecipients           []recipientIn   `json:"ccRecipients"`
 	BccRecipients          []recipientIn   `json:"bccRecipients"`
 	ReplyTo                []recipientIn   `json:"replyTo"`
 	Importance             string          `json:"importance"`
 	InternetMessageHeaders []MessageHeader `json:"internetMessageHeaders"`
-	Attachments            []struct {
+	// SingleValueExtendedProperties are set on the message (graph_drafts.go).
+	SingleValueExtendedProperties []extProp `json:"singleValueExtendedProperties"`
+	Attachments                   []struct {
 		Name         string `json:"name"`
 		ContentType  string `json:"contentType"`
 		ContentBytes string `json:"contentBytes"`
@@ -100,18 +103,20 @@ func (c *graphCtx) outgoing(in *messageIn) (*outgoingMail, *graphError) {
 }
 
 // submitLocked stores and delivers a message built from o.
-func (s *Sim) submitLocked(c *graphCtx, o *outgoingMail, saveToSent bool) error {
+func (s *Sim) submitLocked(c *graphCtx, o *outgoingMail, saveToSent bool, props map[string]extProp) error {
 	now := s.now()
 	o.Date = now
-	o.MessageID = fmt.Sprintf("<%s@%s>", strings.ToLower(strings.TrimRight(c.d.newID("sent"), "=")), domainOf(c.mb.Address))
+	if o.MessageID == "" {
+		// A sent draft keeps the Message-ID it was given when created.
+		o.MessageID = fmt.Sprintf("<%s@%s>", strings.ToLower(strings.TrimRight(c.d.newID("sent"), "=")), domainOf(c.mb.Address))
+	}
 	raw := buildMIME(o)
 	content, err := parseMIME(raw)
 	if err != nil {
 		return err
 	}
 	if saveToSent {
-		m := c.d.addMessage(content, func() []byte { return raw }, c.d.wellKnown["sentitems"], now, now)
-		m.isRead = true
+		s.fileSentLocked(c.d, content, func() []byte { return raw }, props, now)
 	}
 	// Deliver to sim mailboxes among the recipients, without Bcc.
 	delivered := map[string]bool{}
@@ -167,7 +172,7 @@ func (s *Sim) handleSendMail(w http.ResponseWriter, r *http.Request, c *graphCtx
 		return
 	}
 	s.mu.Lock()
-	err := s.submitLocked(c, o, body.SaveToSentItems == nil || *body.SaveToSentItems)
+	err := s.submitLocked(c, o, body.SaveToSentItems == nil || *body.SaveToSentItems, propsOf(body.Message))
 	s.mu.Unlock()
 	if err != nil {
 		writeGraphError(w, r, http.StatusInternalServerError, "generalException", "Cannot submit message: "+err.Error())
@@ -229,7 +234,7 @@ func (s *Sim) handleReply(w http.ResponseWriter, r *http.Request, c *graphCtx) {
 		writeGraphError(w, r, gerr.status, gerr.code, gerr.msg)
 		return
 	}
-	if err := s.submitLocked(c, o, true); err != nil {
+	if err := s.submitLocked(c, o, true, propsOf(body.Message)); err != nil {
 		writeGraphError(w, r, http.StatusInternalServerError, "generalException", "Cannot submit message: "+err.Error())
 		return
 	}
@@ -254,17 +259,14 @@ func (s *Sim) handleCreateReply(w http.ResponseWriter, r *http.Request, c *graph
 		writeGraphError(w, r, gerr.status, gerr.code, gerr.msg)
 		return
 	}
-	now := s.now()
-	o.Date = now
-	o.MessageID = fmt.Sprintf("<%s@%s>", strings.ToLower(strings.TrimRight(c.d.newID("draft"), "=")), domainOf(c.mb.Address))
-	raw := buildMIME(o)
-	content, err := parseMIME(raw)
-	if err != nil {
-		writeGraphError(w, r, http.StatusInternalServerError, "generalException", err.Error())
+	d, gerr := c.storeDraft(o, s.now())
+	if gerr == nil && body.Message != nil {
+		gerr = setExtProps(d, body.Message.SingleValueExtendedProperties)
+	}
+	if gerr != nil {
+		writeGraphError(w, r, gerr.status, gerr.code, gerr.msg)
 		return
 	}
-	d := c.d.addMessage(content, func() []byte { return raw }, c.d.wellKnown["drafts"], now, now)
-	d.isDraft, d.isRead = true, true
 	writeJSON(w, http.StatusCreated, append(jobj{{"@odata.context", c.messageContext(r)}}, c.messageJSON(d, nil, false)...))
 }
 
@@ -349,7 +351,10 @@ func (s *Sim) handleSendDraft(w http.ResponseWriter, r *http.Request, c *graphCt
 		return
 	}
 	o.From = mailAddress{Name: c.mb.DisplayName, Address: c.mb.Address}
-	if err := s.submitLocked(c, o, true); err != nil {
+	// The draft leaves Drafts now; its Sent Items copy is a new item (new
+	// ids, immutable included) that keeps the extended properties and is
+	// filed after Options.SentItemsDelay (graph_drafts.go).
+	if err := s.submitLocked(c, o, true, m.extProps); err != nil {
 		writeGraphError(w, r, http.StatusInternalServerError, "generalException", "Cannot submit message: "+err.Error())
 		return
 	}
@@ -426,8 +431,7 @@ func (s *Sim) sendMIME(w http.ResponseWriter, r *http.Request, c *graphCtx) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	now := s.now()
-	m := c.d.addMessage(content, func() []byte { return raw }, c.d.wellKnown["sentitems"], now, now)
-	m.isRead = true
+	s.fileSentLocked(c.d, content, func() []byte { return raw }, nil, now)
 	delivered := map[string]bool{}
 	var draw []byte
 	for _, a := range append(append(append([]mailAddress{}, content.To...), content.Cc...), content.Bcc...) {
@@ -479,4 +483,16 @@ func withoutHeader(raw []byte, name string) []byte {
 		}
 	}
 	return out
+}
+
+// propsOf collects a message body's extended properties (nil: none).
+func propsOf(in *messageIn) map[string]extProp {
+	if in == nil || len(in.SingleValueExtendedProperties) == 0 {
+		return nil
+	}
+	var m message
+	if setExtProps(&m, in.SingleValueExtendedProperties) != nil {
+		return nil
+	}
+	return m.extProps
 }

@@ -72,6 +72,10 @@ type Options struct {
 	// they observe (a receiver's acknowledgements); it changes nothing the
 	// sim answers. It must not call back into the Sim.
 	OnMove func(MoveEvent)
+	// SentItemsDelay is how long after a send is accepted Exchange files
+	// the Sent Items copy, on the sim clock (graph_drafts.go); until then no
+	// folder lists it. Default 0: filed at once. SetSentItemsDelay changes it.
+	SentItemsDelay time.Duration
 }
 
 // MoveEvent is one message leaving a folder, for Options.OnMove. Folders

@@ -31,15 +31,18 @@ var ErrIdempotencyConflict = errors.New("idempotency key reused with a different
 
 // Send is one accepted send request and its progress.
 type Send struct {
-	ID                string    `json:"id"`
-	Channel           string    `json:"channel"`
-	IdempotencyKey    string    `json:"idempotency_key"`
-	RequestHash       string    `json:"-"`
-	Request           []byte    `json:"-"`
-	State             string    `json:"state"`
-	Attempts          int       `json:"attempts"`
-	NextAttemptAt     time.Time `json:"next_attempt_at,omitzero"`
-	AttemptStartedAt  time.Time `json:"attempt_started_at,omitzero"`
+	ID               string    `json:"id"`
+	Channel          string    `json:"channel"`
+	IdempotencyKey   string    `json:"idempotency_key"`
+	RequestHash      string    `json:"-"`
+	Request          []byte    `json:"-"`
+	State            string    `json:"state"`
+	Attempts         int       `json:"attempts"`
+	NextAttemptAt    time.Time `json:"next_attempt_at,omitzero"`
+	AttemptStartedAt time.Time `json:"attempt_started_at,omitzero"`
+	// Method is where the last attempt got: "draft" (the tagged draft is
+	// being built) or "send" (the draft was complete and its send called or
+	// about to be); rows of older versions hold "reply" or "sendMail".
 	Method            string    `json:"method,omitempty"`
 	InternetMessageID string    `json:"internet_message_id,omitempty"`
 	Code              string    `json:"code,omitempty"`

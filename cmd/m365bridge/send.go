@@ -50,7 +50,7 @@ func runSend(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	fs.Var(&to, "to", "recipient `address` (repeatable; \"Name <a@b>\" works)")
 	fs.Var(&cc, "cc", "cc `address` (repeatable)")
 	fs.Var(&bcc, "bcc", "bcc `address` (repeatable)")
-	fs.Var(&attach, "attach", "attach a `file` (repeatable; at most 3 MB in total)")
+	fs.Var(&attach, "attach", "attach a `file` (repeatable; at most 35 MB in total)")
 	subject := fs.String("subject", "", "subject `line`")
 	text := fs.String("text", "", "plain-text `body`")
 	html := fs.String("html", "", "HTML `body` (sent instead of --text when both are given)")
