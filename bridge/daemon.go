@@ -276,6 +276,8 @@ func (d *Daemon) superviseChannel(ctx context.Context, ch config.Channel) error 
 	}
 }
 
+// displayFolder is a channel's folder as logs, errors and pages name it:
+// an empty folder is the inbox.
 func displayFolder(f string) string {
 	if f == "" {
 		return "Inbox"

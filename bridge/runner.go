@@ -62,8 +62,9 @@ type AuthFunc func(ctx context.Context) (bool, error)
 type RunnerConfig struct {
 	Channel config.Channel
 	// Tenant keys event ids (with the mailbox address and the immutable
-	// message id): pass the channel's account tenant id (tid) when known,
-	// else the configured tenant. It must never change for a channel.
+	// message id): the configured tenant, lower-cased, as the daemon passes
+	// it (eventTenant), not the account's tid, which is known only once a
+	// channel is connected. It must never change for a channel.
 	Tenant string
 	// Mailbox is the mailbox's address for events and ids; default
 	// Channel.Mailbox.Address.

@@ -1,3 +1,11 @@
+// Package deliver posts signed webhook events to the helpdesk's endpoints
+// and keeps trying until each is acknowledged, refused for good or out of
+// retries. A Dispatcher works over a Queue (the bridge's SQLite outbox, a
+// durable store that survives a crash) with one lane per endpoint; the
+// Sender signs each request (Standard Webhooks) and classifies the answer:
+// 2xx acknowledges, a permanent 4xx rejects, the rest is retried on the
+// endpoint's Schedule. RedactURL keeps secrets in URLs out of what it logs
+// and stores.
 package deliver
 
 import (
