@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"golang.org/x/sync/errgroup"
+	"golang.org/x/sync/semaphore"
 
 	"github.com/m365bridge/m365bridge/bridge/graph"
 	"github.com/m365bridge/m365bridge/bridge/m365sim"
@@ -146,24 +147,25 @@ func RunSyncBench(ctx context.Context, dir string, sc benchScenario) (BenchResul
 	defer hs.Close()
 
 	quiet := slog.New(slog.DiscardHandler)
-	disp, err := deliver.New(db.Outbox(), []deliver.Endpoint{{Name: "helpdesk", URL: hs.URL, Secrets: []string{secret}, Concurrency: 4}},
+	byName := map[string]*Runner{}
+	queue := db.OutboxWith(LedgerHooks(db, func(ch string) { byName[ch].Notify() }))
+	disp, err := deliver.New(queue, []deliver.Endpoint{{Name: "helpdesk", URL: hs.URL, Secrets: []string{secret}, Concurrency: 4}},
 		deliver.Options{Logger: quiet, PollInterval: 50 * time.Millisecond})
 	if err != nil {
 		return res, err
 	}
 	client := &graph.Client{BaseURL: sim.URL, Logger: quiet}
 	runners := make([]*Runner, len(addrs))
-	byName := map[string]*Runner{}
+	pageSlots := semaphore.NewWeighted(DefaultPagesInFlight) // one limit for all runners, as in the daemon
 	for i, addr := range addrs {
 		ch := testChannel(fmt.Sprintf("ch%02d", i), config.MailboxShared, addr, "Inbox/Support")
 		ch.AfterImport = sc.AfterImport
 		runners[i] = NewRunner(RunnerConfig{Channel: ch, Tenant: sim.Tenant, DB: db, Logger: quiet, Wake: disp.Wake,
 			Graph: client.Mailbox(graph.Mailbox{Shared: true, Address: addr},
 				graph.TokenFunc(func(context.Context) (string, error) { return sim.Token, nil })),
-			Auth: func(context.Context) (bool, error) { return true, nil }, PageSize: 100})
+			Auth: func(context.Context) (bool, error) { return true, nil }, PageSize: 100, PageSlots: pageSlots})
 		byName[ch.Name] = runners[i]
 	}
-	RegisterLedgerHooks(db, func(ch string) { byName[ch].Notify() })
 	if _, err := sim.counters(ctx, http.MethodDelete); err != nil {
 		return res, err
 	}

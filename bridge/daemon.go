@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"golang.org/x/sync/errgroup"
+	"golang.org/x/sync/semaphore"
 
 	"github.com/m365bridge/m365bridge/bridge/entra"
 	"github.com/m365bridge/m365bridge/bridge/graph"
@@ -75,6 +76,9 @@ type Daemon struct {
 	metrics   *metrics
 	sender    *sendWorker
 	links     *AttachmentLinks
+	// pageSlots bounds the delta pages all of this daemon's runners read
+	// and build at once (RunnerConfig.PageSlots).
+	pageSlots *semaphore.Weighted
 
 	mu      sync.Mutex               // guards cfg, endpoints and the maps below
 	runners map[string]*Runner       // channels that are running
@@ -108,7 +112,8 @@ func New(cfg *config.Config, opts Options) *Daemon {
 	var nonce [12]byte
 	rand.Read(nonce[:])
 	return &Daemon{cfg: cfg, log: opts.Logger, opts: opts, instanceID: hex.EncodeToString(nonce[:]),
-		runners: map[string]*Runner{}, wake: map[string]chan struct{}{}, chans: map[string]*channelRun{}}
+		runners: map[string]*Runner{}, wake: map[string]chan struct{}{}, chans: map[string]*channelRun{},
+		pageSlots: semaphore.NewWeighted(DefaultPagesInFlight)}
 }
 
 // Start opens the store, prepares every component and binds the listeners.
@@ -159,10 +164,13 @@ func (d *Daemon) Start(ctx context.Context) (err error) {
 	dopts.Logger = d.log.With("component", "deliver")
 	dopts.UserAgent = "m365bridge/" + d.opts.Version
 	d.instrument(&dopts)
-	if d.disp, err = deliver.New(d.db.Outbox(), d.endpoints, dopts); err != nil {
+	// The dispatcher's queue carries the link from an acknowledgement to
+	// the ledger (and so to the post-action): nothing is deleted before
+	// the helpdesk answered 2xx.
+	queue := d.db.OutboxWith(LedgerHooks(d.db, d.notifyRunner))
+	if d.disp, err = deliver.New(queue, d.endpoints, dopts); err != nil {
 		return fmt.Errorf("webhook dispatcher: %w", err)
 	}
-	RegisterLedgerHooks(d.db, d.notifyRunner)
 
 	d.web = web.New(web.Options{
 		PublicAddr:     d.cfg.Listen,
@@ -247,6 +255,7 @@ func (d *Daemon) superviseChannel(ctx context.Context, ch config.Channel) error 
 				beforeBuild:  d.opts.beforeBuild,
 				Takes:        d.webhookTakes(ch.Webhook),
 				Links:        d.links,
+				PageSlots:    d.pageSlots,
 			})
 			d.mu.Lock()
 			d.runners[ch.Name] = r
@@ -267,6 +276,8 @@ func (d *Daemon) superviseChannel(ctx context.Context, ch config.Channel) error 
 	}
 }
 
+// displayFolder is a channel's folder as logs, errors and pages name it:
+// an empty folder is the inbox.
 func displayFolder(f string) string {
 	if f == "" {
 		return "Inbox"

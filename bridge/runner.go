@@ -62,8 +62,9 @@ type AuthFunc func(ctx context.Context) (bool, error)
 type RunnerConfig struct {
 	Channel config.Channel
 	// Tenant keys event ids (with the mailbox address and the immutable
-	// message id): pass the channel's account tenant id (tid) when known,
-	// else the configured tenant. It must never change for a channel.
+	// message id): the configured tenant, lower-cased, as the daemon passes
+	// it (eventTenant), not the account's tid, which is known only once a
+	// channel is connected. It must never change for a channel.
 	Tenant string
 	// Mailbox is the mailbox's address for events and ids; default
 	// Channel.Mailbox.Address.
@@ -110,8 +111,9 @@ type RunnerConfig struct {
 	// PageSlots bounds how many delta pages are being read and turned into
 	// events at once, across the runners that share it: a page with its
 	// attachments can hold tens of MiB, and fifty mailboxes importing at
-	// once must not hold fifty pages. Default: one process-wide limit of
-	// DefaultPagesInFlight.
+	// once must not hold fifty pages. The daemon passes one to all its
+	// runners. Default: a limit of DefaultPagesInFlight for this runner
+	// alone.
 	PageSlots *semaphore.Weighted
 
 	// PostActionWait is the longest an acknowledged message waits for a
@@ -130,9 +132,6 @@ type RunnerConfig struct {
 	// delivered messages still wait for a full batch.
 	afterPostPass func(waiting int)
 }
-
-// sharedPageSlots is the default PageSlots: one limit for the process.
-var sharedPageSlots = semaphore.NewWeighted(DefaultPagesInFlight)
 
 // Defaults of RunnerConfig.
 const (
@@ -254,7 +253,7 @@ func NewRunner(cfg RunnerConfig) *Runner {
 		cfg.After = time.After
 	}
 	if cfg.PageSlots == nil {
-		cfg.PageSlots = sharedPageSlots
+		cfg.PageSlots = semaphore.NewWeighted(DefaultPagesInFlight)
 	}
 	if cfg.Enqueue == nil {
 		cfg.Enqueue = StoreEnqueue(cfg.DB)
@@ -522,30 +521,32 @@ func EncodeEnvelope(ev webhooks.Event) ([]byte, error) {
 	return append(buf, '}'), nil
 }
 
-// RegisterLedgerHooks ties the webhook outbox to the message ledger: an
+// LedgerHooks tie the webhook outbox to the message ledger: an
 // acknowledgement moves the message's ledger row to delivered, a permanent
 // refusal to rejected and exhausted retries to dead, each in the outbox's
-// own transaction (DESIGN.md invariant 1). notify, if not nil, is called
-// with the channel after a row became delivered (use it to call that
-// channel's Runner.Notify); it runs inside the transaction, so it must not
-// block. Call it once per DB, before the dispatcher starts.
-func RegisterLedgerHooks(db *store.DB, notify func(channel string)) {
-	db.OnDelivered(func(ctx context.Context, tx *sql.Tx, eventID, channel string) error {
-		if err := db.SetLedgerStateByEventTx(ctx, tx, eventID, store.LedgerDelivered, ""); err != nil {
-			return err
-		}
-		if notify != nil {
-			notify(channel)
-		}
-		return nil
-	})
-	db.OnFailed(func(ctx context.Context, tx *sql.Tx, eventID, channel string, state deliver.State, reason string) error {
-		to := store.LedgerDead
-		if state == deliver.StateRejected {
-			to = store.LedgerRejected
-		}
-		return db.SetLedgerStateByEventTx(ctx, tx, eventID, to, reason)
-	})
+// own transaction (DESIGN.md invariant 1). Pass them to db.OutboxWith for
+// the queue the dispatcher works over. notify, if not nil, is called with
+// the channel after a row became delivered (use it to call that channel's
+// Runner.Notify); it runs inside the transaction, so it must not block.
+func LedgerHooks(db *store.DB, notify func(channel string)) store.OutboxHooks {
+	return store.OutboxHooks{
+		Delivered: func(ctx context.Context, tx *sql.Tx, eventID, channel string) error {
+			if err := db.SetLedgerStateByEventTx(ctx, tx, eventID, store.LedgerDelivered, ""); err != nil {
+				return err
+			}
+			if notify != nil {
+				notify(channel)
+			}
+			return nil
+		},
+		Failed: func(ctx context.Context, tx *sql.Tx, eventID, channel string, state deliver.State, reason string) error {
+			to := store.LedgerDead
+			if state == deliver.StateRejected {
+				to = store.LedgerRejected
+			}
+			return db.SetLedgerStateByEventTx(ctx, tx, eventID, to, reason)
+		},
+	}
 }
 
 // enqueueErr wraps an outbox failure.

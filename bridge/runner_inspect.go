@@ -45,10 +45,7 @@ type Inspection struct {
 // without writing anything (store or mailbox). It costs four small Graph
 // requests at most: folder, oldest, newest, count before the cut-off.
 func Inspect(ctx context.Context, api MailboxAPI, lister Lister, db *store.DB, ch config.Channel, now time.Time) (Inspection, error) {
-	in := Inspection{Channel: ch.Name, Mailbox: ch.Mailbox.Address, Folder: ch.Folder, ArchiveSetting: ch.Archive.Mode}
-	if in.Folder == "" {
-		in.Folder = "Inbox"
-	}
+	in := Inspection{Channel: ch.Name, Mailbox: ch.Mailbox.Address, Folder: displayFolder(ch.Folder), ArchiveSetting: ch.Archive.Mode}
 	if in.ArchiveSetting == "" {
 		in.ArchiveSetting = config.DefaultArchiveMode
 	}
@@ -133,14 +130,14 @@ func (r *Runner) DryRun(ctx context.Context, emit func(ev *QueuedEvent, entry st
 	if folderID == "" || st.FolderPath != r.ch.Folder {
 		f, err := r.cfg.Graph.ResolveFolder(ctx, r.ch.Folder)
 		if err != nil {
-			return stats, fmt.Errorf("resolve folder %q: %w", r.displayFolder(), err)
+			return stats, fmt.Errorf("resolve folder %q: %w", displayFolder(r.ch.Folder), err)
 		}
 		folderID, cursor = f.ID, ""
 	}
 	if st.ArchiveMode == "" {
 		f, err := r.cfg.Graph.GetFolder(ctx, folderID)
 		if err != nil {
-			return stats, fmt.Errorf("count messages in %q: %w", r.displayFolder(), err)
+			return stats, fmt.Errorf("count messages in %q: %w", displayFolder(r.ch.Folder), err)
 		}
 		d, err := DecideArchive(r.ch.Archive, f.TotalItemCount, r.cfg.Now())
 		if err != nil {
@@ -148,7 +145,7 @@ func (r *Runner) DryRun(ctx context.Context, emit func(ev *QueuedEvent, entry st
 		}
 		st.ArchiveMode, st.ArchiveCutoff = d.Mode, d.Cutoff
 	}
-	src := EventSource{Tenant: r.cfg.Tenant, Mailbox: r.mailbox, Channel: r.ch, Folder: r.displayFolder(),
+	src := EventSource{Tenant: r.cfg.Tenant, Mailbox: r.mailbox, Channel: r.ch, Folder: displayFolder(r.ch.Folder),
 		Policy: PolicyFrom(st, r.ch.Archive)}
 	opts := graph.DeltaOptions{PageSize: r.cfg.PageSize, ExpandAttachments: true}
 	for {
@@ -159,7 +156,7 @@ func (r *Runner) DryRun(ctx context.Context, emit func(ev *QueuedEvent, entry st
 			continue
 		}
 		if err != nil {
-			return stats, fmt.Errorf("sync %q: %w", r.displayFolder(), err)
+			return stats, fmt.Errorf("sync %q: %w", displayFolder(r.ch.Folder), err)
 		}
 		stats.Pages++
 		src.Now = r.cfg.Now()

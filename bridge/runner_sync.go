@@ -43,22 +43,15 @@ func (r *Runner) resolveFolder(ctx context.Context, st store.SyncState, force bo
 	}
 	f, err := r.cfg.Graph.ResolveFolder(ctx, r.ch.Folder)
 	if err != nil {
-		return folderRef{}, fmt.Errorf("resolve folder %q: %w", r.displayFolder(), err)
+		return folderRef{}, fmt.Errorf("resolve folder %q: %w", displayFolder(r.ch.Folder), err)
 	}
 	if f.ID != st.FolderID {
-		r.log.Info("folder resolved", "folder", r.displayFolder(), "folder_id", f.ID)
+		r.log.Info("folder resolved", "folder", displayFolder(r.ch.Folder), "folder_id", f.ID)
 	}
 	if err := r.cfg.DB.SetFolder(ctx, r.ch.Name, r.ch.Folder, f.ID); err != nil {
 		return folderRef{}, err
 	}
 	return folderRef{id: f.ID, path: r.ch.Folder}, nil
-}
-
-func (r *Runner) displayFolder() string {
-	if r.ch.Folder == "" {
-		return "Inbox"
-	}
-	return r.ch.Folder
 }
 
 // decideArchive records the archive decision on the first round.
@@ -68,7 +61,7 @@ func (r *Runner) decideArchive(ctx context.Context, st store.SyncState, folder f
 	}
 	f, err := r.cfg.Graph.GetFolder(ctx, folder.id)
 	if err != nil {
-		return st, fmt.Errorf("count messages in %q: %w", r.displayFolder(), err)
+		return st, fmt.Errorf("count messages in %q: %w", displayFolder(r.ch.Folder), err)
 	}
 	d, err := DecideArchive(r.ch.Archive, f.TotalItemCount, r.cfg.Now())
 	if err != nil {
@@ -98,7 +91,7 @@ func (r *Runner) syncRound(ctx context.Context) (Stats, error) {
 		return stats, err
 	}
 	src := EventSource{
-		Tenant: r.cfg.Tenant, Mailbox: r.mailbox, Channel: r.ch, Folder: r.displayFolder(),
+		Tenant: r.cfg.Tenant, Mailbox: r.mailbox, Channel: r.ch, Folder: displayFolder(r.ch.Folder),
 		Policy: PolicyFrom(st, r.ch.Archive),
 	}
 	opts := graph.DeltaOptions{PageSize: r.cfg.PageSize, ExpandAttachments: true}
@@ -137,7 +130,7 @@ func (r *Runner) syncRound(ctx context.Context) (Stats, error) {
 			}
 			continue
 		case err != nil:
-			return stats, fmt.Errorf("sync %q: %w", r.displayFolder(), err)
+			return stats, fmt.Errorf("sync %q: %w", displayFolder(r.ch.Folder), err)
 		}
 		if ps.err != nil {
 			return stats, ps.err

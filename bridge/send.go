@@ -8,7 +8,6 @@ import (
 	"bytes"
 	"encoding/base64"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net/http"
 	"net/mail"
@@ -279,6 +278,3 @@ func (r *SendRequest) plainThreadHeaders() []graph.Header {
 	}
 	return hs
 }
-
-// errNotConnected means the channel has no signed-in account yet.
-var errNotConnected = errors.New("channel not connected")

@@ -1,6 +1,7 @@
 package bridge
 
 import (
+	"cmp"
 	"errors"
 	"strings"
 
@@ -45,24 +46,17 @@ func sendGuidance(err error, ch config.Channel, account store.Account) (code, re
 	}
 	switch {
 	case errors.Is(err, graph.ErrSendAsDenied):
-		return nonEmpty(code, "ErrorSendAsDenied"), who + " may not send as " + mailbox,
+		return cmp.Or(code, "ErrorSendAsDenied"), who + " may not send as " + mailbox,
 			"grant Send As to the signed-in user " + who + " on the shared mailbox " + mailbox +
 				" in the Exchange admin center (Recipients > Mailboxes > " + mailbox + " > Delegation > Send as), or with" +
 				" Add-RecipientPermission " + mailbox + " -AccessRights SendAs -Trustee " + who + "; it can take up to an hour to apply"
 	case errors.Is(err, graph.ErrAccessDenied):
-		return nonEmpty(code, "ErrorAccessDenied"), "Microsoft Graph denied sending as " + mailbox + " (the consent lacks Mail.Send or Mail.Send.Shared, or the user lost access)",
+		return cmp.Or(code, "ErrorAccessDenied"), "Microsoft Graph denied sending as " + mailbox + " (the consent lacks Mail.Send or Mail.Send.Shared, or the user lost access)",
 			"sign in again for the channel (m365bridge auth " + ch.Name + ") so Mail.Send and Mail.Send.Shared are consented, and check the user's rights on the mailbox"
 	}
 	reason, fix = graph.Explain(err)
 	if fix == "" {
 		fix = "check the request and send it again"
 	}
-	return nonEmpty(code, "send_failed"), reason, fix
-}
-
-func nonEmpty(s, def string) string {
-	if s == "" {
-		return def
-	}
-	return s
+	return cmp.Or(code, "send_failed"), reason, fix
 }

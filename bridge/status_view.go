@@ -2,8 +2,6 @@ package bridge
 
 import (
 	"context"
-	"fmt"
-	"net/url"
 	"slices"
 	"strings"
 	"time"
@@ -205,7 +203,7 @@ func (d *Daemon) endpointViews(ctx context.Context) ([]endpointView, error) {
 			Dead: counts[name][deliver.StateDead], Rejected: counts[name][deliver.StateRejected]}
 		for _, w := range cfg.Webhooks {
 			if w.Name == name {
-				v.URL, v.Configured = redactURL(w.URL), true
+				v.URL, v.Configured = deliver.RedactURL(w.URL), true
 			}
 		}
 		st, err := q.Endpoint(ctx, name)
@@ -270,20 +268,4 @@ func (v deliveryView) Excerpt() string {
 		cut--
 	}
 	return v.LastError[:cut] + "…"
-}
-
-// redactURL hides a webhook URL's credentials and query (receivers often
-// put a token there).
-func redactURL(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return fmt.Sprintf("(unparsable URL, %d characters)", len(raw))
-	}
-	if u.User != nil {
-		u.User = url.User("redacted")
-	}
-	if u.RawQuery != "" {
-		u.RawQuery = "…"
-	}
-	return u.String()
 }

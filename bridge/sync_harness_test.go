@@ -62,6 +62,7 @@ type harness struct {
 	sim    *m365sim.Server
 	client *graph.Client
 	db     *store.DB
+	queue  *store.Outbox // db's outbox with the ledger hooks, as the daemon wires it
 	dbPath string
 	tenant string
 	secret string
@@ -133,8 +134,7 @@ func (h *harness) openDB() {
 	if err != nil {
 		h.t.Fatal(err)
 	}
-	RegisterLedgerHooks(db, nil)
-	h.db = db
+	h.db, h.queue = db, db.OutboxWith(LedgerHooks(db, nil))
 	h.t.Cleanup(func() { db.Close() })
 }
 
@@ -150,7 +150,7 @@ func (h *harness) deliver(ctx context.Context) int {
 // deliverN is deliver of at most n due rows, oldest first.
 func (h *harness) deliverN(ctx context.Context, n int) int {
 	h.t.Helper()
-	q := h.db.Outbox()
+	q := h.queue
 	rows, err := q.Due(ctx, "helpdesk", time.Now().Add(time.Hour), n, false)
 	if err != nil {
 		h.t.Fatal(err)
@@ -186,7 +186,7 @@ func (h *harness) deliverN(ctx context.Context, n int) int {
 // the test ends; wake it with the returned function.
 func (h *harness) dispatcher() *deliver.Dispatcher {
 	h.t.Helper()
-	d, err := deliver.New(h.db.Outbox(), []deliver.Endpoint{{Name: "helpdesk", URL: h.recv.URL, Secrets: []string{h.secret},
+	d, err := deliver.New(h.queue, []deliver.Endpoint{{Name: "helpdesk", URL: h.recv.URL, Secrets: []string{h.secret},
 		Schedule: []time.Duration{10 * time.Millisecond}}}, deliver.Options{PollInterval: 20 * time.Millisecond})
 	if err != nil {
 		h.t.Fatal(err)

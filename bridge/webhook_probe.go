@@ -77,7 +77,7 @@ func (d *Daemon) testWebhook(ctx context.Context, name, requestedBy string) (Web
 	if err != nil {
 		return WebhookTestResult{}, err
 	}
-	out := WebhookTestResult{Endpoint: name, URL: redactURL(ep.URL), EventID: id}
+	out := WebhookTestResult{Endpoint: name, URL: deliver.RedactURL(ep.URL), EventID: id}
 	if st, err := d.db.Outbox().Endpoint(ctx, name); err == nil {
 		out.EndpointState = st.State
 	}

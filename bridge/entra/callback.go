@@ -80,7 +80,7 @@ func (m *Manager) Callback(c echo.Context) error {
 		return failPage(c, http.StatusBadRequest, "Sign-in link expired", "",
 			Guidance{Reason: "The sign-in took longer than the link's lifetime.", Fix: startAgain}, "")
 	case err != nil:
-		m.log().Error("oauth callback: read pending authorization", "error", err)
+		m.log().Error("oauth callback: read pending authorization", "err", err)
 		return failPage(c, http.StatusInternalServerError, "The bridge could not read its state", "",
 			Guidance{Reason: "The state database failed.", Fix: "Check the bridge's log, then start again."}, "")
 	}
@@ -90,7 +90,7 @@ func (m *Manager) Callback(c echo.Context) error {
 		desc := q.Get("error_description")
 		ae := &AuthError{Op: "sign in", Err: e, Codes: codesIn(desc), Subcode: q.Get("error_subcode"), Description: firstLine(desc)}
 		g := ae.Guidance()
-		log.Warn("oauth callback: sign-in failed", "error", e, "code", g.Code, "subcode", ae.Subcode)
+		log.Warn("oauth callback: sign-in failed", "err", e, "code", g.Code, "subcode", ae.Subcode)
 		return failPage(c, http.StatusBadRequest, "Sign-in did not complete", req.Channel, g, ae.Description)
 	}
 	code := q.Get("code")
@@ -103,16 +103,16 @@ func (m *Manager) Callback(c echo.Context) error {
 		var ae *AuthError
 		if errors.As(err, &ae) {
 			g := ae.Guidance()
-			log.Warn("oauth callback: code redemption refused", "code", g.Code, "error", ae.Err)
+			log.Warn("oauth callback: code redemption refused", "code", g.Code, "err", ae.Err)
 			return failPage(c, http.StatusBadRequest, "Entra ID refused the sign-in", req.Channel, g, ae.Description)
 		}
-		log.Error("oauth callback: code redemption failed", "error", err)
+		log.Error("oauth callback: code redemption failed", "err", err)
 		return failPage(c, http.StatusBadGateway, "Could not reach Entra ID", req.Channel,
 			Guidance{Reason: "Redeeming the sign-in code failed: " + err.Error(), Fix: startAgain}, "")
 	}
 	id, err := m.Client.VerifyIDToken(ctx, resp.IDToken)
 	if err != nil {
-		log.Error("oauth callback: id_token rejected", "error", err)
+		log.Error("oauth callback: id_token rejected", "err", err)
 		return failPage(c, http.StatusBadGateway, "Could not verify the sign-in", req.Channel,
 			Guidance{Reason: "The id_token Entra ID returned did not verify: " + err.Error(), Fix: "Check microsoft.login_url and microsoft.tenant, then start again."}, "")
 	}
@@ -138,7 +138,7 @@ func (m *Manager) bind(c echo.Context, req store.AuthRequest, resp *TokenRespons
 
 	prev, err := m.db().ChannelState(ctx, req.Channel)
 	if err != nil && !errors.Is(err, store.ErrNoChannel) {
-		log.Error("oauth callback: read channel", "error", err)
+		log.Error("oauth callback: read channel", "err", err)
 		return failPage(c, http.StatusInternalServerError, "The bridge could not read its state", req.Channel,
 			Guidance{Reason: "The state database failed.", Fix: "Check the bridge's log, then start again."}, "")
 	}
@@ -160,7 +160,7 @@ func (m *Manager) bind(c echo.Context, req store.AuthRequest, resp *TokenRespons
 		mailbox = mb.Address
 	}
 	if g, detail, err := m.probeMailbox(ctx, resp.AccessToken, shared, mb.Address); err != nil {
-		log.Warn("oauth callback: mailbox access check failed, nothing stored", "mailbox", mailbox, "code", g.Code, "error", err)
+		log.Warn("oauth callback: mailbox access check failed, nothing stored", "mailbox", mailbox, "code", g.Code, "err", err)
 		return renderPage(c, http.StatusForbidden, page{Title: "Mailbox not reachable", Channel: req.Channel, Mailbox: mailbox,
 			Account: account, Code: g.Code, Message: g.Reason + " Nothing was stored.", Fix: g.Fix, Detail: detail})
 	}
@@ -177,7 +177,7 @@ func (m *Manager) bind(c echo.Context, req store.AuthRequest, resp *TokenRespons
 			Account: store.Account{TenantID: id.TenantID, ObjectID: id.ObjectID, UPN: id.UPN, Name: id.Name}, TokenExpiry: resp.Expiry})
 	})
 	if err != nil {
-		log.Error("oauth callback: store tokens", "error", err)
+		log.Error("oauth callback: store tokens", "err", err)
 		return failPage(c, http.StatusInternalServerError, "The bridge could not store the tokens", req.Channel,
 			Guidance{Reason: "The state database failed; the channel is unchanged.", Fix: "Check the bridge's log, then start again."}, "")
 	}

@@ -182,7 +182,7 @@ func (s *Source) refresh(ctx context.Context, refreshToken string) (string, erro
 		}
 		if attempt >= s.m.maxAttempts() {
 			s.m.refreshed(s.channel, RefreshFailed)
-			log.Warn("token refresh failed, will retry on next use", "attempts", attempt, "error", err)
+			log.Warn("token refresh failed, will retry on next use", "attempts", attempt, "err", err)
 			reason := "token refresh failed: " + err.Error()
 			fix := "Nothing if it passes: the bridge keeps retrying at each poll and resumes by itself; check that it can reach " + s.m.Client.login() + "."
 			if prev := s.m.setState(ctx, s.channel, store.ChannelError, CodeUnavailable, reason, fix); prev == store.ChannelActive {
@@ -195,7 +195,7 @@ func (s *Source) refresh(ctx context.Context, refreshToken string) (string, erro
 		if errors.As(err, &ae) && ae.RetryAfter > d {
 			d = min(ae.RetryAfter, s.m.maxBackoff())
 		}
-		log.Info("token refresh failed, retrying", "attempt", attempt, "delay", d, "error", err)
+		log.Info("token refresh failed, retrying", "attempt", attempt, "delay", d, "err", err)
 		t := time.NewTimer(d)
 		select {
 		case <-t.C:
@@ -334,7 +334,7 @@ func (m *Manager) setState(ctx context.Context, channel, state, code, reason, fi
 		return m.db().SetChannelState(ctx, tx, channel, state, code, reason, fix)
 	})
 	if err != nil {
-		m.log().Error("record channel state", "channel", channel, "state", state, "error", err)
+		m.log().Error("record channel state", "channel", channel, "state", state, "err", err)
 		return ""
 	}
 	return prev

@@ -95,7 +95,7 @@ func (m *MailboxClient) do(ctx context.Context, cl call) (*response, error) {
 			}
 			wait := c.backoff(attempt)
 			m.log.Info("graph request failed, retrying", slog.String("kind", cl.kind),
-				slog.Int("attempt", attempt+1), slog.Duration("wait", wait), slog.String("error", err.Error()))
+				slog.Int("attempt", attempt+1), slog.Duration("wait", wait), slog.String("err", err.Error()))
 			if err := c.Sleep(ctx, wait); err != nil {
 				return nil, fmt.Errorf("%s %s: %w", cl.method, cl.kind, err)
 			}

@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"sync"
 	"time"
 
 	"github.com/m365bridge/m365bridge/webhooks/deliver"
@@ -31,38 +30,15 @@ type AckHook func(ctx context.Context, tx *sql.Tx, eventID, channel string) erro
 // rejected; state is deliver.StateDead or deliver.StateRejected.
 type FailHook func(ctx context.Context, tx *sql.Tx, eventID, channel string, state deliver.State, reason string) error
 
-type outboxHooks struct {
-	mu        sync.Mutex
-	delivered []AckHook
-	failed    []FailHook
-}
-
-// hooks are kept per DB outside the struct so that the outbox stays in its
-// own files; entries live as long as the process (DBs are few).
-var hooksByDB sync.Map // *DB → *outboxHooks
-
-func (db *DB) hooks() *outboxHooks {
-	h, _ := hooksByDB.LoadOrStore(db, &outboxHooks{})
-	return h.(*outboxHooks)
-}
-
-// OnDelivered registers fn to run inside every MarkDelivered transaction
-// (the sync engine moves its ledger row to delivered there), so the
-// acknowledgement and its consequences commit together or not at all.
-func (db *DB) OnDelivered(fn AckHook) {
-	h := db.hooks()
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	h.delivered = append(h.delivered, fn)
-}
-
-// OnFailed registers fn to run inside every MarkDead and MarkRejected
-// transaction.
-func (db *DB) OnFailed(fn FailHook) {
-	h := db.hooks()
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	h.failed = append(h.failed, fn)
+// OutboxHooks tie an outbox's terminal transitions to the rest of the
+// state: each runs inside the transaction that finishes the row, so the
+// row's new state and the hook's writes commit together or not at all.
+type OutboxHooks struct {
+	// Delivered runs inside every MarkDelivered transaction (the daemon
+	// moves the message's ledger row to delivered there).
+	Delivered AckHook
+	// Failed runs inside every MarkDead and MarkRejected transaction.
+	Failed FailHook
 }
 
 // EnqueueTx adds e to the outbox inside the caller's transaction, due now.
@@ -105,12 +81,21 @@ func (db *DB) Enqueue(ctx context.Context, events ...OutboxEvent) error {
 }
 
 // Outbox is the SQLite implementation of deliver.Queue.
-type Outbox struct{ db *DB }
+type Outbox struct {
+	db    *DB
+	hooks OutboxHooks
+}
 
 var _ deliver.Queue = (*Outbox)(nil)
 
-// Outbox returns the outbox queue the dispatcher works over.
+// Outbox returns the outbox without hooks: for listing, counting,
+// replaying and endpoint state. A dispatcher whose acknowledgements must
+// reach the message ledger works over OutboxWith instead.
 func (db *DB) Outbox() *Outbox { return &Outbox{db: db} }
+
+// OutboxWith returns the outbox queue a dispatcher works over, with hooks
+// that run inside the transactions that finish a row (see OutboxHooks).
+func (db *DB) OutboxWith(hooks OutboxHooks) *Outbox { return &Outbox{db: db, hooks: hooks} }
 
 const outboxColumns = `o.seq, o.event_id, o.endpoint, o.channel, o.type, o.state, o.attempts, o.next_attempt_at, o.created_at,
 	o.replayed_at, o.last_attempt_at, o.last_status, o.last_error, o.delivered_at`
@@ -211,7 +196,7 @@ func (q *Outbox) MarkAttempt(ctx context.Context, seq int64, attempt int, at, ne
 	return nil
 }
 
-// MarkDelivered implements deliver.Queue: the row and every OnDelivered hook
+// MarkDelivered implements deliver.Queue: the row and the Delivered hook
 // commit in one transaction.
 func (q *Outbox) MarkDelivered(ctx context.Context, seq int64, status int, at time.Time) error {
 	return q.db.Tx(ctx, func(tx *sql.Tx) error {
@@ -224,14 +209,11 @@ func (q *Outbox) MarkDelivered(ctx context.Context, seq int64, status int, at ti
 		if err != nil {
 			return fmt.Errorf("mark outbox row %d delivered: %w", seq, err)
 		}
-		h := q.db.hooks()
-		h.mu.Lock()
-		fns := append([]AckHook(nil), h.delivered...)
-		h.mu.Unlock()
-		for _, fn := range fns {
-			if err := fn(ctx, tx, eventID, channel); err != nil {
-				return fmt.Errorf("acknowledge event %s: %w", eventID, err)
-			}
+		if q.hooks.Delivered == nil {
+			return nil
+		}
+		if err := q.hooks.Delivered(ctx, tx, eventID, channel); err != nil {
+			return fmt.Errorf("acknowledge event %s: %w", eventID, err)
 		}
 		return nil
 	})
@@ -269,14 +251,11 @@ func (q *Outbox) finish(ctx context.Context, seq int64, state deliver.State, sta
 		if err != nil {
 			return fmt.Errorf("mark outbox row %d %s: %w", seq, state, err)
 		}
-		h := q.db.hooks()
-		h.mu.Lock()
-		fns := append([]FailHook(nil), h.failed...)
-		h.mu.Unlock()
-		for _, fn := range fns {
-			if err := fn(ctx, tx, eventID, channel, state, excerpt); err != nil {
-				return fmt.Errorf("record event %s as %s: %w", eventID, state, err)
-			}
+		if q.hooks.Failed == nil {
+			return nil
+		}
+		if err := q.hooks.Failed(ctx, tx, eventID, channel, state, excerpt); err != nil {
+			return fmt.Errorf("record event %s as %s: %w", eventID, state, err)
 		}
 		return nil
 	})

@@ -134,12 +134,11 @@ func TestOutboxDueOrderedHeads(t *testing.T) {
 func TestOutboxAckHookSharesTransaction(t *testing.T) {
 	db, now := openOutboxDB(t)
 	ctx := context.Background()
-	q := db.Outbox()
 	if _, err := db.write.ExecContext(ctx, `CREATE TABLE acks (event_id TEXT, channel TEXT)`); err != nil {
 		t.Fatal(err)
 	}
 	failAck := true
-	db.OnDelivered(func(ctx context.Context, tx *sql.Tx, eventID, channel string) error {
+	ack := func(ctx context.Context, tx *sql.Tx, eventID, channel string) error {
 		if _, err := tx.ExecContext(ctx, `INSERT INTO acks VALUES (?, ?)`, eventID, channel); err != nil {
 			return err
 		}
@@ -147,12 +146,13 @@ func TestOutboxAckHookSharesTransaction(t *testing.T) {
 			return errors.New("ledger unavailable")
 		}
 		return nil
-	})
+	}
 	var failed []string
-	db.OnFailed(func(ctx context.Context, tx *sql.Tx, eventID, channel string, state deliver.State, reason string) error {
+	fail := func(ctx context.Context, tx *sql.Tx, eventID, channel string, state deliver.State, reason string) error {
 		failed = append(failed, eventID+":"+string(state)+":"+reason)
 		return nil
-	})
+	}
+	q := db.OutboxWith(OutboxHooks{Delivered: ack, Failed: fail})
 	if err := db.Enqueue(ctx, ev("m1", "c"), ev("m2", "c"), ev("m3", "c")); err != nil {
 		t.Fatal(err)
 	}

@@ -1,7 +1,7 @@
 // Package web serves the bridge's two HTTP listeners: the public one (OAuth
-// callback, health, later the send endpoint) that Entra ID and the helpdesk
-// reach, and the private admin one (status page, admin API, metrics) that
-// only operators reach.
+// callback, health, the send endpoint, attachment links) that Entra ID and
+// the helpdesk reach, and the private admin one (status page, admin API,
+// metrics) that only operators reach.
 package web
 
 import (

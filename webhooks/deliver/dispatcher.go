@@ -1,3 +1,11 @@
+// Package deliver posts signed webhook events to the helpdesk's endpoints
+// and keeps trying until each is acknowledged, refused for good or out of
+// retries. A Dispatcher works over a Queue (the bridge's SQLite outbox, a
+// durable store that survives a crash) with one lane per endpoint; the
+// Sender signs each request (Standard Webhooks) and classifies the answer:
+// 2xx acknowledges, a permanent 4xx rejects, the rest is retried on the
+// endpoint's Schedule. RedactURL keeps secrets in URLs out of what it logs
+// and stores.
 package deliver
 
 import (
@@ -416,7 +424,7 @@ func (d *Dispatcher) deliver(ep Endpoint, row Row) (gone bool) {
 	defer d.recoverAttempt(ctx, log, ep, row, attempt, next)
 	body, err := Render(ep, row.Body)
 	if err != nil {
-		log.Error("event cannot be rendered for this endpoint: rejected", "error", err)
+		log.Error("event cannot be rendered for this endpoint: rejected", "err", err)
 		res := Result{Outcome: Permanent, Excerpt: excerpt(err.Error()), Err: err}
 		d.observe(ep, row, res)
 		d.record(ctx, log, d.q.MarkRejected(ctx, row.Seq, 0, res.Excerpt))
@@ -450,11 +458,11 @@ func (d *Dispatcher) deliver(ep Endpoint, row Row) (gone bool) {
 		}
 		if attempt >= ep.MaxAttempts || retryAt.Sub(row.AgeBase()) > ep.MaxAge {
 			log.Error("delivery failed for good: event is a dead letter (replay it once fixed)",
-				"attempts", attempt, "error", res.Excerpt)
+				"attempts", attempt, "err", res.Excerpt)
 			d.record(ctx, log, d.q.MarkDead(ctx, row.Seq, res.Status, res.Excerpt))
 			return
 		}
-		log.Warn("delivery failed: will retry", "next_attempt_at", retryAt.UTC(), "error", res.Excerpt)
+		log.Warn("delivery failed: will retry", "next_attempt_at", retryAt.UTC(), "err", res.Excerpt)
 		d.record(ctx, log, d.q.MarkFailed(ctx, row.Seq, res.Status, res.Excerpt, retryAt))
 	}
 	return gone
@@ -474,7 +482,7 @@ func (d *Dispatcher) recoverAttempt(ctx context.Context, log *slog.Logger, ep En
 	log.Error("delivery attempt panicked: counted as a failed attempt; please report this bug",
 		"attempt", attempt, "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
 	if attempt >= ep.MaxAttempts || next.Sub(row.AgeBase()) > ep.MaxAge {
-		log.Error("delivery failed for good: event is a dead letter (replay it once fixed)", "attempts", attempt, "error", msg)
+		log.Error("delivery failed for good: event is a dead letter (replay it once fixed)", "attempts", attempt, "err", msg)
 		d.record(ctx, log, d.q.MarkDead(ctx, row.Seq, 0, msg))
 		return
 	}
@@ -489,7 +497,7 @@ func (d *Dispatcher) observe(ep Endpoint, row Row, res Result) {
 
 func (d *Dispatcher) record(ctx context.Context, log *slog.Logger, err error) {
 	if err != nil && ctx.Err() == nil {
-		log.Error("record delivery outcome", "error", err)
+		log.Error("record delivery outcome", "err", err)
 	}
 }
 
@@ -497,5 +505,5 @@ func (d *Dispatcher) logErr(ctx context.Context, what string, err error, kv ...a
 	if ctx.Err() != nil || errors.Is(err, context.Canceled) {
 		return
 	}
-	d.log.Error(what, append(kv, "error", err)...)
+	d.log.Error(what, append(kv, "err", err)...)
 }

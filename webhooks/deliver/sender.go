@@ -144,11 +144,11 @@ func NewSender(o SenderOptions) *Sender {
 		RetryWaitMax: 30 * time.Second,
 		RetryMax:     o.RetryMax,
 		CheckRetry:   checkRetry,
-		Backoff: func(min, max time.Duration, n int, resp *http.Response) time.Duration {
+		Backoff: func(lo, hi time.Duration, n int, resp *http.Response) time.Duration {
 			if d := retryAfter(resp, s.now(), s.retryAfterCap); d > 0 {
-				return min2(d, max)
+				return min(d, hi)
 			}
-			return retryablehttp.DefaultBackoff(min, max, n, nil)
+			return retryablehttp.DefaultBackoff(lo, hi, n, nil)
 		},
 		ErrorHandler: retryablehttp.PassthroughErrorHandler,
 		PrepareRetry: func(r *http.Request) error {
@@ -257,14 +257,7 @@ func retryAfter(resp *http.Response, now time.Time, limit time.Duration) time.Du
 	if d <= 0 {
 		return 0
 	}
-	return min2(d, limit)
-}
-
-func min2(a, b time.Duration) time.Duration {
-	if a < b {
-		return a
-	}
-	return b
+	return min(d, limit)
 }
 
 // excerpt trims s to ExcerptBytes on a rune boundary.
