@@ -17,11 +17,12 @@ func (s *Sim) registerControl(mux *http.ServeMux) {
 }
 
 // Advance moves the sim's clock forward by d (tokens and codes expire, delta
-// tokens age) without waiting.
+// tokens age, notification resends fall due) without waiting.
 func (s *Sim) Advance(d time.Duration) {
 	s.clockMu.Lock()
 	s.offset += d
 	s.clockMu.Unlock()
+	s.FlushNotifications()
 }
 
 func (s *Sim) handleClockAdvance(w http.ResponseWriter, r *http.Request) {

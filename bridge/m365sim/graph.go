@@ -42,6 +42,11 @@ type graphState struct {
 	pending   []pendingFiling
 	// uploads are the open attachment upload sessions by id (graph_upload.go).
 	uploads map[string]*uploadSession
+	// subs are the change-notification subscriptions by id
+	// (graph_subscriptions.go); notify is their delivery queue
+	// (graph_notify.go).
+	subs   map[string]*subscription
+	notify notifyState
 }
 
 func (s *Sim) initGraph() {
@@ -53,6 +58,7 @@ func (s *Sim) initGraph() {
 	s.graph.deltaCache = defaultDeltaTokenCache
 	s.graph.sentDelay = s.opts.SentItemsDelay
 	s.graph.uploads = map[string]*uploadSession{}
+	s.graph.subs = map[string]*subscription{}
 }
 
 // reqInfo travels in the request context so the outer handler can count
@@ -104,6 +110,7 @@ func (s *Sim) registerGraph(mux *http.ServeMux) {
 	g.HandleFunc("POST /v1.0/$batch", s.handleBatch)
 	g.HandleFunc("GET /v1.0/me", s.handleUserGet)
 	g.HandleFunc("GET /v1.0/users/{user}", s.handleUserGet)
+	s.registerSubscriptions(g)
 
 	route := func(method, suffix, kind string, perm int, h graphHandler) {
 		for _, prefix := range []string{"/v1.0/me", "/v1.0/users/{user}"} {
@@ -273,6 +280,7 @@ func (s *Sim) mailRoute(kind string, perm int, h graphHandler) http.Handler {
 			c.emptyPage = fx.emptyPage
 			s.mu.Lock()
 			s.fileDueLocked()
+			s.kickNotificationsLocked()
 			s.mu.Unlock()
 			if fx.dropAfter {
 				h(&discardWriter{h: http.Header{}}, r, c)

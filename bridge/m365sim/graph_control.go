@@ -33,6 +33,48 @@ func (s *Sim) registerGraphControl(mux *http.ServeMux) {
 	add("DELETE /_sim/faults", "remove every fault rule", s.ctlFaultsClear)
 	add("GET /_sim/counters", "Graph request counters: requests, batches, batchInner, byKind, byMailbox, byMethod, byStatus, throttled, faults", s.handleCounters)
 	add("DELETE /_sim/counters", "reset the Graph request counters", s.handleCounters)
+	add("GET /_sim/subscriptions", "list the active change-notification subscriptions", s.ctlSubscriptions)
+	add("POST /_sim/subscriptions/{id}/lifecycle", `send a lifecycle notification {"event":"reauthorizationRequired|subscriptionRemoved|missed"} (subscriptionRemoved deletes it)`, s.ctlLifecycle)
+	add("POST /_sim/notifications/drop", `lose the next change notifications {"count":1}: never sent, no "missed" either`, s.ctlNotificationsDrop)
+	add("POST /_sim/notifications/flush", "send the notifications whose resend is due on the sim clock", s.ctlNotificationsFlush)
+}
+
+func (s *Sim) ctlSubscriptions(w http.ResponseWriter, r *http.Request) {
+	writeControlJSON(w, http.StatusOK, map[string]any{"value": s.Subscriptions()})
+}
+
+func (s *Sim) ctlLifecycle(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		Event string `json:"event"`
+	}
+	if !decodeMailControl(w, r, &req) {
+		return
+	}
+	if err := s.SendLifecycleEvent(r.PathValue("id"), req.Event); err != nil {
+		writeControlError(w, controlStatus(err), err.Error())
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (s *Sim) ctlNotificationsDrop(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		Count int `json:"count"`
+	}
+	if !decodeMailControl(w, r, &req) {
+		return
+	}
+	if req.Count < 0 {
+		writeControlError(w, http.StatusBadRequest, "count must be 0 or more")
+		return
+	}
+	s.DropNotifications(req.Count)
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (s *Sim) ctlNotificationsFlush(w http.ResponseWriter, r *http.Request) {
+	s.FlushNotifications()
+	writeControlJSON(w, http.StatusOK, map[string]int{"pending": s.PendingNotifications()})
 }
 
 // controlStatus maps a control method's error to 404 (ErrNotFound) or 400.

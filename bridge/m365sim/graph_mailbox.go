@@ -72,6 +72,9 @@ type mailData struct {
 	deltaEpoch int
 	// onMove is Options.OnMove.
 	onMove func(MoveEvent)
+	// arrived hears every message that enters a folder (new, moved or
+	// copied in): the sim's change notifications (graph_notify.go).
+	arrived func(d *mailData, m *message)
 	// deltaGen is each folder's delta generation: the number of delta
 	// tokens issued for it so far (see Sim.graph.deltaCache).
 	deltaGen map[string]uint64
@@ -93,6 +96,7 @@ func newMailData(s *Sim, mb *Mailbox) *mailData {
 	d := &mailData{
 		mb: mb, folders: map[string]*folder{}, wellKnown: map[string]string{},
 		messages: map[string]*message{}, byRest: map[string]*message{}, onMove: s.opts.OnMove,
+		arrived: s.messageArrivedLocked,
 	}
 	d.storeRoot = d.newID("AAMkAD")
 	root := d.addFolder("Top of Information Store", d.storeRoot, "msgfolderroot")
@@ -283,6 +287,7 @@ func (d *mailData) addMessage(content *mimeMessage, raw func() []byte, fid strin
 	m.enterSeq = m.seq
 	d.messages[m.immutableID] = m
 	d.byRest[m.restID] = m
+	d.arrived(d, m)
 	return m
 }
 
@@ -308,6 +313,7 @@ func (d *mailData) move(m *message, fid, reason string, now time.Time) {
 	m.version++
 	m.modified = now.UTC()
 	m.seq, m.enterSeq = seq, seq
+	d.arrived(d, m)
 }
 
 // copyTo stores a copy of m in folder fid.

@@ -76,6 +76,22 @@ type Options struct {
 	// the Sent Items copy, on the sim clock (graph_drafts.go); until then no
 	// folder lists it. Default 0: filed at once. SetSentItemsDelay changes it.
 	SentItemsDelay time.Duration
+	// SubscriptionMaxLifetime caps a change-notification subscription's
+	// expirationDateTime (graph_subscriptions.go). Default
+	// DefaultSubscriptionMaxLifetime (10,080 minutes).
+	SubscriptionMaxLifetime time.Duration
+	// AllowHTTPLoopback accepts http:// notification URLs on a loopback
+	// host. Graph requires https; this exists for tests and the demo only.
+	AllowHTTPLoopback bool
+	// NotifyHTTPClient sends validation requests and notifications to
+	// subscribers (an httptest TLS server's Client, say). Default
+	// http.DefaultClient; the documented timeouts (10 s validation, 3 s
+	// notifications) come from contexts.
+	NotifyHTTPClient *http.Client
+	// OnNotify, when set, hears every request the sim made (or, for a
+	// dropped notification, did not make) to a subscriber, after it ended.
+	// Tests synchronise on it. It is called without the sim's lock.
+	OnNotify func(NotifyAttempt)
 }
 
 // MoveEvent is one message leaving a folder, for Options.OnMove. Folders
@@ -227,6 +243,7 @@ func New(opts Options) *Sim {
 	setDefault(&opts.MailboxUploadWindow, DefaultMailboxUploadWindow)
 	setDefault(&opts.AppBudget, DefaultAppBudget)
 	setDefault(&opts.AppWindow, DefaultAppWindow)
+	setDefault(&opts.SubscriptionMaxLifetime, DefaultSubscriptionMaxLifetime)
 	if opts.Seed == 0 {
 		opts.Seed = 1
 	}
