@@ -392,6 +392,7 @@ func subscriptionJSON(base string, sub *subscription) jobj {
 		{"encryptionCertificate", nil},
 		{"encryptionCertificateId", nil},
 		{"notificationUrlAppId", nil},
+		{"notificationContentType", "application/json"},
 	}
 }
 
