@@ -97,6 +97,11 @@ func (s *Sim) subscriptionAuth(w http.ResponseWriter, r *http.Request, kind stri
 	if g == nil || !s.appAdmit(w, r, g.ClientID) {
 		return nil
 	}
+	// Fault rules apply here as on mail requests (match them by path,
+	// e.g. "/v1.0/subscriptions/**"; there is no mailbox to match).
+	if _, handled := s.applyFaults(w, r, "", parsePrefer(r)); handled {
+		return nil
+	}
 	return g
 }
 
