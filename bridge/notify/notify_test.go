@@ -168,9 +168,9 @@ func TestRenewedBeforeExpiry(t *testing.T) {
 }
 
 // TestRecreatedAfterRemovalOrExpiry: a subscriptionRemoved lifecycle
-// notification, and a subscription that expired while the daemon could not
-// renew it (Graph answers 404), both end with a new subscription and a
-// catch-up wake-up; notifications flow again.
+// notification, a subscription Graph dropped silently (the renewal gets a
+// 404) and one that expired while the daemon could not renew it all end
+// with a new subscription and a catch-up wake-up; notifications flow again.
 func TestRecreatedAfterRemovalOrExpiry(t *testing.T) {
 	r := newRig(t, nil)
 	r.addAgentInbox(t)
@@ -197,15 +197,32 @@ func TestRecreatedAfterRemovalOrExpiry(t *testing.T) {
 		t.Fatalf("wake %+v", w)
 	}
 
-	// Expired behind the manager's back: the renewal's 404 leads to a new one.
+	// Gone behind the manager's back (no lifecycle notification): the
+	// renewal's 404 leads to a new one.
 	second := subs[0]
-	r.clk.Advance(second.Expires.Sub(r.clk.Now()) + time.Second)
+	if err := r.mailbox(agent, false).DeleteSubscription(context.Background(), second.ID); err != nil {
+		t.Fatal(err)
+	}
+	r.clk.Advance(second.Expires.Add(-DefaultLifetime/2).Sub(r.clk.Now()))
+	r.mgr.Tick(context.Background())
+	r.waitEvent(t, "agent", "recreate")
+	r.waitEvent(t, "agent", "created")
+	if w := r.nextWake(t); w.why != ReasonSubscribed {
+		t.Fatalf("wake %+v", w)
+	}
+	third := r.sim.Sim.Subscriptions()
+	if len(third) != 1 || third[0].ID == second.ID {
+		t.Fatalf("subscriptions %+v", third)
+	}
+
+	// Expired while the daemon could not renew it: created anew.
+	r.clk.Advance(third[0].Expires.Sub(r.clk.Now()) + time.Second)
 	r.mgr.Tick(context.Background())
 	r.waitEvent(t, "agent", "created")
 	if w := r.nextWake(t); w.why != ReasonSubscribed {
 		t.Fatalf("wake %+v", w)
 	}
-	if subs := r.sim.Sim.Subscriptions(); len(subs) != 1 || subs[0].ID == second.ID {
+	if subs := r.sim.Sim.Subscriptions(); len(subs) != 1 || subs[0].ID == third[0].ID {
 		t.Fatalf("subscriptions %+v", subs)
 	}
 }
