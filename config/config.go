@@ -177,7 +177,16 @@ type Channel struct {
 	AfterImport AfterImport `yaml:"after_import"`
 	// PollInterval is how often the folder is synced (with jitter).
 	PollInterval time.Duration `yaml:"poll_interval"`
-	Archive      Archive       `yaml:"archive"`
+	// PollFast is the poll interval right after the channel saw new mail;
+	// it grows back to PollInterval while the folder stays idle (adaptive
+	// polling, bridge/notify.PollPolicy). Equal to PollInterval: fixed.
+	PollFast time.Duration `yaml:"poll_fast"`
+	// ChangeNotifications: auto subscribes to Graph change notifications
+	// for a user mailbox (Graph offers none for shared mailboxes under
+	// delegated permissions), so new mail wakes the runner at once; off
+	// relies on polling alone.
+	ChangeNotifications string  `yaml:"change_notifications"`
+	Archive             Archive `yaml:"archive"`
 	// Webhook names the endpoint this channel's events go to.
 	Webhook string `yaml:"webhook"`
 	// RawMIME adds the original message bytes to each event.
@@ -228,6 +237,12 @@ type Mailbox struct {
 	Type    string `yaml:"type"` // user | shared
 	Address string `yaml:"address"`
 }
+
+// Channel change_notifications modes.
+const (
+	NotificationsAuto = "auto"
+	NotificationsOff  = "off"
+)
 
 // Channel attachments modes.
 const (
@@ -307,8 +322,10 @@ const (
 	DefaultAfterImport   = ActionKeep
 	DefaultArchiveMode   = ArchiveAuto
 	DefaultContentType   = "application/json"
-	// MinPollInterval is the shortest poll_interval accepted.
+	// MinPollInterval is the shortest poll_interval (and poll_fast) accepted.
 	MinPollInterval = 10 * time.Second
+	// DefaultPollFast is the adaptive poll interval right after activity.
+	DefaultPollFast = 10 * time.Second
 )
 
 // Secret is a configuration value that must never be printed: a client

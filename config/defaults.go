@@ -66,6 +66,8 @@ func (c *Config) setDefaults(isSet func(path string) bool) {
 			ch.AfterImport = AfterImport{Action: DefaultAfterImport}
 		}
 		dur(&ch.PollInterval, p+".poll_interval", DefaultPollInterval)
+		dur(&ch.PollFast, p+".poll_fast", min(DefaultPollFast, ch.PollInterval))
+		str(&ch.ChangeNotifications, p+".change_notifications", NotificationsAuto)
 		str(&ch.Archive.Mode, p+".archive.mode", DefaultArchiveMode)
 		str(&ch.Archive.State, p+".archive.state", DefaultArchiveState)
 		if len(c.Webhooks) == 1 && ch.Webhook == "" { // webhook: "" counts as absent

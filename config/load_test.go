@@ -39,6 +39,8 @@ func TestParseValidAppliesDefaults(t *testing.T) {
 		{"channel after_import default", c.Channels[0].AfterImport, AfterImport{Action: ActionKeep}},
 		{"channel after_import set", c.Channels[1].AfterImport, AfterImport{Action: ActionMarkRead}},
 		{"channel poll_interval", c.Channels[0].PollInterval, DefaultPollInterval},
+		{"channel poll_fast", c.Channels[0].PollFast, DefaultPollFast},
+		{"channel change_notifications", c.Channels[0].ChangeNotifications, NotificationsAuto},
 		{"channel archive mode", c.Channels[0].Archive.Mode, ArchiveAuto},
 		{"channel archive state", c.Channels[0].Archive.State, DefaultArchiveState},
 		{"channel webhook defaults to the only one", c.Channels[0].Webhook, "helpdesk"},

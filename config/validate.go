@@ -471,6 +471,15 @@ func (v *validator) channel(p string, ch *Channel) {
 	if ch.PollInterval < MinPollInterval {
 		v.fail(p+".poll_interval", fmt.Sprintf("poll_interval %s is shorter than %s", ch.PollInterval, MinPollInterval), "Graph throttles frequent polling; the default is 1m")
 	}
+	if ch.PollInterval >= MinPollInterval && (ch.PollFast < MinPollInterval || ch.PollFast > ch.PollInterval) {
+		v.fail(p+".poll_fast", fmt.Sprintf("poll_fast %s must be between %s and poll_interval (%s)", ch.PollFast, MinPollInterval, ch.PollInterval),
+			"poll_fast is the interval right after new mail; it grows back to poll_interval while the folder is idle")
+	}
+	switch ch.ChangeNotifications {
+	case NotificationsAuto, NotificationsOff:
+	default:
+		v.fail(p+".change_notifications", fmt.Sprintf("unknown change_notifications mode %q", ch.ChangeNotifications), "auto (Graph change notifications for user mailboxes) or off (polling only)")
+	}
 	if ch.MaxAttachmentBytes < 0 {
 		v.fail(p+".max_attachment_bytes", "max_attachment_bytes must not be negative", "0 never inlines attachments")
 	}
