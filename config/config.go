@@ -177,6 +177,7 @@ type Channel struct {
 	AfterImport AfterImport `yaml:"after_import"`
 	// PollInterval is how often the folder is synced (with jitter).
 	PollInterval time.Duration `yaml:"poll_interval"`
+	Archive      Archive       `yaml:"archive"`
 	// PollFast is the poll interval right after the channel saw new mail;
 	// it grows back to PollInterval while the folder stays idle (adaptive
 	// polling, bridge/notify.PollPolicy). Equal to PollInterval: fixed.
@@ -185,8 +186,7 @@ type Channel struct {
 	// for a user mailbox (Graph offers none for shared mailboxes under
 	// delegated permissions), so new mail wakes the runner at once; off
 	// relies on polling alone.
-	ChangeNotifications string  `yaml:"change_notifications"`
-	Archive             Archive `yaml:"archive"`
+	ChangeNotifications string `yaml:"change_notifications"`
 	// Webhook names the endpoint this channel's events go to.
 	Webhook string `yaml:"webhook"`
 	// RawMIME adds the original message bytes to each event.
