@@ -203,7 +203,7 @@ func TestRecreatedAfterRemovalOrExpiry(t *testing.T) {
 	if err := r.mailbox(agent, false).DeleteSubscription(context.Background(), second.ID); err != nil {
 		t.Fatal(err)
 	}
-	r.clk.Advance(second.Expires.Add(-DefaultLifetime/2).Sub(r.clk.Now()))
+	r.clk.Advance(second.Expires.Add(-DefaultLifetime / 2).Sub(r.clk.Now()))
 	r.mgr.Tick(context.Background())
 	r.waitEvent(t, "agent", "recreate")
 	r.waitEvent(t, "agent", "created")
