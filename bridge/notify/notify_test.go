@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -356,4 +357,29 @@ func TestNewManagerRefusesBadOptions(t *testing.T) {
 	if err != nil || m.NotificationURL() != "https://bridge.example.com"+Path {
 		t.Fatalf("%v %q", err, m.NotificationURL())
 	}
+}
+
+// BenchmarkNotificationLatency reports how long a mail takes from arriving
+// in the simulated mailbox to waking its channel through a change
+// notification over loopback HTTP (p50 and p95 over b.N mails). The
+// runner's delta round and the webhook delivery come on top; the
+// end-to-end figure belongs to the daemon benchmark.
+func BenchmarkNotificationLatency(b *testing.B) {
+	r := newRig(b, nil)
+	r.addAgentInbox(b)
+	r.subscribe(b)
+	lat := make([]time.Duration, 0, b.N)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		start := time.Now()
+		r.inject(b, fmt.Sprintf("mail %d", i))
+		if w := r.nextWake(b); w.why != ReasonNotification {
+			b.Fatalf("wake %+v", w)
+		}
+		lat = append(lat, time.Since(start))
+	}
+	b.StopTimer()
+	slices.Sort(lat)
+	b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")
+	b.ReportMetric(float64(lat[len(lat)*95/100].Microseconds())/1000, "p95-ms")
 }

@@ -86,7 +86,7 @@ type rig struct {
 	attempt chan m365sim.NotifyAttempt
 }
 
-func newRig(t *testing.T, mutate func(*Options)) *rig {
+func newRig(t testing.TB, mutate func(*Options)) *rig {
 	t.Helper()
 	r := &rig{
 		clk:     &clock{t: time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)},
@@ -134,7 +134,7 @@ func (r *rig) mailbox(addr string, shared bool) *graph.MailboxClient {
 }
 
 // addAgentInbox registers channel "agent" on the agent's Inbox.
-func (r *rig) addAgentInbox(t *testing.T) *graph.MailboxClient {
+func (r *rig) addAgentInbox(t testing.TB) *graph.MailboxClient {
 	t.Helper()
 	mc := r.mailbox(agent, false)
 	f, err := mc.ResolveFolder(context.Background(), "Inbox")
@@ -145,7 +145,7 @@ func (r *rig) addAgentInbox(t *testing.T) *graph.MailboxClient {
 	return mc
 }
 
-func (r *rig) nextWake(t *testing.T) wake {
+func (r *rig) nextWake(t testing.TB) wake {
 	t.Helper()
 	select {
 	case w := <-r.wakes:
@@ -158,7 +158,7 @@ func (r *rig) nextWake(t *testing.T) wake {
 
 // noWake checks that no wake-up is queued. Callers first wait for the
 // signal that everything that could have woken has happened.
-func (r *rig) noWake(t *testing.T) {
+func (r *rig) noWake(t testing.TB) {
 	t.Helper()
 	select {
 	case w := <-r.wakes:
@@ -169,7 +169,7 @@ func (r *rig) noWake(t *testing.T) {
 
 // waitEvent waits for the manager to report event ev for channel ch,
 // skipping others.
-func (r *rig) waitEvent(t *testing.T, ch, ev string) {
+func (r *rig) waitEvent(t testing.TB, ch, ev string) {
 	t.Helper()
 	deadline := time.After(waitFor)
 	for {
@@ -186,7 +186,7 @@ func (r *rig) waitEvent(t *testing.T, ch, ev string) {
 
 // waitAttempt waits for the sim to report a request to the handler of kind
 // (validation, change, lifecycle) and returns it.
-func (r *rig) waitAttempt(t *testing.T, kind string) m365sim.NotifyAttempt {
+func (r *rig) waitAttempt(t testing.TB, kind string) m365sim.NotifyAttempt {
 	t.Helper()
 	deadline := time.After(waitFor)
 	for {
@@ -203,7 +203,7 @@ func (r *rig) waitAttempt(t *testing.T, kind string) m365sim.NotifyAttempt {
 }
 
 // inject delivers a mail into the agent's Inbox.
-func (r *rig) inject(t *testing.T, subject string) m365sim.MessageInfo {
+func (r *rig) inject(t testing.TB, subject string) m365sim.MessageInfo {
 	t.Helper()
 	mi, err := r.sim.Sim.InjectMessage(agent, m365sim.NewMessage{Subject: subject})
 	if err != nil {
@@ -214,7 +214,7 @@ func (r *rig) inject(t *testing.T, subject string) m365sim.MessageInfo {
 
 // subscribe runs one tick and waits for the subscription and the catch-up
 // wake-up that follows it.
-func (r *rig) subscribe(t *testing.T) m365sim.SubscriptionInfo {
+func (r *rig) subscribe(t testing.TB) m365sim.SubscriptionInfo {
 	t.Helper()
 	r.mgr.Tick(context.Background())
 	r.waitEvent(t, "agent", "created")
