@@ -13,6 +13,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"strings"
@@ -121,7 +122,7 @@ func (m *MailboxClient) CreateSubscription(ctx context.Context, req Subscription
 	body := map[string]any{
 		"changeType":                "created",
 		"notificationUrl":           req.NotificationURL,
-		"resource":                  strings.TrimPrefix(m.root, "/") + "/mailFolders('" + strings.ReplaceAll(req.FolderID, "'", "''") + "')/messages",
+		"resource":                  m.SubscriptionResource(req.FolderID),
 		"expirationDateTime":        expirationText(req.Expiration),
 		"clientState":               req.ClientState,
 		"latestSupportedTlsVersion": "v1_2",
@@ -138,6 +139,56 @@ func (m *MailboxClient) CreateSubscription(ctx context.Context, req Subscription
 		return Subscription{}, fmt.Errorf("create subscription: %w", err)
 	}
 	return decodeSubscription(res.body)
+}
+
+// SubscriptionResource is the resource CreateSubscription subscribes to
+// for a folder, e.g. me/mailFolders('AAMk…')/messages.
+func (m *MailboxClient) SubscriptionResource(folderID string) string {
+	return strings.TrimPrefix(m.root, "/") + "/mailFolders('" + strings.ReplaceAll(folderID, "'", "''") + "')/messages"
+}
+
+// maxSubscriptionPages bounds ListSubscriptions against endless nextLinks.
+const maxSubscriptionPages = 100
+
+// ListSubscriptions lists the subscriptions this app made for the
+// signed-in user (GET /subscriptions, GDC api/subscription-list.md; their
+// clientState is not returned). The bridge uses it to delete the ones a
+// previous run left behind.
+func (m *MailboxClient) ListSubscriptions(ctx context.Context) ([]Subscription, error) {
+	var out []Subscription
+	next := m.c.BaseURL + "/v1.0/subscriptions"
+	for page := 0; next != ""; page++ {
+		if page == maxSubscriptionPages {
+			return out, fmt.Errorf("list subscriptions: more than %d pages", maxSubscriptionPages)
+		}
+		if page > 0 {
+			if err := m.c.checkLink(next); err != nil {
+				return out, fmt.Errorf("list subscriptions: %w", err)
+			}
+		}
+		res, err := m.do(ctx, call{method: http.MethodGet, url: next, kind: kindSubscription})
+		if err != nil {
+			return out, fmt.Errorf("list subscriptions: %w", err)
+		}
+		var body struct {
+			Value    []json.RawMessage `json:"value"`
+			NextLink string            `json:"@odata.nextLink"`
+		}
+		if err := json.Unmarshal(res.body, &body); err != nil {
+			return out, fmt.Errorf("decode subscriptions: %w", err)
+		}
+		for _, raw := range body.Value {
+			sub, err := decodeSubscription(raw)
+			if err != nil {
+				// One odd item does not hide the others.
+				m.log.Warn("subscription in the list not understood", slog.String("err", err.Error()))
+				continue
+			}
+			out = append(out, sub)
+		}
+		next = body.NextLink
+	}
+	return out, nil
 }
 
 // RenewSubscription moves a subscription's expiry (PATCH, 200). A

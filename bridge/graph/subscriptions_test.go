@@ -73,6 +73,23 @@ func TestContractClientSubscriptions(t *testing.T) {
 			t.Errorf("expiry %v", sub.ExpirationDateTime)
 		}
 	})
+	t.Run("subscription-list.md", func(t *testing.T) {
+		body := docFixture(t, "subscription-list.json")
+		c, _ := fakeGraph(t, func(w http.ResponseWriter, r *http.Request) {
+			if r.Method != "GET" || r.URL.Path != "/v1.0/subscriptions" {
+				t.Errorf("request %s %s", r.Method, r.URL.Path)
+			}
+			serveDoc(w, 200, body)
+		})
+		subs, err := c.Mailbox(Mailbox{Address: "a@b"}, staticToken("a.b.c")).ListSubscriptions(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(subs) != 1 || subs[0].ID != "0fc0d6db-0073-42e5-a186-853da75fb308" || subs[0].ClientState != "" ||
+			subs[0].NotificationURL != "https://webhookappexample.azurewebsites.net/api/notifications" {
+			t.Errorf("decoded %+v", subs)
+		}
+	})
 	t.Run("tolerant and strict decoding", func(t *testing.T) {
 		for _, tc := range []struct {
 			body string

@@ -33,6 +33,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"sort"
 	"strings"
 	"time"
 )
@@ -83,6 +84,7 @@ type SubscriptionInfo struct {
 
 func (s *Sim) registerSubscriptions(g *http.ServeMux) {
 	g.HandleFunc("POST /v1.0/subscriptions", s.handleSubscriptionCreate)
+	g.HandleFunc("GET /v1.0/subscriptions", s.handleSubscriptionList)
 	g.HandleFunc("GET /v1.0/subscriptions/{id}", s.handleSubscriptionGet)
 	g.HandleFunc("PATCH /v1.0/subscriptions/{id}", s.handleSubscriptionUpdate)
 	g.HandleFunc("DELETE /v1.0/subscriptions/{id}", s.handleSubscriptionDelete)
@@ -414,6 +416,38 @@ func (s *Sim) subscriptionForLocked(g *AccessGrant, id string) *subscription {
 
 func writeSubscriptionNotFound(w http.ResponseWriter, r *http.Request, id string) {
 	writeGraphError(w, r, http.StatusNotFound, "ResourceNotFound", fmt.Sprintf("The object '%s' was not found.", id))
+}
+
+// handleSubscriptionList answers GET /subscriptions with a delegated token:
+// the subscriptions "created by this app for the signed-in user only",
+// clientState null ("not returned for security purposes"), GDC
+// api/subscription-list.md.
+func (s *Sim) handleSubscriptionList(w http.ResponseWriter, r *http.Request) {
+	g := s.subscriptionAuth(w, r, "subscription.list")
+	if g == nil {
+		return
+	}
+	s.mu.Lock()
+	s.expireSubscriptionsLocked()
+	ids := make([]string, 0, len(s.graph.subs))
+	for id, sub := range s.graph.subs {
+		if sub.appID == g.ClientID && sub.creatorID == g.UserID {
+			ids = append(ids, id)
+		}
+	}
+	sort.Strings(ids)
+	items := make([]any, 0, len(ids))
+	for _, id := range ids {
+		item := subscriptionJSON(baseURL(r), s.graph.subs[id])[1:] // no @odata.context per item
+		for i := range item {
+			if item[i].k == "clientState" {
+				item[i].v = nil
+			}
+		}
+		items = append(items, item)
+	}
+	s.mu.Unlock()
+	writeJSON(w, http.StatusOK, jobj{{"@odata.context", baseURL(r) + "/v1.0/$metadata#subscriptions"}, {"value", items}})
 }
 
 func (s *Sim) handleSubscriptionGet(w http.ResponseWriter, r *http.Request) {

@@ -118,6 +118,17 @@ func TestSubscriptionCreateNotifyRenewDelete(t *testing.T) {
 		t.Errorf("resourceData.id %v, want the immutable id %s", rd["id"], mi.ImmutableID)
 	}
 
+	// The list (subscription-list.md): this app's, for this user, without
+	// the clientState.
+	resp, b = f.call(t, "GET", "/v1.0/subscriptions", f.aliceTok, nil)
+	list := wantDocJSON(t, resp, b, http.StatusOK, "subscription-list.json", "value[0].encryptionCertificate", "value[0].encryptionCertificateId")
+	if v := list["value"].([]any); len(v) != 1 || v[0].(map[string]any)["id"] != id || v[0].(map[string]any)["clientState"] != nil {
+		t.Errorf("list %v", list)
+	}
+	if v := f.getJSON(t, "GET", "/v1.0/subscriptions", f.bobTok, nil, 200)["value"].([]any); len(v) != 0 {
+		t.Errorf("bob sees alice's subscriptions: %v", v)
+	}
+
 	// Renewal: documented shape; beyond the maximum lifetime: 400.
 	resp, b = f.call(t, "PATCH", "/v1.0/subscriptions/"+id, f.aliceTok, map[string]any{"expirationDateTime": now.Add(72 * time.Hour).Format(time.RFC3339)})
 	got = wantDocJSON(t, resp, b, http.StatusOK, "subscription-update.json")

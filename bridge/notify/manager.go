@@ -71,6 +71,8 @@ type Graph interface {
 	CreateSubscription(ctx context.Context, req graph.SubscriptionRequest) (graph.Subscription, error)
 	RenewSubscription(ctx context.Context, id string, expiration time.Time) (graph.Subscription, error)
 	DeleteSubscription(ctx context.Context, id string) error
+	ListSubscriptions(ctx context.Context) ([]graph.Subscription, error)
+	SubscriptionResource(folderID string) string
 }
 
 // Channel is one channel to subscribe for.
@@ -132,6 +134,7 @@ type channelState struct {
 	expires     time.Time
 	renewNow    bool // reauthorizationRequired: renew at the next tick
 	unsupported bool
+	swept       bool // stale subscriptions of an earlier run were deleted
 	failures    int
 	retryAt     time.Time
 }
@@ -343,6 +346,7 @@ func (m *Manager) ensure(ctx context.Context, name string) time.Time {
 		cs.subID = ""
 	}
 	m.mu.Unlock()
+	m.sweep(ctx, name, cs)
 	state, err := newClientState()
 	if err != nil {
 		return m.failed(name, cs, "create", err)
@@ -379,6 +383,42 @@ func (m *Manager) ensure(ctx context.Context, name string) time.Time {
 	// notification coming: a round now finds it.
 	go m.opts.Wake(name, ReasonSubscribed)
 	return sub.ExpirationDateTime.Add(-m.opts.RenewBefore)
+}
+
+// sweep deletes, once per channel, the subscriptions an earlier run of the
+// daemon left on this channel's folder and URL: their clientState is lost
+// with that run, so their notifications would only be ignored until they
+// expire (and each counts against Graph's per-mailbox limit). A failure is
+// logged and tried again before the next create.
+func (m *Manager) sweep(ctx context.Context, name string, cs *channelState) {
+	m.mu.Lock()
+	done, ch := cs.swept, cs.ch
+	m.mu.Unlock()
+	if done {
+		return
+	}
+	subs, err := ch.Graph.ListSubscriptions(ctx)
+	if err != nil {
+		m.log.Info("could not list earlier subscriptions", slog.String("channel", name), slog.String("err", err.Error()))
+		return
+	}
+	resource := ch.Graph.SubscriptionResource(ch.FolderID)
+	for _, s := range subs {
+		m.mu.Lock()
+		_, ours := m.bySub[s.ID]
+		m.mu.Unlock()
+		if ours || !strings.EqualFold(s.NotificationURL, m.url) || !strings.EqualFold(strings.TrimPrefix(s.Resource, "/"), resource) {
+			continue
+		}
+		if err := ch.Graph.DeleteSubscription(ctx, s.ID); err != nil {
+			m.log.Info("could not delete an earlier subscription", slog.String("channel", name), slog.String("subscription", s.ID), slog.String("err", err.Error()))
+			return
+		}
+		m.event(name, "stale-deleted")
+	}
+	m.mu.Lock()
+	cs.swept = true
+	m.mu.Unlock()
 }
 
 // failed schedules a retry with doubling backoff.

@@ -327,6 +327,39 @@ func TestCreateFailuresBackOff(t *testing.T) {
 	r.subscribe(t)
 }
 
+// TestRestartDeletesStaleSubscriptions: a daemon that died without Close
+// left its subscription (and lost its clientState); the next run deletes
+// it before subscribing again, so only one stays and it is the one whose
+// notifications are accepted.
+func TestRestartDeletesStaleSubscriptions(t *testing.T) {
+	r := newRig(t, nil)
+	mc := r.addAgentInbox(t)
+	old := r.subscribe(t)
+	// An unrelated subscription of the same app and user stays.
+	other, err := mc.CreateSubscription(context.Background(), graph.SubscriptionRequest{FolderID: "archive",
+		NotificationURL: r.public.URL + Path, ClientState: "x", Expiration: r.clk.Now().Add(time.Hour)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.mgr = r.newManager(t, nil) // the restarted daemon; the old manager is gone without Close
+	r.addAgentInbox(t)
+	r.mgr.Tick(context.Background())
+	r.waitEvent(t, "agent", "stale-deleted")
+	r.waitEvent(t, "agent", "created")
+	r.nextWake(t)
+	ids := map[string]bool{}
+	for _, s := range r.sim.Sim.Subscriptions() {
+		ids[s.ID] = true
+	}
+	if len(ids) != 2 || ids[old.ID] || !ids[other.ID] {
+		t.Fatalf("subscriptions after the restart %v (old %s, other %s)", ids, old.ID, other.ID)
+	}
+	r.inject(t, "after restart")
+	if w := r.nextWake(t); w.why != ReasonNotification {
+		t.Fatalf("wake %+v", w)
+	}
+}
+
 // TestCloseDeletesSubscriptions: Close removes what the manager made.
 func TestCloseDeletesSubscriptions(t *testing.T) {
 	r := newRig(t, nil)

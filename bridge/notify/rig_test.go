@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -84,6 +85,9 @@ type rig struct {
 	wakes   chan wake
 	events  chan [2]string
 	attempt chan m365sim.NotifyAttempt
+	// serving is the manager the public listener hands requests to (a
+	// restarted daemon replaces it).
+	serving atomic.Pointer[Manager]
 }
 
 func newRig(t testing.TB, mutate func(*Options)) *rig {
@@ -104,8 +108,19 @@ func newRig(t testing.TB, mutate func(*Options)) *rig {
 	t.Cleanup(func() { sim.Close() })
 	r.sim = sim
 	mux := http.NewServeMux()
+	mux.HandleFunc(Path, func(w http.ResponseWriter, req *http.Request) { r.serving.Load().Handler().ServeHTTP(w, req) })
 	r.public = httptest.NewServer(mux)
 	t.Cleanup(r.public.Close)
+	r.mgr = r.newManager(t, mutate)
+	r.gc = &graph.Client{BaseURL: sim.GraphURL(), Logger: slog.New(slog.DiscardHandler), Now: r.clk.Now,
+		Sleep: func(context.Context, time.Duration) error { return nil }}
+	return r
+}
+
+// newManager makes a Manager on the rig's clock and public listener and
+// makes it the one serving (as a daemon start does).
+func (r *rig) newManager(t testing.TB, mutate func(*Options)) *Manager {
+	t.Helper()
 	opts := Options{
 		PublicURL: r.public.URL,
 		Wake:      func(ch string, why Reason) { r.wakes <- wake{ch, why} },
@@ -119,14 +134,12 @@ func newRig(t testing.TB, mutate func(*Options)) *rig {
 	if mutate != nil {
 		mutate(&opts)
 	}
-	r.mgr, err = NewManager(opts)
+	m, err := NewManager(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
-	mux.Handle(Path, r.mgr.Handler())
-	r.gc = &graph.Client{BaseURL: sim.GraphURL(), Logger: slog.New(slog.DiscardHandler), Now: r.clk.Now,
-		Sleep: func(context.Context, time.Duration) error { return nil }}
-	return r
+	r.serving.Store(m)
+	return m
 }
 
 func (r *rig) mailbox(addr string, shared bool) *graph.MailboxClient {
