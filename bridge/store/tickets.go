@@ -6,24 +6,18 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"time"
+
+	"github.com/m365bridge/m365bridge/webhooks/deliver"
 )
 
-// TicketLink is one row of the ticket map (migrations/0008_tickets.sql):
-// the helpdesk ticket a delivered mail belongs to.
-type TicketLink struct {
-	Webhook        string
-	Channel        string
-	MessageID      string // the mail's Internet Message-ID
-	ConversationID string // Graph conversationId; may be empty
-	TicketID       string
-	EventID        string
-	RecordedAt     time.Time
-}
+// TicketLink is one row of the ticket map (migrations/0008_tickets.sql).
+type TicketLink = deliver.TicketLink
 
-// Tickets is the ticket map over db; webhooks/recipe uses it through its
-// TicketMap interface.
+// Tickets is the ticket map over db: the deliver.TicketMap that delivery
+// recipes (webhooks/recipe) use.
 type Tickets struct{ db *DB }
+
+var _ deliver.TicketMap = (*Tickets)(nil)
 
 // Tickets returns the ticket map.
 func (db *DB) Tickets() *Tickets { return &Tickets{db: db} }

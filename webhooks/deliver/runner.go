@@ -62,3 +62,26 @@ func ReadHead(body io.Reader, limit int64) []byte {
 	io.Copy(io.Discard, io.LimitReader(body, 64<<10))
 	return head
 }
+
+// TicketLink is one entry of the ticket map: the helpdesk ticket a
+// delivered mail belongs to, per webhook (helpdesk) and channel.
+type TicketLink struct {
+	Webhook        string
+	Channel        string
+	MessageID      string // the mail's Internet Message-ID
+	ConversationID string // Graph conversationId; may be empty
+	TicketID       string
+	EventID        string
+	RecordedAt     time.Time
+}
+
+// TicketMap remembers which ticket each mail produced, so that a reply
+// finds its ticket. bridge/store implements it on SQLite.
+type TicketMap interface {
+	// FindTicket returns the ticket of the first of messageIDs it knows
+	// (nearest ancestor first), else the latest of conversationID, else "".
+	FindTicket(ctx context.Context, webhook, channel string, messageIDs []string, conversationID string) (string, error)
+	// RecordTicket stores l, committed before it returns; recording a
+	// message id again replaces its ticket.
+	RecordTicket(ctx context.Context, l TicketLink) error
+}
