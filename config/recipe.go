@@ -54,7 +54,9 @@ type RecipeStep struct {
 	// nothing found (such as 404 for a lookup by id).
 	Accept []int `yaml:"accept"`
 	// Extract sets variables from the JSON answer: name → path, such as
-	// tickets.0.id or 0.id; a path that finds nothing leaves it empty.
+	// tickets.0.id or 0.id; a path that finds nothing leaves the variable
+	// as it was (a lookup that finds nothing keeps the ticket the map
+	// knew).
 	Extract map[string]string `yaml:"extract"`
 	// Match sets a variable to "true" when any value at path in the
 	// answer equals the rendered equals (a path may use * for every
@@ -87,10 +89,12 @@ type RecipeWhen struct {
 }
 
 // RecipeBuiltinVars are the variables a recipe has before its first step:
-// ticket_id (from the bridge's ticket map: the ticket of a mail this one
-// answers, by In-Reply-To, References or the Graph conversation) and
-// subject_ref (SubjectPattern's capture).
-var RecipeBuiltinVars = []string{"ticket_id", "subject_ref"}
+// ticket_id (from the bridge's ticket map: the ticket of this mail or of
+// one it answers, by In-Reply-To, References or the Graph conversation),
+// subject_ref (SubjectPattern's capture) and parent_message_id (the
+// In-Reply-To, else the last References entry: the mail this one answers,
+// for a lookup when the map does not know it).
+var RecipeBuiltinVars = []string{"ticket_id", "subject_ref", "parent_message_id"}
 
 // RecipeFuncNames are the template helpers recipe steps have on top of
 // TemplateFuncNames; webhooks/recipe implements them and a test keeps the

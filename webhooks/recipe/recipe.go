@@ -260,6 +260,11 @@ func (ru *run) resolve() (deliver.Result, bool) {
 		return deliver.Result{}, true
 	}
 	a := md.Article
+	if p := a.InReplyTo; p != "" {
+		ru.d.Vars["parent_message_id"] = p
+	} else if n := len(a.References); n > 0 {
+		ru.d.Vars["parent_message_id"] = a.References[n-1]
+	}
 	if ru.r.subject != nil {
 		if m := ru.r.subject.FindStringSubmatch(a.Subject); len(m) > 1 {
 			ru.d.Vars["subject_ref"] = m[1]
@@ -346,6 +351,9 @@ func (ru *run) step(s step) (res deliver.Result, ok bool) {
 	}
 	ru.d.Item, ru.d.Index = nil, 0
 	for _, k := range slices.Concat(sortedKeys(s.Extract), sortedKeys(s.Match)) {
+		if lists[k] == nil {
+			lists[k] = []any{} // renders as [] in JSON, not null
+		}
 		ru.d.Vars[k] = lists[k]
 		if m := byCID[k]; m != nil {
 			ru.d.Vars[k+"_by_cid"] = m
@@ -487,7 +495,9 @@ func (ru *run) call(s step) (map[string]any, deliver.Result, bool) {
 		}
 	}
 	for name, p := range s.Extract {
-		vars[name] = extract(doc, p)
+		if v := extract(doc, p); v != "" || ru.d.Item != nil {
+			vars[name] = v // in a for_each step every item has its entry
+		}
 	}
 	for name, m := range s.Match {
 		want, err := render(s.equals[name])
