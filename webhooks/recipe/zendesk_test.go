@@ -35,7 +35,7 @@ func TestZendeskRecipe(t *testing.T) {
 	ls := newLinkServer(t)
 	cfg := loadShipped(t, "zendesk.yaml", z.URL, mapEnv{"ZENDESK_AUTH": helpdeskfake.BasicAuth(zendeskAgent, zendeskToken)})
 	ms := scenario(ls, 150, 15, 5, 30)
-	cuts := map[string]int{"create": 10, "import_archived": 3, "reply": 5}
+	cuts := map[string]int{"create": 10, "import_archived": 4, "reply": 3}
 	z.FailNext(3, 429, "1")
 	rows := deliverAll(t, cfg, ms, recipe.Options{AfterStep: cutAfter(cuts)})
 	checkAllDelivered(t, rows, len(ms))
