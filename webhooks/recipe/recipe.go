@@ -189,7 +189,11 @@ type run struct {
 }
 
 // Run delivers row: it resolves the mail's ticket, then runs every step
-// whose filter matches, in order. It implements deliver.Runner.
+// whose filter matches, in order. The row is delivered when the last of
+// them succeeded and at least one wrote to the helpdesk (a request other
+// than GET) or a skip step said why nothing is written; an event that no
+// writing step takes is rejected with what to add, never acknowledged
+// silently. It implements deliver.Runner.
 func (r *Recipe) Run(ctx context.Context, ep deliver.Endpoint, row deliver.Row, attempt int) deliver.Result {
 	var env struct {
 		Type      string         `json:"type"`
@@ -229,7 +233,10 @@ func (r *Recipe) Run(ctx context.Context, ep deliver.Endpoint, row deliver.Row, 
 		if !ok {
 			return res
 		}
-		ran, status = true, res.Status
+		// Only a request that writes counts as delivering: a recipe that
+		// merely looked something up has not put the mail anywhere.
+		ran = ran || s.Method != http.MethodGet
+		status = res.Status
 	}
 	if !ran {
 		return permanent(fmt.Errorf("no step of the recipe applies to this %s event (archive=%t, auto_submitted=%t, ticket known=%t): add a step or a skip for it, then replay it",
