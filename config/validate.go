@@ -384,6 +384,9 @@ func (v *validator) webhook(p string, w *Webhook) {
 			v.fail(p+".recipe", "a webhook has either a template or a recipe", "a recipe's steps carry their own bodies: remove template")
 		}
 		v.recipe(p+".recipe", w.Recipe)
+		if w.Concurrency > 1 {
+			v.warn(p+".concurrency", "a recipe with concurrency above 1 may deliver a reply before the mail it answers, which then opens a ticket of its own; keep 1")
+		}
 	}
 }
 

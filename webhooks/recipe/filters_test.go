@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/m365bridge/m365bridge/bridge/store"
 	"github.com/m365bridge/m365bridge/config"
@@ -130,5 +131,32 @@ func TestNoStepApplies(t *testing.T) {
 	res := runOne(t, cfg, tempDB(t), ms[0], ms)
 	if res.Outcome != deliver.Permanent || !strings.Contains(res.Excerpt, "no step of the recipe applies") {
 		t.Errorf("got %s %q, want a permanent rejection saying no step applies", res.Outcome, res.Excerpt)
+	}
+}
+
+// TestStepAnswersClassified: a step's 429 is a transient failure carrying
+// the capped Retry-After and the step's name; a 401 (a wrong token) is
+// permanent; the token never appears in what is recorded.
+func TestStepAnswersClassified(t *testing.T) {
+	z := helpdeskfake.NewZendesk(zendeskAgent, zendeskToken)
+	defer z.Close()
+	cfg := loadShipped(t, "zendesk.yaml", z.URL, mapEnv{"ZENDESK_AUTH": helpdeskfake.BasicAuth(zendeskAgent, zendeskToken)})
+	ms := scenario(newLinkServer(t), 1, 0, 0, 0)
+	db := tempDB(t)
+	z.FailNext(1, 429, "30")
+	res := runOne(t, cfg, db, ms[0], ms)
+	if res.Outcome != deliver.Transient || res.RetryAfter != 30*time.Second || !strings.Contains(res.Excerpt, "step find_self") {
+		t.Errorf("429: got %s, retry after %s, %q; want transient, 30s, naming the step", res.Outcome, res.RetryAfter, res.Excerpt)
+	}
+	bad := loadShipped(t, "zendesk.yaml", z.URL, mapEnv{"ZENDESK_AUTH": helpdeskfake.BasicAuth(zendeskAgent, "wrong-token")})
+	res = runOne(t, bad, db, ms[0], ms)
+	if res.Outcome != deliver.Permanent || res.Status != 401 {
+		t.Errorf("wrong token: got %s %d %q, want permanent 401", res.Outcome, res.Status, res.Excerpt)
+	}
+	if strings.Contains(res.Excerpt, "wrong-token") || strings.Contains(res.Excerpt, zendeskToken) {
+		t.Errorf("the excerpt carries a token: %q", res.Excerpt)
+	}
+	if len(z.Tickets()) != 0 {
+		t.Errorf("%d tickets created by failed runs", len(z.Tickets()))
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"regexp"
 	"strings"
 	"text/template"
+	"time"
 
 	"github.com/m365bridge/m365bridge/webhooks/deliver"
 )
@@ -30,10 +31,10 @@ import (
 //	cids_to_urls html map    → html with each "cid:<content_id>" replaced
 //	                           by map[content_id] (a for_each step's
 //	                           <var>_by_cid)
-func (r *Recipe) funcs(ctx context.Context) template.FuncMap {
+func (r *Recipe) funcs(ctx context.Context, timeout time.Duration) template.FuncMap {
 	fm := deliver.TemplateFuncs()
 	fm["attachment_b64"] = func(item any) (string, error) {
-		b, err := r.attachmentBytes(ctx, item)
+		b, err := r.attachmentBytes(ctx, timeout, item)
 		if err != nil {
 			return "", err
 		}
@@ -49,7 +50,7 @@ func (r *Recipe) funcs(ctx context.Context) template.FuncMap {
 			if m["content_id"] == nil || cid == "" {
 				continue
 			}
-			b, err := r.attachmentBytes(ctx, m)
+			b, err := r.attachmentBytes(ctx, timeout, m)
 			if err != nil {
 				return "", err
 			}
@@ -106,8 +107,8 @@ func (e fetchError) Error() string { return e.err.Error() }
 func (e fetchError) Unwrap() error { return e.err }
 
 // attachmentBytes returns an attachment's content: inline in the event,
-// else fetched from its url, checked against size and sha256.
-func (r *Recipe) attachmentBytes(ctx context.Context, item any) ([]byte, error) {
+// else fetched from its url within timeout, checked against its sha256.
+func (r *Recipe) attachmentBytes(ctx context.Context, timeout time.Duration, item any) ([]byte, error) {
 	m, ok := item.(map[string]any)
 	if !ok {
 		return nil, fmt.Errorf("attachment_b64: not an attachment")
@@ -125,6 +126,11 @@ func (r *Recipe) attachmentBytes(ctx context.Context, item any) ([]byte, error) 
 		reason, _ := m["reason"].(string)
 		return nil, fmt.Errorf("attachment %q is neither in the event nor reachable by a link (%s)", name, reason)
 	}
+	if timeout <= 0 {
+		timeout = deliver.DefaultTimeout
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
 		return nil, fmt.Errorf("attachment %q: link: %w", name, err)

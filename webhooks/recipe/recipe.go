@@ -392,7 +392,7 @@ func (ru *run) request(s step) (deliver.Result, bool) {
 // call sends one request of s and returns the variables it extracted.
 func (ru *run) call(s step) (map[string]any, deliver.Result, bool) {
 	r := ru.r
-	fm := r.funcs(ru.ctx)
+	fm := r.funcs(ru.ctx, ru.ep.Timeout)
 	render := func(t *template.Template) (string, error) {
 		if t == nil {
 			return "", nil
@@ -426,7 +426,7 @@ func (ru *run) call(s step) (map[string]any, deliver.Result, bool) {
 	contentType := s.ContentType
 	switch {
 	case s.BodyAttachment:
-		if body, err = r.attachmentBytes(ru.ctx, ru.d.Item); err != nil {
+		if body, err = r.attachmentBytes(ru.ctx, ru.ep.Timeout, ru.d.Item); err != nil {
 			return fail("attachment", err)
 		}
 		if contentType == "" {

@@ -72,7 +72,7 @@ func TestMatchWhen(t *testing.T) {
 // helpers this package runs them with.
 func TestFuncNamesInStep(t *testing.T) {
 	var have []string
-	for n := range (&Recipe{}).funcs(t.Context()) {
+	for n := range (&Recipe{}).funcs(t.Context(), 0) {
 		have = append(have, n)
 	}
 	want := slices.Concat(config.TemplateFuncNames, config.RecipeFuncNames)
