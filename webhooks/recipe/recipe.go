@@ -518,6 +518,7 @@ func (ru *run) call(s step) (map[string]any, deliver.Result, bool) {
 		}
 	}
 	ru.log = append(ru.log, fmt.Sprintf("%s %d", s.Name, resp.StatusCode))
+	r.log.Debug("recipe step done", "event_id", ru.row.EventID, "step", s.Name, "status", resp.StatusCode)
 	return vars, res, true
 }
 
