@@ -14,8 +14,9 @@ import (
 )
 
 // Zammad fakes the Zammad REST API (api/v1) as documented in
-// zammad/zammad-documentation, api/ticket/index.rst (tickets: list,
-// search, show, create with customer_id "guess:<email>" and an article),
+// zammad/zammad-documentation, api/ticket/index.rst (tickets: search,
+// show, create with customer_id "guess:<email>" and an article, which
+// creates the customer user), api/user.rst (users: show),
 // api/ticket/articles.rst (ticket_articles: create, by_ticket, attachments
 // as {filename, data, mime-type}, inline images as data: URIs in HTML
 // bodies) and api/intro.rst (token access: "Authorization: Token
@@ -113,6 +114,7 @@ func zerr(w http.ResponseWriter, status int, msg string) {
 
 var (
 	zTicketPath  = regexp.MustCompile(`^/api/v1/tickets/(\d+)$`)
+	zUserPath    = regexp.MustCompile(`^/api/v1/users/(\d+)$`)
 	zByTicket    = regexp.MustCompile(`^/api/v1/ticket_articles/by_ticket/(\d+)$`)
 	zMessageIDQ  = regexp.MustCompile(`^article\.message_id:"(.*)"$`)
 	zNumberQ     = regexp.MustCompile(`^number:(\d+)$`)
@@ -147,6 +149,16 @@ func (z *Zammad) serve(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		writeJSON(w, http.StatusOK, t)
+	case r.Method == http.MethodGet && zUserPath.MatchString(p):
+		// api/user.rst, "Show": GET /api/v1/users/{id}.
+		id, _ := strconv.Atoi(zUserPath.FindStringSubmatch(p)[1])
+		for email, uid := range z.users {
+			if uid == id {
+				writeJSON(w, http.StatusOK, map[string]any{"id": uid, "login": email, "email": email, "active": true, "role_ids": []int{3}})
+				return
+			}
+		}
+		zerr(w, http.StatusNotFound, fmt.Sprintf("Couldn't find User with 'id'=%d", id))
 	case r.Method == http.MethodPost && p == "/api/v1/ticket_articles":
 		z.createArticle(w, r)
 	case r.Method == http.MethodGet && zByTicket.MatchString(p):
