@@ -160,3 +160,20 @@ func TestStepAnswersClassified(t *testing.T) {
 		t.Errorf("%d tickets created by failed runs", len(z.Tickets()))
 	}
 }
+
+// TestRecipeWhen: an event the recipe's own filter does not take is
+// acknowledged without any request, the reason in its excerpt.
+func TestRecipeWhen(t *testing.T) {
+	z := helpdeskfake.NewZammad(zammadToken, "Support L1")
+	defer z.Close()
+	cfg := loadShipped(t, "zammad.yaml", z.URL, mapEnv{"ZAMMAD_TOKEN": zammadToken})
+	cfg.Webhooks[0].Recipe.When = config.RecipeWhen{SenderDomain: []string{"partner.example"}}
+	ms := scenario(newLinkServer(t), 1, 0, 0, 0)
+	res := runOne(t, cfg, tempDB(t), ms[0], ms)
+	if res.Outcome != deliver.Delivered || !strings.Contains(res.Excerpt, "recipe.when") {
+		t.Errorf("got %s %q, want delivered with the reason", res.Outcome, res.Excerpt)
+	}
+	if len(z.Tickets()) != 0 {
+		t.Error("a filtered event reached the helpdesk")
+	}
+}
