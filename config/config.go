@@ -147,6 +147,10 @@ type Webhook struct {
 	Template *Template `yaml:"template"`
 	// Retention: delivered outbox rows are removed after this long.
 	Retention time.Duration `yaml:"retention"`
+	// Recipe, when set, delivers each event into the helpdesk's REST API
+	// in templated steps (lookup, create or reply…) instead of one signed
+	// POST; url is then the API's base URL and no secret is needed.
+	Recipe *Recipe `yaml:"recipe"`
 }
 
 // Template is a Go text/template for a request body.

@@ -325,7 +325,7 @@ func (v *validator) webhook(p string, w *Webhook) {
 		v.warn(p+".url", "events are sent over plain http to a host that is not loopback")
 	}
 	secrets := w.AllSecrets()
-	if len(secrets) == 0 {
+	if len(secrets) == 0 && w.Recipe == nil {
 		v.fail(p+".secret", "a signing secret is required", "secret: ${HELPDESK_WEBHOOK_SECRET}, a whsec_ value shared with the receiver")
 	}
 	if !w.Secret.IsZero() {
@@ -378,6 +378,15 @@ func (v *validator) webhook(p string, w *Webhook) {
 	}
 	if w.Template != nil {
 		v.template(p+".template", w.Template)
+	}
+	if w.Recipe != nil {
+		if w.Template != nil {
+			v.fail(p+".recipe", "a webhook has either a template or a recipe", "a recipe's steps carry their own bodies: remove template")
+		}
+		v.recipe(p+".recipe", w.Recipe)
+		if w.Concurrency > 1 {
+			v.warn(p+".concurrency", "a recipe with concurrency above 1 may deliver a reply before the mail it answers, which then opens a ticket of its own; keep 1")
+		}
 	}
 }
 

@@ -422,15 +422,15 @@ func (d *Dispatcher) deliver(ep Endpoint, row Row) (gone bool) {
 		return
 	}
 	defer d.recoverAttempt(ctx, log, ep, row, attempt, next)
-	body, err := Render(ep, row.Body)
-	if err != nil {
-		log.Error("event cannot be rendered for this endpoint: rejected", "err", err)
-		res := Result{Outcome: Permanent, Excerpt: excerpt(err.Error()), Err: err}
-		d.observe(ep, row, res)
-		d.record(ctx, log, d.q.MarkRejected(ctx, row.Seq, 0, res.Excerpt))
-		return
+	var res Result
+	if ep.Recipe != nil {
+		res = ep.Recipe.Run(ctx, ep, row, attempt)
+	} else {
+		res = d.post(ctx, log, ep, row, attempt)
 	}
-	res := d.sender.Send(ctx, ep, Message{ID: row.EventID, Type: row.Type, Body: body, Attempt: attempt})
+	if res.Outcome == rendered {
+		return // rejected by post: recorded there
+	}
 	if ctx.Err() != nil {
 		return // shut down mid-POST: retried at the committed next time
 	}
@@ -466,6 +466,24 @@ func (d *Dispatcher) deliver(ep Endpoint, row Row) (gone bool) {
 		d.record(ctx, log, d.q.MarkFailed(ctx, row.Seq, res.Status, res.Excerpt, retryAt))
 	}
 	return gone
+}
+
+// rendered is post's outcome for a row it already rejected (its body
+// could not be rendered); never seen outside the dispatcher.
+const rendered Outcome = -1
+
+// post renders row for ep and POSTs it signed: the delivery of an endpoint
+// without a recipe.
+func (d *Dispatcher) post(ctx context.Context, log *slog.Logger, ep Endpoint, row Row, attempt int) Result {
+	body, err := Render(ep, row.Body)
+	if err != nil {
+		log.Error("event cannot be rendered for this endpoint: rejected", "err", err)
+		res := Result{Outcome: Permanent, Excerpt: excerpt(err.Error()), Err: err}
+		d.observe(ep, row, res)
+		d.record(ctx, log, d.q.MarkRejected(ctx, row.Seq, 0, res.Excerpt))
+		return Result{Outcome: rendered}
+	}
+	return d.sender.Send(ctx, ep, Message{ID: row.EventID, Type: row.Type, Body: body, Attempt: attempt})
 }
 
 // recoverAttempt turns a panic during a recorded attempt into that

@@ -43,6 +43,10 @@ type Endpoint struct {
 	ContentType string
 	// Retention: delivered rows are deleted after this long.
 	Retention time.Duration
+	// Recipe, when set, delivers each row in its place (several templated
+	// requests to a helpdesk's API) instead of one signed POST to URL;
+	// Template and Secrets are then unused and a secret is not required.
+	Recipe Runner
 }
 
 // Defaults.
@@ -95,7 +99,7 @@ func (e Endpoint) Validate() error {
 	if u, err := url.Parse(e.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		errs = append(errs, fmt.Sprintf("url %q is not an absolute http(s) URL", e.URL))
 	}
-	if len(e.Secrets) == 0 {
+	if len(e.Secrets) == 0 && e.Recipe == nil {
 		errs = append(errs, "no secret: set secret: whsec_… (generate one with `openssl rand -base64 32`)")
 	}
 	for i, s := range e.Secrets {

@@ -1,0 +1,54 @@
+package store
+
+import (
+	"context"
+	"testing"
+	"time"
+)
+
+func TestTicketMap(t *testing.T) {
+	ctx := context.Background()
+	db := openTestDB(t)
+	tm := db.Tickets()
+	at := time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)
+	rec := func(channel, mid, conv, tid string, at time.Time) {
+		t.Helper()
+		if err := tm.RecordTicket(ctx, TicketLink{Webhook: "zammad", Channel: channel, MessageID: mid, ConversationID: conv, TicketID: tid, EventID: "msg_" + mid, RecordedAt: at}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rec("support", "<a@x>", "conv1", "101", at)
+	rec("support", "<b@x>", "conv1", "102", at.Add(time.Minute))
+	rec("sales", "<c@x>", "conv2", "201", at)
+	rec("support", "<a@x>", "conv1", "103", at.Add(2*time.Minute)) // the latest answer wins
+
+	for _, tc := range []struct {
+		name, channel string
+		ids           []string
+		conv, want    string
+	}{
+		{"in-reply-to first", "support", []string{"<b@x>", "<a@x>"}, "", "102"},
+		{"unknown ids then a known one", "support", []string{"<zz@x>", "<a@x>"}, "", "103"},
+		{"conversation: the latest", "support", []string{"<zz@x>"}, "conv1", "103"},
+		{"per channel", "support", []string{"<c@x>"}, "conv2", ""},
+		{"other channel", "sales", []string{"<c@x>"}, "", "201"},
+		{"nothing", "support", nil, "", ""},
+		{"empty ids ignored", "support", []string{"", "<b@x>"}, "", "102"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := tm.FindTicket(ctx, "zammad", tc.channel, tc.ids, tc.conv)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got != tc.want {
+				t.Errorf("got %q, want %q", got, tc.want)
+			}
+		})
+	}
+	if got, _ := tm.FindTicket(ctx, "zendesk", "support", []string{"<a@x>"}, "conv1"); got != "" {
+		t.Errorf("another webhook's map: got %q, want none", got)
+	}
+	if err := tm.RecordTicket(ctx, TicketLink{Webhook: "zammad", Channel: "support", MessageID: "<d@x>"}); err == nil {
+		t.Error("a link without a ticket id was recorded")
+	}
+}

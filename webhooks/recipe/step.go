@@ -1,0 +1,225 @@
+package recipe
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"slices"
+	"strings"
+	"text/template"
+
+	"github.com/m365bridge/m365bridge/webhooks"
+	"github.com/m365bridge/m365bridge/webhooks/deliver"
+)
+
+// items is what a for_each step repeats over.
+func (ru *run) items(kind string) []map[string]any {
+	art, _ := ru.d.Data["article"].(map[string]any)
+	list, _ := art["attachments"].([]any)
+	var out []map[string]any
+	for _, it := range list {
+		m, _ := it.(map[string]any)
+		inline, _ := m["inline"].(bool)
+		cid, _ := m["content_id"].(string)
+		switch {
+		case kind == "files" && inline, kind == "inline" && (!inline || cid == ""):
+			continue
+		}
+		out = append(out, m)
+	}
+	return out
+}
+
+// step runs s (once, or once per item); ok is false when the run ends
+// with res.
+func (ru *run) step(s step) (res deliver.Result, ok bool) {
+	if s.ForEach == "" {
+		return ru.request(s)
+	}
+	lists := map[string][]any{}
+	byCID := map[string]map[string]any{}
+	for i, it := range ru.items(s.ForEach) {
+		ru.d.Item, ru.d.Index = it, i
+		vars, res, ok := ru.call(s)
+		if !ok {
+			return res, false
+		}
+		cid, _ := it["content_id"].(string)
+		for k, v := range vars {
+			lists[k] = append(lists[k], v)
+			if cid != "" {
+				if byCID[k] == nil {
+					byCID[k] = map[string]any{}
+				}
+				byCID[k][strings.Trim(cid, "<>")] = v
+			}
+		}
+	}
+	ru.d.Item, ru.d.Index = nil, 0
+	for _, k := range slices.Concat(sortedKeys(s.Extract), sortedKeys(s.Match)) {
+		if lists[k] == nil {
+			lists[k] = []any{} // renders as [] in JSON, not null
+		}
+		ru.d.Vars[k] = lists[k]
+		if m := byCID[k]; m != nil {
+			ru.d.Vars[k+"_by_cid"] = m
+		} else {
+			ru.d.Vars[k+"_by_cid"] = map[string]any{}
+		}
+	}
+	ru.log = append(ru.log, fmt.Sprintf("%s ×%d", s.Name, len(ru.items(s.ForEach))))
+	return res, true
+}
+
+// request runs a step without for_each.
+func (ru *run) request(s step) (deliver.Result, bool) {
+	vars, res, ok := ru.call(s)
+	if !ok {
+		return res, false
+	}
+	for k, v := range vars {
+		ru.d.Vars[k] = v
+	}
+	if _, set := vars["ticket_id"]; set {
+		if res, ok := ru.record(); !ok {
+			return res, false
+		}
+	}
+	return res, true
+}
+
+// call sends one request of s and returns the variables it extracted.
+func (ru *run) call(s step) (map[string]any, deliver.Result, bool) {
+	r := ru.r
+	fm := r.funcs(ru.ctx, ru.ep.Timeout)
+	render := func(t *template.Template) (string, error) {
+		if t == nil {
+			return "", nil
+		}
+		c, err := t.Clone()
+		if err != nil {
+			return "", err
+		}
+		var b strings.Builder
+		if err := c.Funcs(fm).Execute(&b, ru.d); err != nil {
+			return "", err
+		}
+		return b.String(), nil
+	}
+	fail := func(what string, err error) (map[string]any, deliver.Result, bool) {
+		err = fmt.Errorf("step %s: %s: %w", s.Name, what, err)
+		if isFetchError(err) || ru.ctx.Err() != nil {
+			return nil, transient(err), false
+		}
+		return nil, permanent(err), false
+	}
+	rawURL, err := render(s.url)
+	if err != nil {
+		return fail("render url", err)
+	}
+	target, err := resolveURL(r.base, strings.TrimSpace(rawURL))
+	if err != nil {
+		return fail("url", err)
+	}
+	var body []byte
+	contentType := s.ContentType
+	switch {
+	case s.BodyAttachment:
+		if body, err = r.attachmentBytes(ru.ctx, ru.ep.Timeout, ru.d.Item); err != nil {
+			return fail("attachment", err)
+		}
+		if contentType == "" {
+			contentType, _ = ru.d.Item["content_type"].(string)
+		}
+	case s.body != nil:
+		text, err := render(s.body)
+		if err != nil {
+			return fail("render body", err)
+		}
+		if strings.Contains(strings.ToLower(contentType), "json") && !json.Valid([]byte(text)) {
+			return fail("render body", fmt.Errorf("output is not valid JSON (use the json helper for values): %s", deliver.RedactText(clip(text))))
+		}
+		body = []byte(text)
+	}
+	ctx, cancel := context.WithTimeout(ru.ctx, ru.ep.Timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, s.Method, target, bytes.NewReader(body))
+	if err != nil {
+		return fail("build request", err)
+	}
+	for k, v := range ru.ep.Headers {
+		req.Header.Set(k, v)
+	}
+	for k, t := range s.headers {
+		v, err := render(t)
+		if err != nil {
+			return fail("render header "+k, err)
+		}
+		req.Header.Set(k, v)
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", contentType)
+	}
+	req.Header.Set("Accept", "application/json")
+	req.Header.Set("User-Agent", r.opts.UserAgent)
+	req.Header.Set(webhooks.HeaderID, ru.row.EventID)
+	what := "step " + s.Name
+	resp, err := r.client.Do(req)
+	if err != nil {
+		return nil, deliver.Answer(what, nil, nil, err, r.opts.Now(), r.opts.RetryAfterCap), false
+	}
+	defer resp.Body.Close()
+	answer, rerr := io.ReadAll(io.LimitReader(resp.Body, r.opts.MaxAnswerBytes))
+	io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+	head := answer[:min(len(answer), deliver.ExcerptBytes)]
+	res := deliver.Answer(what, resp, head, nil, r.opts.Now(), r.opts.RetryAfterCap)
+	accepted := slices.Contains(s.Accept, resp.StatusCode)
+	if res.Outcome != deliver.Delivered && !accepted {
+		res.Excerpt = deliver.RedactText(clip(what + ": " + res.Excerpt))
+		return nil, res, false
+	}
+	if rerr != nil {
+		return nil, transient(fmt.Errorf("%s: read the answer: %w", what, rerr)), false
+	}
+	if r.opts.AfterStep != nil {
+		if err := r.opts.AfterStep(s.Name); err != nil {
+			return nil, transient(fmt.Errorf("%s: %w", what, err)), false
+		}
+	}
+	vars := map[string]any{}
+	if len(s.Extract)+len(s.Match) == 0 {
+		return vars, res, true
+	}
+	var doc any
+	if !accepted && len(bytes.TrimSpace(answer)) > 0 {
+		dec := json.NewDecoder(bytes.NewReader(answer))
+		dec.UseNumber()
+		if err := dec.Decode(&doc); err != nil {
+			// The request succeeded but its answer cannot be read: running
+			// it again could create a second ticket; the operator decides.
+			return nil, permanent(fmt.Errorf("%s: answered %d with a body that is not JSON (%v): %s", what, resp.StatusCode, err, deliver.RedactText(clip(string(head))))), false
+		}
+	}
+	for name, p := range s.Extract {
+		if v := extract(doc, p); v != "" || ru.d.Item != nil {
+			vars[name] = v // in a for_each step every item has its entry
+		}
+	}
+	for name, m := range s.Match {
+		want, err := render(s.equals[name])
+		if err != nil {
+			return fail("render match "+name, err)
+		}
+		if matches(doc, m.Path, want) {
+			vars[name] = "true"
+		} else {
+			vars[name] = ""
+		}
+	}
+	ru.log = append(ru.log, fmt.Sprintf("%s %d", s.Name, resp.StatusCode))
+	r.log.Debug("recipe step done", "event_id", ru.row.EventID, "step", s.Name, "status", resp.StatusCode)
+	return vars, res, true
+}
