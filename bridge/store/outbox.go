@@ -5,7 +5,9 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/m365bridge/m365bridge/webhooks/deliver"
 )
@@ -80,7 +82,7 @@ func (db *DB) Enqueue(ctx context.Context, events ...OutboxEvent) error {
 	})
 }
 
-// Outbox is the SQLite implementation of deliver.Queue.
+// Outbox is the store's implementation of deliver.Queue.
 type Outbox struct {
 	db    *DB
 	hooks OutboxHooks
@@ -153,7 +155,7 @@ func (q *Outbox) Due(ctx context.Context, endpoint string, now time.Time, limit 
 		// Walk pending rows in seq order (outbox_pending) and stop at limit;
 		// the unary + keeps the planner off outbox_due, which would sort.
 		query = `SELECT ` + outboxColumns + withBody + `
-			WHERE o.endpoint = ? AND o.state = 'pending' AND +o.next_attempt_at <= ? ORDER BY o.seq LIMIT ?`
+			WHERE o.endpoint = ? AND o.state = 'pending' AND ` + q.db.noIndex("o.next_attempt_at") + ` <= ? ORDER BY o.seq LIMIT ?`
 		args = []any{endpoint, timeText(now), limit}
 	}
 	rows, err := q.db.read.QueryContext(ctx, query, args...)
@@ -261,8 +263,13 @@ func (q *Outbox) finish(ctx context.Context, seq int64, state deliver.State, sta
 	})
 }
 
-// capText trims s to at most n bytes on a UTF-8 boundary.
+// capText trims s to at most n bytes on a UTF-8 boundary. A NUL byte or
+// invalid UTF-8 (a receiver's binary answer) becomes U+FFFD first:
+// PostgreSQL's text refuses both, and a page shows neither.
 func capText(s string, n int) string {
+	if strings.IndexByte(s, 0) >= 0 || !utf8.ValidString(s) {
+		s = strings.ToValidUTF8(strings.ReplaceAll(s, "\x00", "\uFFFD"), "\uFFFD")
+	}
 	if len(s) <= n {
 		return s
 	}

@@ -1,8 +1,10 @@
-// Package store keeps the bridge's durable state in one SQLite file: schema
-// migrations, encrypted tokens, channel cursors, the message ledger and the
-// webhook outbox.
+// Package store keeps the bridge's durable state in one SQLite file (the
+// default) or one PostgreSQL database (state.database; see postgres.go):
+// schema migrations, encrypted tokens, channel cursors, the message ledger,
+// the webhook outbox and, for several daemons on one database, channel
+// leases with fencing tokens (lease.go).
 //
-// The database is opened twice: a writer pool of exactly one connection, whose
+// On SQLite the database is opened twice: a writer pool of exactly one connection, whose
 // transactions begin IMMEDIATE so that writers queue on the busy timeout rather
 // than failing half way, and a reader pool for queries that never write. WAL
 // mode lets readers run beside the writer.
@@ -31,6 +33,8 @@ type DB struct {
 	path  string
 	write *sql.DB // exactly one connection: SQLite has one writer anyway
 	read  *sql.DB
+	pg    bool   // PostgreSQL: write and read are one pool
+	dsn   string // PostgreSQL: the unredacted DSN, for tests that reopen
 
 	// Now is the clock used for timestamps written by the store.
 	Now func() time.Time
@@ -124,7 +128,7 @@ func (db *DB) Ping(ctx context.Context) error {
 // Close closes both pools. It is safe to call more than once.
 func (db *DB) Close() error {
 	var errs []error
-	if db.read != nil {
+	if db.read != nil && db.read != db.write {
 		errs = append(errs, db.read.Close())
 	}
 	if db.write != nil {
