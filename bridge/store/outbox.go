@@ -51,6 +51,11 @@ func (db *DB) EnqueueTx(ctx context.Context, tx *sql.Tx, e OutboxEvent) error {
 		return fmt.Errorf("enqueue event: event id, endpoint, type and body are required (got id %q endpoint %q type %q, %d body bytes)",
 			e.EventID, e.Endpoint, e.Type, len(e.Body))
 	}
+	if e.Channel != "" {
+		if err := db.fence(ctx, tx, e.Channel); err != nil {
+			return fmt.Errorf("enqueue event %s: %w", e.EventID, err)
+		}
+	}
 	now := timeText(db.Now())
 	var seq int64
 	err := tx.QueryRowContext(ctx, `INSERT INTO outbox (event_id, endpoint, channel, type, next_attempt_at, created_at)

@@ -39,7 +39,8 @@ type DB struct {
 	// Now is the clock used for timestamps written by the store.
 	Now func() time.Time
 
-	bodyBudget atomic.Int64 // see SetBodyBudget
+	bodyBudget   atomic.Int64 // see SetBodyBudget
+	requireLease atomic.Bool  // see RequireLeases
 }
 
 // Open opens (creating when missing, with mode 0600) the database at path,
