@@ -91,6 +91,9 @@ func (db *DB) Enqueue(ctx context.Context, events ...OutboxEvent) error {
 type Outbox struct {
 	db    *DB
 	hooks OutboxHooks
+	// claimer and visibility: see ClaimingOutbox (PostgreSQL only).
+	claimer    string
+	visibility time.Duration
 }
 
 var _ deliver.Queue = (*Outbox)(nil)
@@ -150,6 +153,9 @@ const heads = `SELECT MIN(h.seq) FROM outbox h WHERE h.endpoint = ? AND h.state 
 
 // Due implements deliver.Queue.
 func (q *Outbox) Due(ctx context.Context, endpoint string, now time.Time, limit int, ordered bool) ([]deliver.Row, error) {
+	if q.claiming() {
+		return q.claim(ctx, endpoint, now, limit, ordered)
+	}
 	var query string
 	var args []any
 	if ordered {
@@ -192,12 +198,18 @@ func (q *Outbox) NextDue(ctx context.Context, endpoint string, ordered bool) (ti
 
 // MarkAttempt implements deliver.Queue.
 func (q *Outbox) MarkAttempt(ctx context.Context, seq int64, attempt int, at, next time.Time) error {
-	res, err := q.db.write.ExecContext(ctx, `UPDATE outbox SET attempts = ?, last_attempt_at = ?, next_attempt_at = ?
-		WHERE seq = ? AND state = 'pending'`, attempt, timeText(at), timeText(next), seq)
+	set, where, sargs, wargs := q.holdClaim()
+	args := append([]any{attempt, timeText(at), timeText(next)}, sargs...)
+	args = append(append(args, seq), wargs...)
+	res, err := q.db.write.ExecContext(ctx, `UPDATE outbox SET attempts = ?, last_attempt_at = ?, next_attempt_at = ?`+set+`
+		WHERE seq = ? AND state = 'pending'`+where, args...)
 	if err != nil {
 		return fmt.Errorf("record attempt %d of outbox row %d: %w", attempt, seq, err)
 	}
 	if n, _ := res.RowsAffected(); n == 0 {
+		if q.claiming() {
+			return fmt.Errorf("record attempt of outbox row %d: %w (or %w: its claim went to another daemon)", seq, deliver.ErrNotPending, ErrLeaseLost)
+		}
 		return fmt.Errorf("record attempt of outbox row %d: %w", seq, deliver.ErrNotPending)
 	}
 	return nil
@@ -208,10 +220,14 @@ func (q *Outbox) MarkAttempt(ctx context.Context, seq int64, attempt int, at, ne
 func (q *Outbox) MarkDelivered(ctx context.Context, seq int64, status int, at time.Time) error {
 	return q.db.Tx(ctx, func(tx *sql.Tx) error {
 		var eventID, channel string
-		err := tx.QueryRowContext(ctx, `UPDATE outbox SET state = 'delivered', last_status = ?, last_error = '', delivered_at = ?
-			WHERE seq = ? AND state = 'pending' RETURNING event_id, channel`, status, timeText(at), seq).Scan(&eventID, &channel)
+		set, where, wargs := q.releaseClaim()
+		err := tx.QueryRowContext(ctx, `UPDATE outbox SET state = 'delivered', last_status = ?, last_error = '', delivered_at = ?`+set+`
+			WHERE seq = ? AND state = 'pending'`+where+` RETURNING event_id, channel`,
+			append([]any{status, timeText(at), seq}, wargs...)...).Scan(&eventID, &channel)
 		if errors.Is(err, sql.ErrNoRows) {
-			return nil // already finished (a replay raced a late success): nothing to acknowledge twice
+			// Already finished (a replay raced a late success): nothing to
+			// acknowledge twice; or, in a cluster, the claim was lost.
+			return q.lostClaim(ctx, tx, seq)
 		}
 		if err != nil {
 			return fmt.Errorf("mark outbox row %d delivered: %w", seq, err)
@@ -228,8 +244,10 @@ func (q *Outbox) MarkDelivered(ctx context.Context, seq int64, status int, at ti
 
 // MarkFailed implements deliver.Queue.
 func (q *Outbox) MarkFailed(ctx context.Context, seq int64, status int, excerpt string, next time.Time) error {
-	_, err := q.db.write.ExecContext(ctx, `UPDATE outbox SET last_status = ?, last_error = ?, next_attempt_at = ?
-		WHERE seq = ? AND state = 'pending'`, status, capText(excerpt, outboxErrorBytes), timeText(next), seq)
+	set, where, wargs := q.releaseClaim()
+	_, err := q.db.write.ExecContext(ctx, `UPDATE outbox SET last_status = ?, last_error = ?, next_attempt_at = ?`+set+`
+		WHERE seq = ? AND state = 'pending'`+where,
+		append([]any{status, capText(excerpt, outboxErrorBytes), timeText(next), seq}, wargs...)...)
 	if err != nil {
 		return fmt.Errorf("record failed attempt of outbox row %d: %w", seq, err)
 	}
@@ -250,10 +268,12 @@ func (q *Outbox) finish(ctx context.Context, seq int64, state deliver.State, sta
 	excerpt = capText(excerpt, outboxErrorBytes)
 	return q.db.Tx(ctx, func(tx *sql.Tx) error {
 		var eventID, channel string
-		err := tx.QueryRowContext(ctx, `UPDATE outbox SET state = ?, last_status = ?, last_error = ?
-			WHERE seq = ? AND state = 'pending' RETURNING event_id, channel`, string(state), status, excerpt, seq).Scan(&eventID, &channel)
+		set, where, wargs := q.releaseClaim()
+		err := tx.QueryRowContext(ctx, `UPDATE outbox SET state = ?, last_status = ?, last_error = ?`+set+`
+			WHERE seq = ? AND state = 'pending'`+where+` RETURNING event_id, channel`,
+			append([]any{string(state), status, excerpt, seq}, wargs...)...).Scan(&eventID, &channel)
 		if errors.Is(err, sql.ErrNoRows) {
-			return nil
+			return q.lostClaim(ctx, tx, seq)
 		}
 		if err != nil {
 			return fmt.Errorf("mark outbox row %d %s: %w", seq, state, err)
