@@ -43,11 +43,7 @@ func (q *Outbox) claiming() bool { return q.db.pg && q.claimer != "" }
 func (q *Outbox) claim(ctx context.Context, endpoint string, now time.Time, limit int, ordered bool) ([]deliver.Row, error) {
 	where := `o.endpoint = ? AND o.state = 'pending'`
 	if ordered {
-		// heads takes the endpoint. The state test is repeated outside it:
-		// when a row is locked the outer conditions are re-checked on its
-		// newest version (READ COMMITTED), the subquery's are not, and a
-		// head delivered meanwhile must not be claimed again.
-		where = `o.seq IN (` + heads + `) AND o.state = 'pending'`
+		where = `o.seq IN (` + heads + `)` // heads takes the endpoint
 	}
 	until, untilArgs := q.db.leaseAt(q.visibility)
 	query := `WITH c AS (
