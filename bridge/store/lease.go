@@ -91,6 +91,9 @@ func (db *DB) fence(ctx context.Context, tx *sql.Tx, channel string) error {
 	if l.Channel != channel {
 		return fmt.Errorf("write for channel %q under the lease of channel %q: %w", channel, l.Channel, ErrLeaseLost)
 	}
+	if done, ok := db.fenced.Load(tx); ok && done.(Lease) == l {
+		return nil // checked in this transaction, and the row is locked till its end
+	}
 	now, args := db.leaseNow()
 	q := `SELECT token FROM channel_leases WHERE channel = ? AND owner = ? AND expires_at > ` + now
 	if db.pg {
@@ -104,6 +107,7 @@ func (db *DB) fence(ctx context.Context, tx *sql.Tx, channel string) error {
 	if err != nil {
 		return fmt.Errorf("check lease of channel %s: %w", channel, err)
 	}
+	db.fenced.Store(tx, l)
 	return nil
 }
 

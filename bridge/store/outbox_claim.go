@@ -43,7 +43,11 @@ func (q *Outbox) claiming() bool { return q.db.pg && q.claimer != "" }
 func (q *Outbox) claim(ctx context.Context, endpoint string, now time.Time, limit int, ordered bool) ([]deliver.Row, error) {
 	where := `o.endpoint = ? AND o.state = 'pending'`
 	if ordered {
-		where = `o.seq IN (` + heads + `)` // heads takes the endpoint
+		// heads takes the endpoint. The state test is repeated outside it:
+		// when a row is locked the outer conditions are re-checked on its
+		// newest version (READ COMMITTED), the subquery's are not, and a
+		// head delivered meanwhile must not be claimed again.
+		where = `o.seq IN (` + heads + `) AND o.state = 'pending'`
 	}
 	until, untilArgs := q.db.leaseAt(q.visibility)
 	query := `WITH c AS (

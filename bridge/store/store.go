@@ -19,6 +19,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -41,6 +42,10 @@ type DB struct {
 
 	bodyBudget   atomic.Int64 // see SetBodyBudget
 	requireLease atomic.Bool  // see RequireLeases
+	// fenced holds the transactions whose lease was checked (fence): the
+	// check locks the lease row until the transaction ends, so the
+	// transaction's further writes need no second round trip.
+	fenced sync.Map // *sql.Tx -> Lease
 }
 
 // Open opens (creating when missing, with mode 0600) the database at path,
@@ -145,6 +150,7 @@ func (db *DB) Tx(ctx context.Context, fn func(*sql.Tx) error) error {
 	if err != nil {
 		return fmt.Errorf("begin transaction: %w", err)
 	}
+	defer db.fenced.Delete(tx)
 	if err := fn(tx); err != nil {
 		tx.Rollback()
 		return err
