@@ -71,6 +71,17 @@ func LeaseFrom(ctx context.Context) (Lease, bool) {
 	return l, ok
 }
 
+type unfencedKey struct{}
+
+// Unfenced returns a context for a write that belongs to no channel's sync
+// and so needs no lease even under RequireLeases: a channel notice queued
+// by the consent callback or the token manager on whichever daemon they
+// ran (channel.connected, channel.reauth_required). It is the one explicit
+// way out; the runner's and the send worker's writes carry their lease.
+func Unfenced(ctx context.Context) context.Context {
+	return context.WithValue(ctx, unfencedKey{}, true)
+}
+
 // RequireLeases makes every fenced write without a lease in its context
 // fail with ErrLeaseLost: a daemon sharing the database with others turns
 // it on, so that a write path that forgot its lease is an error, not an
@@ -83,7 +94,7 @@ func (db *DB) RequireLeases(on bool) { db.requireLease.Store(on) }
 func (db *DB) fence(ctx context.Context, tx *sql.Tx, channel string) error {
 	l, ok := LeaseFrom(ctx)
 	if !ok {
-		if db.requireLease.Load() {
+		if db.requireLease.Load() && ctx.Value(unfencedKey{}) == nil {
 			return fmt.Errorf("write for channel %q without a lease: %w", channel, ErrLeaseLost)
 		}
 		return nil

@@ -115,6 +115,10 @@ func TestFencedWriteOfStaleOwnerIsRejected(t *testing.T) {
 		if err := commitPage(bg, db, "support", "m0", "cursor-0"); !errors.Is(err, ErrLeaseLost) {
 			t.Fatalf("write without a lease: %v, want ErrLeaseLost", err)
 		}
+		// A channel notice from elsewhere (the consent callback) says so.
+		if err := db.Enqueue(Unfenced(bg), ev("notice-1", "support")); err != nil {
+			t.Fatalf("an explicitly unfenced notice: %v", err)
+		}
 		// A lease of another channel does not cover this one.
 		if err := commitPage(ctxA, db, "sales", "s1", "cursor-s"); !errors.Is(err, ErrLeaseLost) {
 			t.Fatalf("write under another channel's lease: %v, want ErrLeaseLost", err)
@@ -168,8 +172,8 @@ func TestFencedWriteOfStaleOwnerIsRejected(t *testing.T) {
 		}
 		var events int
 		db.read.QueryRowContext(bg, `SELECT COUNT(*) FROM outbox`).Scan(&events)
-		if events != 2 {
-			t.Errorf("outbox rows = %d, want 2 (m1, m4)", events)
+		if events != 3 {
+			t.Errorf("outbox rows = %d, want 3 (m1, notice-1, m4)", events)
 		}
 		st, err := db.SyncState(bg, "support")
 		if err != nil || st.DeltaLink != "cursor-4" || st.Resyncs != 0 {
