@@ -45,7 +45,8 @@ type DB struct {
 	// fenced holds the transactions whose lease was checked (fence): the
 	// check locks the lease row until the transaction ends, so the
 	// transaction's further writes need no second round trip.
-	fenced sync.Map // *sql.Tx -> Lease
+	fenced     sync.Map     // *sql.Tx -> Lease
+	roundTrips atomic.Int64 // PostgreSQL: see RoundTrips
 }
 
 // Open opens (creating when missing, with mode 0600) the database at path,
