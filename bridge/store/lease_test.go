@@ -6,6 +6,8 @@ import (
 	"errors"
 	"testing"
 	"time"
+
+	"github.com/m365bridge/m365bridge/bridge/store/storetest"
 )
 
 // expire makes l run out: on SQLite by moving the store's clock past it,
@@ -209,4 +211,63 @@ func TestMembersHeartbeat(t *testing.T) {
 			t.Fatalf("members after a left = %+v, want b", ms)
 		}
 	})
+}
+
+// TestPausedOwnerMidTransactionLosesItsWrite: a daemon paused (SIGSTOP, a
+// long GC, a partition) inside a transaction that passed its lease check
+// holds the lease row's lock. Once its lease has run out, the takeover
+// waits only until the server ends the idle transaction, and the paused
+// daemon's commit then fails: nothing of it is written.
+func TestPausedOwnerMidTransactionLosesItsWrite(t *testing.T) {
+	dsn := storetest.Postgres(t) + "&idle_in_transaction_session_timeout=300"
+	ctx := context.Background()
+	open := func() *DB {
+		db, err := OpenPostgres(ctx, dsn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { db.Close() })
+		return db
+	}
+	a, b := open(), open()
+	la, err := a.AcquireLease(ctx, "support", "daemon-a", 100*time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checked, resume := make(chan struct{}), make(chan struct{})
+	done := make(chan error, 1)
+	go func() {
+		lctx := WithLease(ctx, la)
+		done <- a.Tx(lctx, func(tx *sql.Tx) error {
+			if _, err := a.InsertLedgerTx(lctx, tx, LedgerEntry{Channel: "support", MessageID: "late", EventID: "evt_late",
+				State: LedgerQueued, Kind: KindNew}); err != nil {
+				return err
+			}
+			close(checked)
+			<-resume // paused here, past the lease
+			return nil
+		})
+	}()
+	<-checked
+	expire(t, b, nil, la)
+	took := make(chan error, 1)
+	go func() {
+		_, err := b.AcquireLease(ctx, "support", "daemon-b", time.Minute)
+		took <- err
+	}()
+	select {
+	case err := <-took:
+		if err != nil {
+			t.Fatalf("takeover: %v", err)
+		}
+	case <-time.After(30 * time.Second): // safety net; the server ends the session after 0.3 s
+		t.Fatal("takeover still blocked by the paused owner's transaction")
+	}
+	close(resume)
+	if err := <-done; err == nil {
+		t.Fatal("the paused owner's transaction committed after its lease was taken over")
+	}
+	if _, err := b.LedgerEntryByID(ctx, "support", "late"); !errors.Is(err, ErrNoLedgerEntry) {
+		t.Fatalf("the paused owner's row: %v, want none", err)
+	}
 }

@@ -50,6 +50,9 @@ func OpenDatabase(ctx context.Context, database, stateDir string) (*DB, error) {
 	}
 }
 
+// idleInTransaction is the default idle_in_transaction_session_timeout.
+const idleInTransaction = 10 * time.Second
+
 // postgresPool is how many connections one daemon keeps to PostgreSQL:
 // the channel runners, the dispatcher and the web handlers share them.
 const postgresPool = 8
@@ -62,6 +65,12 @@ func OpenPostgres(ctx context.Context, dsn string) (*DB, error) {
 	cfg, err := pgx.ParseConfig(dsn)
 	if err != nil {
 		return nil, fmt.Errorf("state.database %s: %w", RedactDSN(dsn), err)
+	}
+	// A daemon paused or cut off in the middle of a transaction holds the
+	// lock its lease check took: the server ends such a session after this
+	// long, so a takeover waits for no longer (the DSN may set another).
+	if _, set := cfg.RuntimeParams["idle_in_transaction_session_timeout"]; !set {
+		cfg.RuntimeParams["idle_in_transaction_session_timeout"] = strconv.Itoa(int(idleInTransaction.Milliseconds()))
 	}
 	db := &DB{path: RedactDSN(dsn), dsn: dsn, pg: true, Now: time.Now}
 	pool := sql.OpenDB(rebindConnector{Connector: stdlib.GetConnector(*cfg), trips: &db.roundTrips})
