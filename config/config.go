@@ -25,9 +25,12 @@ type Config struct {
 	// their rows and ids stay until the webhook's retention. Bodies still
 	// to be delivered or replayed are never dropped. 0 drops a delivered
 	// body at the next housekeeping pass.
-	StateBudget int64     `yaml:"state_budget_bytes"`
-	Log         Log       `yaml:"log"`
-	MS          Microsoft `yaml:"microsoft"`
+	StateBudget int64 `yaml:"state_budget_bytes"`
+	// Store selects where the state lives: Store.Database unset keeps it
+	// in the SQLite file in state_dir (the default).
+	Store Store     `yaml:"state"`
+	Log   Log       `yaml:"log"`
+	MS    Microsoft `yaml:"microsoft"`
 	// Webhooks are the helpdesk endpoints events are delivered to.
 	Webhooks []Webhook `yaml:"webhooks"`
 	// Channels are the mailbox folders to sync.
@@ -50,6 +53,16 @@ func (c *Config) Warnings() []string {
 }
 
 // Admin is the private listener: status page, admin API, metrics.
+// Store is the state database. The token-encryption and link keys stay in
+// state_dir (or the environment) whichever database holds the state.
+type Store struct {
+	// Database, when set, is a postgres:// (or postgresql://) URL: the state
+	// lives in that PostgreSQL database, which several daemons may share.
+	// A secret field: the URL may carry a password, so ${VAR} and file:
+	// references work here.
+	Database Secret `yaml:"database"`
+}
+
 type Admin struct {
 	Listen string `yaml:"listen"`
 	// Token protects the admin listener; empty means loopback-only access.

@@ -82,6 +82,7 @@ func (v *validator) config(c *Config) {
 	if strings.TrimSpace(c.State) == "" {
 		v.fail("state_dir", "must not be empty", "name the directory for the database and key, such as ./data")
 	}
+	v.database(c.Store.Database)
 	if c.StateBudget < 0 {
 		v.fail("state_budget_bytes", "must not be negative", "give the bytes of delivered event bodies to keep, such as 268435456 (256 MiB), or 0 to drop them once delivered")
 	}
@@ -583,4 +584,33 @@ func isLoopback(host string) bool {
 	}
 	a, err := netip.ParseAddr(host)
 	return err == nil && a.Unmap().IsLoopback()
+}
+
+// database checks state.database: empty (SQLite in state_dir) or a
+// postgres:// URL with a host and a database name.
+func (v *validator) database(s Secret) {
+	raw := strings.TrimSpace(s.Value())
+	if raw == "" {
+		return
+	}
+	const p = "state.database"
+	hint := "write postgres://USER:PASSWORD@HOST:5432/DBNAME (put the password in ${VAR} or file:), or leave state.database out for the SQLite file in state_dir"
+	if !strings.HasPrefix(raw, "postgres://") && !strings.HasPrefix(raw, "postgresql://") {
+		v.fail(p, "must be a postgres:// URL", hint)
+		return
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		v.fail(p, "is not a valid URL", hint) // the text may hold a password: not quoted
+		return
+	}
+	if u.Host == "" && u.Query().Get("host") == "" {
+		v.fail(p, "names no host", hint)
+	}
+	if strings.Trim(u.Path, "/") == "" && u.Query().Get("dbname") == "" {
+		v.fail(p, "names no database", hint)
+	}
+	if _, hasPassword := u.User.Password(); hasPassword {
+		v.literalSecret(p, s)
+	}
 }

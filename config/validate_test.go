@@ -114,6 +114,14 @@ func TestValidationRules(t *testing.T) {
 		{name: "TrustedProxyBadPrefix", edits: []edit{add("public_url: https://bridge.example.com\n", "admin:\n  trusted_proxies: [10.0.0.0/33]\n")},
 			path: "admin.trusted_proxies[0]", msg: `"10.0.0.0/33" is not an IP address`},
 
+		// State database.
+		{name: "DatabaseNotPostgres", edits: []edit{add("public_url: https://bridge.example.com\n", "state: {database: 'mysql://db/bridge'}\n")},
+			path: "state.database", msg: "must be a postgres:// URL", hint: "leave state.database out for the SQLite file", at: "state:"},
+		{name: "DatabaseNoName", edits: []edit{add("public_url: https://bridge.example.com\n", "state: {database: 'postgres://bridge@db.internal'}\n")},
+			path: "state.database", msg: "names no database"},
+		{name: "DatabaseNoHost", edits: []edit{add("public_url: https://bridge.example.com\n", "state: {database: 'postgres:///bridge'}\n")},
+			path: "state.database", msg: "names no host"},
+
 		// Microsoft.
 		{name: "TenantConsumers", edits: []edit{{"tenant: contoso.onmicrosoft.com", "tenant: consumers"}},
 			path: "microsoft.tenant", msg: "consumers cannot be used"},

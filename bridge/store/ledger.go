@@ -89,6 +89,9 @@ func (db *DB) InsertLedgerTx(ctx context.Context, tx *sql.Tx, e LedgerEntry) (bo
 	if e.Channel == "" || e.MessageID == "" {
 		return false, fmt.Errorf("insert ledger entry: channel and message id are required")
 	}
+	if err := db.fence(ctx, tx, e.Channel); err != nil {
+		return false, fmt.Errorf("insert ledger entry %s: %w", e.MessageID, err)
+	}
 	now := timeText(db.Now())
 	res, err := tx.ExecContext(ctx, `INSERT INTO ledger (channel, message_id, internet_message_id, event_id,
 		state, reason, kind, received_at, created_at, updated_at)
@@ -209,6 +212,9 @@ func (db *DB) RecordPostActions(ctx context.Context, channel string, results []P
 		return nil
 	}
 	return db.Tx(ctx, func(tx *sql.Tx) error {
+		if err := db.fence(ctx, tx, channel); err != nil {
+			return fmt.Errorf("record post-import actions: %w", err)
+		}
 		now := timeText(db.Now())
 		for _, r := range results {
 			var err error

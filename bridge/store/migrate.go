@@ -12,8 +12,17 @@ import (
 	"strings"
 )
 
-//go:embed migrations/*.sql
+//go:embed migrations/*.sql migrations/postgres/*.sql
 var migrationFiles embed.FS
+
+// migrationDir is where the dialect's migrations are: the SQLite files, or
+// their PostgreSQL dialect with the same numbers and names.
+func (db *DB) migrationDir() string {
+	if db.pg {
+		return "migrations/postgres"
+	}
+	return "migrations"
+}
 
 // migration is one numbered schema step, applied once, in its own transaction.
 type migration struct {
@@ -22,11 +31,11 @@ type migration struct {
 	sql     string
 }
 
-// loadMigrations reads NNNN_name.sql files, ordered by number. Two files with
+// loadMigrations reads dir's NNNN_name.sql files, ordered by number. Two files with
 // one number, or a name without a number, are programming errors reported
 // before anything is applied.
-func loadMigrations(fsys fs.FS) ([]migration, error) {
-	names, err := fs.Glob(fsys, "migrations/*.sql")
+func loadMigrations(fsys fs.FS, dir string) ([]migration, error) {
+	names, err := fs.Glob(fsys, dir+"/*.sql")
 	if err != nil {
 		return nil, err
 	}
@@ -54,7 +63,7 @@ func loadMigrations(fsys fs.FS) ([]migration, error) {
 }
 
 func (db *DB) migrate(ctx context.Context) error {
-	ms, err := loadMigrations(migrationFiles)
+	ms, err := loadMigrations(migrationFiles, db.migrationDir())
 	if err != nil {
 		return fmt.Errorf("load migrations: %w", err)
 	}
@@ -62,11 +71,23 @@ func (db *DB) migrate(ctx context.Context) error {
 }
 
 func (db *DB) applyMigrations(ctx context.Context, ms []migration) error {
-	if _, err := db.write.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
+	ddl := `CREATE TABLE IF NOT EXISTS schema_migrations (
 		version    INTEGER PRIMARY KEY,
 		name       TEXT NOT NULL,
 		applied_at TEXT NOT NULL
-	) STRICT`); err != nil {
+	) STRICT`
+	if db.pg {
+		ddl = strings.TrimSuffix(ddl, " STRICT")
+	}
+	// On PostgreSQL several daemons may start at once: each step takes the
+	// advisory lock and re-reads what is applied (lockMigrations).
+	if err := db.Tx(ctx, func(tx *sql.Tx) error {
+		if err := db.lockMigrations(ctx, tx); err != nil {
+			return err
+		}
+		_, err := tx.ExecContext(ctx, ddl)
+		return err
+	}); err != nil {
 		return fmt.Errorf("create migrations table: %w", err)
 	}
 	applied, err := db.SchemaVersion(ctx)
@@ -81,6 +102,16 @@ func (db *DB) applyMigrations(ctx context.Context, ms []migration) error {
 			continue
 		}
 		err := db.Tx(ctx, func(tx *sql.Tx) error {
+			if err := db.lockMigrations(ctx, tx); err != nil {
+				return err
+			}
+			var done int
+			if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM schema_migrations WHERE version = ?`, m.version).Scan(&done); err != nil {
+				return err
+			}
+			if done > 0 {
+				return nil // another daemon applied it meanwhile
+			}
 			if _, err := tx.ExecContext(ctx, m.sql); err != nil {
 				return err
 			}
@@ -102,4 +133,16 @@ func (db *DB) SchemaVersion(ctx context.Context) (int, error) {
 		return 0, fmt.Errorf("read schema version: %w", err)
 	}
 	return int(v.Int64), nil
+}
+
+// lockMigrations takes, on PostgreSQL, the transaction's advisory lock that
+// serialises migrations across daemons; SQLite's one writer already does.
+func (db *DB) lockMigrations(ctx context.Context, tx *sql.Tx) error {
+	if !db.pg {
+		return nil
+	}
+	if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock(?)`, int64(migrationLock)); err != nil {
+		return fmt.Errorf("lock migrations: %w", err)
+	}
+	return nil
 }

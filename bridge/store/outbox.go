@@ -5,7 +5,9 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/m365bridge/m365bridge/webhooks/deliver"
 )
@@ -49,6 +51,11 @@ func (db *DB) EnqueueTx(ctx context.Context, tx *sql.Tx, e OutboxEvent) error {
 		return fmt.Errorf("enqueue event: event id, endpoint, type and body are required (got id %q endpoint %q type %q, %d body bytes)",
 			e.EventID, e.Endpoint, e.Type, len(e.Body))
 	}
+	if e.Channel != "" {
+		if err := db.fence(ctx, tx, e.Channel); err != nil {
+			return fmt.Errorf("enqueue event %s: %w", e.EventID, err)
+		}
+	}
 	now := timeText(db.Now())
 	var seq int64
 	err := tx.QueryRowContext(ctx, `INSERT INTO outbox (event_id, endpoint, channel, type, next_attempt_at, created_at)
@@ -80,10 +87,13 @@ func (db *DB) Enqueue(ctx context.Context, events ...OutboxEvent) error {
 	})
 }
 
-// Outbox is the SQLite implementation of deliver.Queue.
+// Outbox is the store's implementation of deliver.Queue.
 type Outbox struct {
 	db    *DB
 	hooks OutboxHooks
+	// claimer and visibility: see ClaimingOutbox (PostgreSQL only).
+	claimer    string
+	visibility time.Duration
 }
 
 var _ deliver.Queue = (*Outbox)(nil)
@@ -143,6 +153,9 @@ const heads = `SELECT MIN(h.seq) FROM outbox h WHERE h.endpoint = ? AND h.state 
 
 // Due implements deliver.Queue.
 func (q *Outbox) Due(ctx context.Context, endpoint string, now time.Time, limit int, ordered bool) ([]deliver.Row, error) {
+	if q.claiming() {
+		return q.claim(ctx, endpoint, now, limit, ordered)
+	}
 	var query string
 	var args []any
 	if ordered {
@@ -153,7 +166,7 @@ func (q *Outbox) Due(ctx context.Context, endpoint string, now time.Time, limit 
 		// Walk pending rows in seq order (outbox_pending) and stop at limit;
 		// the unary + keeps the planner off outbox_due, which would sort.
 		query = `SELECT ` + outboxColumns + withBody + `
-			WHERE o.endpoint = ? AND o.state = 'pending' AND +o.next_attempt_at <= ? ORDER BY o.seq LIMIT ?`
+			WHERE o.endpoint = ? AND o.state = 'pending' AND ` + q.db.noIndex("o.next_attempt_at") + ` <= ? ORDER BY o.seq LIMIT ?`
 		args = []any{endpoint, timeText(now), limit}
 	}
 	rows, err := q.db.read.QueryContext(ctx, query, args...)
@@ -185,12 +198,18 @@ func (q *Outbox) NextDue(ctx context.Context, endpoint string, ordered bool) (ti
 
 // MarkAttempt implements deliver.Queue.
 func (q *Outbox) MarkAttempt(ctx context.Context, seq int64, attempt int, at, next time.Time) error {
-	res, err := q.db.write.ExecContext(ctx, `UPDATE outbox SET attempts = ?, last_attempt_at = ?, next_attempt_at = ?
-		WHERE seq = ? AND state = 'pending'`, attempt, timeText(at), timeText(next), seq)
+	set, where, sargs, wargs := q.holdClaim()
+	args := append([]any{attempt, timeText(at), timeText(next)}, sargs...)
+	args = append(append(args, seq), wargs...)
+	res, err := q.db.write.ExecContext(ctx, `UPDATE outbox SET attempts = ?, last_attempt_at = ?, next_attempt_at = ?`+set+`
+		WHERE seq = ? AND state = 'pending'`+where, args...)
 	if err != nil {
 		return fmt.Errorf("record attempt %d of outbox row %d: %w", attempt, seq, err)
 	}
 	if n, _ := res.RowsAffected(); n == 0 {
+		if q.claiming() {
+			return fmt.Errorf("record attempt of outbox row %d: %w (or %w: its claim went to another daemon)", seq, deliver.ErrNotPending, ErrLeaseLost)
+		}
 		return fmt.Errorf("record attempt of outbox row %d: %w", seq, deliver.ErrNotPending)
 	}
 	return nil
@@ -201,10 +220,14 @@ func (q *Outbox) MarkAttempt(ctx context.Context, seq int64, attempt int, at, ne
 func (q *Outbox) MarkDelivered(ctx context.Context, seq int64, status int, at time.Time) error {
 	return q.db.Tx(ctx, func(tx *sql.Tx) error {
 		var eventID, channel string
-		err := tx.QueryRowContext(ctx, `UPDATE outbox SET state = 'delivered', last_status = ?, last_error = '', delivered_at = ?
-			WHERE seq = ? AND state = 'pending' RETURNING event_id, channel`, status, timeText(at), seq).Scan(&eventID, &channel)
+		set, where, wargs := q.releaseClaim()
+		err := tx.QueryRowContext(ctx, `UPDATE outbox SET state = 'delivered', last_status = ?, last_error = '', delivered_at = ?`+set+`
+			WHERE seq = ? AND state = 'pending'`+where+` RETURNING event_id, channel`,
+			append([]any{status, timeText(at), seq}, wargs...)...).Scan(&eventID, &channel)
 		if errors.Is(err, sql.ErrNoRows) {
-			return nil // already finished (a replay raced a late success): nothing to acknowledge twice
+			// Already finished (a replay raced a late success): nothing to
+			// acknowledge twice; or, in a cluster, the claim was lost.
+			return q.lostClaim(ctx, tx, seq)
 		}
 		if err != nil {
 			return fmt.Errorf("mark outbox row %d delivered: %w", seq, err)
@@ -221,8 +244,10 @@ func (q *Outbox) MarkDelivered(ctx context.Context, seq int64, status int, at ti
 
 // MarkFailed implements deliver.Queue.
 func (q *Outbox) MarkFailed(ctx context.Context, seq int64, status int, excerpt string, next time.Time) error {
-	_, err := q.db.write.ExecContext(ctx, `UPDATE outbox SET last_status = ?, last_error = ?, next_attempt_at = ?
-		WHERE seq = ? AND state = 'pending'`, status, capText(excerpt, outboxErrorBytes), timeText(next), seq)
+	set, where, wargs := q.releaseClaim()
+	_, err := q.db.write.ExecContext(ctx, `UPDATE outbox SET last_status = ?, last_error = ?, next_attempt_at = ?`+set+`
+		WHERE seq = ? AND state = 'pending'`+where,
+		append([]any{status, capText(excerpt, outboxErrorBytes), timeText(next), seq}, wargs...)...)
 	if err != nil {
 		return fmt.Errorf("record failed attempt of outbox row %d: %w", seq, err)
 	}
@@ -243,10 +268,12 @@ func (q *Outbox) finish(ctx context.Context, seq int64, state deliver.State, sta
 	excerpt = capText(excerpt, outboxErrorBytes)
 	return q.db.Tx(ctx, func(tx *sql.Tx) error {
 		var eventID, channel string
-		err := tx.QueryRowContext(ctx, `UPDATE outbox SET state = ?, last_status = ?, last_error = ?
-			WHERE seq = ? AND state = 'pending' RETURNING event_id, channel`, string(state), status, excerpt, seq).Scan(&eventID, &channel)
+		set, where, wargs := q.releaseClaim()
+		err := tx.QueryRowContext(ctx, `UPDATE outbox SET state = ?, last_status = ?, last_error = ?`+set+`
+			WHERE seq = ? AND state = 'pending'`+where+` RETURNING event_id, channel`,
+			append([]any{string(state), status, excerpt, seq}, wargs...)...).Scan(&eventID, &channel)
 		if errors.Is(err, sql.ErrNoRows) {
-			return nil
+			return q.lostClaim(ctx, tx, seq)
 		}
 		if err != nil {
 			return fmt.Errorf("mark outbox row %d %s: %w", seq, state, err)
@@ -261,8 +288,13 @@ func (q *Outbox) finish(ctx context.Context, seq int64, state deliver.State, sta
 	})
 }
 
-// capText trims s to at most n bytes on a UTF-8 boundary.
+// capText trims s to at most n bytes on a UTF-8 boundary. A NUL byte or
+// invalid UTF-8 (a receiver's binary answer) becomes U+FFFD first:
+// PostgreSQL's text refuses both, and a page shows neither.
 func capText(s string, n int) string {
+	if strings.IndexByte(s, 0) >= 0 || !utf8.ValidString(s) {
+		s = strings.ToValidUTF8(strings.ReplaceAll(s, "\x00", "\uFFFD"), "\uFFFD")
+	}
 	if len(s) <= n {
 		return s
 	}

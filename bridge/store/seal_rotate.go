@@ -99,7 +99,7 @@ func (v *Vault) Reseal(ctx context.Context) (int, error) {
 			n++
 		}
 		// Used requests hold nothing anyone will read again.
-		if _, err := tx.ExecContext(ctx, `UPDATE auth_requests SET verifier = X'', key_id = '' WHERE used_at != '' AND key_id != ''`); err != nil {
+		if _, err := tx.ExecContext(ctx, `UPDATE auth_requests SET verifier = ?, key_id = '' WHERE used_at != '' AND key_id != ''`, []byte{}); err != nil {
 			return fmt.Errorf("clear used auth requests: %w", err)
 		}
 		return nil

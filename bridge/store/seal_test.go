@@ -125,72 +125,76 @@ func openTestDB(t *testing.T) *DB {
 }
 
 func TestRotateKeyFile(t *testing.T) {
-	ctx := context.Background()
-	db := openTestDB(t)
-	dir := filepath.Dir(db.Path())
-	keys, err := LoadKeyring(dir, env(nil), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	v := NewVault(db, keys)
-	want := Tokens{Access: "at-1", Refresh: "rt-1", Expiry: time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)}
-	if err := db.EnsureChannels(ctx, []string{"a", "b"}); err != nil {
-		t.Fatal(err)
-	}
-	for _, ch := range []string{"a", "b"} {
-		if err := db.Tx(ctx, func(tx *sql.Tx) error { return v.SaveTokens(ctx, tx, ch, want) }); err != nil {
+	eachBackend(t, func(t *testing.T, b backend) {
+		ctx := context.Background()
+		db := b.open(t)
+		dir := t.TempDir() // the key lives outside the database, on both backends
+		keys, err := LoadKeyring(dir, env(nil), nil)
+		if err != nil {
 			t.Fatal(err)
 		}
-	}
-	res, err := RotateKey(ctx, db, dir, env(nil), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if res.Rows != 2 || res.OldKeyID != keys.KeyID() || res.NewKeyID == res.OldKeyID {
-		t.Fatalf("rotation = %+v, want 2 rows from key %s", res, keys.KeyID())
-	}
-	if _, err := os.Stat(filepath.Join(dir, OldKeyFileName)); !os.IsNotExist(err) {
-		t.Fatalf("old key file still there: %v", err)
-	}
-	newKeys, err := LoadKeyring(dir, env(nil), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	got, err := NewVault(db, newKeys).LoadTokens(ctx, "a")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got != want {
-		t.Fatalf("after rotation tokens = %+v, want %+v", got, want)
-	}
-	if _, err := v.LoadTokens(ctx, "a"); !errors.Is(err, ErrUnknownKey) {
-		t.Fatalf("old keyring still opens rotated rows: %v", err)
-	}
+		v := NewVault(db, keys)
+		want := Tokens{Access: "at-1", Refresh: "rt-1", Expiry: time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)}
+		if err := db.EnsureChannels(ctx, []string{"a", "b"}); err != nil {
+			t.Fatal(err)
+		}
+		for _, ch := range []string{"a", "b"} {
+			if err := db.Tx(ctx, func(tx *sql.Tx) error { return v.SaveTokens(ctx, tx, ch, want) }); err != nil {
+				t.Fatal(err)
+			}
+		}
+		res, err := RotateKey(ctx, db, dir, env(nil), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Rows != 2 || res.OldKeyID != keys.KeyID() || res.NewKeyID == res.OldKeyID {
+			t.Fatalf("rotation = %+v, want 2 rows from key %s", res, keys.KeyID())
+		}
+		if _, err := os.Stat(filepath.Join(dir, OldKeyFileName)); !os.IsNotExist(err) {
+			t.Fatalf("old key file still there: %v", err)
+		}
+		newKeys, err := LoadKeyring(dir, env(nil), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := NewVault(db, newKeys).LoadTokens(ctx, "a")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got != want {
+			t.Fatalf("after rotation tokens = %+v, want %+v", got, want)
+		}
+		if _, err := v.LoadTokens(ctx, "a"); !errors.Is(err, ErrUnknownKey) {
+			t.Fatalf("old keyring still opens rotated rows: %v", err)
+		}
+	})
 }
 
 func TestRotateKeyEnv(t *testing.T) {
-	ctx := context.Background()
-	db := openTestDB(t)
-	dir := filepath.Dir(db.Path())
-	oldKey, newKey := GenerateKey(), GenerateKey()
-	keys, _ := LoadKeyring(dir, env(map[string]string{KeyEnv: oldKey}), nil)
-	if err := db.EnsureChannels(ctx, []string{"a"}); err != nil {
-		t.Fatal(err)
-	}
-	if err := db.Tx(ctx, func(tx *sql.Tx) error {
-		return NewVault(db, keys).SaveTokens(ctx, tx, "a", Tokens{Access: "x", Refresh: "y"})
-	}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := RotateKey(ctx, db, dir, env(map[string]string{KeyEnv: newKey}), nil); !errors.Is(err, ErrUnknownKey) {
-		t.Fatalf("rotation without the old key: err = %v, want ErrUnknownKey", err)
-	}
-	res, err := RotateKey(ctx, db, dir, env(map[string]string{KeyEnv: newKey, OldKeyEnv: oldKey}), nil)
-	if err != nil || res.Rows != 1 {
-		t.Fatalf("rotate = %+v, %v; want 1 row", res, err)
-	}
-	only, _ := LoadKeyring(dir, env(map[string]string{KeyEnv: newKey}), nil)
-	if got, err := NewVault(db, only).LoadTokens(ctx, "a"); err != nil || got.Refresh != "y" {
-		t.Fatalf("load after rotation = %+v, %v", got, err)
-	}
+	eachBackend(t, func(t *testing.T, b backend) {
+		ctx := context.Background()
+		db := b.open(t)
+		dir := t.TempDir() // the key lives outside the database, on both backends
+		oldKey, newKey := GenerateKey(), GenerateKey()
+		keys, _ := LoadKeyring(dir, env(map[string]string{KeyEnv: oldKey}), nil)
+		if err := db.EnsureChannels(ctx, []string{"a"}); err != nil {
+			t.Fatal(err)
+		}
+		if err := db.Tx(ctx, func(tx *sql.Tx) error {
+			return NewVault(db, keys).SaveTokens(ctx, tx, "a", Tokens{Access: "x", Refresh: "y"})
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := RotateKey(ctx, db, dir, env(map[string]string{KeyEnv: newKey}), nil); !errors.Is(err, ErrUnknownKey) {
+			t.Fatalf("rotation without the old key: err = %v, want ErrUnknownKey", err)
+		}
+		res, err := RotateKey(ctx, db, dir, env(map[string]string{KeyEnv: newKey, OldKeyEnv: oldKey}), nil)
+		if err != nil || res.Rows != 1 {
+			t.Fatalf("rotate = %+v, %v; want 1 row", res, err)
+		}
+		only, _ := LoadKeyring(dir, env(map[string]string{KeyEnv: newKey}), nil)
+		if got, err := NewVault(db, only).LoadTokens(ctx, "a"); err != nil || got.Refresh != "y" {
+			t.Fatalf("load after rotation = %+v, %v", got, err)
+		}
+	})
 }

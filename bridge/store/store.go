@@ -1,8 +1,10 @@
-// Package store keeps the bridge's durable state in one SQLite file: schema
-// migrations, encrypted tokens, channel cursors, the message ledger and the
-// webhook outbox.
+// Package store keeps the bridge's durable state in one SQLite file (the
+// default) or one PostgreSQL database (state.database; see postgres.go):
+// schema migrations, encrypted tokens, channel cursors, the message ledger,
+// the webhook outbox and, for several daemons on one database, channel
+// leases with fencing tokens (lease.go).
 //
-// The database is opened twice: a writer pool of exactly one connection, whose
+// On SQLite the database is opened twice: a writer pool of exactly one connection, whose
 // transactions begin IMMEDIATE so that writers queue on the busy timeout rather
 // than failing half way, and a reader pool for queries that never write. WAL
 // mode lets readers run beside the writer.
@@ -17,6 +19,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -31,11 +34,19 @@ type DB struct {
 	path  string
 	write *sql.DB // exactly one connection: SQLite has one writer anyway
 	read  *sql.DB
+	pg    bool   // PostgreSQL: write and read are one pool
+	dsn   string // PostgreSQL: the unredacted DSN, for tests that reopen
 
 	// Now is the clock used for timestamps written by the store.
 	Now func() time.Time
 
-	bodyBudget atomic.Int64 // see SetBodyBudget
+	bodyBudget   atomic.Int64 // see SetBodyBudget
+	requireLease atomic.Bool  // see RequireLeases
+	// fenced holds the transactions whose lease was checked (fence): the
+	// check locks the lease row until the transaction ends, so the
+	// transaction's further writes need no second round trip.
+	fenced     sync.Map     // *sql.Tx -> Lease
+	roundTrips atomic.Int64 // PostgreSQL: see RoundTrips
 }
 
 // Open opens (creating when missing, with mode 0600) the database at path,
@@ -124,7 +135,7 @@ func (db *DB) Ping(ctx context.Context) error {
 // Close closes both pools. It is safe to call more than once.
 func (db *DB) Close() error {
 	var errs []error
-	if db.read != nil {
+	if db.read != nil && db.read != db.write {
 		errs = append(errs, db.read.Close())
 	}
 	if db.write != nil {
@@ -140,6 +151,7 @@ func (db *DB) Tx(ctx context.Context, fn func(*sql.Tx) error) error {
 	if err != nil {
 		return fmt.Errorf("begin transaction: %w", err)
 	}
+	defer db.fenced.Delete(tx)
 	if err := fn(tx); err != nil {
 		tx.Rollback()
 		return err

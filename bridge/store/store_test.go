@@ -89,7 +89,7 @@ func TestWALMode(t *testing.T) {
 func TestMigrationsIdempotentAcrossRestarts(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), FileName)
-	ms, err := loadMigrations(migrationFiles)
+	ms, err := loadMigrations(migrationFiles, "migrations")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -152,7 +152,7 @@ func TestLoadMigrationsRejectsBadNames(t *testing.T) {
 			for n, body := range tt.files {
 				fsys[n] = &fstest.MapFile{Data: []byte(body)}
 			}
-			_, err := loadMigrations(fsys)
+			_, err := loadMigrations(fsys, "migrations")
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Errorf("err = %v, want %q", err, tt.want)
 			}

@@ -121,6 +121,9 @@ func (db *DB) ensureSync(ctx context.Context, tx *sql.Tx, channel string) error 
 }
 
 func (db *DB) updateSync(ctx context.Context, tx *sql.Tx, channel, set string, args ...any) error {
+	if err := db.fence(ctx, tx, channel); err != nil {
+		return fmt.Errorf("update sync state of %s: %w", channel, err)
+	}
 	if err := db.ensureSync(ctx, tx, channel); err != nil {
 		return err
 	}
