@@ -7,8 +7,11 @@ import (
 )
 
 func TestTicketMap(t *testing.T) {
+	eachBackend(t, func(t *testing.T, b backend) { testTicketMap(t, b.open(t)) })
+}
+
+func testTicketMap(t *testing.T, db *DB) {
 	ctx := context.Background()
-	db := openTestDB(t)
 	tm := db.Tickets()
 	at := time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)
 	rec := func(channel, mid, conv, tid string, at time.Time) {
