@@ -13,7 +13,8 @@ package m365sim
 //   - PUT {uploadUrl} with Content-Range: bytes {start}-{end}/{total} and
 //     the bytes, without an Authorization header (the URL is
 //     pre-authenticated; "Do not specify an Authorization request header").
-//     200 {expirationDateTime, nextExpectedRanges: ["{next}"]} until the
+//     200 {@odata.context, ExpirationDateTime, nextExpectedRanges: ["{next}"]}
+//     (the capital E as the docs' sample answer has it) until the
 //     last byte, then 201 Created with a Location header naming the
 //     attachment and no body. "You must upload bytes in a file in order."
 //   - DELETE {uploadUrl} cancels the session: 204.
@@ -178,7 +179,12 @@ func (s *Sim) serveUpload(w http.ResponseWriter, r *http.Request) {
 		us.buf = append(us.buf, data[next-start:]...)
 	}
 	if int64(len(us.buf)) < us.size {
-		writeJSON(w, http.StatusOK, jobj{{"expirationDateTime", graphTime(us.expires)},
+		// As GDC concepts/outlook-large-attachments.md shows the answer to
+		// "First upload to the message": an Outlook v2.0 @odata.context,
+		// "ExpirationDateTime" spelt with a capital E, nextExpectedRanges.
+		writeJSON(w, http.StatusOK, jobj{
+			{"@odata.context", baseURL(r) + uploadPathPrefix + "$metadata#Users('" + url.PathEscape(us.mb.ID) + "')/Messages('" + url.PathEscape(us.messageID) + "')/AttachmentSessions/$entity"},
+			{"ExpirationDateTime", graphTime(us.expires)},
 			{"nextExpectedRanges", []string{strconv.FormatInt(int64(len(us.buf)), 10)}}})
 		return
 	}
