@@ -94,6 +94,15 @@ func TestContractSimMatchesDocumentedSendPath(t *testing.T) {
 			t.Errorf("reply draft subject %v isDraft %v", got["subject"], got["isDraft"])
 		}
 	})
+	t.Run("message-createreply.md and message-reply.md: comment and body", func(t *testing.T) {
+		// "Specifying both will return an HTTP 400 Bad Request error."
+		both := map[string]any{"comment": "Named: Nevada", "message": map[string]any{"body": map[string]any{"contentType": "Text", "content": "Named: Nevada"}}}
+		for _, action := range []string{"/createReply", "/reply"} {
+			if resp, b := f.call(t, "POST", orig+action, f.aliceTok, both); resp.StatusCode != 400 {
+				t.Errorf("%s with comment and body: %d %s, documented 400", action, resp.StatusCode, b)
+			}
+		}
+	})
 	t.Run("message-createreply.md example 2 (MIME)", func(t *testing.T) {
 		// Verbatim the sample is cut in the middle of a base64 quantum.
 		resp, b := f.call(t, "POST", orig+"/createReply", f.aliceTok, []byte(graphDocText(t, "message-createreply-mime-request.txt")), text, plain)

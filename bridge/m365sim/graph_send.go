@@ -188,6 +188,13 @@ func (c *graphCtx) replyTo(m *message, comment string, in *messageIn) (*outgoing
 	if in == nil {
 		in = &messageIn{}
 	}
+	if comment != "" && in.Body != nil {
+		// GDC message-reply.md and message-createreply.md: "Specify either a
+		// comment or the body property of the message parameter. Specifying
+		// both will return an HTTP 400 Bad Request error." (the code is the
+		// sim's: the pages give none).
+		return nil, &graphError{http.StatusBadRequest, "ErrorInvalidRequest", "Specify either a comment or the body property of the message parameter, not both."}
+	}
 	o, gerr := c.outgoing(in)
 	if gerr != nil {
 		return nil, gerr
