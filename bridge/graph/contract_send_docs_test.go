@@ -8,6 +8,7 @@ package graph
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -171,6 +172,29 @@ func TestContractClientSendPathMatchesDocuments(t *testing.T) {
 			w.WriteHeader(http.StatusNoContent)
 		})
 		if err := c.Mailbox(Mailbox{}, staticToken("a.b.c")).DeleteDraft(ctx, "AAMkADNlNYjSAAA="); err != nil {
+			t.Fatal(err)
+		}
+	})
+
+	t.Run("message-post-attachments.md", func(t *testing.T) {
+		// A file under 3 MB goes in one POST, as the page's example.
+		data := []byte("GIF87a\x10\x06\x04\x00")
+		c, _ := fakeGraph(t, func(w http.ResponseWriter, r *http.Request) {
+			if r.Method != "POST" || r.URL.Path != "/v1.0/me/messages/AAMkpsDRVK/attachments" || !strings.HasPrefix(r.Header.Get("Content-Type"), "application/json") {
+				t.Errorf("request %s %s %q", r.Method, r.URL.Path, r.Header.Get("Content-Type"))
+			}
+			got := readJSONRequest(t, r)
+			want := docJSON(t, "message-post-attachments-request.json")
+			// The documented "contentBytes" is a placeholder; ours is the
+			// file's base64.
+			if got["contentBytes"] != base64.StdEncoding.EncodeToString(data) {
+				t.Errorf("contentBytes %v", got["contentBytes"])
+			}
+			delete(want, "contentBytes")
+			wantDocumentedRequest(t, got, want)
+			serveDoc(w, http.StatusCreated, docFixture(t, "message-post-attachments.json"))
+		})
+		if err := c.Mailbox(Mailbox{}, staticToken("a.b.c")).AddAttachment(ctx, "AAMkpsDRVK", Attachment{Name: "smile", ContentType: "image/gif", ContentBytes: data}); err != nil {
 			t.Fatal(err)
 		}
 	})

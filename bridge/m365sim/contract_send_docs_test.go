@@ -167,6 +167,23 @@ func TestContractSimMatchesDocumentedSendPath(t *testing.T) {
 			t.Errorf("delete: %d %q, documented 204 with no body", resp.StatusCode, b)
 		}
 	})
+	t.Run("message-post-attachments.md", func(t *testing.T) {
+		id := create(t)
+		path := "/v1.0/me/messages/" + url.PathEscape(id) + "/attachments"
+		// Verbatim, "R0lGODdhEAYEAA7" is 15 characters: not base64. The sim
+		// refuses it (the page shows no error for it; the code is the sim's).
+		resp, b := f.call(t, "POST", path, f.aliceTok, []byte(graphDocText(t, "message-post-attachments-request.json")))
+		if resp.StatusCode != 400 || !bytes.Contains(b, []byte("not base64")) {
+			t.Errorf("verbatim sample: %d %s", resp.StatusCode, b)
+		}
+		// Padded to base64, the documented 201 with the attachment.
+		fixed := strings.Replace(graphDocText(t, "message-post-attachments-request.json"), `"R0lGODdhEAYEAA7"`, `"R0lGODdhEAYEAA7="`, 1)
+		resp, b = f.call(t, "POST", path, f.aliceTok, []byte(fixed))
+		got := wantDocJSON(t, resp, b, 201, "message-post-attachments.json", "contentId", "contentLocation")
+		if got["name"] != "smile" || got["contentBytes"] != "R0lGODdhEAYEAA4=" && got["contentBytes"] != "R0lGODdhEAYEAA7=" {
+			t.Errorf("attachment %v", got)
+		}
+	})
 	t.Run("attachment-createuploadsession.md and outlook-large-attachments.md", func(t *testing.T) {
 		id := create(t)
 		resp, b := f.call(t, "POST", "/v1.0/me/messages/"+url.PathEscape(id)+"/attachments/createUploadSession", f.aliceTok,

@@ -282,6 +282,12 @@ func (s *Sim) handleAttachmentCreate(w http.ResponseWriter, r *http.Request, c *
 		writeGraphError(w, r, gerr.status, gerr.code, gerr.msg)
 		return
 	}
+	// The whole attachment, contentBytes included, as the page's example
+	// answers (the sim returned a fixed subset: fixed); $select narrows it.
+	var fields []string
+	if sel := r.URL.Query().Get("$select"); sel != "" {
+		fields = strings.Split(sel, ",")
+	}
 	writeJSON(w, http.StatusCreated, append(jobj{{"@odata.context", c.base + "/$metadata#users('" + c.mb.ID + "')/messages('" + c.messageID(m) + "')/attachments/$entity"}},
-		c.attachmentJSON(m, i, []string{"name", "contentType", "size", "isInline", "contentId"}, false)...))
+		c.attachmentJSON(m, i, fields, false)...))
 }
