@@ -152,6 +152,18 @@ func (s *Sim) fileDueLocked() {
 // handleMessageCreate answers POST /messages: 201 with a draft in Drafts
 // (GDC user-post-messages.md), extended properties and from included.
 func (s *Sim) handleMessageCreate(w http.ResponseWriter, r *http.Request, c *graphCtx) {
+	if isMIMERequest(r) {
+		// user-post-messages.md example 3: a draft from base64 MIME.
+		content, raw, ok := readMIMEBody(w, r)
+		if !ok {
+			return
+		}
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		d := c.storeMIMEDraft(content, raw, s.now())
+		writeJSON(w, http.StatusCreated, append(jobj{{"@odata.context", c.messageContext(r)}}, c.messageJSON(d, nil, false)...))
+		return
+	}
 	var in messageIn
 	if !readJSONBody(w, r, &in) {
 		return
@@ -188,6 +200,7 @@ func (c *graphCtx) storeDraft(o *outgoingMail, now time.Time) (*message, *graphE
 	}
 	d := c.d.addMessage(content, func() []byte { return raw }, c.d.wellKnown["drafts"], now, now)
 	d.isDraft, d.isRead = true, true
+	d.deliveryReceipt = new(bool)
 	return d, nil
 }
 

@@ -4,6 +4,7 @@ package m365sim
 // B.8), in Graph's property order.
 
 import (
+	"cmp"
 	"crypto/sha256"
 	"encoding/base64"
 	"net/url"
@@ -145,7 +146,9 @@ func (c *graphCtx) messageJSON(m *message, fields []string, annotate bool) jobj 
 		case "conversationIndex":
 			v = m.conversationIndex(c.mb.ID)
 		case "isDeliveryReceiptRequested":
-			v = nil
+			if m.deliveryReceipt != nil {
+				v = *m.deliveryReceipt
+			}
 		case "isReadReceiptRequested":
 			v = mc.header("Disposition-Notification-To") != ""
 		case "isRead":
@@ -155,7 +158,7 @@ func (c *graphCtx) messageJSON(m *message, fields []string, annotate bool) jobj 
 		case "webLink":
 			v = "https://outlook.office365.com/owa/?ItemID=" + url.QueryEscape(c.messageID(m)) + "&exvsurl=1&viewmodel=ReadMessageItem"
 		case "inferenceClassification":
-			v = "focused"
+			v = cmp.Or(m.inference, "focused")
 		case "body", "uniqueBody":
 			v = body()
 		case "sender":

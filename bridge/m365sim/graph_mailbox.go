@@ -37,7 +37,12 @@ type message struct {
 	categories                  []string
 	flag                        map[string]any // followupFlag as last PATCHed
 	importance                  string         // set by PATCH; "" means from MIME
-	version                     int            // bumps on every change: changeKey
+	inference                   string         // inferenceClassification set by PATCH; "" means focused
+	// deliveryReceipt is isDeliveryReceiptRequested: false on a draft made
+	// from JSON (GDC user-post-messages.md examples 1 and 2), null
+	// otherwise (the MIME draft of example 3, message-move.md).
+	deliveryReceipt *bool
+	version         int // bumps on every change: changeKey
 	// extProps are its single-value extended properties (graph_drafts.go).
 	extProps map[string]extProp
 	// sentCopy marks the Sent Items copy of mail this mailbox sent: Graph

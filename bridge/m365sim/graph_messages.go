@@ -70,6 +70,14 @@ func (c *graphCtx) messageWithExpand(m *message, lq *listQuery) jobj {
 		}
 		o = append(o, jkv{"attachments@odata.context", c.base + "/$metadata#users('" + c.mb.ID + "')/messages('" + c.messageID(m) + "')/attachments"}, jkv{"attachments", atts})
 	}
+	if lq.expand.extPropID != "" {
+		// The matching property as {id, value} (GDC
+		// singlevaluelegacyextendedproperty-get.md, response 1). With none
+		// matching the sim omits the property: the docs show no such answer.
+		if p, ok := m.extProps[extPropKey(lq.expand.extPropID)]; ok {
+			o = append(o, jkv{"singleValueExtendedProperties", []any{jobj{{"id", p.ID}, {"value", p.Value}}}})
+		}
+	}
 	return o
 }
 
@@ -95,8 +103,14 @@ func (s *Sim) handleMessageGet(w http.ResponseWriter, r *http.Request, c *graphC
 	if m == nil {
 		return
 	}
+	head := jobj{{"@odata.context", c.messageContext(r)}}
+	if lq.expand.extPropID != "" {
+		// GDC singlevaluelegacyextendedproperty-get.md response 1 carries
+		// @odata.id next to @odata.context.
+		head = append(head, jkv{"@odata.id", c.base + "/users('" + c.mb.ID + "')/messages('" + c.messageID(m) + "')"})
+	}
 	applyBodyPreference(w, c.pref)
-	writeJSON(w, http.StatusOK, append(jobj{{"@odata.context", c.messageContext(r)}}, c.messageWithExpand(m, lq)...))
+	writeJSON(w, http.StatusOK, append(head, c.messageWithExpand(m, lq)...))
 }
 
 // handleMessageValue answers GET .../$value: the original bytes as text/plain.
@@ -181,7 +195,16 @@ func applyMessagePatch(m *message, body map[string]json.RawMessage) *graphError 
 				return bad("importance must be low, normal or high.")
 			}
 			m.importance = v
-		case "inferenceClassification", "isDeliveryReceiptRequested", "isReadReceiptRequested", "singleValueExtendedProperties":
+		case "inferenceClassification":
+			// GDC message-update.md: "focused or other"; its example PATCHes
+			// "other" and the answer shows it.
+			var v string
+			json.Unmarshal(raw, &v)
+			if v != "focused" && v != "other" {
+				return bad("inferenceClassification must be focused or other.")
+			}
+			m.inference = v
+		case "isDeliveryReceiptRequested", "isReadReceiptRequested", "singleValueExtendedProperties":
 		case "subject", "body", "internetMessageId", "replyTo", "from", "sender", "toRecipients", "ccRecipients", "bccRecipients":
 			if !m.isDraft {
 				return &graphError{http.StatusBadRequest, "ErrorInvalidPropertyUpdateSentMessage", "Update is not allowed for this type of item."}

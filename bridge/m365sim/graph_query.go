@@ -42,7 +42,16 @@ type listQuery struct {
 type expandOpts struct {
 	attachments      bool
 	attachmentSelect []string
+	// extPropID is the id of $expand=singleValueExtendedProperties($filter=id
+	// eq '…'); "" when not asked.
+	extPropID string
 }
+
+// reExpandExtProp is the one form GDC
+// singlevaluelegacyextendedproperty-get.md documents for expanding an
+// extended property: "$filter and eq operator on the id property … is
+// currently the only way".
+var reExpandExtProp = regexp.MustCompile(`(?i)^\$filter=\s*id\s+eq\s+'((?:[^']|'')*)'\s*$`)
 
 var (
 	reAnd    = regexp.MustCompile(`(?i)\s+and\s+`)
@@ -181,6 +190,12 @@ func parseListQuery(q url.Values, forFolders bool) (*listQuery, *graphError) {
 				if sel, ok := strings.CutPrefix(sub, "$select="); ok {
 					lq.expand.attachmentSelect = strings.Split(sel, ",")
 				}
+			case "singlevalueextendedproperties":
+				mm := reExpandExtProp.FindStringSubmatch(strings.TrimSuffix(sub, ")"))
+				if mm == nil {
+					return nil, bad("Expand singleValueExtendedProperties with ($filter=id eq '{id}'): the only form Graph documents.")
+				}
+				lq.expand.extPropID = strings.ReplaceAll(mm[1], "''", "'")
 			default:
 				return nil, bad("Parsing OData Select and Expand failed: Could not find a property named '%s'.", name)
 			}

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"time"
 )
 
 // maxRecipients is the to+cc+bcc limit of a message.
@@ -187,6 +188,13 @@ func (c *graphCtx) replyTo(m *message, comment string, in *messageIn) (*outgoing
 	if in == nil {
 		in = &messageIn{}
 	}
+	if comment != "" && in.Body != nil {
+		// GDC message-reply.md and message-createreply.md: "Specify either a
+		// comment or the body property of the message parameter. Specifying
+		// both will return an HTTP 400 Bad Request error." (the code is the
+		// sim's: the pages give none).
+		return nil, &graphError{http.StatusBadRequest, "ErrorInvalidRequest", "Specify either a comment or the body property of the message parameter, not both."}
+	}
 	o, gerr := c.outgoing(in)
 	if gerr != nil {
 		return nil, gerr
@@ -219,6 +227,23 @@ type replyBody struct {
 
 // handleReply answers POST /messages/{id}/reply: 202, sent at once.
 func (s *Sim) handleReply(w http.ResponseWriter, r *http.Request, c *graphCtx) {
+	if isMIMERequest(r) {
+		content, raw, ok := readMIMEBody(w, r)
+		if !ok || !checkMIMERecipients(w, r, content) {
+			return
+		}
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if c.lookupMessage(w, r) == nil {
+			return
+		}
+		if err := s.submitRawLocked(c, content, raw); err != nil {
+			writeGraphError(w, r, http.StatusInternalServerError, "generalException", "Cannot submit message: "+err.Error())
+			return
+		}
+		w.WriteHeader(http.StatusAccepted)
+		return
+	}
 	var body replyBody
 	if !readJSONBody(w, r, &body) {
 		return
@@ -244,6 +269,20 @@ func (s *Sim) handleReply(w http.ResponseWriter, r *http.Request, c *graphCtx) {
 // handleCreateReply answers POST /messages/{id}/createReply: 201 with a
 // draft in Drafts.
 func (s *Sim) handleCreateReply(w http.ResponseWriter, r *http.Request, c *graphCtx) {
+	if isMIMERequest(r) {
+		content, raw, ok := readMIMEBody(w, r)
+		if !ok {
+			return
+		}
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if c.lookupMessage(w, r) == nil {
+			return
+		}
+		d := c.storeMIMEDraft(content, raw, s.now())
+		writeJSON(w, http.StatusCreated, append(jobj{{"@odata.context", c.messageContext(r)}}, c.messageJSON(d, nil, false)...))
+		return
+	}
 	var body replyBody
 	if r.ContentLength != 0 && !readJSONBody(w, r, &body) {
 		return
@@ -400,36 +439,72 @@ func (s *Sim) handleTranslateIDs(w http.ResponseWriter, r *http.Request, c *grap
 	writeJSON(w, http.StatusOK, jobj{{"@odata.context", c.base + "/$metadata#Collection(microsoft.graph.convertIdResult)"}, {"value", out}})
 }
 
-// sendMIME sends a base64 MIME sendMail body. Bad base64 is the documented
+// isMIMERequest reports a text/plain body: base64 MIME, which sendMail,
+// POST /messages, createReply and reply take instead of JSON (GDC
+// user-sendmail.md, user-post-messages.md example 3,
+// message-createreply.md example 2, message-reply.md: "Use application/json
+// for a JSON object and text/plain for MIME content").
+func isMIMERequest(r *http.Request) bool {
+	ct, _, _ := strings.Cut(r.Header.Get("Content-Type"), ";")
+	return strings.EqualFold(strings.TrimSpace(ct), "text/plain")
+}
+
+// readMIMEBody decodes a base64 MIME body. Bad base64 is the documented
 // 400 ErrorMimeContentInvalidBase64String "Invalid base64 string for MIME
-// content." (GDC user-sendmail.md); MIME that does not parse and a message
-// without recipients get the sim's own wording.
-func (s *Sim) sendMIME(w http.ResponseWriter, r *http.Request, c *graphCtx) {
+// content." (the same pages); MIME that does not parse gets the sim's own
+// wording. Decoding is strict: a truncated sample is refused.
+func readMIMEBody(w http.ResponseWriter, r *http.Request) (*mimeMessage, []byte, bool) {
 	b, ok := readBody(w, r)
 	if !ok {
-		return
+		return nil, nil, false
 	}
 	raw, err := base64.StdEncoding.DecodeString(strings.Join(strings.Fields(string(b)), ""))
 	if err != nil || len(raw) == 0 {
 		writeGraphError(w, r, http.StatusBadRequest, "ErrorMimeContentInvalidBase64String", "Invalid base64 string for MIME content.")
-		return
+		return nil, nil, false
 	}
 	content, err := parseMIME(raw)
 	if err != nil {
 		writeGraphError(w, r, http.StatusBadRequest, "ErrorMimeContentConversionFailed", "The MIME content could not be converted: "+err.Error())
-		return
+		return nil, nil, false
 	}
+	return content, raw, true
+}
+
+// checkMIMERecipients answers 400 for a MIME message to send without
+// recipients or with too many.
+func checkMIMERecipients(w http.ResponseWriter, r *http.Request, content *mimeMessage) bool {
 	n := len(content.To) + len(content.Cc) + len(content.Bcc)
 	switch {
 	case n == 0:
 		writeGraphError(w, r, http.StatusBadRequest, "ErrorInvalidRecipients", "At least one recipient is required, but none were found.")
-		return
+		return false
 	case n > maxRecipients:
 		writeGraphError(w, r, http.StatusBadRequest, "ErrorInvalidRecipients", fmt.Sprintf("The message has %d recipients; at most %d are allowed in to, cc and bcc together.", n, maxRecipients))
+		return false
+	}
+	return true
+}
+
+// sendMIME sends a base64 MIME sendMail body as is and saves it to Sent
+// Items.
+func (s *Sim) sendMIME(w http.ResponseWriter, r *http.Request, c *graphCtx) {
+	content, raw, ok := readMIMEBody(w, r)
+	if !ok || !checkMIMERecipients(w, r, content) {
 		return
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if err := s.submitRawLocked(c, content, raw); err != nil {
+		writeGraphError(w, r, http.StatusInternalServerError, "generalException", "Cannot submit message: "+err.Error())
+		return
+	}
+	w.WriteHeader(http.StatusAccepted)
+}
+
+// submitRawLocked files raw MIME in Sent Items and delivers it, without
+// Bcc, to the sim mailboxes among its recipients.
+func (s *Sim) submitRawLocked(c *graphCtx, content *mimeMessage, raw []byte) error {
 	now := s.now()
 	s.fileSentLocked(c.d, content, func() []byte { return raw }, nil, now)
 	delivered := map[string]bool{}
@@ -445,13 +520,21 @@ func (s *Sim) sendMIME(w http.ResponseWriter, r *http.Request, c *graphCtx) {
 		}
 		dc, err := parseMIME(draw)
 		if err != nil {
-			writeGraphError(w, r, http.StatusInternalServerError, "generalException", "Cannot submit message: "+err.Error())
-			return
+			return err
 		}
 		b := draw
 		mb.data.addMessage(dc, func() []byte { return b }, mb.data.wellKnown["inbox"], now, now)
 	}
-	w.WriteHeader(http.StatusAccepted)
+	return nil
+}
+
+// storeMIMEDraft saves decoded MIME as is as a draft in Drafts (POST
+// /messages or createReply with text/plain): the sim adds no header, so a
+// MIME reply threads only by the In-Reply-To and References it carries.
+func (c *graphCtx) storeMIMEDraft(content *mimeMessage, raw []byte, now time.Time) *message {
+	d := c.d.addMessage(content, func() []byte { return raw }, c.d.wellKnown["drafts"], now, now)
+	d.isDraft, d.isRead = true, true
+	return d
 }
 
 // withoutHeader returns raw without the named header field (and its folded

@@ -13,7 +13,8 @@ package m365sim
 //   - PUT {uploadUrl} with Content-Range: bytes {start}-{end}/{total} and
 //     the bytes, without an Authorization header (the URL is
 //     pre-authenticated; "Do not specify an Authorization request header").
-//     200 {expirationDateTime, nextExpectedRanges: ["{next}"]} until the
+//     200 {@odata.context, ExpirationDateTime, nextExpectedRanges: ["{next}"]}
+//     (the capital E as the docs' sample answer has it) until the
 //     last byte, then 201 Created with a Location header naming the
 //     attachment and no body. "You must upload bytes in a file in order."
 //   - DELETE {uploadUrl} cancels the session: 204.
@@ -178,7 +179,12 @@ func (s *Sim) serveUpload(w http.ResponseWriter, r *http.Request) {
 		us.buf = append(us.buf, data[next-start:]...)
 	}
 	if int64(len(us.buf)) < us.size {
-		writeJSON(w, http.StatusOK, jobj{{"expirationDateTime", graphTime(us.expires)},
+		// As GDC concepts/outlook-large-attachments.md shows the answer to
+		// "First upload to the message": an Outlook v2.0 @odata.context,
+		// "ExpirationDateTime" spelt with a capital E, nextExpectedRanges.
+		writeJSON(w, http.StatusOK, jobj{
+			{"@odata.context", baseURL(r) + uploadPathPrefix + "$metadata#Users('" + url.PathEscape(us.mb.ID) + "')/Messages('" + url.PathEscape(us.messageID) + "')/AttachmentSessions/$entity"},
+			{"ExpirationDateTime", graphTime(us.expires)},
 			{"nextExpectedRanges", []string{strconv.FormatInt(int64(len(us.buf)), 10)}}})
 		return
 	}
@@ -276,6 +282,12 @@ func (s *Sim) handleAttachmentCreate(w http.ResponseWriter, r *http.Request, c *
 		writeGraphError(w, r, gerr.status, gerr.code, gerr.msg)
 		return
 	}
+	// The whole attachment, contentBytes included, as the page's example
+	// answers (the sim returned a fixed subset: fixed); $select narrows it.
+	var fields []string
+	if sel := r.URL.Query().Get("$select"); sel != "" {
+		fields = strings.Split(sel, ",")
+	}
 	writeJSON(w, http.StatusCreated, append(jobj{{"@odata.context", c.base + "/$metadata#users('" + c.mb.ID + "')/messages('" + c.messageID(m) + "')/attachments/$entity"}},
-		c.attachmentJSON(m, i, []string{"name", "contentType", "size", "isInline", "contentId"}, false)...))
+		c.attachmentJSON(m, i, fields, false)...))
 }
