@@ -99,7 +99,7 @@ var RecipeBuiltinVars = []string{"ticket_id", "subject_ref", "parent_message_id"
 // RecipeFuncNames are the template helpers recipe steps have on top of
 // TemplateFuncNames; webhooks/recipe implements them and a test keeps the
 // two in step.
-var RecipeFuncNames = []string{"attachment_b64", "marker", "cids_to_data", "cids_to_urls"}
+var RecipeFuncNames = []string{"attachment_b64", "marker", "cids_to_data", "cids_to_urls", "utc"}
 
 // ForEachKinds are the values of RecipeStep.ForEach.
 var ForEachKinds = []string{"attachments", "files", "inline"}

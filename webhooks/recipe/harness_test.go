@@ -40,7 +40,7 @@ func loadShipped(t *testing.T, file, baseURL string, env mapEnv) *config.Config 
 		t.Fatal(err)
 	}
 	text := string(entry)
-	for _, ex := range []string{"https://zammad.example.com", "https://example.zendesk.com"} {
+	for _, ex := range []string{"https://zammad.example.com", "https://example.zendesk.com", "https://rt.example.com", "https://example.freshdesk.com"} {
 		text = strings.ReplaceAll(text, ex, baseURL)
 	}
 	var name string
