@@ -1,7 +1,9 @@
 package recipe_test
 
 import (
+	"context"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -138,5 +140,64 @@ func TestRTRecipeWithoutCustomFields(t *testing.T) {
 	}
 	if fmt.Sprint(types) != "[Create Correspond]" {
 		t.Errorf("transactions %v, want the create and the reply", types)
+	}
+}
+
+// TestRTFiltersAndBackfill: an auto-reply to a known ticket becomes a
+// comment that mails nobody, one to no known ticket opens nothing, an
+// archived mail is created resolved without autoreply; a reply to a mail
+// the bridge's map does not know is threaded by its parent's Message-ID,
+// and a mail carrying RT's subject tag by the ticket number.
+func TestRTFiltersAndBackfill(t *testing.T) {
+	rt := newRT()
+	defer rt.Close()
+	cfg := loadShipped(t, "rt5.yaml", rt.URL, mapEnv{"RT_TOKEN": rtToken})
+	ms := scenario(newLinkServer(t), 2, 1, 2, 1) // originals 0 and 1, reply 2 to 0, auto-replies 3 and 4, archived 5
+	ms[2].parent, ms[2].byConv = 0, false
+	ms[4].parent, ms[4].conversation = -1, "unrelated" // answers nothing known
+	db := tempDB(t)
+	for _, m := range []*mail{ms[0], ms[1], ms[3], ms[4], ms[5]} {
+		res := runOne(t, cfg, db, m, ms)
+		if res.Outcome != deliver.Delivered {
+			t.Fatalf("mail %d: %s %s", m.i, res.Outcome, res.Excerpt)
+		}
+		if m.i == 4 && !strings.Contains(res.Excerpt, "not turned into a ticket") {
+			t.Errorf("auto-reply without ticket: excerpt %q does not say why nothing was created", res.Excerpt)
+		}
+	}
+	// The reply, with an empty map (as if its original came before the map).
+	if res := runOne(t, cfg, tempDB(t), ms[2], ms); res.Outcome != deliver.Delivered {
+		t.Fatal(res.Excerpt)
+	}
+	// A new Message-ID, no In-Reply-To, another conversation, but RT's
+	// subject tag of ticket 2.
+	byNumber := &mail{i: 6, id: "msg_0006", msgID: "<bynumber@customer.example>", customer: ms[1].customer, parent: -1, conversation: "other"}
+	ms = append(ms, byNumber)
+	e := byNumber.event(t, ms)
+	body := strings.Replace(string(e.Body), `"subject":"Question 6"`, `"subject":"Re: [rt.example.com #2] Question 1"`, 1)
+	r, _ := recipe.New(cfg.Webhooks[0], recipe.Options{Tickets: tempDB(t).Tickets()})
+	ep := deliver.Endpoint{Name: "rt", URL: cfg.Webhooks[0].URL, Headers: map[string]string{"Authorization": "token " + rtToken}, Recipe: r}
+	if res := r.Run(context.Background(), ep, deliver.Row{EventID: e.EventID, Channel: "support", Type: e.Type, Body: []byte(body)}, 1); res.Outcome != deliver.Delivered {
+		t.Fatal(res.Excerpt)
+	}
+
+	tickets := rt.Tickets()
+	if len(tickets) != 3 {
+		t.Fatalf("got %d tickets, want 3 (two originals, the archived mail)", len(tickets))
+	}
+	if tk := tickets[2]; tk.Status != "resolved" {
+		t.Errorf("archived mail: status %s, want resolved", tk.Status)
+	}
+	var got []string
+	for _, x := range rt.Transactions() {
+		got = append(got, fmt.Sprintf("%d:%s", x.TicketID, x.Type))
+	}
+	if want := "[1:Create 2:Create 2:Comment 3:Create 1:Correspond 2:Correspond]"; fmt.Sprint(got) != want {
+		t.Errorf("transactions %v, want %s", got, want)
+	}
+	for _, n := range rt.Notifications() {
+		if n.To == ms[3].customer || n.To == ms[4].customer || n.To == ms[5].customer {
+			t.Errorf("%s was mailed (%s)", n.To, n.Trigger)
+		}
 	}
 }

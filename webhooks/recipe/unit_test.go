@@ -98,3 +98,13 @@ func TestReplaceCIDs(t *testing.T) {
 		t.Error("marker: not distinct or wrong length")
 	}
 }
+
+func TestUTC(t *testing.T) {
+	got, err := utc("2006-01-02 15:04:05", "2025-06-01T10:30:00+02:00")
+	if err != nil || got != "2025-06-01 08:30:00" {
+		t.Errorf("got %q, %v; want 2025-06-01 08:30:00", got, err)
+	}
+	if _, err := utc("2006", "yesterday"); err == nil {
+		t.Error("utc took a time that is not RFC 3339")
+	}
+}
