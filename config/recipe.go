@@ -59,15 +59,25 @@ type RecipeStep struct {
 	// knew).
 	Extract map[string]string `yaml:"extract"`
 	// Match sets a variable to "true" when any value at path in the
-	// answer equals the rendered equals (a path may use * for every
-	// element of a list).
+	// answer equals the rendered equals (or contains the rendered
+	// contains); a path may use * for every element of a list. With each
+	// and select, it picks from a list instead: the value at select of
+	// the first element (of those at each) whose path matches.
 	Match map[string]RecipeMatch `yaml:"match"`
 }
 
-// RecipeMatch is one RecipeStep.Match entry.
+// RecipeMatch is one RecipeStep.Match entry: exactly one of Equals and
+// Contains.
 type RecipeMatch struct {
-	Path   string `yaml:"path"`
-	Equals string `yaml:"equals"`
+	Path     string `yaml:"path"`
+	Equals   string `yaml:"equals"`
+	Contains string `yaml:"contains"`
+	// Each is the path of a list's elements (such as * or tickets.*);
+	// Path and Select are then read in each element.
+	Each string `yaml:"each"`
+	// Select (with each) is what the variable takes from the first
+	// element that matches, such as id; without it, "true".
+	Select string `yaml:"select"`
 }
 
 // RecipeWhen is a filter on the event and the recipe's variables; every
@@ -99,7 +109,7 @@ var RecipeBuiltinVars = []string{"ticket_id", "subject_ref", "parent_message_id"
 // RecipeFuncNames are the template helpers recipe steps have on top of
 // TemplateFuncNames; webhooks/recipe implements them and a test keeps the
 // two in step.
-var RecipeFuncNames = []string{"attachment_b64", "marker", "cids_to_data", "cids_to_urls", "utc"}
+var RecipeFuncNames = []string{"attachment_b64", "attachment_bytes", "marker", "cids_to_data", "cids_to_urls", "utc"}
 
 // ForEachKinds are the values of RecipeStep.ForEach.
 var ForEachKinds = []string{"attachments", "files", "inline"}
@@ -214,10 +224,26 @@ func (v *validator) recipe(p string, r *Recipe) {
 			if err := CheckJSONPath(m.Path); err != nil {
 				v.fail(sp+".match."+name+".path", err.Error(), "such as *.message_id")
 			}
-			if m.Equals == "" {
-				v.fail(sp+".match."+name+".equals", "required, but not set", "the value to look for, such as {{.Data.article.internet_message_id}}")
+			mp := sp + ".match." + name
+			switch {
+			case m.Equals == "" && m.Contains == "":
+				v.fail(mp+".equals", "required, but not set", "the value to look for, such as {{.Data.article.internet_message_id}} (or contains: a part of it)")
+			case m.Equals != "" && m.Contains != "":
+				v.fail(mp+".contains", "a match takes equals or contains, not both", "remove one")
 			}
-			v.recipeTemplate(sp+".match."+name+".equals", m.Equals)
+			v.recipeTemplate(mp+".equals", m.Equals)
+			v.recipeTemplate(mp+".contains", m.Contains)
+			for _, f := range []struct{ key, path string }{{"each", m.Each}, {"select", m.Select}} {
+				if f.path == "" {
+					continue
+				}
+				if err := CheckJSONPath(f.path); err != nil {
+					v.fail(mp+"."+f.key, err.Error(), "such as * or tickets.* (each), id (select)")
+				}
+			}
+			if m.Select != "" && m.Each == "" {
+				v.fail(mp+".select", "select picks from the elements of a list: it needs each", "add each: the path of the list's elements, such as *")
+			}
 			known = append(known, name)
 		}
 	}

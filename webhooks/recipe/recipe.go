@@ -151,7 +151,7 @@ func New(w config.Webhook, opts Options) (*Recipe, error) {
 			}
 		}
 		for k, m := range cs.Match {
-			if s.equals[k], err = parse(cs.Name+".match."+k, m.Equals); err != nil {
+			if s.equals[k], err = parse(cs.Name+".match."+k, cmpOr(m.Equals, m.Contains)); err != nil {
 				return nil, err
 			}
 		}
@@ -351,6 +351,13 @@ func clip(s string) string {
 		return s
 	}
 	return strings.ToValidUTF8(s[:deliver.ExcerptBytes], "") + "…"
+}
+
+func cmpOr(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
 }
 
 func sortedKeys[V any](m map[string]V) []string {

@@ -213,11 +213,7 @@ func (ru *run) call(s step) (map[string]any, deliver.Result, bool) {
 		if err != nil {
 			return fail("render match "+name, err)
 		}
-		if matches(doc, m.Path, want) {
-			vars[name] = "true"
-		} else {
-			vars[name] = ""
-		}
+		vars[name] = matchValue(doc, m, want)
 	}
 	ru.log = append(ru.log, fmt.Sprintf("%s %d", s.Name, resp.StatusCode))
 	r.log.Debug("recipe step done", "event_id", ru.row.EventID, "step", s.Name, "status", resp.StatusCode)
