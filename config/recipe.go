@@ -48,8 +48,13 @@ type RecipeStep struct {
 	Body    string            `yaml:"body"`
 	// BodyAttachment sends the for_each attachment's bytes as the body
 	// (fetched through the bridge's link when not inline in the event).
-	BodyAttachment bool   `yaml:"body_attachment"`
-	ContentType    string `yaml:"content_type"`
+	BodyAttachment bool `yaml:"body_attachment"`
+	// ContentType is the body's media type. multipart/form-data is built
+	// by the bridge (with a fresh boundary) from the body, which must
+	// then render a JSON object: field name → a value or a list of
+	// values; a name starting with @ (such as "@attachments[]") → the
+	// event's attachments, files or inline parts, one file part each.
+	ContentType string `yaml:"content_type"`
 	// Accept lists statuses besides 2xx that count as success with
 	// nothing found (such as 404 for a lookup by id).
 	Accept []int `yaml:"accept"`
@@ -76,7 +81,9 @@ type RecipeMatch struct {
 	// Path and Select are then read in each element.
 	Each string `yaml:"each"`
 	// Select (with each) is what the variable takes from the first
-	// element that matches, such as id; without it, "true".
+	// element that matches, such as id; without it, "true". Like
+	// extract, a select that finds nothing leaves the variable as it was
+	// (a plain match sets it to "").
 	Select string `yaml:"select"`
 }
 
@@ -109,7 +116,7 @@ var RecipeBuiltinVars = []string{"ticket_id", "subject_ref", "parent_message_id"
 // RecipeFuncNames are the template helpers recipe steps have on top of
 // TemplateFuncNames; webhooks/recipe implements them and a test keeps the
 // two in step.
-var RecipeFuncNames = []string{"attachment_b64", "attachment_bytes", "marker", "cids_to_data", "cids_to_urls", "utc"}
+var RecipeFuncNames = []string{"attachment_b64", "marker", "cids_to_data", "cids_to_urls", "utc"}
 
 // ForEachKinds are the values of RecipeStep.ForEach.
 var ForEachKinds = []string{"attachments", "files", "inline"}

@@ -23,6 +23,7 @@ func TestCrashBetweenSteps(t *testing.T) {
 	defer zd.Close()
 	rt := newRT()
 	defer rt.Close()
+	fd := newFreshdesk(t)
 	for _, h := range []struct {
 		name, file, url string
 		env             mapEnv
@@ -31,6 +32,7 @@ func TestCrashBetweenSteps(t *testing.T) {
 		{"zammad", "zammad.yaml", z.URL, mapEnv{"ZAMMAD_TOKEN": zammadToken}, func() int { return len(z.Tickets()) }},
 		{"zendesk", "zendesk.yaml", zd.URL, mapEnv{"ZENDESK_AUTH": helpdeskfake.BasicAuth(zendeskAgent, zendeskToken)}, func() int { return len(zd.Tickets()) }},
 		{"rt", "rt5.yaml", rt.URL, mapEnv{"RT_TOKEN": rtToken}, func() int { return len(rt.Tickets()) }},
+		{"freshdesk", "freshdesk.yaml", fd.URL, freshdeskCfgEnv(), func() int { return len(fd.Tickets()) }},
 	} {
 		name := h.name
 		t.Run(name, func(t *testing.T) {

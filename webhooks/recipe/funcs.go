@@ -24,8 +24,6 @@ import (
 //	                           content_base64, or fetched through its url
 //	                           (the bridge's signed link) when the event does
 //	                           not carry it; size and sha256 checked
-//	attachment_bytes item    → the attachment's bytes as they are (for a
-//	                           multipart/form-data body; never in JSON)
 //	marker s                 → "m365b" + 20 hex digits of SHA-256(s): a tag
 //	                           that finds what this mail created
 //	cids_to_data html list   → html with each "cid:<content_id>" of an
@@ -45,10 +43,6 @@ func (r *Recipe) funcs(ctx context.Context, timeout time.Duration) template.Func
 			return "", err
 		}
 		return base64.StdEncoding.EncodeToString(b), nil
-	}
-	fm["attachment_bytes"] = func(item any) (string, error) {
-		b, err := r.attachmentBytes(ctx, timeout, item)
-		return string(b), err
 	}
 	fm["marker"] = marker
 	fm["cids_to_data"] = func(html string, list any) (string, error) {
@@ -94,7 +88,7 @@ func utc(layout string, v any) (string, error) {
 // stubFuncs has every helper's name, for parsing at compile time.
 func stubFuncs() template.FuncMap {
 	fm := deliver.TemplateFuncs()
-	for _, n := range []string{"attachment_b64", "attachment_bytes", "marker", "cids_to_data", "cids_to_urls", "utc"} {
+	for _, n := range []string{"attachment_b64", "marker", "cids_to_data", "cids_to_urls", "utc"} {
 		fm[n] = func(...any) (any, error) { return nil, nil }
 	}
 	return fm

@@ -22,6 +22,7 @@ import (
 	"github.com/m365bridge/m365bridge/webhooks"
 	"github.com/m365bridge/m365bridge/webhooks/deliver"
 	"github.com/m365bridge/m365bridge/webhooks/recipe"
+	"github.com/m365bridge/m365bridge/webhooks/recipe/helpdeskfake"
 	"github.com/m365bridge/m365bridge/webhooks/recipes"
 )
 
@@ -298,4 +299,14 @@ func checkAllDelivered(t *testing.T, rows []deliver.Row, want int) {
 			t.Errorf("%s: %s after %d attempts: %s", r.EventID, r.State, r.Attempts, r.LastError)
 		}
 	}
+}
+
+func newRequest(url, body string) (*http.Request, error) {
+	req, err := http.NewRequest(http.MethodPost, url, strings.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", helpdeskfake.FreshdeskAuth(freshdeskKey))
+	return req, nil
 }
