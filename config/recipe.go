@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"text/template"
+	"time"
 )
 
 // Recipe delivers a webhook's events into a helpdesk's own REST API as an
@@ -25,7 +26,15 @@ type Recipe struct {
 	SubjectPattern string `yaml:"subject_pattern"`
 	// Steps run in order; a step whose when does not match is passed over.
 	Steps []RecipeStep `yaml:"steps"`
+	// TicketMapRetention is how long the bridge remembers which ticket a
+	// mail went to (default DefaultTicketMapRetention). A reply to an
+	// older mail is still threaded when a lookup step finds its ticket in
+	// the helpdesk, or when a newer mail of its conversation is known.
+	TicketMapRetention time.Duration `yaml:"ticket_map_retention"`
 }
+
+// DefaultTicketMapRetention keeps a mail's ticket for about a year.
+const DefaultTicketMapRetention = 400 * 24 * time.Hour
 
 // RecipeStep is one request (or a skip) of a Recipe. Every text field
 // but name and for_each is a Go text/template over the event and the
@@ -152,6 +161,9 @@ func ParseRecipeTemplate(text string) (*template.Template, error) {
 func (v *validator) recipe(p string, r *Recipe) {
 	known := slices.Clone(RecipeBuiltinVars)
 	v.recipeWhen(p+".when", r.When, nil)
+	if r.TicketMapRetention < 0 {
+		v.fail(p+".ticket_map_retention", "must not be negative", "such as 9600h (400 days); leave it out for the default")
+	}
 	if r.SubjectPattern != "" {
 		re, err := regexp.Compile(r.SubjectPattern)
 		switch {

@@ -2,6 +2,7 @@ package recipe
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -260,8 +261,8 @@ func (ru *run) form(text string) ([]byte, string, error) {
 				fn, _ := it["filename"].(string)
 				ct, _ := it["content_type"].(string)
 				h := textproto.MIMEHeader{}
-				h.Set("Content-Disposition", mime.FormatMediaType("form-data", map[string]string{"name": file, "filename": cmpOr(fn, "attachment")}))
-				h.Set("Content-Type", cmpOr(ct, "application/octet-stream"))
+				h.Set("Content-Disposition", mime.FormatMediaType("form-data", map[string]string{"name": file, "filename": cmp.Or(fn, "attachment")}))
+				h.Set("Content-Type", cmp.Or(ct, "application/octet-stream"))
 				pw, err := w.CreatePart(h)
 				if err != nil {
 					return nil, "", err
