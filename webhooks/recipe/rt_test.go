@@ -33,7 +33,7 @@ func TestRTRecipe(t *testing.T) {
 	ls := newLinkServer(t)
 	cfg := loadShipped(t, "rt5.yaml", rt.URL, mapEnv{"RT_TOKEN": rtToken})
 	ms := scenario(ls, 150, 15, 5, 30)
-	cuts := map[string]int{"create": 10, "create_archived": 4, "reply": 3, "note_auto": 1}
+	cuts := map[string]int{"create": 10, "create_archived": 3, "requestor": 2, "reply": 3, "note_auto": 1}
 	rt.FailNext(2, 503, "1")
 	rows := deliverAll(t, cfg, ms, recipe.Options{AfterStep: cutAfter(cuts)})
 	checkAllDelivered(t, rows, len(ms))
@@ -192,7 +192,7 @@ func TestRTFiltersAndBackfill(t *testing.T) {
 	for _, x := range rt.Transactions() {
 		got = append(got, fmt.Sprintf("%d:%s", x.TicketID, x.Type))
 	}
-	if want := "[1:Create 2:Create 2:Comment 3:Create 1:Correspond 2:Correspond]"; fmt.Sprint(got) != want {
+	if want := "[1:Create 2:Create 2:Comment 3:Create 3:AddWatcher 1:Correspond 2:Correspond]"; fmt.Sprint(got) != want {
 		t.Errorf("transactions %v, want %s", got, want)
 	}
 	for _, n := range rt.Notifications() {

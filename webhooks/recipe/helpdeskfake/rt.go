@@ -21,7 +21,8 @@ import (
 // lib/RT/REST2/Resource/{Ticket,Message,Record/Writable,Collection,
 // Collection/QueryByJSON}.pm and lib/RT/Ticket.pm (Create): ticket create
 // (JSON, base64 Attachments, CustomFields by name, the Create arguments
-// Status, Created, Resolved, TransSquelchMailTo), show, TicketSQL search,
+// Status, Created, Resolved, SquelchMailTo), show, update of the
+// Requestor role, TicketSQL search,
 // correspond and comment with TxnCustomFields, JSON search of
 // transactions, "Authorization: token …", error bodies {"message": …},
 // and the mails of RT's default scrips to requestors.
@@ -152,14 +153,19 @@ func (rt *RT) serve(w http.ResponseWriter, r *http.Request) {
 		rt.searchTickets(w, r)
 	case r.Method == http.MethodGet && p == "/REST/2.0/transactions":
 		rt.searchTxns(w, r)
-	case r.Method == http.MethodGet && rtTicketPath.MatchString(p):
+	case (r.Method == http.MethodGet || r.Method == http.MethodPut) && rtTicketPath.MatchString(p):
 		id, _ := strconv.Atoi(rtTicketPath.FindStringSubmatch(p)[1])
 		t := rt.ticket(id)
-		if t == nil {
+		switch {
+		case t == nil && r.Method == http.MethodPut:
+			rtErr(w, http.StatusNotFound, "Resource does not exist; use POST to create")
+		case t == nil:
 			rtErr(w, http.StatusNotFound, "Not Found")
-			return
+		case r.Method == http.MethodGet:
+			writeJSON(w, http.StatusOK, rt.show(t))
+		default:
+			rt.update(w, r, t)
 		}
-		writeJSON(w, http.StatusOK, rt.show(t))
 	case r.Method == http.MethodPost && rtMsgPath.MatchString(p):
 		m := rtMsgPath.FindStringSubmatch(p)
 		id, _ := strconv.Atoi(m[1])
@@ -339,6 +345,21 @@ func (rt *RT) create(w http.ResponseWriter, r *http.Request) {
 		rtErr(w, http.StatusBadRequest, fmt.Sprintf("New tickets can not have status '%s' in this queue.", status))
 		return
 	}
+	// Util.pm deserialize_record deletes every non-role field whose JSON
+	// value is a list or object ("Received unknown value via JSON"), so
+	// SquelchMailTo and TransSquelchMailTo arrive only as strings.
+	// RT::Ticket::Create takes a string SquelchMailTo (a persistent
+	// attribute of the ticket), but hands TransSquelchMailTo to
+	// RT::Transaction::Create, which dereferences it as a list
+	// (@{$args{'SquelchMailTo'} || []}) and dies under strict refs on a
+	// string: a 500, the ticket rolled back (CleanupRequest).
+	var transSquelch string
+	if json.Unmarshal(in.TransSquelchMailTo, &transSquelch) == nil && transSquelch != "" {
+		rtErr(w, http.StatusInternalServerError, "Internal Server Error")
+		return
+	}
+	var squelch string
+	json.Unmarshal(in.SquelchMailTo, &squelch)
 	// Created is passed through as an import parameter ("Parameters passed
 	// in during an import", Ticket.pm) and kept by RT::Record::Create;
 	// the database takes "YYYY-MM-DD HH:MM:SS" (RT::Date ISO, UTC).
@@ -356,7 +377,7 @@ func (rt *RT) create(w http.ResponseWriter, r *http.Request) {
 	now := rt.now().UTC().Format("2006-01-02 15:04:05")
 	t := &RTTicket{ID: len(rt.tickets) + 1, Queue: in.Queue, Subject: strings.ReplaceAll(in.Subject, "\n", ""), Status: status,
 		Requestors: stringList(in.Requestor), Created: cmpOr(in.Created, now), Resolved: in.Resolved,
-		CFs: cfValues(in.CustomFields, rt.TicketCFs), Squelch: stringList(in.SquelchMailTo)}
+		CFs: cfValues(in.CustomFields, rt.TicketCFs), Squelch: stringList(json.RawMessage(strconv.Quote(squelch)))}
 	if t.Resolved == "" && contains([]string{"resolved", "rejected", "deleted"}, status) {
 		t.Resolved = now // "If the status is an inactive status, set the resolved date"
 	}
@@ -367,17 +388,51 @@ func (rt *RT) create(w http.ResponseWriter, r *http.Request) {
 	}
 	rt.txns = append(rt.txns, x)
 	// Default scrip "On Create Autoreply To Requestors" (etc/initialdata):
-	// condition On Create, whatever the interface or status; the Create
-	// transaction's SquelchMailTo (TransSquelchMailTo) and the ticket's
-	// SquelchMailTo attribute remove recipients (RT::Action::SendEmail).
-	squelch := append(stringList(in.TransSquelchMailTo), t.Squelch...)
+	// condition On Create, whatever the interface or status; the ticket's
+	// SquelchMailTo attribute removes recipients (RT::Action::SendEmail).
+	// A ticket created without requestors mails nobody.
 	for _, to := range t.Requestors {
-		if !contains(squelch, to) {
+		if !contains(t.Squelch, to) {
 			rt.notifications = append(rt.notifications, Notification{TicketID: t.ID, To: to, Trigger: "On Create Autoreply To Requestors"})
 		}
 	}
 	w.Header().Set("Location", rt.url("ticket", t.ID))
 	writeJSON(w, http.StatusCreated, map[string]string{"id": strconv.Itoa(t.ID), "type": "ticket", "_url": rt.url("ticket", t.ID)})
+}
+
+// update is PUT /ticket/:id (Record/Writable.pm update_record): role
+// members given (Requestor: a string or a list) replace the role's
+// members through update_role_members, recorded as AddWatcher
+// transactions, which no default scrip mails; 200 with a list of
+// messages.
+func (rt *RT) update(w http.ResponseWriter, r *http.Request, t *RTTicket) {
+	if !jsonBody(r) {
+		rtErr(w, http.StatusUnsupportedMediaType, "Unsupported Media Type")
+		return
+	}
+	var in struct {
+		Requestor json.RawMessage `json:"Requestor"`
+		Status    string          `json:"Status"`
+	}
+	if err := json.NewDecoder(r.Body).Decode(&in); err != nil {
+		rtErr(w, http.StatusBadRequest, "JSON parse error: "+err.Error())
+		return
+	}
+	msgs := []string{}
+	if in.Requestor != nil {
+		want := stringList(in.Requestor)
+		for _, a := range want {
+			if !contains(t.Requestors, a) {
+				rt.txns = append(rt.txns, &RTTransaction{ID: len(rt.txns) + 1, TicketID: t.ID, Type: "AddWatcher"})
+				msgs = append(msgs, "Added "+a+" as Requestor for this ticket")
+			}
+		}
+		t.Requestors = want
+	}
+	if in.Status != "" {
+		t.Status = strings.ToLower(in.Status)
+	}
+	writeJSON(w, http.StatusOK, msgs)
 }
 
 // message is POST /ticket/:id/correspond or /comment (Resource/
