@@ -175,3 +175,30 @@ func TestFreshdeskFiltersAndBackfill(t *testing.T) {
 		}
 	}
 }
+
+// TestFormBodyErrors: a multipart/form-data body that does not render a
+// JSON object of fields, or names an unknown kind of file, rejects the
+// event with what to fix; nothing reaches the helpdesk.
+func TestFormBodyErrors(t *testing.T) {
+	f := newFreshdesk(t)
+	ms := scenario(newLinkServer(t), 1, 0, 0, 0)
+	for _, tc := range []struct{ body, want string }{
+		{`not json`, "must render a JSON object of fields"},
+		{`{"email": "a@b", "@attachments[]": "everything"}`, "a file field takes attachments, files or inline"},
+		{`{"custom_fields": {"cf_x": "1"}}`, "write nested fields as name[key]"},
+	} {
+		cfg := loadShipped(t, "freshdesk.yaml", f.URL, freshdeskCfgEnv())
+		for i, s := range cfg.Webhooks[0].Recipe.Steps {
+			if s.Name == "create" {
+				cfg.Webhooks[0].Recipe.Steps[i].Body = tc.body
+			}
+		}
+		res := runOne(t, cfg, tempDB(t), ms[0], ms)
+		if res.Outcome != deliver.Permanent || !strings.Contains(res.Excerpt, tc.want) || !strings.Contains(res.Excerpt, "step create") {
+			t.Errorf("body %s: got %s %q, want a permanent rejection naming the step and saying %q", tc.body, res.Outcome, res.Excerpt, tc.want)
+		}
+	}
+	if n := len(f.Tickets()); n != 0 {
+		t.Errorf("%d tickets created from broken forms", n)
+	}
+}
