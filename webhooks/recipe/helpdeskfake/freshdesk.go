@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -453,7 +454,7 @@ func (f *Freshdesk) intField(w http.ResponseWriter, in fdInput, k string, def in
 		return def, true
 	}
 	n, err := strconv.Atoi(in.str(k))
-	if err != nil || !containsInt(valid, n) {
+	if err != nil || !slices.Contains(valid, n) {
 		fdInvalid(w, fdFieldError{k, fmt.Sprintf("It should be one of these values: '%v'", valid), "invalid_value"})
 		return 0, false
 	}
@@ -647,13 +648,4 @@ func (f *Freshdesk) conversations(w http.ResponseWriter, r *http.Request, id int
 		}
 	}
 	writeJSON(w, http.StatusOK, out)
-}
-
-func containsInt(list []int, n int) bool {
-	for _, x := range list {
-		if x == n {
-			return true
-		}
-	}
-	return false
 }
