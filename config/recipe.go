@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"text/template"
+	"time"
 )
 
 // Recipe delivers a webhook's events into a helpdesk's own REST API as an
@@ -25,7 +26,15 @@ type Recipe struct {
 	SubjectPattern string `yaml:"subject_pattern"`
 	// Steps run in order; a step whose when does not match is passed over.
 	Steps []RecipeStep `yaml:"steps"`
+	// TicketMapRetention is how long the bridge remembers which ticket a
+	// mail went to (default DefaultTicketMapRetention). A reply to an
+	// older mail is still threaded when a lookup step finds its ticket in
+	// the helpdesk, or when a newer mail of its conversation is known.
+	TicketMapRetention time.Duration `yaml:"ticket_map_retention"`
 }
+
+// DefaultTicketMapRetention keeps a mail's ticket for about a year.
+const DefaultTicketMapRetention = 400 * 24 * time.Hour
 
 // RecipeStep is one request (or a skip) of a Recipe. Every text field
 // but name and for_each is a Go text/template over the event and the
@@ -48,8 +57,13 @@ type RecipeStep struct {
 	Body    string            `yaml:"body"`
 	// BodyAttachment sends the for_each attachment's bytes as the body
 	// (fetched through the bridge's link when not inline in the event).
-	BodyAttachment bool   `yaml:"body_attachment"`
-	ContentType    string `yaml:"content_type"`
+	BodyAttachment bool `yaml:"body_attachment"`
+	// ContentType is the body's media type. multipart/form-data is built
+	// by the bridge (with a fresh boundary) from the body, which must
+	// then render a JSON object: field name → a value or a list of
+	// values; a name starting with @ (such as "@attachments[]") → the
+	// event's attachments, files or inline parts, one file part each.
+	ContentType string `yaml:"content_type"`
 	// Accept lists statuses besides 2xx that count as success with
 	// nothing found (such as 404 for a lookup by id).
 	Accept []int `yaml:"accept"`
@@ -59,15 +73,27 @@ type RecipeStep struct {
 	// knew).
 	Extract map[string]string `yaml:"extract"`
 	// Match sets a variable to "true" when any value at path in the
-	// answer equals the rendered equals (a path may use * for every
-	// element of a list).
+	// answer equals the rendered equals (or contains the rendered
+	// contains); a path may use * for every element of a list. With each
+	// and select, it picks from a list instead: the value at select of
+	// the first element (of those at each) whose path matches.
 	Match map[string]RecipeMatch `yaml:"match"`
 }
 
-// RecipeMatch is one RecipeStep.Match entry.
+// RecipeMatch is one RecipeStep.Match entry: exactly one of Equals and
+// Contains.
 type RecipeMatch struct {
-	Path   string `yaml:"path"`
-	Equals string `yaml:"equals"`
+	Path     string `yaml:"path"`
+	Equals   string `yaml:"equals"`
+	Contains string `yaml:"contains"`
+	// Each is the path of a list's elements (such as * or tickets.*);
+	// Path and Select are then read in each element.
+	Each string `yaml:"each"`
+	// Select (with each) is what the variable takes from the first
+	// element that matches, such as id; without it, "true". Like
+	// extract, a select that finds nothing leaves the variable as it was
+	// (a plain match sets it to "").
+	Select string `yaml:"select"`
 }
 
 // RecipeWhen is a filter on the event and the recipe's variables; every
@@ -99,7 +125,7 @@ var RecipeBuiltinVars = []string{"ticket_id", "subject_ref", "parent_message_id"
 // RecipeFuncNames are the template helpers recipe steps have on top of
 // TemplateFuncNames; webhooks/recipe implements them and a test keeps the
 // two in step.
-var RecipeFuncNames = []string{"attachment_b64", "marker", "cids_to_data", "cids_to_urls"}
+var RecipeFuncNames = []string{"attachment_b64", "marker", "cids_to_data", "cids_to_urls", "utc"}
 
 // ForEachKinds are the values of RecipeStep.ForEach.
 var ForEachKinds = []string{"attachments", "files", "inline"}
@@ -135,6 +161,9 @@ func ParseRecipeTemplate(text string) (*template.Template, error) {
 func (v *validator) recipe(p string, r *Recipe) {
 	known := slices.Clone(RecipeBuiltinVars)
 	v.recipeWhen(p+".when", r.When, nil)
+	if r.TicketMapRetention < 0 {
+		v.fail(p+".ticket_map_retention", "must not be negative", "such as 9600h (400 days); leave it out for the default")
+	}
 	if r.SubjectPattern != "" {
 		re, err := regexp.Compile(r.SubjectPattern)
 		switch {
@@ -214,10 +243,26 @@ func (v *validator) recipe(p string, r *Recipe) {
 			if err := CheckJSONPath(m.Path); err != nil {
 				v.fail(sp+".match."+name+".path", err.Error(), "such as *.message_id")
 			}
-			if m.Equals == "" {
-				v.fail(sp+".match."+name+".equals", "required, but not set", "the value to look for, such as {{.Data.article.internet_message_id}}")
+			mp := sp + ".match." + name
+			switch {
+			case m.Equals == "" && m.Contains == "":
+				v.fail(mp+".equals", "required, but not set", "the value to look for, such as {{.Data.article.internet_message_id}} (or contains: a part of it)")
+			case m.Equals != "" && m.Contains != "":
+				v.fail(mp+".contains", "a match takes equals or contains, not both", "remove one")
 			}
-			v.recipeTemplate(sp+".match."+name+".equals", m.Equals)
+			v.recipeTemplate(mp+".equals", m.Equals)
+			v.recipeTemplate(mp+".contains", m.Contains)
+			for _, f := range []struct{ key, path string }{{"each", m.Each}, {"select", m.Select}} {
+				if f.path == "" {
+					continue
+				}
+				if err := CheckJSONPath(f.path); err != nil {
+					v.fail(mp+"."+f.key, err.Error(), "such as * or tickets.* (each), id (select)")
+				}
+			}
+			if m.Select != "" && m.Each == "" {
+				v.fail(mp+".select", "select picks from the elements of a list: it needs each", "add each: the path of the list's elements, such as *")
+			}
 			known = append(known, name)
 		}
 	}

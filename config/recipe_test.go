@@ -30,6 +30,13 @@ func TestRecipeErrorsAllAtOnce(t *testing.T) {
           method: POST
           url: /uploads
           body_attachment: true
+        - name: pick
+          method: GET
+          url: /list
+          match:
+            both: {path: id, equals: x, contains: y}
+            lost: {path: id, equals: x, select: id}
+            bad: {each: 'a..b', path: id, contains: x}
 `
 	doc := strings.Replace(base, "    secret: ${HELPDESK_WEBHOOK_SECRET}\n", "    secret: ${HELPDESK_WEBHOOK_SECRET}\n"+recipe, 1)
 	_, err := Parse([]byte(doc), "bridge.yaml", baseEnv())
@@ -47,6 +54,9 @@ func TestRecipeErrorsAllAtOnce(t *testing.T) {
 		{"webhooks[0].recipe.steps[2].name", `duplicate step name "create"`, "steps[1]", ""},
 		{"webhooks[0].recipe.steps[2].skip", "sends nothing", "remove method", "skip:"},
 		{"webhooks[0].recipe.steps[3].body_attachment", "needs for_each", "for_each", "body_attachment:"},
+		{"webhooks[0].recipe.steps[4].match.both.contains", "equals or contains, not both", "remove one", ""},
+		{"webhooks[0].recipe.steps[4].match.lost.select", "needs each", "such as *", ""},
+		{"webhooks[0].recipe.steps[4].match.bad.each", "not a key", "tickets.*", ""},
 	}
 	for _, w := range want {
 		var got *Error

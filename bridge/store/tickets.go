@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/m365bridge/m365bridge/webhooks/deliver"
 )
@@ -97,4 +98,20 @@ func (t *Tickets) RecordTicket(ctx context.Context, l TicketLink) error {
 		return fmt.Errorf("record ticket: %w", err)
 	}
 	return nil
+}
+
+// ForgetTickets deletes webhook's rows recorded before before (the
+// retention of the ticket map: webhooks[].recipe.ticket_map_retention).
+// A thread that goes on keeps its ticket: each new mail records a fresh
+// row for its own Message-ID and the conversation.
+func (t *Tickets) ForgetTickets(ctx context.Context, webhook string, before time.Time) (int64, error) {
+	res, err := t.db.write.ExecContext(ctx, `DELETE FROM tickets WHERE webhook = ? AND recorded_at < ?`, webhook, timeText(before))
+	if err != nil {
+		return 0, fmt.Errorf("forget tickets: %w", err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return 0, fmt.Errorf("forget tickets: %w", err)
+	}
+	return n, nil
 }

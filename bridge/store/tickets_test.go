@@ -55,3 +55,31 @@ func testTicketMap(t *testing.T, db *DB) {
 		t.Error("a link without a ticket id was recorded")
 	}
 }
+
+// TestForgetTickets: rows older than the cut-off go, per webhook; a thread
+// that went on is still found by its newer mail.
+func TestForgetTickets(t *testing.T) {
+	ctx := context.Background()
+	tm := openTestDB(t).Tickets()
+	at := time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)
+	for _, l := range []TicketLink{
+		{Webhook: "rt", Channel: "support", MessageID: "<old@x>", ConversationID: "c1", TicketID: "1", EventID: "e1", RecordedAt: at},
+		{Webhook: "rt", Channel: "support", MessageID: "<new@x>", ConversationID: "c1", TicketID: "1", EventID: "e2", RecordedAt: at.Add(48 * time.Hour)},
+		{Webhook: "zendesk", Channel: "support", MessageID: "<old@x>", TicketID: "9", EventID: "e3", RecordedAt: at},
+	} {
+		if err := tm.RecordTicket(ctx, l); err != nil {
+			t.Fatal(err)
+		}
+	}
+	n, err := tm.ForgetTickets(ctx, "rt", at.Add(24*time.Hour))
+	if err != nil || n != 1 {
+		t.Fatalf("forgot %d (%v), want 1", n, err)
+	}
+	for _, c := range []struct {
+		webhook, id, conv, want string
+	}{{"rt", "<old@x>", "", ""}, {"rt", "<old@x>", "c1", "1"}, {"rt", "<new@x>", "", "1"}, {"zendesk", "<old@x>", "", "9"}} {
+		if got, _ := tm.FindTicket(ctx, c.webhook, "support", []string{c.id}, c.conv); got != c.want {
+			t.Errorf("%s %s %s: got %q, want %q", c.webhook, c.id, c.conv, got, c.want)
+		}
+	}
+}

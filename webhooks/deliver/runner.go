@@ -84,4 +84,7 @@ type TicketMap interface {
 	// RecordTicket stores l, committed before it returns; recording a
 	// message id again replaces its ticket.
 	RecordTicket(ctx context.Context, l TicketLink) error
+	// ForgetTickets drops webhook's entries recorded before before and
+	// returns how many went.
+	ForgetTickets(ctx context.Context, webhook string, before time.Time) (int64, error)
 }

@@ -15,12 +15,15 @@ import (
 // create step 2xx, before the bridge recorded anything (no ticket map
 // entry, the outbox row still pending), then runs the event again: the
 // lookup finds the ticket, no second one is created, and the map learns
-// the ticket. For both shipped recipes.
+// the ticket. For every shipped recipe.
 func TestCrashBetweenSteps(t *testing.T) {
 	z := helpdeskfake.NewZammad(zammadToken, "Support L1")
 	defer z.Close()
 	zd := helpdeskfake.NewZendesk(zendeskAgent, zendeskToken)
 	defer zd.Close()
+	rt := newRT()
+	defer rt.Close()
+	fd := newFreshdesk(t)
 	for _, h := range []struct {
 		name, file, url string
 		env             mapEnv
@@ -28,6 +31,8 @@ func TestCrashBetweenSteps(t *testing.T) {
 	}{
 		{"zammad", "zammad.yaml", z.URL, mapEnv{"ZAMMAD_TOKEN": zammadToken}, func() int { return len(z.Tickets()) }},
 		{"zendesk", "zendesk.yaml", zd.URL, mapEnv{"ZENDESK_AUTH": helpdeskfake.BasicAuth(zendeskAgent, zendeskToken)}, func() int { return len(zd.Tickets()) }},
+		{"rt", "rt5.yaml", rt.URL, mapEnv{"RT_TOKEN": rtToken}, func() int { return len(rt.Tickets()) }},
+		{"freshdesk", "freshdesk.yaml", fd.URL, freshdeskCfgEnv(), func() int { return len(fd.Tickets()) }},
 	} {
 		name := h.name
 		t.Run(name, func(t *testing.T) {

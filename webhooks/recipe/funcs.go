@@ -31,6 +31,10 @@ import (
 //	cids_to_urls html map    → html with each "cid:<content_id>" replaced
 //	                           by map[content_id] (a for_each step's
 //	                           <var>_by_cid)
+//	utc layout time          → an RFC 3339 time (such as
+//	                           .Data.ticket.created_at) in UTC, formatted
+//	                           with a Go layout ("2006-01-02 15:04:05"
+//	                           for RT); an error for anything else
 func (r *Recipe) funcs(ctx context.Context, timeout time.Duration) template.FuncMap {
 	fm := deliver.TemplateFuncs()
 	fm["attachment_b64"] = func(item any) (string, error) {
@@ -68,13 +72,23 @@ func (r *Recipe) funcs(ctx context.Context, timeout time.Duration) template.Func
 		}
 		return replaceCIDs(html, repl)
 	}
+	fm["utc"] = utc
 	return fm
+}
+
+func utc(layout string, v any) (string, error) {
+	s := fmt.Sprint(v)
+	t, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		return "", fmt.Errorf("utc: %q is not an RFC 3339 time", s)
+	}
+	return t.UTC().Format(layout), nil
 }
 
 // stubFuncs has every helper's name, for parsing at compile time.
 func stubFuncs() template.FuncMap {
 	fm := deliver.TemplateFuncs()
-	for _, n := range []string{"attachment_b64", "marker", "cids_to_data", "cids_to_urls"} {
+	for _, n := range []string{"attachment_b64", "marker", "cids_to_data", "cids_to_urls", "utc"} {
 		fm[n] = func(...any) (any, error) { return nil, nil }
 	}
 	return fm

@@ -2,6 +2,8 @@ package recipe
 
 import (
 	"encoding/json"
+
+	"github.com/m365bridge/m365bridge/config"
 	"strconv"
 	"strings"
 )
@@ -66,12 +68,36 @@ func extract(v any, path string) string {
 	return ""
 }
 
-// matches reports whether any scalar at path equals want.
-func matches(v any, path, want string) bool {
-	for _, x := range values(v, path) {
-		if s := scalar(x); s != "" && s == want {
-			return true
+// matchValue is what a match sets its variable to in the answer doc: with
+// each, the value at select (or "true") of the first element at each whose
+// path holds want; without, "true" when doc's path holds it; "" when
+// nothing does. want is the rendered equals or contains; an empty want
+// matches nothing.
+func matchValue(doc any, m config.RecipeMatch, want string) string {
+	holds := func(v any) bool {
+		for _, x := range values(v, m.Path) {
+			s := scalar(x)
+			switch {
+			case s == "" || want == "":
+			case m.Contains != "" && strings.Contains(s, want), m.Contains == "" && s == want:
+				return true
+			}
+		}
+		return false
+	}
+	if m.Each == "" {
+		if holds(doc) {
+			return "true"
+		}
+		return ""
+	}
+	for _, el := range values(doc, m.Each) {
+		if holds(el) {
+			if m.Select == "" {
+				return "true"
+			}
+			return extract(el, m.Select)
 		}
 	}
-	return false
+	return ""
 }

@@ -22,6 +22,7 @@
 package recipe
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -32,6 +33,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 	"text/template"
 	"time"
 
@@ -76,7 +78,15 @@ type Recipe struct {
 	client   *http.Client
 	log      *slog.Logger
 	maxFetch int64
+
+	retention time.Duration
+	pruneMu   sync.Mutex
+	pruned    time.Time // when the ticket map was last pruned
 }
+
+// pruneEvery is how often a recipe drops ticket map entries older than
+// its retention (from a delivery, with the recipe's clock).
+const pruneEvery = time.Hour
 
 type step struct {
 	config.RecipeStep
@@ -118,6 +128,7 @@ func New(w config.Webhook, opts Options) (*Recipe, error) {
 	r := &Recipe{
 		webhook: w.Name, base: w.URL, when: w.Recipe.When, opts: opts, client: hc,
 		log: opts.Logger.With("component", "recipe", "endpoint", w.Name), maxFetch: opts.MaxFetchBytes,
+		retention: cmp.Or(w.Recipe.TicketMapRetention, config.DefaultTicketMapRetention),
 	}
 	if p := w.Recipe.SubjectPattern; p != "" {
 		re, err := regexp.Compile(p)
@@ -151,7 +162,7 @@ func New(w config.Webhook, opts Options) (*Recipe, error) {
 			}
 		}
 		for k, m := range cs.Match {
-			if s.equals[k], err = parse(cs.Name+".match."+k, m.Equals); err != nil {
+			if s.equals[k], err = parse(cs.Name+".match."+k, cmp.Or(m.Equals, m.Contains)); err != nil {
 				return nil, err
 			}
 		}
@@ -201,6 +212,7 @@ func (r *Recipe) Run(ctx context.Context, ep deliver.Endpoint, row deliver.Row, 
 	if err := json.Unmarshal(row.Body, &env); err != nil {
 		return permanent(fmt.Errorf("decode event: %w", err))
 	}
+	r.prune(ctx)
 	ru := &run{r: r, ctx: ctx, ep: ep.WithDefaults(), row: row}
 	id, _ := env.Data["id"].(string)
 	ru.d = data{ID: id, Type: env.Type, Timestamp: env.Timestamp, Data: env.Data, Event: string(row.Body), Vars: map[string]any{}}
@@ -244,6 +256,29 @@ func (r *Recipe) Run(ctx context.Context, ep deliver.Endpoint, row deliver.Row, 
 		return res
 	}
 	return ru.done(status, "")
+}
+
+// prune drops the ticket map's entries older than the retention, at most
+// once per pruneEvery. A failure is logged and retried an interval later;
+// it never fails a delivery.
+func (r *Recipe) prune(ctx context.Context) {
+	if r.opts.Tickets == nil {
+		return
+	}
+	r.pruneMu.Lock()
+	defer r.pruneMu.Unlock()
+	now := r.opts.Now()
+	if !r.pruned.IsZero() && now.Sub(r.pruned) < pruneEvery {
+		return
+	}
+	r.pruned = now
+	n, err := r.opts.Tickets.ForgetTickets(ctx, r.webhook, now.Add(-r.retention))
+	switch {
+	case err != nil && ctx.Err() == nil:
+		r.log.Warn("prune the ticket map", "err", err)
+	case n > 0:
+		r.log.Info("ticket map pruned", "forgotten", n, "retention", r.retention)
+	}
 }
 
 // decodeData decodes an envelope's data into v.

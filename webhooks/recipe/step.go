@@ -2,11 +2,15 @@ package recipe
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
+	"mime"
+	"mime/multipart"
 	"net/http"
+	"net/textproto"
 	"slices"
 	"strings"
 	"text/template"
@@ -143,6 +147,11 @@ func (ru *run) call(s step) (map[string]any, deliver.Result, bool) {
 			return fail("render body", fmt.Errorf("output is not valid JSON (use the json helper for values): %s", deliver.RedactText(clip(text))))
 		}
 		body = []byte(text)
+		if mt, _, _ := mime.ParseMediaType(contentType); mt == "multipart/form-data" {
+			if body, contentType, err = ru.form(text); err != nil {
+				return fail("build the form", err)
+			}
+		}
 	}
 	ctx, cancel := context.WithTimeout(ru.ctx, ru.ep.Timeout)
 	defer cancel()
@@ -213,13 +222,71 @@ func (ru *run) call(s step) (map[string]any, deliver.Result, bool) {
 		if err != nil {
 			return fail("render match "+name, err)
 		}
-		if matches(doc, m.Path, want) {
-			vars[name] = "true"
-		} else {
-			vars[name] = ""
+		v := matchValue(doc, m, want)
+		if v == "" && m.Select != "" && ru.d.Item == nil {
+			continue // like extract: a pick that finds nothing keeps what the variable had
 		}
+		vars[name] = v
 	}
 	ru.log = append(ru.log, fmt.Sprintf("%s %d", s.Name, resp.StatusCode))
 	r.log.Debug("recipe step done", "event_id", ru.row.EventID, "step", s.Name, "status", resp.StatusCode)
 	return vars, res, true
+}
+
+// form builds a multipart/form-data body from a rendered JSON object:
+// field → value or list of values; "@field" → attachments, files or inline
+// (the event's attachments of that kind, one file part each, their bytes
+// fetched through their link when not in the event).
+func (ru *run) form(text string) ([]byte, string, error) {
+	dec := json.NewDecoder(strings.NewReader(text))
+	dec.UseNumber()
+	var fields map[string]any
+	if err := dec.Decode(&fields); err != nil {
+		return nil, "", fmt.Errorf("a multipart/form-data body must render a JSON object of fields (use the json helper for values): %w", err)
+	}
+	var buf bytes.Buffer
+	w := multipart.NewWriter(&buf)
+	for _, name := range sortedKeys(fields) {
+		v := fields[name]
+		if file, ok := strings.CutPrefix(name, "@"); ok {
+			kind, _ := v.(string)
+			if !slices.Contains([]string{"attachments", "files", "inline"}, kind) {
+				return nil, "", fmt.Errorf("field %q: a file field takes attachments, files or inline, not %v", name, v)
+			}
+			for _, it := range ru.items(kind) {
+				b, err := ru.r.attachmentBytes(ru.ctx, ru.ep.Timeout, it)
+				if err != nil {
+					return nil, "", err
+				}
+				fn, _ := it["filename"].(string)
+				ct, _ := it["content_type"].(string)
+				h := textproto.MIMEHeader{}
+				h.Set("Content-Disposition", mime.FormatMediaType("form-data", map[string]string{"name": file, "filename": cmp.Or(fn, "attachment")}))
+				h.Set("Content-Type", cmp.Or(ct, "application/octet-stream"))
+				pw, err := w.CreatePart(h)
+				if err != nil {
+					return nil, "", err
+				}
+				pw.Write(b)
+			}
+			continue
+		}
+		list, isList := v.([]any)
+		if !isList {
+			list = []any{v}
+		}
+		for _, x := range list {
+			if x == nil {
+				continue
+			}
+			if _, nested := x.(map[string]any); nested {
+				return nil, "", fmt.Errorf("field %q: values are text, numbers or lists of them (write nested fields as name[key])", name)
+			}
+			w.WriteField(name, fmt.Sprint(x))
+		}
+	}
+	if err := w.Close(); err != nil {
+		return nil, "", err
+	}
+	return buf.Bytes(), w.FormDataContentType(), nil
 }

@@ -32,8 +32,22 @@ func TestExtract(t *testing.T) {
 			t.Errorf("extract %s: got %q, want %q", tc.path, got, tc.want)
 		}
 	}
-	if !matches(doc, "tickets.*.tags.*", "m365bx") || matches(doc, "tickets.*.tags.*", "m365b") {
-		t.Error("matches: wrong answer on tags")
+	for _, tc := range []struct {
+		m        config.RecipeMatch
+		in, want string
+	}{
+		{config.RecipeMatch{Path: "tickets.*.tags.*", Equals: "x"}, "m365bx", "true"},
+		{config.RecipeMatch{Path: "tickets.*.tags.*", Equals: "x"}, "m365b", ""},
+		{config.RecipeMatch{Path: "tickets.*.tags.*", Contains: "x"}, "m365b", "true"},
+		{config.RecipeMatch{Path: "tickets.*.tags.*", Contains: "x"}, "", ""},
+		{config.RecipeMatch{Each: "tickets.*", Path: "tags.*", Equals: "x", Select: "id"}, "m365bx", "12345678901"},
+		{config.RecipeMatch{Each: "tickets.*", Path: "id", Equals: "x", Select: "id"}, "7", "7"},
+		{config.RecipeMatch{Each: "tickets.*", Path: "id", Equals: "x"}, "7", "true"},
+		{config.RecipeMatch{Each: "tickets.*", Path: "id", Equals: "x", Select: "id"}, "8", ""},
+	} {
+		if got := matchValue(doc, tc.m, tc.in); got != tc.want {
+			t.Errorf("match %+v for %q: got %q, want %q", tc.m, tc.in, got, tc.want)
+		}
 	}
 }
 
@@ -96,5 +110,15 @@ func TestReplaceCIDs(t *testing.T) {
 	}
 	if marker("<a@x>") == marker("<b@x>") || len(marker("x")) != 25 {
 		t.Error("marker: not distinct or wrong length")
+	}
+}
+
+func TestUTC(t *testing.T) {
+	got, err := utc("2006-01-02 15:04:05", "2025-06-01T10:30:00+02:00")
+	if err != nil || got != "2025-06-01 08:30:00" {
+		t.Errorf("got %q, %v; want 2025-06-01 08:30:00", got, err)
+	}
+	if _, err := utc("2006", "yesterday"); err == nil {
+		t.Error("utc took a time that is not RFC 3339")
 	}
 }

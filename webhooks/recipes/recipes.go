@@ -6,7 +6,7 @@ package recipes
 
 import "embed"
 
-// Files holds zammad.yaml and zendesk.yaml.
+// Files holds zammad.yaml, zendesk.yaml, rt5.yaml and freshdesk.yaml.
 //
 //go:embed *.yaml
 var Files embed.FS
