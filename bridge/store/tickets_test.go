@@ -59,8 +59,12 @@ func testTicketMap(t *testing.T, db *DB) {
 // TestForgetTickets: rows older than the cut-off go, per webhook; a thread
 // that went on is still found by its newer mail.
 func TestForgetTickets(t *testing.T) {
+	eachBackend(t, func(t *testing.T, b backend) { testForgetTickets(t, b.open(t)) })
+}
+
+func testForgetTickets(t *testing.T, db *DB) {
 	ctx := context.Background()
-	tm := openTestDB(t).Tickets()
+	tm := db.Tickets()
 	at := time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)
 	for _, l := range []TicketLink{
 		{Webhook: "rt", Channel: "support", MessageID: "<old@x>", ConversationID: "c1", TicketID: "1", EventID: "e1", RecordedAt: at},

@@ -17,3 +17,5 @@ CREATE TABLE tickets (
 );
 
 CREATE INDEX tickets_conversation ON tickets (webhook, channel, conversation_id, recorded_at);
+-- Retention: rows older than the recipe's ticket_map_retention are deleted.
+CREATE INDEX tickets_recorded ON tickets (webhook, recorded_at);
