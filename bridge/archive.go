@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/m365bridge/m365bridge/bridge/event"
 	"github.com/m365bridge/m365bridge/bridge/store"
 	"github.com/m365bridge/m365bridge/config"
 )
@@ -53,29 +54,13 @@ func DecideArchive(a config.Archive, count int, now time.Time) (ArchiveDecision,
 	return ArchiveDecision{}, fmt.Errorf("decide archive mode: unknown archive.mode %q (want auto, on or off)", a.Mode)
 }
 
-// ArchivePolicy classifies messages once the decision is made.
-type ArchivePolicy struct {
-	On     bool
-	Cutoff time.Time
-	// State is the ticket state for archived mail (default closed).
-	State string
-}
-
 // PolicyFrom builds the policy in force from the recorded sync state and the
 // channel's archive settings (for the target state). An undecided state
 // gives a policy that archives nothing.
-func PolicyFrom(s store.SyncState, a config.Archive) ArchivePolicy {
+func PolicyFrom(s store.SyncState, a config.Archive) event.ArchivePolicy {
 	state := a.State
 	if state == "" {
 		state = config.DefaultArchiveState
 	}
-	return ArchivePolicy{On: s.ArchiveMode == store.ArchiveDecidedOn, Cutoff: s.ArchiveCutoff, State: state}
-}
-
-// Archived reports whether a message received at received is archived: the
-// policy is on and it was received strictly before the cut-off, compared at
-// full precision (Zammad truncates the cut-off to a day; the bridge does
-// not). A message without a received time is never archived.
-func (p ArchivePolicy) Archived(received time.Time) bool {
-	return p.On && !received.IsZero() && received.Before(p.Cutoff)
+	return event.ArchivePolicy{On: s.ArchiveMode == store.ArchiveDecidedOn, Cutoff: s.ArchiveCutoff, State: state}
 }

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/m365bridge/m365bridge/bridge/event"
 	"github.com/m365bridge/m365bridge/bridge/store"
 	"github.com/m365bridge/m365bridge/config"
 )
@@ -53,7 +54,7 @@ func TestDecideArchive(t *testing.T) {
 
 func TestArchivePolicyAtFullPrecision(t *testing.T) {
 	cut := time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)
-	p := ArchivePolicy{On: true, Cutoff: cut, State: "closed"}
+	p := event.ArchivePolicy{On: true, Cutoff: cut, State: "closed"}
 	tests := []struct {
 		name     string
 		received time.Time
@@ -72,7 +73,7 @@ func TestArchivePolicyAtFullPrecision(t *testing.T) {
 			}
 		})
 	}
-	if (ArchivePolicy{Cutoff: cut}).Archived(cut.Add(-time.Hour)) {
+	if (event.ArchivePolicy{Cutoff: cut}).Archived(cut.Add(-time.Hour)) {
 		t.Error("a policy that is off archived a message")
 	}
 	got := PolicyFrom(store.SyncState{ArchiveMode: "on", ArchiveCutoff: cut}, config.Archive{})

@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/m365bridge/m365bridge/bridge/event"
 )
 
 // AttachmentLinkPath is where the public listener serves attachment links.
@@ -49,9 +51,9 @@ type linkTarget struct {
 	Expires                            time.Time
 }
 
-// For is a channel's EventSource.Link: links that expire ttl after built,
+// For is a channel's event.Source.Link: links that expire ttl after built,
 // the time the event is built.
-func (l *AttachmentLinks) For(channel string, ttl time.Duration, built time.Time) LinkFunc {
+func (l *AttachmentLinks) For(channel string, ttl time.Duration, built time.Time) event.LinkFunc {
 	return func(messageID, attachmentID, filename string) (string, time.Time) {
 		t := linkTarget{Channel: channel, Message: messageID, Attachment: attachmentID, Name: filename,
 			Expires: built.Add(ttl).UTC().Truncate(time.Second)}

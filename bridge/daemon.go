@@ -21,6 +21,7 @@ import (
 	"golang.org/x/sync/semaphore"
 
 	"github.com/m365bridge/m365bridge/bridge/entra"
+	"github.com/m365bridge/m365bridge/bridge/event"
 	"github.com/m365bridge/m365bridge/bridge/graph"
 	"github.com/m365bridge/m365bridge/bridge/store"
 	"github.com/m365bridge/m365bridge/bridge/web"
@@ -248,7 +249,7 @@ func (d *Daemon) superviseChannel(ctx context.Context, ch config.Channel) error 
 		}
 		if mb, ok := graphMailbox(ch, st.Account); ok && err == nil && st.Account.ObjectID != "" {
 			r := NewRunner(RunnerConfig{
-				Channel: ch, Tenant: eventTenant(d.config()), Mailbox: mb.Address, DB: d.db,
+				Channel: ch, Tenant: event.Tenant(d.config()), Mailbox: mb.Address, DB: d.db,
 				Graph:  d.graph.Mailbox(mb, d.auth.Source(ch.Name)),
 				Logger: d.log, Now: d.opts.Now, After: d.opts.Dispatcher.After, Wake: d.disp.Wake,
 				OnSyncResult: d.syncResultNotifier(ch.Name),

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/m365bridge/m365bridge/bridge/event"
 	"github.com/m365bridge/m365bridge/bridge/graph"
 	"github.com/m365bridge/m365bridge/bridge/m365sim"
 	"github.com/m365bridge/m365bridge/bridge/store"
@@ -68,7 +69,7 @@ func TestDaemonPanicsFailOneItem(t *testing.T) {
 		return mi
 	}
 	idOf := func(mi m365sim.MessageInfo) string {
-		return webhooks.EventID(eventTenant(rig.cfg), "sales@contoso.com", mi.ImmutableID)
+		return webhooks.EventID(event.Tenant(rig.cfg), "sales@contoso.com", mi.ImmutableID)
 	}
 	ok1 := inject("fine one")
 	built := inject("build boom")
@@ -97,7 +98,7 @@ func TestDaemonPanicsFailOneItem(t *testing.T) {
 	}
 	// Issue 15: the helpdesk hears of it (mail.rejected, its own id), and
 	// the status page lists it with the reason.
-	notice := webhooks.RejectedEventID(eventTenant(rig.cfg), "sales@contoso.com", built.ImmutableID)
+	notice := webhooks.RejectedEventID(event.Tenant(rig.cfg), "sales@contoso.com", built.ImmutableID)
 	waitUntil(t, "mail.rejected delivered", 30*time.Second, func() bool {
 		ev, ok := rig.snapshot()[notice]
 		return ok && ev.Type == webhooks.TypeMailRejected

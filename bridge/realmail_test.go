@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/m365bridge/m365bridge/bridge/event"
 	"github.com/m365bridge/m365bridge/bridge/m365sim"
 	"github.com/m365bridge/m365bridge/bridge/store"
 	"github.com/m365bridge/m365bridge/config"
@@ -102,7 +103,7 @@ func TestDaemonRealWorldMail(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		ids[mi.Subject] = webhooks.EventID(eventTenant(rig.cfg), "sales@contoso.com", mi.ImmutableID)
+		ids[mi.Subject] = webhooks.EventID(event.Tenant(rig.cfg), "sales@contoso.com", mi.ImmutableID)
 	}
 	if page := rig.connect("sales", "sales@contoso.com"); !strings.HasPrefix(page, "200") {
 		t.Fatalf("consent: %.300s", page)

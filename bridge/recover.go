@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"runtime/debug"
 
+	"github.com/m365bridge/m365bridge/bridge/event"
 	"github.com/m365bridge/m365bridge/bridge/graph"
 	"github.com/m365bridge/m365bridge/bridge/store"
 )
@@ -59,7 +60,7 @@ func (r *Runner) recoverInto(err *error, what string) {
 // buildOneSafe is buildOne; a panic rejects this message alone (a ledger
 // row in state rejected that names the panic, the message left in the
 // mailbox, replayable) and the rest of the page goes on.
-func (r *Runner) buildOneSafe(ctx context.Context, src EventSource, m *graph.Message) (b built, err error) {
+func (r *Runner) buildOneSafe(ctx context.Context, src event.Source, m *graph.Message) (b built, err error) {
 	defer func() {
 		v := recover()
 		if v == nil {

@@ -3,7 +3,6 @@ package bridge
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -43,7 +42,7 @@ type QueuedEvent struct {
 	Channel string // channel name
 	Webhook string // endpoint name (channel.webhook)
 	// Body is the event envelope as delivered: {"type","timestamp","data"}
-	// JSON (EncodeEnvelope), built once so that a page holds one copy of
+	// JSON (event.EncodeEnvelope), built once so that a page holds one copy of
 	// each event, attachments included.
 	Body []byte
 }
@@ -63,7 +62,7 @@ type RunnerConfig struct {
 	Channel config.Channel
 	// Tenant keys event ids (with the mailbox address and the immutable
 	// message id): the configured tenant, lower-cased, as the daemon passes
-	// it (eventTenant), not the account's tid, which is known only once a
+	// it (event.Tenant), not the account's tid, which is known only once a
 	// channel is connected. It must never change for a channel.
 	Tenant string
 	// Mailbox is the mailbox's address for events and ids; default
@@ -100,7 +99,7 @@ type RunnerConfig struct {
 	// mail.rejected notice is queued only when it is taken.
 	Takes func(typ string) bool
 	// Links, when set, signs the attachment links of the channel's events
-	// (EventSource.Link).
+	// (event.Source.Link).
 	Links *AttachmentLinks
 	// MaxEventBytes bounds one encoded event (default and maximum
 	// webhooks.MaxEventBytes, 64 MiB: what webhooks.Receiver and
@@ -492,33 +491,6 @@ func StoreEnqueue(db *store.DB) EnqueueFunc {
 			EventID: ev.ID, Endpoint: ev.Webhook, Channel: ev.Channel, Type: ev.Type, Body: ev.Body,
 		})
 	}
-}
-
-// EncodeEnvelope returns exactly json.Marshal(ev), without re-validating
-// and compacting ev.Data, which webhooks.NewEvent produced with
-// json.Marshal: for a message with megabytes of attachments that second
-// pass costs more than building the event.
-func EncodeEnvelope(ev webhooks.Event) ([]byte, error) {
-	typ, err := json.Marshal(ev.Type)
-	if err != nil {
-		return nil, err
-	}
-	ts, err := ev.Timestamp.MarshalJSON()
-	if err != nil {
-		return nil, err
-	}
-	data := []byte(ev.Data)
-	if len(data) == 0 {
-		data = []byte("null")
-	}
-	buf := make([]byte, 0, len(data)+len(typ)+len(ts)+32)
-	buf = append(buf, `{"type":`...)
-	buf = append(buf, typ...)
-	buf = append(buf, `,"timestamp":`...)
-	buf = append(buf, ts...)
-	buf = append(buf, `,"data":`...)
-	buf = append(buf, data...)
-	return append(buf, '}'), nil
 }
 
 // LedgerHooks tie the webhook outbox to the message ledger: an

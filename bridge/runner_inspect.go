@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/m365bridge/m365bridge/bridge/event"
 	"github.com/m365bridge/m365bridge/bridge/graph"
 	"github.com/m365bridge/m365bridge/bridge/store"
 	"github.com/m365bridge/m365bridge/config"
@@ -145,7 +146,7 @@ func (r *Runner) DryRun(ctx context.Context, emit func(ev *QueuedEvent, entry st
 		}
 		st.ArchiveMode, st.ArchiveCutoff = d.Mode, d.Cutoff
 	}
-	src := EventSource{Tenant: r.cfg.Tenant, Mailbox: r.mailbox, Channel: r.ch, Folder: displayFolder(r.ch.Folder),
+	src := event.Source{Tenant: r.cfg.Tenant, Mailbox: r.mailbox, Channel: r.ch, Folder: displayFolder(r.ch.Folder),
 		Policy: PolicyFrom(st, r.ch.Archive)}
 	opts := graph.DeltaOptions{PageSize: r.cfg.PageSize, ExpandAttachments: true}
 	for {

@@ -6,12 +6,12 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"sort"
 	"strings"
 	"time"
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/m365bridge/m365bridge/bridge/event"
 	"github.com/m365bridge/m365bridge/bridge/graph"
 	"github.com/m365bridge/m365bridge/bridge/store"
 	"github.com/m365bridge/m365bridge/config"
@@ -90,7 +90,7 @@ func (r *Runner) syncRound(ctx context.Context) (Stats, error) {
 	if st, err = r.decideArchive(ctx, st, folder); err != nil {
 		return stats, err
 	}
-	src := EventSource{
+	src := event.Source{
 		Tenant: r.cfg.Tenant, Mailbox: r.mailbox, Channel: r.ch, Folder: displayFolder(r.ch.Folder),
 		Policy: PolicyFrom(st, r.ch.Archive),
 	}
@@ -157,7 +157,7 @@ type pageResult struct {
 // shared page slots, so that only so many pages (with their attachments)
 // are in memory at once across all runners. A Delta failure is returned as
 // the error; a processing failure in pageResult.err.
-func (r *Runner) syncPage(ctx context.Context, src *EventSource, folderID, cursor string, opts *graph.DeltaOptions) (pageResult, error) {
+func (r *Runner) syncPage(ctx context.Context, src *event.Source, folderID, cursor string, opts *graph.DeltaOptions) (pageResult, error) {
 	if err := r.cfg.PageSlots.Acquire(ctx, 1); err != nil {
 		return pageResult{}, err
 	}
@@ -200,7 +200,7 @@ type built struct {
 
 // processPage turns a page's unknown messages into events and commits
 // ledger rows, outbox rows and the cursor in one transaction.
-func (r *Runner) processPage(ctx context.Context, src EventSource, page *graph.DeltaPage) (Stats, error) {
+func (r *Runner) processPage(ctx context.Context, src event.Source, page *graph.DeltaPage) (Stats, error) {
 	stats := Stats{Pages: 1}
 	var fresh []*graph.Message
 	ids := make([]string, 0, len(page.Messages))
@@ -385,27 +385,6 @@ func (r *Runner) fetchAttachments(ctx context.Context, msgs []*graph.Message) (m
 	return gone, nil
 }
 
-// writtenAsText reports whether a message was written as plain text, from
-// what the delta already carries (no request): its top-level Content-Type
-// header is text/plain, or Exchange's HTML rendition is the one it makes of
-// a text body, the text inside <div class="PlainText"> (observed Exchange
-// output, not documented; the simulator renders text mail the same way).
-// That covers text mail with attachments and text bounces, whose top-level
-// type is multipart. A report whose readable part is HTML (Exchange's own
-// NDRs) stays HTML.
-func writtenAsText(m *graph.Message) bool {
-	if m.Body == nil {
-		return false
-	}
-	if strings.EqualFold(m.Body.ContentType, "text") {
-		return false // already the text rendition: nothing to fetch
-	}
-	if ct, ok := m.Header("Content-Type"); ok && mediaType(ct) == "text/plain" {
-		return true
-	}
-	return strings.Contains(m.Body.Content, `class="PlainText"`)
-}
-
 // fetchTextBodies reads the text rendition of the page's messages written
 // as text, through $batch (TextBodiesOf: one request per 20 such
 // messages, none for a page of HTML mail), and keeps it on the message. It
@@ -415,7 +394,7 @@ func (r *Runner) fetchTextBodies(ctx context.Context, msgs []*graph.Message, gon
 	var ids []string
 	byID := map[string]*graph.Message{}
 	for _, m := range msgs {
-		if !gone[m.ID] && writtenAsText(m) {
+		if !gone[m.ID] && event.WrittenAsText(m) {
 			ids = append(ids, m.ID)
 			byID[m.ID] = m
 		}
@@ -490,7 +469,7 @@ func (r *Runner) fetchItems(ctx context.Context, m *graph.Message) (gone bool, e
 // did not carry them, raw MIME when configured) and builds its event, or a
 // rejected ledger row. Only a failure of the round (Graph down, ctx over)
 // is returned as an error.
-func (r *Runner) buildOne(ctx context.Context, src EventSource, m *graph.Message) (built, error) {
+func (r *Runner) buildOne(ctx context.Context, src event.Source, m *graph.Message) (built, error) {
 	kind := store.KindNew
 	if src.Policy.Archived(m.ReceivedDateTime) {
 		kind = store.KindArchived
@@ -544,18 +523,18 @@ func (r *Runner) buildOne(ctx context.Context, src EventSource, m *graph.Message
 			raw.ContentBase64 = base64.StdEncoding.EncodeToString(b)
 		}
 	}
-	ev, d, err := BuildMailEvent(src, m, raw)
+	ev, d, err := event.BuildMailEvent(src, m, raw)
 	if err != nil {
 		return reject(err.Error())
 	}
 	// Attachment content is no longer needed: let it go before the commit.
 	m.Attachments, m.Body, m.TextBody = nil, nil, nil
-	body, err := EncodeEnvelope(ev)
+	body, err := event.EncodeEnvelope(ev)
 	if err != nil {
 		return reject(err.Error())
 	}
 	if int64(len(body)) > r.cfg.MaxEventBytes {
-		body, err = fitEvent(ev.Type, src.Now, d, r.cfg.MaxEventBytes)
+		body, err = event.Fit(ev.Type, src.Now, d, r.cfg.MaxEventBytes)
 		if err != nil {
 			return reject(err.Error())
 		}
@@ -569,56 +548,13 @@ func (r *Runner) buildOne(ctx context.Context, src EventSource, m *graph.Message
 	}}, nil
 }
 
-// fitEvent makes an event that is over limit fit by leaving content out
-// instead of rejecting the mail: first the raw MIME (it repeats everything
-// else), then attachments' content, largest first, each listed with
-// included: false and the reason, until the event fits. It returns the
-// encoded envelope, which may still be over limit (huge bodies or
-// headers); the caller rejects it then.
-func fitEvent(typ string, now time.Time, d *webhooks.MailData, limit int64) ([]byte, error) {
-	encode := func() ([]byte, error) {
-		ev, err := webhooks.NewEvent(typ, now, d)
-		if err != nil {
-			return nil, err
-		}
-		return EncodeEnvelope(ev)
-	}
-	reason := fmt.Sprintf("left out: the event would exceed the %d byte limit", limit)
-	if rm := d.Article.RawMIME; rm != nil && rm.Included {
-		rm.Included, rm.ContentBase64, rm.Reason = false, "", reason
-		if body, err := encode(); err != nil || int64(len(body)) <= limit {
-			return body, err
-		}
-	}
-	order := make([]int, 0, len(d.Article.Attachments))
-	for i, a := range d.Article.Attachments {
-		if a.Included {
-			order = append(order, i)
-		}
-	}
-	sort.SliceStable(order, func(x, y int) bool {
-		return len(d.Article.Attachments[order[x]].ContentBase64) > len(d.Article.Attachments[order[y]].ContentBase64)
-	})
-	for _, i := range order {
-		a := &d.Article.Attachments[i]
-		a.Included, a.ContentBase64, a.Reason = false, "", reason
-		if a.URL != "" {
-			a.Reason += ": fetch it from url"
-		}
-		if body, err := encode(); err != nil || int64(len(body)) <= limit {
-			return body, err
-		}
-	}
-	return encode()
-}
-
 // rejectedNotice is the mail.rejected event that tells the helpdesk a
 // message could not become a mail event (it stays in the mailbox, listed
 // with the reason on the status page). Its id is
 // RejectedEventID, distinct from the mail event's, so acknowledging it
 // never marks the mail delivered, and stable, so a re-sync reuses it. nil
 // (logged) if it cannot be encoded, which only a bug can cause.
-func (r *Runner) rejectedNotice(src EventSource, entry store.LedgerEntry, subject string) *QueuedEvent {
+func (r *Runner) rejectedNotice(src event.Source, entry store.LedgerEntry, subject string) *QueuedEvent {
 	mailboxType := r.ch.Mailbox.Type
 	if mailboxType == "" {
 		mailboxType = config.MailboxUser
@@ -632,7 +568,7 @@ func (r *Runner) rejectedNotice(src EventSource, entry store.LedgerEntry, subjec
 	ev, err := webhooks.NewEvent(webhooks.TypeMailRejected, src.Now, d)
 	var body []byte
 	if err == nil {
-		body, err = EncodeEnvelope(ev)
+		body, err = event.EncodeEnvelope(ev)
 	}
 	if err != nil {
 		r.log.Error("build mail.rejected event", "message_id", entry.MessageID, "err", err)
@@ -642,7 +578,7 @@ func (r *Runner) rejectedNotice(src EventSource, entry store.LedgerEntry, subjec
 }
 
 // eventIDOf is the stable event id of m in src's mailbox.
-func eventIDOf(src EventSource, m *graph.Message) string {
+func eventIDOf(src event.Source, m *graph.Message) string {
 	return webhooks.EventID(src.Tenant, src.Mailbox, m.ID)
 }
 

@@ -67,11 +67,6 @@ func graphMailbox(ch config.Channel, account store.Account) (graph.Mailbox, bool
 	return graph.Mailbox{Address: strings.ToLower(account.UPN)}, true
 }
 
-// eventTenant keys event ids. It is the configured tenant, lower-cased: a
-// value the operator chose and that does not depend on when a channel was
-// connected, so ids stay the same across restarts (DESIGN.md invariant 3).
-func eventTenant(cfg *config.Config) string { return strings.ToLower(cfg.MS.Tenant) }
-
 // AuthFailed and AuthRestored implement entra.Notifier: the helpdesk hears
 // of a channel that stopped (and started again) through the channel's own
 // webhook, as channel.auth_failed and channel.auth_restored events.

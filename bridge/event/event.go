@@ -1,4 +1,4 @@
-package bridge
+package event
 
 import (
 	"crypto/sha256"
@@ -26,8 +26,8 @@ const NewTicketState = "new"
 // mail.rejected, and leaves it in the mailbox.
 var ErrUnconvertible = errors.New("message cannot become an event")
 
-// EventSource is everything BuildMailEvent needs besides the message.
-type EventSource struct {
+// Source is everything BuildMailEvent needs besides the message.
+type Source struct {
 	// Tenant and Mailbox (the mailbox's address) key the event id together
 	// with the message's immutable id.
 	Tenant  string
@@ -54,7 +54,7 @@ type LinkFunc func(messageID, attachmentID, filename string) (url string, expire
 // webhooks.EventID(src.Tenant, src.Mailbox, msg.ID), the same on every
 // re-sync. A message that cannot be represented gives an error matching
 // ErrUnconvertible.
-func BuildMailEvent(src EventSource, msg *graph.Message, raw *webhooks.RawMIME) (webhooks.Event, *webhooks.MailData, error) {
+func BuildMailEvent(src Source, msg *graph.Message, raw *webhooks.RawMIME) (webhooks.Event, *webhooks.MailData, error) {
 	if msg.ID == "" {
 		return webhooks.Event{}, nil, fmt.Errorf("%w: the message has no id", ErrUnconvertible)
 	}

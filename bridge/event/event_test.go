@@ -1,4 +1,4 @@
-package bridge
+package event
 
 import (
 	"encoding/base64"
@@ -41,8 +41,8 @@ func testMessage() *graph.Message {
 	}
 }
 
-func testSource(policy ArchivePolicy) EventSource {
-	return EventSource{
+func testSource(policy ArchivePolicy) Source {
+	return Source{
 		Tenant: "tid-1", Mailbox: "support@contoso.com",
 		Channel: config.Channel{Name: "support", Mailbox: config.Mailbox{Type: "shared", Address: "support@contoso.com"},
 			Group: "Support L1", MaxAttachmentBytes: 10},
@@ -120,7 +120,7 @@ func TestEventIDInputsPinned(t *testing.T) {
 	cfg := &config.Config{}
 	cfg.MS.Tenant = "Contoso.OnMicrosoft.com"
 	src := testSource(ArchivePolicy{})
-	src.Tenant, src.Mailbox = eventTenant(cfg), "Support@Contoso.com"
+	src.Tenant, src.Mailbox = Tenant(cfg), "Support@Contoso.com"
 	msg := testMessage()
 	msg.ID = "AAkALgAAAAAAHYQDEapmEc2byACqAC-EWg0A"
 	_, d, err := BuildMailEvent(src, msg, nil)

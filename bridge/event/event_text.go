@@ -1,9 +1,10 @@
-package bridge
+package event
 
 import (
 	"strconv"
 	"strings"
 
+	"github.com/m365bridge/m365bridge/bridge/graph"
 	"golang.org/x/net/html"
 )
 
@@ -253,4 +254,25 @@ func tidyText(s string) string {
 		out = out[:len(out)-1]
 	}
 	return strings.Join(out, "\n")
+}
+
+// WrittenAsText reports whether a message was written as plain text, from
+// what the delta already carries (no request): its top-level Content-Type
+// header is text/plain, or Exchange's HTML rendition is the one it makes of
+// a text body, the text inside <div class="PlainText"> (observed Exchange
+// output, not documented; the simulator renders text mail the same way).
+// That covers text mail with attachments and text bounces, whose top-level
+// type is multipart. A report whose readable part is HTML (Exchange's own
+// NDRs) stays HTML.
+func WrittenAsText(m *graph.Message) bool {
+	if m.Body == nil {
+		return false
+	}
+	if strings.EqualFold(m.Body.ContentType, "text") {
+		return false // already the text rendition: nothing to fetch
+	}
+	if ct, ok := m.Header("Content-Type"); ok && mediaType(ct) == "text/plain" {
+		return true
+	}
+	return strings.Contains(m.Body.Content, `class="PlainText"`)
 }
