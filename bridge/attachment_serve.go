@@ -10,12 +10,13 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/m365bridge/m365bridge/bridge/event"
 	"github.com/m365bridge/m365bridge/bridge/graph"
 )
 
 // mountAttachmentLinks serves attachment links on the public listener.
 func (d *Daemon) mountAttachmentLinks(e *echo.Echo) {
-	e.GET(AttachmentLinkPath, d.serveAttachment)
+	e.GET(event.AttachmentLinkPath, d.serveAttachment)
 }
 
 // serveAttachment answers a signed attachment link: it checks the
@@ -28,9 +29,9 @@ func (d *Daemon) mountAttachmentLinks(e *echo.Echo) {
 // the mailbox, 503 a channel not connected or a passing Graph outage (with
 // Retry-After), 502 another Graph refusal.
 func (d *Daemon) serveAttachment(c echo.Context) error {
-	t, err := d.links.check(c.QueryParams())
+	t, err := d.links.Check(c.QueryParams())
 	switch {
-	case errors.Is(err, ErrLinkExpired):
+	case errors.Is(err, event.ErrLinkExpired):
 		return echo.NewHTTPError(http.StatusGone, err.Error())
 	case err != nil:
 		return echo.NewHTTPError(http.StatusForbidden, err.Error())

@@ -13,7 +13,7 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/m365bridge/m365bridge/bridge"
+	"github.com/m365bridge/m365bridge/bridge/admin"
 	"github.com/m365bridge/m365bridge/bridge/store"
 	"github.com/m365bridge/m365bridge/config"
 	"github.com/m365bridge/m365bridge/webhooks/deliver"
@@ -399,7 +399,7 @@ func endpointThroughDaemon(ctx context.Context, path, name string, pause bool, w
 	var in any
 	if pause {
 		route = "/api/endpoints/" + url.PathEscape(name) + "/pause"
-		in = bridge.PauseRequest{Reason: why}
+		in = admin.PauseRequest{Reason: why}
 	}
 	var out map[string]any
 	status, err := adminCall(ctx, cfg, http.MethodPost, route, in, &out)
@@ -424,7 +424,7 @@ func runDeliveriesTest(ctx context.Context, args []string, stdout, stderr io.Wri
 		return err
 	}
 	var out struct {
-		bridge.WebhookTestResult
+		admin.WebhookTestResult
 		Error string `json:"error"`
 	}
 	status, err := adminCall(ctx, cfg, http.MethodPost, "/api/endpoints/"+url.PathEscape(pos[0])+"/test", nil, &out)
