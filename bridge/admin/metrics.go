@@ -15,10 +15,10 @@ import (
 
 // Delivery outcomes of m365bridge_deliveries_total.
 const (
-	DeliveryDelivered = "delivered"
-	DeliveryRetry     = "retry"
-	DeliveryRejected  = "rejected"
-	DeliveryDead      = "dead"
+	deliveryDelivered = "delivered"
+	deliveryRetry     = "retry"
+	deliveryRejected  = "rejected"
+	deliveryDead      = "dead"
 )
 
 // metrics is the daemon's Prometheus registry (its own, never the global
@@ -68,7 +68,7 @@ func newMetrics(a *Console) *metrics {
 		}
 	}
 	for _, w := range cfg.Webhooks {
-		for _, o := range []string{DeliveryDelivered, DeliveryRetry, DeliveryRejected, DeliveryDead} {
+		for _, o := range []string{deliveryDelivered, deliveryRetry, deliveryRejected, deliveryDead} {
 			m.deliveries.WithLabelValues(w.Name, o)
 		}
 	}
@@ -106,12 +106,12 @@ func (m *metrics) tokenRefresh(channel, result string) {
 // or one past the endpoint's max age, is counted as dead, not retry.
 func (m *metrics) deliveryResult(eps func() []deliver.Endpoint, now func() time.Time) func(string, deliver.Row, deliver.Result) {
 	return func(endpoint string, row deliver.Row, res deliver.Result) {
-		outcome := DeliveryRetry
+		outcome := deliveryRetry
 		switch res.Outcome {
 		case deliver.Delivered:
-			outcome = DeliveryDelivered
+			outcome = deliveryDelivered
 		case deliver.Permanent:
-			outcome = DeliveryRejected
+			outcome = deliveryRejected
 		case deliver.Transient:
 			for _, ep := range eps() {
 				if ep.Name != endpoint {
@@ -119,7 +119,7 @@ func (m *metrics) deliveryResult(eps func() []deliver.Endpoint, now func() time.
 				}
 				ep = ep.WithDefaults()
 				if row.Attempts+1 >= ep.MaxAttempts || now().Sub(row.AgeBase()) >= ep.MaxAge {
-					outcome = DeliveryDead
+					outcome = deliveryDead
 				}
 			}
 		}

@@ -250,7 +250,7 @@ type DeliveryView struct {
 	DeliveredAt   time.Time `json:"delivered_at,omitzero"`
 }
 
-func NewDeliveryView(r deliver.Row) DeliveryView {
+func newDeliveryView(r deliver.Row) DeliveryView {
 	v := DeliveryView{Seq: r.Seq, EventID: r.EventID, Endpoint: r.Endpoint, Channel: r.Channel, Type: r.Type,
 		State: string(r.State), Attempts: r.Attempts, CreatedAt: r.CreatedAt, LastAttemptAt: r.LastAttemptAt,
 		LastStatus: r.LastStatus, LastError: deliver.RedactText(r.LastError), ReplayedAt: r.ReplayedAt, DeliveredAt: r.DeliveredAt}

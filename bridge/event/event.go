@@ -1,3 +1,7 @@
+// Package event turns a Graph message into a webhook event: the version-1
+// mail event (customer, article, bodies, attachments, signed attachment
+// links), its encoding and fitting under the size limit, and the archive
+// policy that decides mail.archived or mail.received.
 package event
 
 import (
@@ -14,11 +18,11 @@ import (
 	"github.com/m365bridge/m365bridge/webhooks"
 )
 
-// ArchiveTag is the tag every archived message's event carries.
-const ArchiveTag = "archive"
+// archiveTag is the tag every archived message's event carries.
+const archiveTag = "archive"
 
-// NewTicketState is the ticket state of mail imported as new.
-const NewTicketState = "new"
+// newTicketState is the ticket state of mail imported as new.
+const newTicketState = "new"
 
 // ErrUnconvertible marks a message that cannot become an event (no id,
 // too large, undecodable; never odd headers): the runner records it as
@@ -74,7 +78,7 @@ func BuildMailEvent(src Source, msg *graph.Message, raw *webhooks.RawMIME) (webh
 		Archive: archived,
 		Ticket: webhooks.Ticket{
 			Title:              titleOf(msg.Subject, customer),
-			State:              NewTicketState,
+			State:              newTicketState,
 			CreatedAt:          msg.ReceivedDateTime,
 			Customer:           customer.addr,
 			CustomerSource:     customer.source,
@@ -90,7 +94,7 @@ func BuildMailEvent(src Source, msg *graph.Message, raw *webhooks.RawMIME) (webh
 	typ := webhooks.TypeMailReceived
 	if archived {
 		typ = webhooks.TypeMailArchived
-		d.Tags = []string{ArchiveTag}
+		d.Tags = []string{archiveTag}
 		d.Ticket.State = src.Policy.State
 		if d.Ticket.State == "" {
 			d.Ticket.State = config.DefaultArchiveState
@@ -193,7 +197,7 @@ func articleOf(msg *graph.Message, pol attachmentPolicy) webhooks.Article {
 			a.Headers = append(a.Headers, webhooks.Header{Name: h.Name, Value: h.Value})
 		}
 	}
-	a.AutoSubmitted, a.AutoSubmittedReason = AutoSubmitted(msg.InternetMessageHeaders)
+	a.AutoSubmitted, a.AutoSubmittedReason = autoSubmitted(msg.InternetMessageHeaders)
 	switch {
 	case msg.TextBody != nil:
 		// Written as text: the text rendition Graph returned is the text as
@@ -203,7 +207,7 @@ func articleOf(msg *graph.Message, pol attachmentPolicy) webhooks.Article {
 			a.BodyHTML = msg.Body.Content
 		}
 	case msg.Body != nil && strings.EqualFold(msg.Body.ContentType, "html"):
-		a.BodyType, a.BodyHTML, a.BodyText = "html", msg.Body.Content, HTMLToText(msg.Body.Content)
+		a.BodyType, a.BodyHTML, a.BodyText = "html", msg.Body.Content, htmlToText(msg.Body.Content)
 	case msg.Body != nil:
 		a.BodyType, a.BodyText = "text", msg.Body.Content
 	}
@@ -296,10 +300,10 @@ func itemKind(b []byte) (contentType, ext string) {
 	return "message/rfc822", ".eml"
 }
 
-// AutoSubmitted reports whether headers mark a message as machine-generated
+// autoSubmitted reports whether headers mark a message as machine-generated
 // (an auto-reply, a bounce, list or bulk mail), which a helpdesk must not
 // answer, and which header said so (RFC 3834 and common practice).
-func AutoSubmitted(headers []graph.Header) (bool, string) {
+func autoSubmitted(headers []graph.Header) (bool, string) {
 	for _, h := range headers {
 		v := strings.ToLower(strings.TrimSpace(h.Value))
 		switch strings.ToLower(h.Name) {

@@ -143,7 +143,7 @@ func TestBuildMailEventArchived(t *testing.T) {
 	if ev.Type != webhooks.TypeMailArchived || !d.Archive || d.Ticket.State != "closed" || !d.Ticket.SuppressAutomations {
 		t.Errorf("archived = %s %+v", ev.Type, d.Ticket)
 	}
-	if len(d.Tags) != 1 || d.Tags[0] != ArchiveTag {
+	if len(d.Tags) != 1 || d.Tags[0] != archiveTag {
 		t.Errorf("tags = %v", d.Tags)
 	}
 	if !d.Ticket.CreatedAt.Equal(msg.ReceivedDateTime) || d.Ticket.CreatedAt.Nanosecond() != 987654321 {
@@ -289,9 +289,9 @@ func TestAutoSubmitted(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, reason := AutoSubmitted(tt.headers)
+			got, reason := autoSubmitted(tt.headers)
 			if got != tt.want {
-				t.Errorf("AutoSubmitted = %v (%q), want %v", got, reason, tt.want)
+				t.Errorf("autoSubmitted = %v (%q), want %v", got, reason, tt.want)
 			}
 			if got && reason == "" {
 				t.Error("no reason given")
@@ -321,8 +321,8 @@ func TestHTMLToText(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := HTMLToText(tt.in); got != tt.want {
-				t.Errorf("HTMLToText(%q) = %q, want %q", tt.in, got, tt.want)
+			if got := htmlToText(tt.in); got != tt.want {
+				t.Errorf("htmlToText(%q) = %q, want %q", tt.in, got, tt.want)
 			}
 		})
 	}
@@ -360,12 +360,12 @@ func FuzzHTMLToText(f *testing.F) {
 		if len(in) > 4<<10 {
 			t.Skip()
 		}
-		out := HTMLToText(in)
+		out := htmlToText(in)
 		if strings.Contains(out, "\n\n\n") {
-			t.Errorf("HTMLToText(%q) = %q: more than one blank line in a row", in, out)
+			t.Errorf("htmlToText(%q) = %q: more than one blank line in a row", in, out)
 		}
 		if strings.HasPrefix(out, "\n") || strings.HasSuffix(out, "\n") {
-			t.Errorf("HTMLToText(%q) = %q: leading or trailing blank line", in, out)
+			t.Errorf("htmlToText(%q) = %q: leading or trailing blank line", in, out)
 		}
 	})
 }

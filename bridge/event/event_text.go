@@ -47,7 +47,7 @@ func (w *textWriter) endParagraph() {
 	}
 }
 
-// HTMLToText derives a faithful plain-text body from an HTML one, as a
+// htmlToText derives a faithful plain-text body from an HTML one, as a
 // mail client shows it: tags are dropped and entities decoded; <br> and
 // line-level blocks (div, li, tr) end a line, paragraphs, headings, lists
 // and quotes are set apart by a blank line (Outlook's zero-margin
@@ -56,7 +56,7 @@ func (w *textWriter) endParagraph() {
 // followed by the target in <>; runs of spaces collapse except inside
 // <pre>; at most one blank line is kept in a row. It never fails: broken
 // HTML gives its best reading.
-func HTMLToText(s string) string {
+func htmlToText(s string) string {
 	z := html.NewTokenizer(strings.NewReader(s))
 	var b textWriter
 	skip, pre := 0, 0

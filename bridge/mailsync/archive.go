@@ -54,10 +54,10 @@ func DecideArchive(a config.Archive, count int, now time.Time) (ArchiveDecision,
 	return ArchiveDecision{}, fmt.Errorf("decide archive mode: unknown archive.mode %q (want auto, on or off)", a.Mode)
 }
 
-// PolicyFrom builds the policy in force from the recorded sync state and the
+// policyFrom builds the policy in force from the recorded sync state and the
 // channel's archive settings (for the target state). An undecided state
 // gives a policy that archives nothing.
-func PolicyFrom(s store.SyncState, a config.Archive) event.ArchivePolicy {
+func policyFrom(s store.SyncState, a config.Archive) event.ArchivePolicy {
 	state := a.State
 	if state == "" {
 		state = config.DefaultArchiveState

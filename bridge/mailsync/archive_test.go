@@ -76,8 +76,8 @@ func TestArchivePolicyAtFullPrecision(t *testing.T) {
 	if (event.ArchivePolicy{Cutoff: cut}).Archived(cut.Add(-time.Hour)) {
 		t.Error("a policy that is off archived a message")
 	}
-	got := PolicyFrom(store.SyncState{ArchiveMode: "on", ArchiveCutoff: cut}, config.Archive{})
+	got := policyFrom(store.SyncState{ArchiveMode: "on", ArchiveCutoff: cut}, config.Archive{})
 	if !got.On || got.State != "closed" || !got.Cutoff.Equal(cut) {
-		t.Errorf("PolicyFrom = %+v, want on, closed, the cut-off", got)
+		t.Errorf("policyFrom = %+v, want on, closed, the cut-off", got)
 	}
 }

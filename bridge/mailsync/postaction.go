@@ -10,10 +10,10 @@ import (
 	"github.com/m365bridge/m365bridge/config"
 )
 
-// DeletedItemsFolder is where after_import: delete moves mail: the
+// deletedItemsFolder is where after_import: delete moves mail: the
 // well-known Deleted Items folder, from which a user can restore it. The
 // bridge never deletes permanently.
-const DeletedItemsFolder = "deleteditems"
+const deletedItemsFolder = "deleteditems"
 
 // PostActions runs the after_import action for every delivered message of
 // the channel that is due, and returns how many completed. It is what
@@ -117,7 +117,7 @@ func (r *Runner) runAction(ctx context.Context, ids []string) (map[string]error,
 	case config.ActionMarkRead:
 		return r.cfg.Graph.MarkRead(ctx, ids), nil
 	case config.ActionDelete:
-		return r.cfg.Graph.Move(ctx, ids, DeletedItemsFolder), nil
+		return r.cfg.Graph.Move(ctx, ids, deletedItemsFolder), nil
 	case config.ActionMove:
 		dest, err := r.moveDestination(ctx)
 		if err != nil {

@@ -1,10 +1,14 @@
+// Package mailsync is the sync stage: one Runner per channel pages its
+// folder's delta query, decides the archive mode on the first round,
+// commits ledger rows, outbox rows and the cursor in one transaction per
+// page, ties webhook acknowledgements to the ledger (LedgerHooks) and runs
+// the post-import actions only for delivered mail.
 package mailsync
 
 import (
 	"context"
 	"database/sql"
 	"errors"
-	"fmt"
 	"log/slog"
 	"math/rand/v2"
 	"sync"
@@ -12,13 +16,11 @@ import (
 
 	"golang.org/x/sync/semaphore"
 
-	"github.com/m365bridge/m365bridge/bridge/entra"
 	"github.com/m365bridge/m365bridge/bridge/event"
 	"github.com/m365bridge/m365bridge/bridge/graph"
 	"github.com/m365bridge/m365bridge/bridge/store"
 	"github.com/m365bridge/m365bridge/config"
 	"github.com/m365bridge/m365bridge/webhooks"
-	"github.com/m365bridge/m365bridge/webhooks/deliver"
 )
 
 // MailboxAPI is what a runner needs of a Graph mailbox; *graph.MailboxClient
@@ -71,7 +73,7 @@ type RunnerConfig struct {
 	Mailbox string
 	DB      *store.DB
 	Graph   MailboxAPI
-	// Enqueue puts events into the outbox; default StoreEnqueue(DB).
+	// Enqueue puts events into the outbox; default storeEnqueue(DB).
 	Enqueue EnqueueFunc
 	// Auth gates polling; default: the channel's row in the store is active.
 	Auth   AuthFunc
@@ -256,7 +258,7 @@ func NewRunner(cfg RunnerConfig) *Runner {
 		cfg.PageSlots = semaphore.NewWeighted(DefaultPagesInFlight)
 	}
 	if cfg.Enqueue == nil {
-		cfg.Enqueue = StoreEnqueue(cfg.DB)
+		cfg.Enqueue = storeEnqueue(cfg.DB)
 	}
 	if cfg.Auth == nil {
 		db, name := cfg.DB, cfg.Channel.Name
@@ -437,43 +439,6 @@ func (r *Runner) SyncOnce(ctx context.Context) (Stats, error) {
 	return stats, nil
 }
 
-// explainSync maps a round's error to a code, reason and fix.
-func explainSync(err error) (code, reason, fix string) {
-	reason, fix = graph.Explain(err)
-	var unavailable *entra.UnavailableError
-	var reauth *entra.ReauthError
-	switch {
-	case errors.As(err, &unavailable):
-		return entra.CodeUnavailable, unavailable.Error(),
-			"Nothing if it passes: Entra ID is unavailable or unreachable; the bridge retries at each poll and resumes by itself."
-	case errors.As(err, &reauth):
-		return CodeReauthRequired, reauth.Error(), reauth.Fix
-	case errors.Is(err, ErrArchiveCutoffMissing):
-		return "archive_cutoff_missing", err.Error(), "set archive.before for the channel, or use archive.mode auto or off"
-	case errors.Is(err, graph.ErrFolderAmbiguous):
-		code = "folder_ambiguous"
-	case errors.Is(err, graph.ErrFolderNotFound):
-		code = "folder_not_found"
-	case errors.Is(err, graph.ErrMailboxNotFound):
-		code = "mailbox_not_found"
-	case errors.Is(err, graph.ErrMailboxNotEnabled):
-		code = "mailbox_not_enabled"
-	case errors.Is(err, graph.ErrAccessDenied):
-		code = "access_denied"
-	case errors.Is(err, graph.ErrUnauthorized):
-		code = "unauthorized"
-	case errors.Is(err, graph.ErrThrottled):
-		code = "throttled"
-	default:
-		code = "sync_failed"
-	}
-	return code, reason, fix
-}
-
-// CodeReauthRequired is the sync code of a round that stopped because the
-// channel's grant was refused (channel.auth_failed tells the helpdesk).
-const CodeReauthRequired = "reauth_required"
-
 // postActionDelay is the retry delay after attempts failed post-actions:
 // 30 s doubling, capped at an hour.
 func postActionDelay(attempts int) time.Duration {
@@ -482,47 +447,4 @@ func postActionDelay(attempts int) time.Duration {
 		d *= 2
 	}
 	return min(d, maxPostActionDelay)
-}
-
-// StoreEnqueue is the EnqueueFunc over the store's webhook outbox: the
-// event JSON goes to the channel's webhook endpoint.
-func StoreEnqueue(db *store.DB) EnqueueFunc {
-	return func(ctx context.Context, tx *sql.Tx, ev QueuedEvent) error {
-		return db.EnqueueTx(ctx, tx, store.OutboxEvent{
-			EventID: ev.ID, Endpoint: ev.Webhook, Channel: ev.Channel, Type: ev.Type, Body: ev.Body,
-		})
-	}
-}
-
-// LedgerHooks tie the webhook outbox to the message ledger: an
-// acknowledgement moves the message's ledger row to delivered, a permanent
-// refusal to rejected and exhausted retries to dead, each in the outbox's
-// own transaction (DESIGN.md invariant 1). Pass them to db.OutboxWith for
-// the queue the dispatcher works over. notify, if not nil, is called with
-// the channel after a row became delivered (use it to call that channel's
-// Runner.Notify); it runs inside the transaction, so it must not block.
-func LedgerHooks(db *store.DB, notify func(channel string)) store.OutboxHooks {
-	return store.OutboxHooks{
-		Delivered: func(ctx context.Context, tx *sql.Tx, eventID, channel string) error {
-			if err := db.SetLedgerStateByEventTx(ctx, tx, eventID, store.LedgerDelivered, ""); err != nil {
-				return err
-			}
-			if notify != nil {
-				notify(channel)
-			}
-			return nil
-		},
-		Failed: func(ctx context.Context, tx *sql.Tx, eventID, channel string, state deliver.State, reason string) error {
-			to := store.LedgerDead
-			if state == deliver.StateRejected {
-				to = store.LedgerRejected
-			}
-			return db.SetLedgerStateByEventTx(ctx, tx, eventID, to, reason)
-		},
-	}
-}
-
-// enqueueErr wraps an outbox failure.
-func enqueueErr(id string, err error) error {
-	return fmt.Errorf("queue event %s: %w", id, err)
 }

@@ -123,31 +123,12 @@ func (r *Runner) DryRun(ctx context.Context, emit func(ev *QueuedEvent, entry st
 	r.round.Lock()
 	defer r.round.Unlock()
 	var stats Stats
-	st, err := r.cfg.DB.SyncState(ctx, r.ch.Name)
+	st, folderID, cursor, err := r.dryRunStart(ctx)
 	if err != nil {
 		return stats, err
 	}
-	folderID, cursor := st.FolderID, st.DeltaLink
-	if folderID == "" || st.FolderPath != r.ch.Folder {
-		f, err := r.cfg.Graph.ResolveFolder(ctx, r.ch.Folder)
-		if err != nil {
-			return stats, fmt.Errorf("resolve folder %q: %w", DisplayFolder(r.ch.Folder), err)
-		}
-		folderID, cursor = f.ID, ""
-	}
-	if st.ArchiveMode == "" {
-		f, err := r.cfg.Graph.GetFolder(ctx, folderID)
-		if err != nil {
-			return stats, fmt.Errorf("count messages in %q: %w", DisplayFolder(r.ch.Folder), err)
-		}
-		d, err := DecideArchive(r.ch.Archive, f.TotalItemCount, r.cfg.Now())
-		if err != nil {
-			return stats, err
-		}
-		st.ArchiveMode, st.ArchiveCutoff = d.Mode, d.Cutoff
-	}
 	src := event.Source{Tenant: r.cfg.Tenant, Mailbox: r.mailbox, Channel: r.ch, Folder: DisplayFolder(r.ch.Folder),
-		Policy: PolicyFrom(st, r.ch.Archive)}
+		Policy: policyFrom(st, r.ch.Archive)}
 	opts := graph.DeltaOptions{PageSize: r.cfg.PageSize, ExpandAttachments: true}
 	for {
 		page, err := r.cfg.Graph.Delta(ctx, folderID, cursor, opts)
@@ -161,57 +142,8 @@ func (r *Runner) DryRun(ctx context.Context, emit func(ev *QueuedEvent, entry st
 		}
 		stats.Pages++
 		src.Now = r.cfg.Now()
-		ids := make([]string, 0, len(page.Messages))
-		for _, m := range page.Messages {
-			ids = append(ids, m.ID)
-		}
-		known, err := r.cfg.DB.LedgerKnownTx(ctx, nil, r.ch.Name, ids)
-		if err != nil {
+		if err := r.dryRunPage(ctx, src, page, &stats, emit); err != nil {
 			return stats, err
-		}
-		var fresh []*graph.Message
-		for i := range page.Messages {
-			if m := &page.Messages[i]; m.Removed == nil && !known[m.ID] {
-				fresh = append(fresh, m)
-			}
-		}
-		// The same bodies a real round delivers: text mail as written.
-		gone, err := r.fetchTextBodies(ctx, fresh, nil)
-		if err != nil {
-			return stats, err
-		}
-		for i := range page.Messages {
-			m := &page.Messages[i]
-			if m.Removed != nil {
-				stats.Removed++
-				continue
-			}
-			stats.Seen++
-			if known[m.ID] {
-				stats.Known++
-				continue
-			}
-			if gone[m.ID] {
-				continue
-			}
-			b, err := r.buildOne(ctx, src, m)
-			if err != nil {
-				return stats, err
-			}
-			if b.gone {
-				continue
-			}
-			switch {
-			case b.event == nil:
-				stats.Rejected++
-			case b.entry.Kind == store.KindArchived:
-				stats.Archived++
-			default:
-				stats.New++
-			}
-			if err := emit(b.event, b.entry); err != nil {
-				return stats, err
-			}
 		}
 		stats.Rejected += len(page.Undecodable)
 		if page.NextLink == "" {
@@ -220,6 +152,94 @@ func (r *Runner) DryRun(ctx context.Context, emit func(ev *QueuedEvent, entry st
 		}
 		cursor = page.NextLink
 	}
+}
+
+// dryRunStart is where a dry run starts: the stored sync state (with the
+// archive decision a first round would make, not recorded), the folder and
+// the cursor.
+func (r *Runner) dryRunStart(ctx context.Context) (st store.SyncState, folderID, cursor string, err error) {
+	st, err = r.cfg.DB.SyncState(ctx, r.ch.Name)
+	if err != nil {
+		return st, "", "", err
+	}
+	folderID, cursor = st.FolderID, st.DeltaLink
+	if folderID == "" || st.FolderPath != r.ch.Folder {
+		f, err := r.cfg.Graph.ResolveFolder(ctx, r.ch.Folder)
+		if err != nil {
+			return st, "", "", fmt.Errorf("resolve folder %q: %w", DisplayFolder(r.ch.Folder), err)
+		}
+		folderID, cursor = f.ID, ""
+	}
+	if st.ArchiveMode == "" {
+		f, err := r.cfg.Graph.GetFolder(ctx, folderID)
+		if err != nil {
+			return st, "", "", fmt.Errorf("count messages in %q: %w", DisplayFolder(r.ch.Folder), err)
+		}
+		d, err := DecideArchive(r.ch.Archive, f.TotalItemCount, r.cfg.Now())
+		if err != nil {
+			return st, "", "", err
+		}
+		st.ArchiveMode, st.ArchiveCutoff = d.Mode, d.Cutoff
+	}
+	return st, folderID, cursor, nil
+}
+
+// dryRunPage builds the events of one page's messages not yet in the
+// ledger and hands each to emit, counting into stats.
+func (r *Runner) dryRunPage(ctx context.Context, src event.Source, page *graph.DeltaPage, stats *Stats, emit func(ev *QueuedEvent, entry store.LedgerEntry) error) error {
+	ids := make([]string, 0, len(page.Messages))
+	for _, m := range page.Messages {
+		ids = append(ids, m.ID)
+	}
+	known, err := r.cfg.DB.LedgerKnownTx(ctx, nil, r.ch.Name, ids)
+	if err != nil {
+		return err
+	}
+	var fresh []*graph.Message
+	for i := range page.Messages {
+		if m := &page.Messages[i]; m.Removed == nil && !known[m.ID] {
+			fresh = append(fresh, m)
+		}
+	}
+	// The same bodies a real round delivers: text mail as written.
+	gone, err := r.fetchTextBodies(ctx, fresh, nil)
+	if err != nil {
+		return err
+	}
+	for i := range page.Messages {
+		m := &page.Messages[i]
+		if m.Removed != nil {
+			stats.Removed++
+			continue
+		}
+		stats.Seen++
+		if known[m.ID] {
+			stats.Known++
+			continue
+		}
+		if gone[m.ID] {
+			continue
+		}
+		b, err := r.buildOne(ctx, src, m)
+		if err != nil {
+			return err
+		}
+		if b.gone {
+			continue
+		}
+		switch {
+		case b.event == nil:
+			stats.Rejected++
+		case b.entry.Kind == store.KindArchived:
+			stats.Archived++
+		default:
+			stats.New++
+		}
+		if err := emit(b.event, b.entry); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // DisplayFolder is a channel's folder as logs, errors and pages name it:

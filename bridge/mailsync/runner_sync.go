@@ -3,10 +3,8 @@ package mailsync
 import (
 	"context"
 	"database/sql"
-	"encoding/base64"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -14,7 +12,6 @@ import (
 	"github.com/m365bridge/m365bridge/bridge/event"
 	"github.com/m365bridge/m365bridge/bridge/graph"
 	"github.com/m365bridge/m365bridge/bridge/store"
-	"github.com/m365bridge/m365bridge/config"
 	"github.com/m365bridge/m365bridge/webhooks"
 )
 
@@ -92,7 +89,7 @@ func (r *Runner) syncRound(ctx context.Context) (Stats, error) {
 	}
 	src := event.Source{
 		Tenant: r.cfg.Tenant, Mailbox: r.mailbox, Channel: r.ch, Folder: DisplayFolder(r.ch.Folder),
-		Policy: PolicyFrom(st, r.ch.Archive),
+		Policy: policyFrom(st, r.ch.Archive),
 	}
 	opts := graph.DeltaOptions{PageSize: r.cfg.PageSize, ExpandAttachments: true}
 	cursor := st.DeltaLink
@@ -201,9 +198,66 @@ type built struct {
 // processPage turns a page's unknown messages into events and commits
 // ledger rows, outbox rows and the cursor in one transaction.
 func (r *Runner) processPage(ctx context.Context, src event.Source, page *graph.DeltaPage) (Stats, error) {
-	stats := Stats{Pages: 1}
-	var fresh []*graph.Message
-	ids := make([]string, 0, len(page.Messages))
+	stats, fresh, ids := r.sortPage(page)
+	known, err := r.cfg.DB.LedgerKnownTx(ctx, nil, r.ch.Name, ids)
+	if err != nil {
+		return stats, err
+	}
+	todo := fresh[:0]
+	for _, m := range fresh {
+		if known[m.ID] {
+			stats.Known++
+			continue
+		}
+		todo = append(todo, m)
+	}
+	results, err := r.buildAll(ctx, src, todo)
+	if err != nil {
+		return stats, err
+	}
+	for _, u := range page.Undecodable {
+		if u.ID == "" || known[u.ID] {
+			continue
+		}
+		b := built{entry: store.LedgerEntry{
+			Channel: r.ch.Name, MessageID: u.ID, EventID: webhooks.EventID(src.Tenant, src.Mailbox, u.ID),
+			State: store.LedgerRejected, Kind: store.KindNew, Reason: "undecodable Graph message: " + u.Err.Error(),
+		}}
+		b.notice = r.rejectedNotice(src, b.entry, "")
+		results = append(results, b)
+	}
+
+	if r.cfg.Takes != nil && !r.cfg.Takes(webhooks.TypeMailRejected) {
+		for i := range results {
+			results[i].notice = nil // the webhook's types filter leaves it out
+		}
+	}
+	counts, err := r.commitPage(ctx, page, results, stats.Seen)
+	if err != nil {
+		return stats, fmt.Errorf("commit delta page: %w", err)
+	}
+	stats.Archived, stats.New, stats.Rejected = int(counts.Archived), int(counts.New), int(counts.Rejected)
+	stats.Queued = stats.Archived + stats.New
+	for _, b := range results {
+		if b.gone {
+			r.log.Info("message left the folder while it was read; skipped until it is back", "message_id", b.entry.MessageID)
+		} else if b.event == nil {
+			r.log.Warn("message rejected; it stays in the mailbox", "message_id", b.entry.MessageID,
+				"event_id", b.entry.EventID, "reason", b.entry.Reason)
+		}
+	}
+	if stats.Queued > 0 && r.cfg.Wake != nil {
+		r.cfg.Wake()
+	}
+	return stats, nil
+}
+
+// sortPage counts a page's removals and repeats and returns its messages
+// seen for the first time in the page, and the ids to look up in the
+// ledger (undecodable messages' included).
+func (r *Runner) sortPage(page *graph.DeltaPage) (stats Stats, fresh []*graph.Message, ids []string) {
+	stats = Stats{Pages: 1}
+	ids = make([]string, 0, len(page.Messages))
 	inPage := map[string]bool{}
 	for i := range page.Messages {
 		m := &page.Messages[i]
@@ -230,25 +284,20 @@ func (r *Runner) processPage(ctx context.Context, src event.Source, page *graph.
 		inPage[u.ID] = true
 		ids = append(ids, u.ID)
 	}
-	known, err := r.cfg.DB.LedgerKnownTx(ctx, nil, r.ch.Name, ids)
-	if err != nil {
-		return stats, err
-	}
-	todo := fresh[:0]
-	for _, m := range fresh {
-		if known[m.ID] {
-			stats.Known++
-			continue
-		}
-		todo = append(todo, m)
-	}
+	return stats, fresh, ids
+}
+
+// buildAll reads what the page's new messages still need ($batch for
+// attachments and text bodies) and builds their events, extrasInFlight at
+// a time. A message that vanished meanwhile is marked gone.
+func (r *Runner) buildAll(ctx context.Context, src event.Source, todo []*graph.Message) ([]built, error) {
 	gone, err := r.fetchAttachments(ctx, todo)
 	if err != nil {
-		return stats, err
+		return nil, err
 	}
 	goneText, err := r.fetchTextBodies(ctx, todo, gone)
 	if err != nil {
-		return stats, err
+		return nil, err
 	}
 	for id := range goneText {
 		gone[id] = true
@@ -268,28 +317,17 @@ func (r *Runner) processPage(ctx context.Context, src event.Source, page *graph.
 		})
 	}
 	if err := g.Wait(); err != nil {
-		return stats, err
+		return nil, err
 	}
-	for _, u := range page.Undecodable {
-		if u.ID == "" || known[u.ID] {
-			continue
-		}
-		b := built{entry: store.LedgerEntry{
-			Channel: r.ch.Name, MessageID: u.ID, EventID: webhooks.EventID(src.Tenant, src.Mailbox, u.ID),
-			State: store.LedgerRejected, Kind: store.KindNew, Reason: "undecodable Graph message: " + u.Err.Error(),
-		}}
-		b.notice = r.rejectedNotice(src, b.entry, "")
-		results = append(results, b)
-	}
+	return results, nil
+}
 
-	if r.cfg.Takes != nil && !r.cfg.Takes(webhooks.TypeMailRejected) {
-		for i := range results {
-			results[i].notice = nil // the webhook's types filter leaves it out
-		}
-	}
+// commitPage writes the page's ledger rows, outbox rows and cursor in one
+// transaction (DESIGN.md invariant 4) and returns what it counted.
+func (r *Runner) commitPage(ctx context.Context, page *graph.DeltaPage, results []built, seen int) (store.PageCounts, error) {
 	var counts store.PageCounts
-	err = r.cfg.DB.Tx(ctx, func(tx *sql.Tx) error {
-		counts = store.PageCounts{Seen: int64(stats.Seen)}
+	err := r.cfg.DB.Tx(ctx, func(tx *sql.Tx) error {
+		counts = store.PageCounts{Seen: int64(seen)}
 		for i := range results {
 			b := &results[i]
 			if b.gone {
@@ -322,264 +360,7 @@ func (r *Runner) processPage(ctx context.Context, src event.Source, page *graph.
 		}
 		return r.cfg.DB.AdvanceCursorTx(ctx, tx, r.ch.Name, page.Cursor(), counts, page.DeltaLink != "")
 	})
-	if err != nil {
-		return stats, fmt.Errorf("commit delta page: %w", err)
-	}
-	stats.Archived, stats.New, stats.Rejected = int(counts.Archived), int(counts.New), int(counts.Rejected)
-	stats.Queued = stats.Archived + stats.New
-	for _, b := range results {
-		if b.gone {
-			r.log.Info("message left the folder while it was read; skipped until it is back", "message_id", b.entry.MessageID)
-		} else if b.event == nil {
-			r.log.Warn("message rejected; it stays in the mailbox", "message_id", b.entry.MessageID,
-				"event_id", b.entry.EventID, "reason", b.entry.Reason)
-		}
-	}
-	if stats.Queued > 0 && r.cfg.Wake != nil {
-		r.cfg.Wake()
-	}
-	return stats, nil
-}
-
-// needsAttachments reports whether a message's attachments must be read:
-// it has some, or its HTML refers to inline images (hasAttachments is
-// false when all attachments are inline), and the delta did not carry them.
-func needsAttachments(m *graph.Message) bool {
-	if len(m.Attachments) > 0 {
-		return false
-	}
-	return m.HasAttachments || (m.Body != nil && strings.Contains(m.Body.Content, "cid:"))
-}
-
-// fetchAttachments reads the attachments of the messages that need them
-// through $batch (20 messages per request) and stores them on the
-// messages. It returns the messages that vanished meanwhile; any other
-// failure fails the round (the next round retries from the cursor).
-func (r *Runner) fetchAttachments(ctx context.Context, msgs []*graph.Message) (map[string]bool, error) {
-	var ids []string
-	byID := map[string]*graph.Message{}
-	for _, m := range msgs {
-		if needsAttachments(m) {
-			ids = append(ids, m.ID)
-			byID[m.ID] = m
-		}
-	}
-	if len(ids) == 0 {
-		return map[string]bool{}, nil
-	}
-	atts, failed, err := r.cfg.Graph.AttachmentsOf(ctx, ids)
-	if err != nil {
-		return nil, fmt.Errorf("read attachments: %w", err)
-	}
-	gone := map[string]bool{}
-	for id, ferr := range failed {
-		if !errors.Is(ferr, graph.ErrItemNotFound) {
-			return nil, fmt.Errorf("read attachments: %w", ferr)
-		}
-		gone[id] = true
-	}
-	for id, a := range atts {
-		byID[id].Attachments = a
-		byID[id].HasAttachments = false // read: buildOne must not fetch again
-	}
-	return gone, nil
-}
-
-// fetchTextBodies reads the text rendition of the page's messages written
-// as text, through $batch (TextBodiesOf: one request per 20 such
-// messages, none for a page of HTML mail), and keeps it on the message. It
-// returns the messages that vanished meanwhile; any other failure fails
-// the round.
-func (r *Runner) fetchTextBodies(ctx context.Context, msgs []*graph.Message, gone map[string]bool) (map[string]bool, error) {
-	var ids []string
-	byID := map[string]*graph.Message{}
-	for _, m := range msgs {
-		if !gone[m.ID] && event.WrittenAsText(m) {
-			ids = append(ids, m.ID)
-			byID[m.ID] = m
-		}
-	}
-	if len(ids) == 0 {
-		return nil, nil
-	}
-	bodies, failed, err := r.cfg.Graph.TextBodiesOf(ctx, ids)
-	if err != nil {
-		return nil, fmt.Errorf("read text bodies: %w", err)
-	}
-	vanished := map[string]bool{}
-	for id, ferr := range failed {
-		var ge *graph.Error
-		switch {
-		case errors.Is(ferr, graph.ErrItemNotFound):
-			vanished[id] = true
-		case errors.As(ferr, &ge) && !ge.Temporary():
-			// Graph will not give this text rendition: the message goes
-			// out with its HTML and the text derived from it, rather than
-			// holding up the channel.
-			r.log.Warn("text body not available; using the HTML body", "message_id", id, "err", ferr)
-		default:
-			return nil, fmt.Errorf("read text bodies: %w", ferr)
-		}
-	}
-	for id, b := range bodies {
-		byID[id].TextBody = b
-	}
-	return vanished, nil
-}
-
-// fetchItems reads the MIME of a message's item attachments (an attached
-// mail: a forward, the returned message of a bounce) from
-// /attachments/{id}/$value, so it travels as a message/rfc822 file. Graph
-// never returns an item's content with the attachment list. One larger
-// than the channel's max_attachment_bytes is listed with that reason. It
-// reports whether the message vanished; other Graph failures are the
-// round's.
-func (r *Runner) fetchItems(ctx context.Context, m *graph.Message) (gone bool, err error) {
-	for i := range m.Attachments {
-		at := &m.Attachments[i]
-		if at.ODataType != graph.ItemAttachment || at.ContentBytes != nil || at.ID == "" {
-			continue
-		}
-		limit := r.ch.MaxAttachmentBytes
-		if limit <= 0 {
-			at.Size = max(at.Size, 1) // listed as larger than the limit
-			continue
-		}
-		b, err := r.cfg.Graph.AttachmentContent(ctx, m.ID, at.ID, limit)
-		var ge *graph.Error
-		switch {
-		case errors.Is(err, graph.ErrTooLarge):
-			at.Size = max(at.Size, limit+1)
-		case errors.Is(err, graph.ErrItemNotFound):
-			return true, nil
-		case errors.As(err, &ge) && !ge.Temporary():
-			// Graph cannot give this item (e.g. an unsupported kind): it
-			// is listed without content, with the reason.
-			r.log.Warn("attached item has no readable content", "message_id", m.ID, "err", err)
-		case err != nil:
-			return false, fmt.Errorf("read attached item of %s: %w", m.ID, err)
-		default:
-			at.ContentBytes = b
-		}
-	}
-	return false, nil
-}
-
-// buildOne fetches what a message still needs (attachments when the delta
-// did not carry them, raw MIME when configured) and builds its event, or a
-// rejected ledger row. Only a failure of the round (Graph down, ctx over)
-// is returned as an error.
-func (r *Runner) buildOne(ctx context.Context, src event.Source, m *graph.Message) (built, error) {
-	kind := store.KindNew
-	if src.Policy.Archived(m.ReceivedDateTime) {
-		kind = store.KindArchived
-	}
-	entry := store.LedgerEntry{
-		Channel: r.ch.Name, MessageID: m.ID, InternetMessageID: m.InternetMessageID,
-		EventID: eventIDOf(src, m), Kind: kind, ReceivedAt: m.ReceivedDateTime,
-	}
-	reject := func(reason string) (built, error) {
-		entry.State, entry.Reason = store.LedgerRejected, reason
-		return built{entry: entry, notice: r.rejectedNotice(src, entry, m.Subject)}, nil
-	}
-	typ := webhooks.TypeMailReceived
-	if kind == store.KindArchived {
-		typ = webhooks.TypeMailArchived
-	}
-	if r.cfg.Takes != nil && !r.cfg.Takes(typ) {
-		// Filtered before anything is fetched: the row is rejected, so the
-		// after_import action never touches this mail.
-		return reject(fmt.Sprintf("filtered: webhook %q does not take %s events (its types in bridge.yaml): not delivered, and the mail stays in the mailbox untouched", r.ch.Webhook, typ))
-	}
-	if m.HasAttachments && len(m.Attachments) == 0 {
-		atts, err := r.cfg.Graph.Attachments(ctx, m.ID)
-		switch {
-		case errors.Is(err, graph.ErrItemNotFound):
-			return built{gone: true, entry: entry}, nil
-		case err != nil:
-			return built{}, fmt.Errorf("read attachments of %s: %w", m.ID, err)
-		}
-		m.Attachments = atts
-	}
-	switch gone, err := r.fetchItems(ctx, m); {
-	case err != nil:
-		return built{}, err
-	case gone:
-		return built{gone: true, entry: entry}, nil
-	}
-	var raw *webhooks.RawMIME
-	if r.ch.RawMIME {
-		raw = &webhooks.RawMIME{}
-		b, err := r.cfg.Graph.MIME(ctx, m.ID, r.ch.MaxAttachmentBytes)
-		switch {
-		case errors.Is(err, graph.ErrTooLarge):
-			raw.Reason = fmt.Sprintf("raw message larger than the channel's max_attachment_bytes (%d)", r.ch.MaxAttachmentBytes)
-		case errors.Is(err, graph.ErrItemNotFound):
-			return built{gone: true, entry: entry}, nil
-		case err != nil:
-			return built{}, fmt.Errorf("read MIME of %s: %w", m.ID, err)
-		default:
-			raw.Included, raw.Size = true, int64(len(b))
-			raw.ContentBase64 = base64.StdEncoding.EncodeToString(b)
-		}
-	}
-	ev, d, err := event.BuildMailEvent(src, m, raw)
-	if err != nil {
-		return reject(err.Error())
-	}
-	// Attachment content is no longer needed: let it go before the commit.
-	m.Attachments, m.Body, m.TextBody = nil, nil, nil
-	body, err := event.EncodeEnvelope(ev)
-	if err != nil {
-		return reject(err.Error())
-	}
-	if int64(len(body)) > r.cfg.MaxEventBytes {
-		body, err = event.Fit(ev.Type, src.Now, d, r.cfg.MaxEventBytes)
-		if err != nil {
-			return reject(err.Error())
-		}
-	}
-	if size := int64(len(body)); size > r.cfg.MaxEventBytes {
-		return reject(fmt.Sprintf("the event would be %d bytes, more than the %d byte limit", size, r.cfg.MaxEventBytes))
-	}
-	entry.State = store.LedgerQueued
-	return built{entry: entry, event: &QueuedEvent{
-		ID: entry.EventID, Type: ev.Type, Channel: r.ch.Name, Webhook: r.ch.Webhook, Body: body,
-	}}, nil
-}
-
-// rejectedNotice is the mail.rejected event that tells the helpdesk a
-// message could not become a mail event (it stays in the mailbox, listed
-// with the reason on the status page). Its id is
-// RejectedEventID, distinct from the mail event's, so acknowledging it
-// never marks the mail delivered, and stable, so a re-sync reuses it. nil
-// (logged) if it cannot be encoded, which only a bug can cause.
-func (r *Runner) rejectedNotice(src event.Source, entry store.LedgerEntry, subject string) *QueuedEvent {
-	mailboxType := r.ch.Mailbox.Type
-	if mailboxType == "" {
-		mailboxType = config.MailboxUser
-	}
-	d := webhooks.RejectedData{
-		ID: webhooks.RejectedEventID(src.Tenant, src.Mailbox, entry.MessageID), Version: webhooks.Version,
-		Channel: r.ch.Name, Mailbox: webhooks.Mailbox{Type: mailboxType, Address: src.Mailbox},
-		Folder: src.Folder, Group: r.ch.Group, GraphID: entry.MessageID, MailEventID: entry.EventID,
-		InternetMessageID: entry.InternetMessageID, Subject: subject, ReceivedAt: entry.ReceivedAt, Reason: entry.Reason,
-	}
-	ev, err := webhooks.NewEvent(webhooks.TypeMailRejected, src.Now, d)
-	var body []byte
-	if err == nil {
-		body, err = event.EncodeEnvelope(ev)
-	}
-	if err != nil {
-		r.log.Error("build mail.rejected event", "message_id", entry.MessageID, "err", err)
-		return nil
-	}
-	return &QueuedEvent{ID: d.ID, Type: ev.Type, Channel: r.ch.Name, Webhook: r.ch.Webhook, Body: body}
-}
-
-// eventIDOf is the stable event id of m in src's mailbox.
-func eventIDOf(src event.Source, m *graph.Message) string {
-	return webhooks.EventID(src.Tenant, src.Mailbox, m.ID)
+	return counts, err
 }
 
 // progress paces the first import's progress lines.

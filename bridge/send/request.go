@@ -41,11 +41,11 @@ const (
 	// maxRequestID bounds the webhook-id header of a send request (it is
 	// remembered for replay protection).
 	maxRequestID = 255
-	// SendIDHeader is set on every new message the bridge sends, for the
+	// sendIDHeader is set on every new message the bridge sends, for the
 	// recipients' records. It is NOT how the bridge recognises its own mail:
 	// Exchange keeps no internet headers on the Sent Items copy; see
 	// PropertyID.
-	SendIDHeader = "X-M365Bridge-Send-Id"
+	sendIDHeader = "X-M365Bridge-Send-Id"
 )
 
 // PropertyID is the MAPI named property (a single-value extended
@@ -236,7 +236,7 @@ func recipients(list []Address) []graph.Recipient {
 }
 
 // outgoing turns the request into a Graph message carrying the send id in
-// SendIDHeader. Graph lets sendMail set only X- headers, so threading on a
+// sendIDHeader. Graph lets sendMail set only X- headers, so threading on a
 // plain send is carried in X-M365Bridge-In-Reply-To/References for the
 // record; a real In-Reply-To needs the reply path.
 func (r *Request) outgoing(sendID string) (graph.OutgoingMessage, error) {
@@ -244,7 +244,7 @@ func (r *Request) outgoing(sendID string) (graph.OutgoingMessage, error) {
 		Subject:      r.Subject,
 		ToRecipients: recipients(r.To), CcRecipients: recipients(r.Cc), BccRecipients: recipients(r.Bcc),
 		ReplyTo:                recipients(r.ReplyTo),
-		InternetMessageHeaders: []graph.Header{{Name: SendIDHeader, Value: sendID}},
+		InternetMessageHeaders: []graph.Header{{Name: sendIDHeader, Value: sendID}},
 	}
 	if r.HTML != "" {
 		msg.Body = &graph.ItemBody{ContentType: "html", Content: r.HTML}
