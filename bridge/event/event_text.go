@@ -58,135 +58,166 @@ func (w *textWriter) endParagraph() {
 // HTML gives its best reading.
 func htmlToText(s string) string {
 	z := html.NewTokenizer(strings.NewReader(s))
-	var b textWriter
-	skip, pre := 0, 0
-	var lists []int // per open list: -1 for <ul>, else the last number used
-	type link struct {
-		href  string
-		start int
-	}
-	var links []link
-	var paras []bool // per open <p>: is it Outlook's one-line MsoNormal
+	var c htmlConverter
 	for {
-		tt := z.Next()
-		switch tt {
+		switch tt := z.Next(); tt {
 		case html.ErrorToken:
-			return tidyText(b.String())
+			return tidyText(c.b.String())
 		case html.TextToken:
-			if skip > 0 {
-				continue
-			}
-			text := string(z.Text())
-			if pre > 0 {
-				b.WriteString(text)
-				continue
-			}
-			// Collapse every whitespace run to one space, and never put a
-			// space at the start of a line or after another space.
-			for i, word := range strings.FieldsFunc(" "+text+" ", isSpaceRune) {
-				if i > 0 || startsWithSpace(text) {
-					writeSpace(&b.Builder)
-				}
-				b.WriteString(word)
-			}
-			if endsWithSpaceRaw(text) {
-				writeSpace(&b.Builder)
-			}
+			c.text(string(z.Text()))
 		case html.StartTagToken, html.SelfClosingTagToken, html.EndTagToken:
-			name, hasAttr := z.TagName()
-			tag := string(name)
-			start, end := tt != html.EndTagToken, tt != html.StartTagToken
-			switch {
-			case skipTags[tag]:
-				if tt == html.StartTagToken {
-					skip++
-				} else if tt == html.EndTagToken && skip > 0 {
-					skip--
-				}
-			case skip > 0:
-			case tag == "br":
-				b.WriteByte('\n')
-			case tag == "pre":
-				b.endParagraph()
-				if tt == html.StartTagToken {
-					pre++
-				} else if tt == html.EndTagToken && pre > 0 {
-					pre--
-				}
-			case tag == "td" || tag == "th":
-				if end {
-					b.WriteByte('\t')
-				}
-			case tag == "ul" || tag == "ol":
-				if start && tt == html.StartTagToken {
-					n := -1
-					if tag == "ol" {
-						n = 0
-						if v, err := strconv.Atoi(attr(z, hasAttr, "start")); err == nil {
-							n = v - 1
-						}
-					}
-					lists = append(lists, n)
-				} else if tt == html.EndTagToken && len(lists) > 0 {
-					lists = lists[:len(lists)-1]
-				}
-				if len(lists) == 0 {
-					b.endParagraph()
-				} else {
-					b.endLine()
-				}
-			case tag == "li" && tt == html.StartTagToken:
-				b.endLine()
-				depth := max(len(lists), 1)
-				b.WriteString(strings.Repeat("  ", depth-1))
-				if len(lists) > 0 && lists[len(lists)-1] >= 0 {
-					lists[len(lists)-1]++
-					b.WriteString(strconv.Itoa(lists[len(lists)-1]) + ". ")
-				} else {
-					b.WriteString("- ")
-				}
-			case tag == "a":
-				if tt == html.StartTagToken {
-					links = append(links, link{href: strings.TrimSpace(attr(z, hasAttr, "href")), start: b.Len()})
-				} else if tt == html.EndTagToken && len(links) > 0 {
-					l := links[len(links)-1]
-					links = links[:len(links)-1]
-					text := strings.TrimSpace(b.String()[min(l.start, b.Len()):])
-					if showHref(l.href, text) {
-						writeSpace(&b.Builder)
-						b.WriteString("<" + l.href + ">")
-					}
-				}
-			case tag == "img" && start:
-				if alt := attr(z, hasAttr, "alt"); alt != "" {
-					b.WriteString("[" + alt + "]")
-				}
-			case tag == "p":
-				// Outlook's <p class=MsoNormal> is one line; others are
-				// paragraphs. The end tag ends what the start tag opened.
-				if tt == html.StartTagToken {
-					mso := strings.Contains(strings.ToLower(attr(z, hasAttr, "class")), "msonormal")
-					paras = append(paras, mso)
-					if mso {
-						b.endLine()
-						break
-					}
-				} else if tt == html.EndTagToken && len(paras) > 0 {
-					mso := paras[len(paras)-1]
-					paras = paras[:len(paras)-1]
-					if mso {
-						b.endLine()
-						break
-					}
-				}
-				b.endParagraph()
-			case paraTags[tag]:
-				b.endParagraph()
-			case lineTags[tag]:
-				b.endLine()
-			}
+			c.tag(z, tt)
 		}
 	}
+}
+
+// htmlConverter is htmlToText's state between tokens.
+type htmlConverter struct {
+	b         textWriter
+	skip, pre int
+	lists     []int // per open list: -1 for <ul>, else the last number used
+	links     []htmlLink
+	paras     []bool // per open <p>: is it Outlook's one-line MsoNormal
+}
+
+// htmlLink is an open <a>: its target and where its text starts.
+type htmlLink struct {
+	href  string
+	start int
+}
+
+// text writes a text token.
+func (c *htmlConverter) text(text string) {
+	if c.skip > 0 {
+		return
+	}
+	if c.pre > 0 {
+		c.b.WriteString(text)
+		return
+	}
+	// Collapse every whitespace run to one space, and never put a
+	// space at the start of a line or after another space.
+	for i, word := range strings.FieldsFunc(" "+text+" ", isSpaceRune) {
+		if i > 0 || startsWithSpace(text) {
+			writeSpace(&c.b.Builder)
+		}
+		c.b.WriteString(word)
+	}
+	if endsWithSpaceRaw(text) {
+		writeSpace(&c.b.Builder)
+	}
+}
+
+// tag applies a start, end or self-closing tag.
+func (c *htmlConverter) tag(z *html.Tokenizer, tt html.TokenType) {
+	name, hasAttr := z.TagName()
+	tag := string(name)
+	start, end := tt != html.EndTagToken, tt != html.StartTagToken
+	switch {
+	case skipTags[tag]:
+		if tt == html.StartTagToken {
+			c.skip++
+		} else if tt == html.EndTagToken && c.skip > 0 {
+			c.skip--
+		}
+	case c.skip > 0:
+	case tag == "br":
+		c.b.WriteByte('\n')
+	case tag == "pre":
+		c.b.endParagraph()
+		if tt == html.StartTagToken {
+			c.pre++
+		} else if tt == html.EndTagToken && c.pre > 0 {
+			c.pre--
+		}
+	case tag == "td" || tag == "th":
+		if end {
+			c.b.WriteByte('\t')
+		}
+	case tag == "ul" || tag == "ol":
+		c.list(z, tt, tag, hasAttr, start)
+	case tag == "li" && tt == html.StartTagToken:
+		c.b.endLine()
+		depth := max(len(c.lists), 1)
+		c.b.WriteString(strings.Repeat("  ", depth-1))
+		if len(c.lists) > 0 && c.lists[len(c.lists)-1] >= 0 {
+			c.lists[len(c.lists)-1]++
+			c.b.WriteString(strconv.Itoa(c.lists[len(c.lists)-1]) + ". ")
+		} else {
+			c.b.WriteString("- ")
+		}
+	case tag == "a":
+		c.anchor(z, tt, hasAttr)
+	case tag == "img" && start:
+		if alt := attr(z, hasAttr, "alt"); alt != "" {
+			c.b.WriteString("[" + alt + "]")
+		}
+	case tag == "p":
+		c.para(z, tt, hasAttr)
+	case paraTags[tag]:
+		c.b.endParagraph()
+	case lineTags[tag]:
+		c.b.endLine()
+	}
+}
+
+// list opens or closes a <ul> or <ol>.
+func (c *htmlConverter) list(z *html.Tokenizer, tt html.TokenType, tag string, hasAttr, start bool) {
+	if start && tt == html.StartTagToken {
+		n := -1
+		if tag == "ol" {
+			n = 0
+			if v, err := strconv.Atoi(attr(z, hasAttr, "start")); err == nil {
+				n = v - 1
+			}
+		}
+		c.lists = append(c.lists, n)
+	} else if tt == html.EndTagToken && len(c.lists) > 0 {
+		c.lists = c.lists[:len(c.lists)-1]
+	}
+	if len(c.lists) == 0 {
+		c.b.endParagraph()
+	} else {
+		c.b.endLine()
+	}
+}
+
+// anchor opens an <a>, or closes one and writes its target when it adds
+// something to the text.
+func (c *htmlConverter) anchor(z *html.Tokenizer, tt html.TokenType, hasAttr bool) {
+	if tt == html.StartTagToken {
+		c.links = append(c.links, htmlLink{href: strings.TrimSpace(attr(z, hasAttr, "href")), start: c.b.Len()})
+	} else if tt == html.EndTagToken && len(c.links) > 0 {
+		l := c.links[len(c.links)-1]
+		c.links = c.links[:len(c.links)-1]
+		text := strings.TrimSpace(c.b.String()[min(l.start, c.b.Len()):])
+		if showHref(l.href, text) {
+			writeSpace(&c.b.Builder)
+			c.b.WriteString("<" + l.href + ">")
+		}
+	}
+}
+
+// para opens or closes a <p>.
+func (c *htmlConverter) para(z *html.Tokenizer, tt html.TokenType, hasAttr bool) {
+	// Outlook's <p class=MsoNormal> is one line; others are
+	// paragraphs. The end tag ends what the start tag opened.
+	if tt == html.StartTagToken {
+		mso := strings.Contains(strings.ToLower(attr(z, hasAttr, "class")), "msonormal")
+		c.paras = append(c.paras, mso)
+		if mso {
+			c.b.endLine()
+			return
+		}
+	} else if tt == html.EndTagToken && len(c.paras) > 0 {
+		mso := c.paras[len(c.paras)-1]
+		c.paras = c.paras[:len(c.paras)-1]
+		if mso {
+			c.b.endLine()
+			return
+		}
+	}
+	c.b.endParagraph()
 }
 
 // showHref reports whether a link's target adds something to its text:

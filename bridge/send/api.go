@@ -17,6 +17,7 @@ package send
 // the original and sends nothing; sent to another channel it is refused.
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -155,19 +156,8 @@ func (s *Service) apiSend(c echo.Context) error {
 	} else if !errors.Is(err, store.ErrNoSend) {
 		return err
 	}
-	st, err := s.db.ChannelState(ctx, ch.Name)
-	if err != nil {
+	if err := s.acceptable(ctx, ch, req); err != nil {
 		return err
-	}
-	if st.Account.ObjectID == "" {
-		return echo.NewHTTPError(http.StatusConflict, fmt.Sprintf("channel %q is not connected (state %s): connect it with `m365bridge auth %s` or the status page, then send again", ch.Name, st.State, ch.Name))
-	}
-	if req.ReplyToEventID != "" {
-		if _, err := s.db.LedgerByEventID(ctx, ch.Name, req.ReplyToEventID); errors.Is(err, store.ErrNoLedgerEntry) {
-			return echo.NewHTTPError(http.StatusUnprocessableEntity, fmt.Sprintf("reply_to_event_id %q: channel %q imported no message with this event id", req.ReplyToEventID, ch.Name))
-		} else if err != nil {
-			return err
-		}
 	}
 	stored, err := json.Marshal(req)
 	if err != nil {
@@ -190,6 +180,27 @@ func (s *Service) apiSend(c echo.Context) error {
 	}
 	c.Response().Header().Set(echo.HeaderLocation, "/v1/channels/"+ch.Name+"/messages/"+row.ID)
 	return c.JSON(http.StatusAccepted, sendStatus(row))
+}
+
+// acceptable refuses a request the channel cannot take now: the channel
+// is not connected (409), or it names a reply target it never imported
+// (422).
+func (s *Service) acceptable(ctx context.Context, ch config.Channel, req Request) error {
+	st, err := s.db.ChannelState(ctx, ch.Name)
+	if err != nil {
+		return err
+	}
+	if st.Account.ObjectID == "" {
+		return echo.NewHTTPError(http.StatusConflict, fmt.Sprintf("channel %q is not connected (state %s): connect it with `m365bridge auth %s` or the status page, then send again", ch.Name, st.State, ch.Name))
+	}
+	if req.ReplyToEventID != "" {
+		if _, err := s.db.LedgerByEventID(ctx, ch.Name, req.ReplyToEventID); errors.Is(err, store.ErrNoLedgerEntry) {
+			return echo.NewHTTPError(http.StatusUnprocessableEntity, fmt.Sprintf("reply_to_event_id %q: channel %q imported no message with this event id", req.ReplyToEventID, ch.Name))
+		} else if err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // replayed answers a request whose Idempotency-Key was seen before: the

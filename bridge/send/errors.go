@@ -3,8 +3,10 @@ package send
 import (
 	"cmp"
 	"errors"
+	"net/http"
 	"strings"
 
+	"github.com/m365bridge/m365bridge/bridge/entra"
 	"github.com/m365bridge/m365bridge/bridge/graph"
 	"github.com/m365bridge/m365bridge/bridge/store"
 	"github.com/m365bridge/m365bridge/config"
@@ -59,4 +61,36 @@ func sendGuidance(err error, ch config.Channel, account store.Account) (code, re
 		fix = "check the request and send it again"
 	}
 	return cmp.Or(code, "send_failed"), reason, fix
+}
+
+// sendErrorKind is what an error from a send call means for the request.
+type sendErrorKind int
+
+const (
+	// sendPermanent: Graph refused the message; retrying cannot help.
+	sendPermanent sendErrorKind = iota
+	// sendNotProcessed: Graph said it did not process the request (429,
+	// 503, a refused token), or the token could not be had: send again.
+	sendNotProcessed
+	// sendUncertain: the mail may have gone out (a transport error, another
+	// 5xx, the daemon stopping mid-call): search Sent Items first.
+	sendUncertain
+)
+
+func classifySendError(err error) sendErrorKind {
+	if errors.Is(err, entra.ErrReauthRequired) {
+		return sendNotProcessed
+	}
+	var ge *graph.Error
+	if !errors.As(err, &ge) {
+		return sendUncertain
+	}
+	switch {
+	case ge.Status == http.StatusTooManyRequests, ge.Status == http.StatusServiceUnavailable,
+		ge.Status == http.StatusUnauthorized:
+		return sendNotProcessed
+	case ge.Status >= 500:
+		return sendUncertain
+	}
+	return sendPermanent
 }

@@ -22,74 +22,14 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/http"
 	"sync"
 	"time"
 
-	"github.com/m365bridge/m365bridge/bridge/entra"
 	"github.com/m365bridge/m365bridge/bridge/graph"
 	"github.com/m365bridge/m365bridge/bridge/store"
 	"github.com/m365bridge/m365bridge/config"
 	"github.com/m365bridge/m365bridge/webhooks"
 )
-
-// Options tune the send worker; the zero value of each field selects
-// its default.
-type Options struct {
-	// Poll is how often the store is looked at without a wake-up (default 5s).
-	Poll time.Duration
-	// Schedule is the wait after an attempt Graph did not process (429 or
-	// 503 after the client's own retries, a token refused), by attempt
-	// number; the last entry repeats. Default 30s, 2m, 10m, 30m, 1h, 2h.
-	Schedule []time.Duration
-	// MaxAttempts ends retrying: the request fails (default 8).
-	MaxAttempts int
-	// MaxAge ends retrying, also while the channel is not connected
-	// (default 24h after acceptance).
-	MaxAge time.Duration
-	// Recheck is how long after an attempt whose outcome is unknown the
-	// mailbox's Sent Items and Drafts are searched before anything is sent
-	// again, and how often while a sent draft's copy is awaited (default 2m).
-	Recheck time.Duration
-	// Filing is how long after a send Exchange may take to file the Sent
-	// Items copy: a draft that left Drafts without a copy in Sent Items is
-	// looked for until then, never sent again, and reported unverified
-	// after it (default 30m).
-	Filing time.Duration
-	// Concurrency is the number of requests sent at once (default 4).
-	Concurrency int
-	// Hook, if set, is called at "accepted" (row committed, before the 202),
-	// "before-graph" (attempt committed), "draft-complete" (the tagged draft
-	// is built and recorded, not sent yet), "after-graph" (the send call
-	// answered, outcome not yet stored) and "await-filing" (a sent draft's
-	// Sent Items copy was looked for and is not there yet; the row is
-	// rescheduled), with the send id. Crash tests block there.
-	Hook func(stage, sendID string)
-}
-
-func (o *Options) defaults() {
-	if o.Poll <= 0 {
-		o.Poll = 5 * time.Second
-	}
-	if len(o.Schedule) == 0 {
-		o.Schedule = []time.Duration{30 * time.Second, 2 * time.Minute, 10 * time.Minute, 30 * time.Minute, time.Hour, 2 * time.Hour}
-	}
-	if o.MaxAttempts <= 0 {
-		o.MaxAttempts = 8
-	}
-	if o.MaxAge <= 0 {
-		o.MaxAge = 24 * time.Hour
-	}
-	if o.Recheck <= 0 {
-		o.Recheck = 2 * time.Minute
-	}
-	if o.Filing <= 0 {
-		o.Filing = 30 * time.Minute
-	}
-	if o.Concurrency <= 0 {
-		o.Concurrency = 4
-	}
-}
 
 // sendWorker sends accepted requests; see the file comment.
 type sendWorker struct {
@@ -230,50 +170,9 @@ func (w *sendWorker) process(ctx context.Context, row store.Send) {
 
 	draftID := ""
 	if row.Attempts > 0 {
-		// An earlier attempt may have sent the mail, or left a draft: look
-		// by the send property (Exchange keeps it; it keeps no internet
-		// headers on the Sent Items copy) before anything is sent again.
-		found, where, err := w.lookup(ctx, client, row.ID)
-		switch {
-		case err != nil && expired:
-			w.finish(ctx, j, store.SendOutcome{State: store.SendFailed, Code: "unverified",
-				Reason: "an earlier attempt's outcome is unknown and the mailbox could not be searched: " + err.Error(),
-				Fix:    "look in the mailbox's Sent Items for the message before sending it again"})
+		var done bool
+		if draftID, done = w.resume(ctx, j, client, now, expired); done {
 			return
-		case err != nil:
-			w.retry(ctx, j, row.State, now.Add(w.delay(row.Attempts)), "search Sent Items and Drafts: "+err.Error())
-			return
-		case where == "sentitems":
-			j.log.Info("an earlier attempt was sent; not sending again", "internet_message_id", found.InternetMessageID)
-			w.finish(ctx, j, store.SendOutcome{State: store.SendSent, InternetMessageID: found.InternetMessageID})
-			return
-		case where == "drafts" && row.Method == methodSend:
-			// Complete, and still a draft: Exchange did not take it.
-			draftID = found.ID
-			j.log.Info("an earlier attempt's draft was not sent; sending it", "attempts", row.Attempts)
-		case where == "drafts":
-			// The attempt stopped while building the draft: it may lack an
-			// attachment. It was never sent; start again from a new one.
-			if err := client.DeleteDraft(ctx, found.ID); err != nil {
-				w.retry(ctx, j, row.State, now.Add(w.delay(row.Attempts)), "delete an unfinished draft: "+err.Error())
-				return
-			}
-		case row.Method == methodSend:
-			// The complete draft left Drafts and no copy is in Sent Items
-			// yet: Exchange took it and files the copy later. Wait for it;
-			// never send again.
-			if now.Before(row.AttemptStartedAt.Add(w.opts.Filing)) {
-				j.log.Info("the draft was sent; waiting for its Sent Items copy", "attempts", row.Attempts)
-				w.retry(ctx, j, store.SendSending, now.Add(w.opts.Recheck), "sent; waiting for the Sent Items copy")
-				w.hook("await-filing", row.ID)
-				return
-			}
-			w.finish(ctx, j, store.SendOutcome{State: store.SendFailed, Code: "unverified",
-				Reason: fmt.Sprintf("the draft left Drafts (so Exchange most likely sent it) but no copy reached Sent Items within %s", w.opts.Filing),
-				Fix:    "look in the mailbox's Sent Items (and Outbox) before sending the message again"})
-			return
-		default:
-			j.log.Info("an earlier attempt left no draft and no sent mail; sending again", "attempts", row.Attempts)
 		}
 	}
 	if row.Attempts >= w.opts.MaxAttempts || expired {
@@ -290,6 +189,61 @@ func (w *sendWorker) process(ctx context.Context, row store.Send) {
 		return
 	}
 	w.attempt(ctx, j, client, draftID)
+}
+
+// resume looks for what an earlier attempt left (DESIGN.md invariant 10):
+// a sent copy ends the request, a complete draft is sent as it is, an
+// unfinished one is deleted, a draft that left Drafts without a Sent Items
+// copy is awaited and never sent again. done means the request was
+// finished or rescheduled; otherwise draftID, when set, is the draft to
+// send.
+func (w *sendWorker) resume(ctx context.Context, j *sendJob, client *graph.MailboxClient, now time.Time, expired bool) (draftID string, done bool) {
+	// An earlier attempt may have sent the mail, or left a draft: look
+	// by the send property (Exchange keeps it; it keeps no internet
+	// headers on the Sent Items copy) before anything is sent again.
+	found, where, err := w.lookup(ctx, client, j.row.ID)
+	switch {
+	case err != nil && expired:
+		w.finish(ctx, j, store.SendOutcome{State: store.SendFailed, Code: "unverified",
+			Reason: "an earlier attempt's outcome is unknown and the mailbox could not be searched: " + err.Error(),
+			Fix:    "look in the mailbox's Sent Items for the message before sending it again"})
+		return "", true
+	case err != nil:
+		w.retry(ctx, j, j.row.State, now.Add(w.delay(j.row.Attempts)), "search Sent Items and Drafts: "+err.Error())
+		return "", true
+	case where == "sentitems":
+		j.log.Info("an earlier attempt was sent; not sending again", "internet_message_id", found.InternetMessageID)
+		w.finish(ctx, j, store.SendOutcome{State: store.SendSent, InternetMessageID: found.InternetMessageID})
+		return "", true
+	case where == "drafts" && j.row.Method == methodSend:
+		// Complete, and still a draft: Exchange did not take it.
+		draftID = found.ID
+		j.log.Info("an earlier attempt's draft was not sent; sending it", "attempts", j.row.Attempts)
+	case where == "drafts":
+		// The attempt stopped while building the draft: it may lack an
+		// attachment. It was never sent; start again from a new one.
+		if err := client.DeleteDraft(ctx, found.ID); err != nil {
+			w.retry(ctx, j, j.row.State, now.Add(w.delay(j.row.Attempts)), "delete an unfinished draft: "+err.Error())
+			return "", true
+		}
+	case j.row.Method == methodSend:
+		// The complete draft left Drafts and no copy is in Sent Items
+		// yet: Exchange took it and files the copy later. Wait for it;
+		// never send again.
+		if now.Before(j.row.AttemptStartedAt.Add(w.opts.Filing)) {
+			j.log.Info("the draft was sent; waiting for its Sent Items copy", "attempts", j.row.Attempts)
+			w.retry(ctx, j, store.SendSending, now.Add(w.opts.Recheck), "sent; waiting for the Sent Items copy")
+			w.hook("await-filing", j.row.ID)
+			return "", true
+		}
+		w.finish(ctx, j, store.SendOutcome{State: store.SendFailed, Code: "unverified",
+			Reason: fmt.Sprintf("the draft left Drafts (so Exchange most likely sent it) but no copy reached Sent Items within %s", w.opts.Filing),
+			Fix:    "look in the mailbox's Sent Items (and Outbox) before sending the message again"})
+		return "", true
+	default:
+		j.log.Info("an earlier attempt left no draft and no sent mail; sending again", "attempts", j.row.Attempts)
+	}
+	return draftID, false
 }
 
 // Send methods stored with an attempt (store.Send.Method): the draft is
@@ -515,36 +469,4 @@ func (w *sendWorker) outcomeEvent(j *sendJob, o store.SendOutcome) (store.Outbox
 		return store.OutboxEvent{}, false, fmt.Errorf("encode %s event: %w", typ, err)
 	}
 	return store.OutboxEvent{EventID: data.ID, Endpoint: j.ch.Webhook, Channel: j.ch.Name, Type: typ, Body: body}, true, nil
-}
-
-// sendErrorKind is what an error from a send call means for the request.
-type sendErrorKind int
-
-const (
-	// sendPermanent: Graph refused the message; retrying cannot help.
-	sendPermanent sendErrorKind = iota
-	// sendNotProcessed: Graph said it did not process the request (429,
-	// 503, a refused token), or the token could not be had: send again.
-	sendNotProcessed
-	// sendUncertain: the mail may have gone out (a transport error, another
-	// 5xx, the daemon stopping mid-call): search Sent Items first.
-	sendUncertain
-)
-
-func classifySendError(err error) sendErrorKind {
-	if errors.Is(err, entra.ErrReauthRequired) {
-		return sendNotProcessed
-	}
-	var ge *graph.Error
-	if !errors.As(err, &ge) {
-		return sendUncertain
-	}
-	switch {
-	case ge.Status == http.StatusTooManyRequests, ge.Status == http.StatusServiceUnavailable,
-		ge.Status == http.StatusUnauthorized:
-		return sendNotProcessed
-	case ge.Status >= 500:
-		return sendUncertain
-	}
-	return sendPermanent
 }
