@@ -91,7 +91,7 @@ func (a *Console) apiDeliveries(c echo.Context) error {
 	}
 	out := make([]DeliveryView, 0, len(rows))
 	for _, r := range rows {
-		out = append(out, newDeliveryView(r))
+		out = append(out, NewDeliveryView(r))
 	}
 	return c.JSON(http.StatusOK, out)
 }

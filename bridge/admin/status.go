@@ -89,7 +89,7 @@ func (ui *statusUI) page(c echo.Context) error {
 		return fmt.Errorf("status page: %w", err)
 	}
 	for _, r := range rows {
-		p.Failed = append(p.Failed, newDeliveryView(r))
+		p.Failed = append(p.Failed, NewDeliveryView(r))
 	}
 	for _, ep := range p.Endpoints {
 		p.FailedTotal += ep.Dead + ep.Rejected

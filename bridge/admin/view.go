@@ -232,7 +232,8 @@ func (a *Console) endpointViews(ctx context.Context) ([]EndpointView, error) {
 	return out, nil
 }
 
-// DeliveryView is an outbox row without its body, for the API and page.
+// DeliveryView is an outbox row without its body, for the API, the page and
+// `m365bridge deliveries --json`.
 type DeliveryView struct {
 	Seq           int64     `json:"seq"`
 	EventID       string    `json:"event_id"`
@@ -250,7 +251,10 @@ type DeliveryView struct {
 	DeliveredAt   time.Time `json:"delivered_at,omitzero"`
 }
 
-func newDeliveryView(r deliver.Row) DeliveryView {
+// NewDeliveryView is how the status page, the admin API and `m365bridge
+// deliveries` render an outbox row: the error redacted, the next attempt
+// only while pending.
+func NewDeliveryView(r deliver.Row) DeliveryView {
 	v := DeliveryView{Seq: r.Seq, EventID: r.EventID, Endpoint: r.Endpoint, Channel: r.Channel, Type: r.Type,
 		State: string(r.State), Attempts: r.Attempts, CreatedAt: r.CreatedAt, LastAttemptAt: r.LastAttemptAt,
 		LastStatus: r.LastStatus, LastError: deliver.RedactText(r.LastError), ReplayedAt: r.ReplayedAt, DeliveredAt: r.DeliveredAt}
@@ -258,6 +262,15 @@ func newDeliveryView(r deliver.Row) DeliveryView {
 		v.NextAttemptAt = r.NextAttemptAt
 	}
 	return v
+}
+
+// Row is the outbox row a view was rendered from, as far as the view
+// carries it (no body, the error redacted).
+func (v DeliveryView) Row() deliver.Row {
+	return deliver.Row{Seq: v.Seq, EventID: v.EventID, Endpoint: v.Endpoint, Channel: v.Channel, Type: v.Type,
+		State: deliver.State(v.State), Attempts: v.Attempts, CreatedAt: v.CreatedAt, NextAttemptAt: v.NextAttemptAt,
+		LastAttemptAt: v.LastAttemptAt, LastStatus: v.LastStatus, LastError: v.LastError, ReplayedAt: v.ReplayedAt,
+		DeliveredAt: v.DeliveredAt}
 }
 
 // Excerpt is the start of the last error, for a table cell.
