@@ -8,12 +8,13 @@ import (
 	"io"
 	"log/slog"
 	"math"
-	"math/rand/v2"
 	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/m365bridge/m365bridge/bridge/backoff"
 )
 
 // Request kinds: Error.Kind and the kind passed to OnResponse.
@@ -263,13 +264,7 @@ func retryStatus(status int) bool {
 // Retry-After: exponential from 500 ms, capped at min(30 s, MaxRetryAfter),
 // with "equal jitter" (half fixed, half random) so clients spread out.
 func (c *Client) backoff(attempt int) time.Duration {
-	capped := min(defaultBackoffMax, c.MaxRetryAfter)
-	d := capped
-	if attempt < 30 {
-		d = min(defaultBackoffBase<<attempt, capped)
-	}
-	half := d / 2
-	return half + rand.N(half+1)
+	return backoff.EqualJitter(backoff.Exponential(defaultBackoffBase, min(defaultBackoffMax, c.MaxRetryAfter), attempt+1), nil)
 }
 
 // parseRetryAfter reads a Retry-After value: delay seconds (Graph sends

@@ -10,12 +10,12 @@ import (
 	"database/sql"
 	"errors"
 	"log/slog"
-	"math/rand/v2"
 	"sync"
 	"time"
 
 	"golang.org/x/sync/semaphore"
 
+	"github.com/m365bridge/m365bridge/bridge/backoff"
 	"github.com/m365bridge/m365bridge/bridge/event"
 	"github.com/m365bridge/m365bridge/bridge/graph"
 	"github.com/m365bridge/m365bridge/bridge/store"
@@ -375,8 +375,7 @@ func (r *Runner) Run(ctx context.Context) error {
 			}
 			flush = nil // the round ran every due post-action
 		}
-		jitter := time.Duration((rand.Float64()*0.2 - 0.1) * float64(interval))
-		timer.Reset(interval + jitter)
+		timer.Reset(backoff.Spread(interval, 0.1, nil))
 	}
 }
 
@@ -442,9 +441,5 @@ func (r *Runner) SyncOnce(ctx context.Context) (Stats, error) {
 // postActionDelay is the retry delay after attempts failed post-actions:
 // 30 s doubling, capped at an hour.
 func postActionDelay(attempts int) time.Duration {
-	d := 30 * time.Second
-	for i := 1; i < attempts && d < maxPostActionDelay; i++ {
-		d *= 2
-	}
-	return min(d, maxPostActionDelay)
+	return backoff.Exponential(30*time.Second, maxPostActionDelay, attempts)
 }

@@ -25,6 +25,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/m365bridge/m365bridge/bridge/backoff"
 	"github.com/m365bridge/m365bridge/bridge/graph"
 	"github.com/m365bridge/m365bridge/bridge/store"
 	"github.com/m365bridge/m365bridge/config"
@@ -407,7 +408,7 @@ func (w *sendWorker) replyTarget(ctx context.Context, j *sendJob) string {
 }
 
 func (w *sendWorker) delay(attempt int) time.Duration {
-	return w.opts.Schedule[min(max(attempt-1, 0), len(w.opts.Schedule)-1)]
+	return backoff.Schedule(w.opts.Schedule, attempt)
 }
 
 func (w *sendWorker) retry(ctx context.Context, j *sendJob, state string, next time.Time, lastErr string) {
