@@ -167,6 +167,11 @@ func (e *Error) sentinel() error {
 	return nil
 }
 
+// ParseError is the *Error of a non-2xx Graph response, for a caller
+// that made the request itself (entra's mailbox probe, which runs before a
+// channel's token source exists): one reading of Graph's error envelope.
+func ParseError(status int, h http.Header, body []byte) *Error { return parseError(status, h, body) }
+
 // parseError builds an *Error from a non-2xx response. It decodes the
 // envelope whenever there is an "error" object, even with an empty "code"
 // (GDC concepts/json-batching.md, the 403 of request "2" in the example
