@@ -160,23 +160,9 @@ func (m *MailboxClient) attempt(ctx context.Context, cl call, requestID string) 
 	}
 	actx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	var body io.Reader
-	if cl.body != nil {
-		body = bytes.NewReader(cl.body)
-	}
-	req, err := http.NewRequestWithContext(actx, cl.method, cl.url, body)
+	req, err := cl.request(actx, token, requestID)
 	if err != nil {
-		return nil, false, fmt.Errorf("build %s request: %w", cl.kind, err)
-	}
-	req.Header.Set("Authorization", "Bearer "+token)
-	req.Header.Set("Prefer", strings.Join(append([]string{preferImmutableID}, cl.prefer...), ", "))
-	req.Header.Set("client-request-id", requestID)
-	req.Header.Set("return-client-request-id", "true")
-	if cl.sink == nil {
-		req.Header.Set("Accept", "application/json")
-	}
-	if cl.body != nil {
-		req.Header.Set("Content-Type", "application/json")
+		return nil, false, err
 	}
 
 	start := time.Now()
@@ -235,6 +221,30 @@ func (m *MailboxClient) attempt(ctx context.Context, cl call, requestID string) 
 		return nil, true, fmt.Errorf("read %s response: %w", cl.kind, err)
 	}
 	return res, false, nil
+}
+
+// request is cl's HTTP request with the bearer token, the immutable-id
+// preference and the client request id.
+func (cl call) request(ctx context.Context, token, requestID string) (*http.Request, error) {
+	var body io.Reader
+	if cl.body != nil {
+		body = bytes.NewReader(cl.body)
+	}
+	req, err := http.NewRequestWithContext(ctx, cl.method, cl.url, body)
+	if err != nil {
+		return nil, fmt.Errorf("build %s request: %w", cl.kind, err)
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	req.Header.Set("Prefer", strings.Join(append([]string{preferImmutableID}, cl.prefer...), ", "))
+	req.Header.Set("client-request-id", requestID)
+	req.Header.Set("return-client-request-id", "true")
+	if cl.sink == nil {
+		req.Header.Set("Accept", "application/json")
+	}
+	if cl.body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	return req, nil
 }
 
 // count applies f to both the mailbox's and the client's counters.
