@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/m365bridge/m365bridge/bridge/admin"
 	"github.com/m365bridge/m365bridge/bridge/m365sim"
 	"github.com/m365bridge/m365bridge/webhooks"
 )
@@ -131,13 +132,13 @@ var noRedirect = &http.Client{Timeout: 30 * time.Second, CheckRedirect: func(*ht
 }}
 
 // deliveries lists outbox rows through the admin API.
-func deliveries(t *testing.T, rig *daemonRig, query string) []deliveryView {
+func deliveries(t *testing.T, rig *daemonRig, query string) []admin.DeliveryView {
 	t.Helper()
 	code, body := adminCall(t, rig, http.MethodGet, "/api/deliveries?"+query, "admin-token", nil)
 	if code != http.StatusOK {
 		t.Fatalf("GET /api/deliveries?%s = %d %s", query, code, body)
 	}
-	var out []deliveryView
+	var out []admin.DeliveryView
 	if err := json.Unmarshal([]byte(body), &out); err != nil {
 		t.Fatalf("deliveries JSON: %v: %s", err, body)
 	}
@@ -145,7 +146,7 @@ func deliveries(t *testing.T, rig *daemonRig, query string) []deliveryView {
 }
 
 // waitDeliveries polls /api/deliveries until n rows match query.
-func waitDeliveries(t *testing.T, rig *daemonRig, query string, n int) []deliveryView {
+func waitDeliveries(t *testing.T, rig *daemonRig, query string, n int) []admin.DeliveryView {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for {
@@ -201,7 +202,7 @@ func jsonField(t *testing.T, body string, v any) {
 	}
 }
 
-func fmtRows(rows []deliveryView) string {
+func fmtRows(rows []admin.DeliveryView) string {
 	var b strings.Builder
 	for _, r := range rows {
 		fmt.Fprintf(&b, "%s %s %s attempts=%d status=%d; ", r.EventID, r.Channel, r.State, r.Attempts, r.LastStatus)

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/m365bridge/m365bridge/bridge/admin"
 	"github.com/m365bridge/m365bridge/bridge/m365sim"
 	"github.com/m365bridge/m365bridge/config"
 	"github.com/m365bridge/m365bridge/webhooks/deliver"
@@ -95,7 +96,7 @@ func TestAdminAPIRejectReplayPause(t *testing.T) {
 	}
 
 	code, body := adminCall(t, rig, http.MethodGet, "/api/endpoints", "admin-token", nil)
-	var eps []endpointView
+	var eps []admin.EndpointView
 	jsonField(t, body, &eps)
 	if code != 200 || len(eps) != 1 || eps[0].Rejected != 1 || !strings.Contains(eps[0].LastError, "unknown customer group") ||
 		eps[0].State != deliver.EndpointActive || strings.Contains(eps[0].URL, "?") {
@@ -103,7 +104,7 @@ func TestAdminAPIRejectReplayPause(t *testing.T) {
 	}
 
 	sr.fail(0, "")
-	code, body = adminCall(t, rig, http.MethodPost, "/api/replay", "admin-token", ReplayRequest{IDs: []string{got.EventID}})
+	code, body = adminCall(t, rig, http.MethodPost, "/api/replay", "admin-token", admin.ReplayRequest{IDs: []string{got.EventID}})
 	if code != 200 || body != `{"replayed":1}`+"\n" {
 		t.Fatalf("replay = %d %s, want 1 replayed", code, body)
 	}
@@ -116,8 +117,8 @@ func TestAdminAPIRejectReplayPause(t *testing.T) {
 	}
 
 	t.Run("pause and resume", func(t *testing.T) {
-		code, body := adminCall(t, rig, http.MethodPost, "/api/endpoints/helpdesk/pause", "admin-token", PauseRequest{Reason: "helpdesk maintenance"})
-		var ep endpointView
+		code, body := adminCall(t, rig, http.MethodPost, "/api/endpoints/helpdesk/pause", "admin-token", admin.PauseRequest{Reason: "helpdesk maintenance"})
+		var ep admin.EndpointView
 		jsonField(t, body, &ep)
 		if code != 200 || ep.State != deliver.EndpointPaused || ep.Reason != "helpdesk maintenance" {
 			t.Fatalf("pause = %d %s", code, body)

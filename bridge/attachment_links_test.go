@@ -4,7 +4,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"io"
 	"net/http"
 	"net/url"
@@ -13,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/m365bridge/m365bridge/bridge/event"
 	"github.com/m365bridge/m365bridge/bridge/m365sim"
 	"github.com/m365bridge/m365bridge/webhooks"
 )
@@ -123,7 +123,7 @@ func TestAttachmentLinkLargeFileThroughDaemon(t *testing.T) {
 	if !note.Included || note.URL == "" || note.SHA256 == "" {
 		t.Fatalf("small attachment: %+v (want inline, with a url and sha256)", note)
 	}
-	if !strings.HasPrefix(dump.URL, "http://"+rig.public+AttachmentLinkPath+"?") {
+	if !strings.HasPrefix(dump.URL, "http://"+rig.public+event.AttachmentLinkPath+"?") {
 		t.Fatalf("link %q is not on the public listener", dump.URL)
 	}
 	if d := dump.ExpiresAt.Sub(rig.now()); d <= 9*time.Minute || d > 10*time.Minute {
@@ -215,35 +215,5 @@ func checkAttachmentKeys(t *testing.T, data json.RawMessage) {
 				t.Errorf("attachment field %q is not in the published schema", k)
 			}
 		}
-	}
-}
-
-func TestAttachmentLinkCheck(t *testing.T) {
-	now := time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
-	clock := now
-	l := NewAttachmentLinks([]byte("0123456789abcdef0123456789abcdef"), "https://bridge.example.com/", func() time.Time { return clock })
-	u, exp := l.For("support", time.Hour, now)("AAMk/1+=", "AAMkAtt-1", "Bericht März.pdf")
-	if !exp.Equal(now.Add(time.Hour)) {
-		t.Fatalf("expires %s", exp)
-	}
-	parsed, err := url.Parse(u)
-	if err != nil || parsed.Path != AttachmentLinkPath || parsed.Host != "bridge.example.com" {
-		t.Fatalf("url %q: %v", u, err)
-	}
-	got, err := l.check(parsed.Query())
-	if err != nil || got.Message != "AAMk/1+=" || got.Name != "Bericht März.pdf" || got.Channel != "support" {
-		t.Fatalf("check: %+v %v", got, err)
-	}
-	other := NewAttachmentLinks([]byte("fedcba9876543210fedcba9876543210"), "https://bridge.example.com", func() time.Time { return clock })
-	if _, err := other.check(parsed.Query()); !errors.Is(err, ErrLinkInvalid) {
-		t.Errorf("another key's link: %v, want ErrLinkInvalid", err)
-	}
-	clock = exp.Add(-time.Second)
-	if _, err := l.check(parsed.Query()); err != nil {
-		t.Errorf("a second before expiry: %v", err)
-	}
-	clock = exp
-	if _, err := l.check(parsed.Query()); !errors.Is(err, ErrLinkExpired) {
-		t.Errorf("at expiry: %v, want ErrLinkExpired", err)
 	}
 }

@@ -10,12 +10,13 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/m365bridge/m365bridge/bridge/event"
 	"github.com/m365bridge/m365bridge/bridge/graph"
 )
 
 // mountAttachmentLinks serves attachment links on the public listener.
 func (d *Daemon) mountAttachmentLinks(e *echo.Echo) {
-	e.GET(AttachmentLinkPath, d.serveAttachment)
+	e.GET(event.AttachmentLinkPath, d.serveAttachment)
 }
 
 // serveAttachment answers a signed attachment link: it checks the
@@ -28,9 +29,9 @@ func (d *Daemon) mountAttachmentLinks(e *echo.Echo) {
 // the mailbox, 503 a channel not connected or a passing Graph outage (with
 // Retry-After), 502 another Graph refusal.
 func (d *Daemon) serveAttachment(c echo.Context) error {
-	t, err := d.links.check(c.QueryParams())
+	t, err := d.links.Check(c.QueryParams())
 	switch {
-	case errors.Is(err, ErrLinkExpired):
+	case errors.Is(err, event.ErrLinkExpired):
 		return echo.NewHTTPError(http.StatusGone, err.Error())
 	case err != nil:
 		return echo.NewHTTPError(http.StatusForbidden, err.Error())
@@ -56,25 +57,7 @@ func (d *Daemon) serveAttachment(c echo.Context) error {
 	// A large file to a slow receiver outlasts the listener's write
 	// timeout; Graph's side is bounded by graph.StreamTimeout.
 	http.NewResponseController(w.Writer).SetWriteDeadline(time.Now().Add(graph.StreamTimeout))
-	onHeader := func(h http.Header) {
-		ct := h.Get("Content-Type")
-		if ct == "" {
-			ct = "application/octet-stream"
-		}
-		w.Header().Set("Content-Type", ct)
-		if n, err := strconv.ParseInt(h.Get("Content-Length"), 10, 64); err == nil && n >= 0 {
-			w.Header().Set("Content-Length", strconv.FormatInt(n, 10))
-		} else {
-			w.Header().Del("Content-Length")
-		}
-		name := t.Name
-		if name == "" {
-			name = "attachment"
-		}
-		w.Header().Set("Content-Disposition", mime.FormatMediaType("attachment", map[string]string{"filename": name}))
-		w.Header().Set("X-Content-Type-Options", "nosniff")
-		w.Header().Set("Cache-Control", "private, no-store")
-	}
+	onHeader := func(h http.Header) { copyAttachmentHeaders(w.Header(), h, t.Name) }
 	n, err := client.StreamAttachment(ctx, t.Message, t.Attachment, w, onHeader)
 	if err == nil {
 		log.Debug("attachment served by link", "bytes", n)
@@ -108,4 +91,26 @@ func (d *Daemon) serveAttachment(c echo.Context) error {
 		c.Response().Header().Set("Retry-After", "30")
 		return echo.NewHTTPError(http.StatusServiceUnavailable, "the attachment could not be read from the mailbox now; retry later")
 	}
+}
+
+// copyAttachmentHeaders sets the receiver's headers from Graph's answer:
+// its Content-Type (or octet-stream), its Content-Length when it sent one,
+// and a download under the link's file name, never sniffed or cached.
+func copyAttachmentHeaders(out, in http.Header, name string) {
+	ct := in.Get("Content-Type")
+	if ct == "" {
+		ct = "application/octet-stream"
+	}
+	out.Set("Content-Type", ct)
+	if n, err := strconv.ParseInt(in.Get("Content-Length"), 10, 64); err == nil && n >= 0 {
+		out.Set("Content-Length", strconv.FormatInt(n, 10))
+	} else {
+		out.Del("Content-Length")
+	}
+	if name == "" {
+		name = "attachment"
+	}
+	out.Set("Content-Disposition", mime.FormatMediaType("attachment", map[string]string{"filename": name}))
+	out.Set("X-Content-Type-Options", "nosniff")
+	out.Set("Cache-Control", "private, no-store")
 }

@@ -4,6 +4,8 @@ import (
 	"net/http"
 	"testing"
 	"time"
+
+	"github.com/m365bridge/m365bridge/bridge/mailsync"
 )
 
 // TestAPIChannelsArchiveAndCounts is issue 12 item 11 on the running
@@ -18,11 +20,11 @@ func TestAPIChannelsArchiveAndCounts(t *testing.T) {
 	mustConnect(t, rig, "sales", "sales@contoso.com")
 	waitDeliveries(t, rig, "state=delivered&channel=sales", 2)
 
-	var sales ChannelInfo
+	var sales mailsync.ChannelInfo
 	deadline := time.Now().Add(30 * time.Second) // safety net; normally well under a second
 	for {
 		code, body := adminCall(t, rig, http.MethodGet, "/api/channels", "admin-token", nil)
-		var all []ChannelInfo
+		var all []mailsync.ChannelInfo
 		jsonField(t, body, &all)
 		if code != http.StatusOK || len(all) != 2 || all[0].Name != "support" || all[1].Name != "sales" {
 			t.Fatalf("GET /api/channels = %d %s, want support and sales in bridge.yaml order", code, body)
@@ -47,9 +49,9 @@ func TestAPIChannelsArchiveAndCounts(t *testing.T) {
 		t.Errorf("sales = %+v, want active, synced, no error", sales)
 	}
 	code, body := adminCall(t, rig, http.MethodGet, "/api/channels", "admin-token", nil)
-	var all []ChannelInfo
+	var all []mailsync.ChannelInfo
 	jsonField(t, body, &all)
-	if code != 200 || all[0].Archive.Mode != ArchiveUndecided || all[0].State != "needs_consent" {
+	if code != 200 || all[0].Archive.Mode != mailsync.ArchiveUndecided || all[0].State != "needs_consent" {
 		t.Errorf("support before sign-in = %+v, want needs_consent, archive undecided", all[0])
 	}
 }

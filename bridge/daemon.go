@@ -20,8 +20,12 @@ import (
 	"golang.org/x/sync/errgroup"
 	"golang.org/x/sync/semaphore"
 
+	"github.com/m365bridge/m365bridge/bridge/admin"
 	"github.com/m365bridge/m365bridge/bridge/entra"
+	"github.com/m365bridge/m365bridge/bridge/event"
 	"github.com/m365bridge/m365bridge/bridge/graph"
+	"github.com/m365bridge/m365bridge/bridge/mailsync"
+	"github.com/m365bridge/m365bridge/bridge/send"
 	"github.com/m365bridge/m365bridge/bridge/store"
 	"github.com/m365bridge/m365bridge/bridge/web"
 	"github.com/m365bridge/m365bridge/config"
@@ -52,10 +56,10 @@ type Options struct {
 	// that a reload keeps them.
 	Adjust func(*config.Config)
 	// Send tunes the send worker (tests shorten its waits).
-	Send SendOptions
+	Send send.Options
 
 	// beforeBuild, when set (tests), is every runner's
-	// RunnerConfig.beforeBuild.
+	// RunnerConfig.BeforeBuild.
 	beforeBuild func(m *graph.Message)
 }
 
@@ -73,16 +77,16 @@ type Daemon struct {
 	endpoints []deliver.Endpoint
 	disp      *deliver.Dispatcher
 	web       *web.Server
-	metrics   *metrics
-	sender    *sendWorker
-	links     *AttachmentLinks
+	admin     *admin.Console
+	sender    *send.Service
+	links     *event.AttachmentLinks
 	// pageSlots bounds the delta pages all of this daemon's runners read
 	// and build at once (RunnerConfig.PageSlots).
 	pageSlots *semaphore.Weighted
 
-	mu      sync.Mutex               // guards cfg, endpoints and the maps below
-	runners map[string]*Runner       // channels that are running
-	wake    map[string]chan struct{} // supervisors waiting for a connection
+	mu      sync.Mutex                  // guards cfg, endpoints and the maps below
+	runners map[string]*mailsync.Runner // channels that are running
+	wake    map[string]chan struct{}    // supervisors waiting for a connection
 
 	// runMu serialises Run's setup and reloads; runCtx and group are the
 	// running errgroup, chans its channel supervisors.
@@ -112,8 +116,8 @@ func New(cfg *config.Config, opts Options) *Daemon {
 	var nonce [12]byte
 	rand.Read(nonce[:])
 	return &Daemon{cfg: cfg, log: opts.Logger, opts: opts, instanceID: hex.EncodeToString(nonce[:]),
-		runners: map[string]*Runner{}, wake: map[string]chan struct{}{}, chans: map[string]*channelRun{},
-		pageSlots: semaphore.NewWeighted(DefaultPagesInFlight)}
+		runners: map[string]*mailsync.Runner{}, wake: map[string]chan struct{}{}, chans: map[string]*channelRun{},
+		pageSlots: semaphore.NewWeighted(mailsync.DefaultPagesInFlight)}
 }
 
 // Start opens the store, prepares every component and binds the listeners.
@@ -138,12 +142,8 @@ func (d *Daemon) Start(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
-	d.links = NewAttachmentLinks(linkKey, d.cfg.PublicURL, d.opts.Now)
-	names := make([]string, 0, len(d.cfg.Channels))
-	for _, ch := range d.cfg.Channels {
-		names = append(names, ch.Name)
-	}
-	if err := d.db.EnsureChannels(ctx, names); err != nil {
+	d.links = event.NewAttachmentLinks(linkKey, d.cfg.PublicURL, d.opts.Now)
+	if err := d.db.EnsureChannels(ctx, channelNames(d.cfg)); err != nil {
 		return err
 	}
 
@@ -157,21 +157,6 @@ func (d *Daemon) Start(ctx context.Context) (err error) {
 	if d.endpoints, err = Endpoints(d.cfg); err != nil {
 		return err
 	}
-	dopts := d.opts.Dispatcher
-	if dopts.Now == nil {
-		dopts.Now = d.opts.Now
-	}
-	dopts.Logger = d.log.With("component", "deliver")
-	dopts.UserAgent = "m365bridge/" + d.opts.Version
-	d.instrument(&dopts)
-	// The dispatcher's queue carries the link from an acknowledgement to
-	// the ledger (and so to the post-action): nothing is deleted before
-	// the helpdesk answered 2xx.
-	queue := d.db.OutboxWith(LedgerHooks(d.db, d.notifyRunner))
-	if d.disp, err = deliver.New(queue, d.endpoints, dopts); err != nil {
-		return fmt.Errorf("webhook dispatcher: %w", err)
-	}
-
 	d.web = web.New(web.Options{
 		PublicAddr:     d.cfg.Listen,
 		AdminAddr:      d.cfg.Admin.Listen,
@@ -185,13 +170,30 @@ func (d *Daemon) Start(ctx context.Context) (err error) {
 		Ready:          d.ready,
 		Logger:         d.log.With("component", "web"),
 	})
+	dopts := d.opts.Dispatcher
+	if dopts.Now == nil {
+		dopts.Now = d.opts.Now
+	}
+	dopts.Logger = d.log.With("component", "deliver")
+	dopts.UserAgent = "m365bridge/" + d.opts.Version
+	d.admin = admin.New(admin.Env{DB: d.db, Log: d.log, Now: d.opts.Now, Version: d.opts.Version, Config: d.config,
+		Endpoints: d.currentEndpoints, Runner: d.Runner, Auth: d.auth, Graph: d.graph, AdminAuth: d.web.AdminAuth,
+		WebhookHTTP: d.opts.Dispatcher.HTTPClient, Reload: d.ReloadFile, RestartNeeded: ErrRestartNeeded}, &dopts)
+	// The dispatcher's queue carries the link from an acknowledgement to
+	// the ledger (and so to the post-action): nothing is deleted before
+	// the helpdesk answered 2xx.
+	queue := d.db.OutboxWith(mailsync.LedgerHooks(d.db, d.notifyRunner))
+	if d.disp, err = deliver.New(queue, d.endpoints, dopts); err != nil {
+		return fmt.Errorf("webhook dispatcher: %w", err)
+	}
+
 	d.web.Public.GET("/oauth/callback", d.auth.Callback)
-	d.sender = newSendWorker(d, d.opts.Send)
-	d.mountSend(d.web.Public)
+	d.sender = send.New(send.Env{DB: d.db, Log: d.log, Now: d.opts.Now, Channel: d.channel, Mailbox: d.mailboxClient,
+		Takes: func(webhook, typ string) bool { return d.webhookTakes(webhook)(typ) }, Wake: d.disp.Wake}, d.opts.Send)
+	d.sender.Mount(d.web.Public)
 	d.mountAttachmentLinks(d.web.Public)
-	d.mountAdmin(d.web.Admin)
-	d.web.Admin.POST("/api/reload", d.apiReload)
-	d.web.Admin.POST("/api/endpoints/:name/test", d.apiTestWebhook)
+	d.admin.SetDispatcher(d.disp)
+	d.admin.Mount(d.web.Admin)
 	if err := d.web.Start(); err != nil {
 		return err
 	}
@@ -215,7 +217,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	d.runMu.Lock()
 	d.runCtx, d.group = ctx, g
 	g.Go(func() error { return d.disp.Run(ctx) })
-	g.Go(func() error { return d.sender.run(ctx) })
+	g.Go(func() error { return d.sender.Run(ctx) })
 	for _, ch := range d.config().Channels {
 		d.startChannel(ch)
 	}
@@ -247,12 +249,12 @@ func (d *Daemon) superviseChannel(ctx context.Context, ch config.Channel) error 
 			log.Error("read channel state", "err", err)
 		}
 		if mb, ok := graphMailbox(ch, st.Account); ok && err == nil && st.Account.ObjectID != "" {
-			r := NewRunner(RunnerConfig{
-				Channel: ch, Tenant: eventTenant(d.config()), Mailbox: mb.Address, DB: d.db,
+			r := mailsync.NewRunner(mailsync.RunnerConfig{
+				Channel: ch, Tenant: event.Tenant(d.config()), Mailbox: mb.Address, DB: d.db,
 				Graph:  d.graph.Mailbox(mb, d.auth.Source(ch.Name)),
 				Logger: d.log, Now: d.opts.Now, After: d.opts.Dispatcher.After, Wake: d.disp.Wake,
 				OnSyncResult: d.syncResultNotifier(ch.Name),
-				beforeBuild:  d.opts.beforeBuild,
+				BeforeBuild:  d.opts.beforeBuild,
 				Takes:        d.webhookTakes(ch.Webhook),
 				Links:        d.links,
 				PageSlots:    d.pageSlots,
@@ -260,7 +262,7 @@ func (d *Daemon) superviseChannel(ctx context.Context, ch config.Channel) error 
 			d.mu.Lock()
 			d.runners[ch.Name] = r
 			d.mu.Unlock()
-			log.Info("channel syncing", "mailbox", mb.Address, "folder", displayFolder(ch.Folder))
+			log.Info("channel syncing", "mailbox", mb.Address, "folder", mailsync.DisplayFolder(ch.Folder))
 			return r.Run(ctx)
 		}
 		if !announced && err == nil {
@@ -274,15 +276,6 @@ func (d *Daemon) superviseChannel(ctx context.Context, ch config.Channel) error 
 		case <-time.After(d.opts.SupervisorPoll):
 		}
 	}
-}
-
-// displayFolder is a channel's folder as logs, errors and pages name it:
-// an empty folder is the inbox.
-func displayFolder(f string) string {
-	if f == "" {
-		return "Inbox"
-	}
-	return f
 }
 
 func (d *Daemon) wakeSupervisor(channel string) {
@@ -309,7 +302,7 @@ func (d *Daemon) notifyRunner(channel string) {
 }
 
 // Runner returns a channel's runner once the channel is syncing.
-func (d *Daemon) Runner(channel string) (*Runner, bool) {
+func (d *Daemon) Runner(channel string) (*mailsync.Runner, bool) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	r, ok := d.runners[channel]

@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/m365bridge/m365bridge/bridge/m365sim"
+	"github.com/m365bridge/m365bridge/bridge/mailsync"
+	"github.com/m365bridge/m365bridge/bridge/send"
 	"github.com/m365bridge/m365bridge/config"
 	"github.com/m365bridge/m365bridge/webhooks"
 	"github.com/m365bridge/m365bridge/webhooks/deliver"
@@ -46,7 +48,7 @@ type daemonRig struct {
 	// opts, if set, adjusts the daemon's Options before each start.
 	opts func(*Options)
 	// sendOpts are the reply worker's settings.
-	sendOpts SendOptions
+	sendOpts send.Options
 	// now, if set, is the daemon's clock (Options.Now).
 	now func() time.Time
 
@@ -404,7 +406,7 @@ func TestDaemonChannelErrorEvent(t *testing.T) {
 	if page := rig.connect("support", "agent@contoso.com"); !strings.HasPrefix(page, "200") {
 		t.Fatalf("consent: %.200s", page)
 	}
-	var r *Runner
+	var r *mailsync.Runner
 	// 10 ms pacing of a look at the daemon's runners (started by its
 	// supervisor, which has no hook for tests); the deadline is the safety net.
 	for deadline := time.Now().Add(20 * time.Second); r == nil; time.Sleep(10 * time.Millisecond) {

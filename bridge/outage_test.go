@@ -10,9 +10,11 @@ import (
 
 	"github.com/m365bridge/m365bridge/bridge/entra"
 	"github.com/m365bridge/m365bridge/bridge/m365sim"
+	"github.com/m365bridge/m365bridge/bridge/mailsync"
 	"github.com/m365bridge/m365bridge/bridge/store"
 	"github.com/m365bridge/m365bridge/config"
 	"github.com/m365bridge/m365bridge/webhooks"
+	"github.com/m365bridge/m365bridge/webhooks/deliver"
 )
 
 // waitUntil polls cond until it holds; the deadline is a safety net far
@@ -140,7 +142,7 @@ func TestDaemonEntraOutageResumes(t *testing.T) {
 		return len(rig.channelEvents("sales")[webhooks.TypeChannelRestored]) >= 1
 	})
 	// Queued events are the record: exactly one of each, nothing pending.
-	rows, err := rig.d.DB().Outbox().List(context.Background(), deliverFilterAll())
+	rows, err := rig.d.DB().Outbox().List(context.Background(), deliver.Filter{WithBody: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -181,9 +183,9 @@ func TestDaemonGraphOutageErrorRestored(t *testing.T) {
 	if page := rig.connect("support", "agent@contoso.com"); !strings.HasPrefix(page, "200") {
 		t.Fatalf("consent: %.300s", page)
 	}
-	runner := func() *Runner {
+	runner := func() *mailsync.Runner {
 		t.Helper()
-		var r *Runner
+		var r *mailsync.Runner
 		waitUntil(t, "the support runner", 20*time.Second, func() bool { r, _ = rig.d.Runner("support"); return r != nil })
 		return r
 	}
@@ -193,7 +195,7 @@ func TestDaemonGraphOutageErrorRestored(t *testing.T) {
 	}
 	queued := func() map[string]int {
 		t.Helper()
-		rows, err := rig.d.DB().Outbox().List(ctx, deliverFilterAll())
+		rows, err := rig.d.DB().Outbox().List(ctx, deliver.Filter{WithBody: true})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -2,13 +2,13 @@ package bridge
 
 import (
 	"context"
-	"errors"
 	"net/http"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/m365bridge/m365bridge/bridge/event"
 	"github.com/m365bridge/m365bridge/bridge/graph"
 	"github.com/m365bridge/m365bridge/bridge/m365sim"
 	"github.com/m365bridge/m365bridge/bridge/store"
@@ -68,7 +68,7 @@ func TestDaemonPanicsFailOneItem(t *testing.T) {
 		return mi
 	}
 	idOf := func(mi m365sim.MessageInfo) string {
-		return webhooks.EventID(eventTenant(rig.cfg), "sales@contoso.com", mi.ImmutableID)
+		return webhooks.EventID(event.Tenant(rig.cfg), "sales@contoso.com", mi.ImmutableID)
 	}
 	ok1 := inject("fine one")
 	built := inject("build boom")
@@ -97,7 +97,7 @@ func TestDaemonPanicsFailOneItem(t *testing.T) {
 	}
 	// Issue 15: the helpdesk hears of it (mail.rejected, its own id), and
 	// the status page lists it with the reason.
-	notice := webhooks.RejectedEventID(eventTenant(rig.cfg), "sales@contoso.com", built.ImmutableID)
+	notice := webhooks.RejectedEventID(event.Tenant(rig.cfg), "sales@contoso.com", built.ImmutableID)
 	waitUntil(t, "mail.rejected delivered", 30*time.Second, func() bool {
 		ev, ok := rig.snapshot()[notice]
 		return ok && ev.Type == webhooks.TypeMailRejected
@@ -143,40 +143,5 @@ func TestDaemonPanicsFailOneItem(t *testing.T) {
 		if !strings.Contains(line, "runtime/debug.Stack") {
 			t.Errorf("log line %q has no stack", want)
 		}
-	}
-}
-
-// panicDelta is the real mailbox client whose Delta panics once: a bug in
-// a round outside any one message.
-type panicDelta struct {
-	MailboxAPI
-	fired atomic.Bool
-}
-
-func (p *panicDelta) Delta(ctx context.Context, folderID, cursor string, opts graph.DeltaOptions) (*graph.DeltaPage, error) {
-	if p.fired.CompareAndSwap(false, true) {
-		panic("test: a bug while paging the delta")
-	}
-	return p.MailboxAPI.Delta(ctx, folderID, cursor, opts)
-}
-
-// A panic in a round outside one message fails that round (recorded like
-// any sync error, with the stack in the log); the next round works.
-func TestRunnerRoundPanicFailsTheRound(t *testing.T) {
-	h := newHarness(t, m365sim.Options{})
-	h.inject(simSupport, m365sim.NewMessage{Subject: "hello", From: "carol@example.com", Body: "Hi"})
-	ch := testChannel("support", "shared", simSupport, "")
-	r := h.runner(ch)
-	r.cfg.Graph = &panicDelta{MailboxAPI: r.cfg.Graph}
-	_, err := r.SyncOnce(context.Background())
-	var pe *PanicError
-	if !errors.As(err, &pe) || !strings.Contains(string(pe.Stack), "runtime/debug.Stack") {
-		t.Fatalf("round with a panic: %v, want a *PanicError with its stack", err)
-	}
-	if st := r.Status(); st.State != RunnerError {
-		t.Errorf("runner state after the panic = %s, want %s", st.State, RunnerError)
-	}
-	if st := h.syncOnce(r); st.Queued != 1 {
-		t.Errorf("the next round queued %d, want 1", st.Queued)
 	}
 }

@@ -4,10 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
 	"reflect"
-
-	"github.com/labstack/echo/v4"
 
 	"github.com/m365bridge/m365bridge/config"
 )
@@ -174,18 +171,4 @@ func (d *Daemon) config() *config.Config {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	return d.cfg
-}
-
-// apiReload is POST /api/reload: re-read bridge.yaml and apply it. 422 with
-// every configuration error when the file is invalid (nothing changed).
-func (d *Daemon) apiReload(c echo.Context) error {
-	err := d.ReloadFile(c.Request().Context())
-	switch {
-	case err == nil:
-		return c.JSON(http.StatusOK, map[string]string{"status": "reloaded"})
-	case errors.Is(err, ErrRestartNeeded):
-		return c.JSON(http.StatusOK, map[string]string{"status": "reloaded", "warning": err.Error()})
-	default:
-		return echo.NewHTTPError(http.StatusUnprocessableEntity, err.Error())
-	}
 }

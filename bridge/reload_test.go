@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/m365bridge/m365bridge/bridge/mailsync"
 )
 
 func (rig *daemonRig) reload() (int, string) {
@@ -44,7 +46,7 @@ func TestReloadAddsRemovesAndRejects(t *testing.T) {
 		t.Fatalf("consent: %.200s", page)
 	}
 	deadline := time.Now().Add(20 * time.Second)
-	var before *Runner
+	var before *mailsync.Runner
 	for before == nil {
 		before, _ = rig.d.Runner("support")
 		if time.Now().After(deadline) {

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/m365bridge/m365bridge/bridge/admin"
 )
 
 // TestWebhookURLSecretNeverShown: a helpdesk URL that carries a credential
@@ -35,7 +37,7 @@ func TestWebhookURLSecretNeverShown(t *testing.T) {
 	// The first attempt has failed once a row carries its error. The admin
 	// API is polled (20 ms pacing) as an operator would; the 30 s deadline
 	// is a safety net over an attempt that takes milliseconds.
-	var failed deliveryView
+	var failed admin.DeliveryView
 	for deadline := time.Now().Add(30 * time.Second); failed.LastError == ""; time.Sleep(20 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatalf("no delivery failed with an error: %s", fmtRows(deliveries(t, rig, "")))

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/m365bridge/m365bridge/bridge/send"
 	"github.com/m365bridge/m365bridge/config"
 	"github.com/m365bridge/m365bridge/webhooks"
 )
@@ -82,7 +83,7 @@ func TestSendKillNineBetweenAcceptAndSend(t *testing.T) {
 			go func() {
 				b, _ := json.Marshal(body)
 				req := signed(t, http.MethodPost, "http://"+rig.cfg.Listen+"/v1/channels/support/messages", rig.sendSecret, time.Now(), b)
-				req.Header.Set(IdempotencyKeyHeader, "article-kill")
+				req.Header.Set(send.IdempotencyKeyHeader, "article-kill")
 				resp, err := http.DefaultClient.Do(req)
 				if err != nil {
 					answered <- apiAnswer{err: err.Error()}

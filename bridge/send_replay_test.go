@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/m365bridge/m365bridge/bridge/send"
 	"github.com/m365bridge/m365bridge/webhooks"
 )
 
@@ -38,7 +39,7 @@ func (rig *sendRig) post(c capturedSend, channel, key string) apiAnswer {
 		rig.t.Fatal(err)
 	}
 	req.Header = c.header.Clone()
-	req.Header.Set(IdempotencyKeyHeader, key)
+	req.Header.Set(send.IdempotencyKeyHeader, key)
 	return do(rig.t, req)
 }
 

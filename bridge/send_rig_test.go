@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/m365bridge/m365bridge/bridge/m365sim"
+	"github.com/m365bridge/m365bridge/bridge/send"
 	"github.com/m365bridge/m365bridge/webhooks"
 )
 
@@ -24,8 +25,8 @@ type sendRig struct {
 }
 
 // sendRigOptions are the test's send worker settings: short waits.
-func sendRigOptions() SendOptions {
-	return SendOptions{Poll: 50 * time.Millisecond, Schedule: []time.Duration{20 * time.Millisecond},
+func sendRigOptions() send.Options {
+	return send.Options{Poll: 50 * time.Millisecond, Schedule: []time.Duration{20 * time.Millisecond},
 		MaxAttempts: 3, Recheck: 100 * time.Millisecond}
 }
 
@@ -61,7 +62,7 @@ func newSendRig(t *testing.T, mutate func(seed *m365sim.Seed)) *sendRig {
 }
 
 // start runs a daemon with these send settings (after stop, a restart).
-func (rig *sendRig) start(opts SendOptions) {
+func (rig *sendRig) start(opts send.Options) {
 	rig.sendOpts = opts
 	rig.daemonRig.start()
 }
@@ -120,7 +121,7 @@ type apiAnswer struct {
 	status int
 	header http.Header
 	body   []byte
-	send   SendStatus
+	send   send.Status
 	err    string
 }
 
@@ -149,7 +150,7 @@ func (rig *sendRig) send(channel, key string, body any) apiAnswer {
 	}
 	req := signed(rig.t, http.MethodPost, "http://"+rig.d.PublicAddr()+"/v1/channels/"+channel+"/messages", rig.sendSecret, time.Now(), b)
 	if key != "" {
-		req.Header.Set(IdempotencyKeyHeader, key)
+		req.Header.Set(send.IdempotencyKeyHeader, key)
 	}
 	return do(rig.t, req)
 }
@@ -162,7 +163,7 @@ func (rig *sendRig) status(channel, id string) apiAnswer {
 }
 
 // waitFinal polls the status until the request is sent or failed.
-func (rig *sendRig) waitFinal(channel, id string) SendStatus {
+func (rig *sendRig) waitFinal(channel, id string) send.Status {
 	rig.t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for {
@@ -204,7 +205,7 @@ func (rig *sendRig) sendEvent(id string) (string, webhooks.SendData) {
 func (rig *sendRig) sentWithID(mailbox, id string) []m365sim.MessageInfo {
 	var out []m365sim.MessageInfo
 	for _, mi := range rig.sim.Sim.Messages(mailbox, "Sent Items") {
-		if mi.ExtendedProperties[SendPropertyID] == id {
+		if mi.ExtendedProperties[send.PropertyID] == id {
 			out = append(out, mi)
 		}
 	}

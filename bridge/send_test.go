@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/m365bridge/m365bridge/bridge/send"
 	"github.com/m365bridge/m365bridge/webhooks"
 )
 
@@ -158,7 +159,7 @@ func TestSendIdempotencyAndRejections(t *testing.T) {
 	post := func(secret string, ts time.Time, key string, b []byte) apiAnswer {
 		req := signed(t, http.MethodPost, url, secret, ts, b)
 		if key != "" {
-			req.Header.Set(IdempotencyKeyHeader, key)
+			req.Header.Set(send.IdempotencyKeyHeader, key)
 		}
 		return do(t, req)
 	}
@@ -168,7 +169,7 @@ func TestSendIdempotencyAndRejections(t *testing.T) {
 	for i := range many {
 		many[i] = fmt.Sprintf("r%d@example.com", i)
 	}
-	big := base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{'a'}, maxSendAttachmentBytes+1))
+	big := base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{'a'}, send.MaxAttachmentBytes+1))
 	tests := []struct {
 		name       string
 		answer     func() apiAnswer
@@ -201,12 +202,12 @@ func TestSendIdempotencyAndRejections(t *testing.T) {
 				"attachments": []any{map[string]any{"filename": "big.bin", "content_base64": big}}})
 		}, 413, "at most 35000000 bytes of attachments"},
 		{"attachments over 35 MB in total", func() apiAnswer {
-			half := base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{'a'}, maxSendAttachmentsTotal/2+100_000))
+			half := base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{'a'}, send.MaxAttachmentsTotal/2+100_000))
 			return rig.send("support", "k-total", map[string]any{"to": []any{"a@example.com"}, "text": "x",
 				"attachments": []any{map[string]any{"filename": "a.bin", "content_base64": half}, map[string]any{"filename": "b.bin", "content_base64": half}}})
 		}, 413, "the attachments total"},
 		{"body over the request limit", func() apiAnswer {
-			return post(rig.sendSecret, time.Now(), "k-huge", bytes.Repeat([]byte{' '}, maxSendBodyBytes+1))
+			return post(rig.sendSecret, time.Now(), "k-huge", bytes.Repeat([]byte{' '}, send.MaxBodyBytes+1))
 		}, 413, "request body is over"},
 		{"unknown event", func() apiAnswer {
 			return rig.send("support", "k-evt", map[string]any{"to": []any{"a@example.com"}, "text": "x", "reply_to_event_id": "msg_nothere"})
@@ -224,36 +225,5 @@ func TestSendIdempotencyAndRejections(t *testing.T) {
 	}
 	if n := len(rig.sim.Sim.Messages("support@contoso.com", "Sent Items")); n != 1 {
 		t.Errorf("Sent Items hold %d messages after the rejected requests, want 1", n)
-	}
-}
-
-func TestDecodeSendRequestForms(t *testing.T) {
-	tests := []struct {
-		name, body string
-		check      func(SendRequest) bool
-	}{
-		{"address string with name", `{"to":["Carol <carol@example.com>"],"text":"x"}`,
-			func(r SendRequest) bool { return r.To[0] == SendAddress{Name: "Carol", Address: "carol@example.com"} }},
-		{"address object", `{"to":[{"name":"C","address":"c@example.com"}],"text":"x"}`,
-			func(r SendRequest) bool { return r.To[0] == SendAddress{Name: "C", Address: "c@example.com"} }},
-		{"references string", `{"to":["c@example.com"],"text":"x","references":"<a@b> <c@d>"}`,
-			func(r SendRequest) bool { return len(r.References) == 2 && r.References[1] == "<c@d>" }},
-		{"references list", `{"to":["c@example.com"],"text":"x","references":["<a@b>"]}`,
-			func(r SendRequest) bool { return len(r.References) == 1 }},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			r, err := decodeSendRequest([]byte(tt.body))
-			if err != nil || !tt.check(r) {
-				t.Errorf("got %+v, %v", r, err)
-			}
-		})
-	}
-	for _, bad := range []string{`{"to":["c@example.com"],"text":"x","in_reply_to":"abc"}`, `{"to":["c@example.com"],"text":"x"} {}`,
-		`{"to":["c@example.com"],"text":"x","attachments":[{"filename":"a","content_base64":"!!"}]}`,
-		`{"to":["c@example.com"],"text":"x","attachments":[{"filename":"a","content_base64":"","inline":true}]}`} {
-		if _, err := decodeSendRequest([]byte(bad)); err == nil {
-			t.Errorf("%s: accepted", bad)
-		}
 	}
 }

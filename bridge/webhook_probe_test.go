@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/m365bridge/m365bridge/bridge/admin"
 	"github.com/m365bridge/m365bridge/webhooks"
 	"github.com/m365bridge/m365bridge/webhooks/deliver"
 )
@@ -19,7 +20,7 @@ func TestWebhookTestEvent(t *testing.T) {
 	sr := newSwitchReceiver(rig, 5)
 
 	code, body := adminCall(t, rig, http.MethodPost, "/api/endpoints/helpdesk/test", "admin-token", nil)
-	var res WebhookTestResult
+	var res admin.WebhookTestResult
 	jsonField(t, body, &res)
 	if code != http.StatusOK || !res.OK || res.Status != http.StatusNoContent && res.Status != http.StatusOK || res.Outcome != "delivered" ||
 		!strings.HasPrefix(res.EventID, "evt_") || res.EndpointState != deliver.EndpointActive {
@@ -39,7 +40,7 @@ func TestWebhookTestEvent(t *testing.T) {
 		t.Fatalf("pause = %d", code)
 	}
 	code, body = adminCall(t, rig, http.MethodPost, "/api/endpoints/helpdesk/test", "admin-token", nil)
-	res = WebhookTestResult{}
+	res = admin.WebhookTestResult{}
 	jsonField(t, body, &res)
 	if code != http.StatusOK || res.OK || res.Status != http.StatusUnauthorized || res.Outcome != "permanent" ||
 		!strings.Contains(res.Response, "bad signature secret") || res.EndpointState != deliver.EndpointPaused {

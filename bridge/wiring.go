@@ -8,6 +8,7 @@ import (
 
 	"github.com/m365bridge/m365bridge/bridge/entra"
 	"github.com/m365bridge/m365bridge/bridge/graph"
+	"github.com/m365bridge/m365bridge/bridge/mailsync"
 	"github.com/m365bridge/m365bridge/bridge/store"
 	"github.com/m365bridge/m365bridge/config"
 	"github.com/m365bridge/m365bridge/webhooks"
@@ -67,10 +68,16 @@ func graphMailbox(ch config.Channel, account store.Account) (graph.Mailbox, bool
 	return graph.Mailbox{Address: strings.ToLower(account.UPN)}, true
 }
 
-// eventTenant keys event ids. It is the configured tenant, lower-cased: a
-// value the operator chose and that does not depend on when a channel was
-// connected, so ids stay the same across restarts (DESIGN.md invariant 3).
-func eventTenant(cfg *config.Config) string { return strings.ToLower(cfg.MS.Tenant) }
+// mailboxClient is a connected channel's mailbox and its Graph client,
+// which takes tokens from the channel's token source; ok is false while the
+// channel is not connected (no signed-in account yet).
+func (d *Daemon) mailboxClient(ch config.Channel, account store.Account) (graph.Mailbox, *graph.MailboxClient, bool) {
+	mb, ok := graphMailbox(ch, account)
+	if !ok || account.ObjectID == "" {
+		return graph.Mailbox{}, nil, false
+	}
+	return mb, d.graph.Mailbox(mb, d.auth.Source(ch.Name)), true
+}
 
 // AuthFailed and AuthRestored implement entra.Notifier: the helpdesk hears
 // of a channel that stopped (and started again) through the channel's own
@@ -92,13 +99,8 @@ func (d *Daemon) emitChannelEvent(ctx context.Context, typ, channel string, data
 	if !ok || ch.Webhook == "" {
 		return
 	}
-	d.mu.Lock()
-	eps := d.endpoints
-	d.mu.Unlock()
-	for _, ep := range eps {
-		if ep.Name == ch.Webhook && !ep.Accepts(typ) {
-			return
-		}
+	if !d.webhookTakes(ch.Webhook)(typ) {
+		return
 	}
 	data.ID = webhooks.NewID("evt")
 	data.Version = webhooks.Version
@@ -127,16 +129,21 @@ func (d *Daemon) emitChannelEvent(ctx context.Context, typ, channel string, data
 // rather than a passing mismatch filtering mail for good.
 func (d *Daemon) webhookTakes(webhook string) func(typ string) bool {
 	return func(typ string) bool {
-		d.mu.Lock()
-		eps := d.endpoints
-		d.mu.Unlock()
-		for _, ep := range eps {
+		for _, ep := range d.currentEndpoints() {
 			if ep.Name == webhook {
 				return ep.Accepts(typ)
 			}
 		}
 		return true
 	}
+}
+
+// currentEndpoints are the webhook endpoints in force (a reload replaces
+// them).
+func (d *Daemon) currentEndpoints() []deliver.Endpoint {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.endpoints
 }
 
 func (d *Daemon) channel(name string) (config.Channel, bool) {
@@ -163,7 +170,7 @@ var channelErrorCodes = map[string]bool{
 // token source tells the helpdesk about those (channel.auth_failed, or
 // channel.error and channel.restored for Entra being unavailable), so the
 // sync side stays silent.
-var authSyncCodes = map[string]bool{entra.CodeUnavailable: true, CodeReauthRequired: true}
+var authSyncCodes = map[string]bool{entra.CodeUnavailable: true, mailsync.CodeReauthRequired: true}
 
 // syncTold reports whether a recorded sync outcome is an error the
 // helpdesk was told about (channel.error).
@@ -213,4 +220,13 @@ func (d *Daemon) Available(ctx context.Context, channel string) {
 	if r, ok := d.Runner(channel); ok {
 		r.SyncNow()
 	}
+}
+
+// channelNames are the configured channels' names, in bridge.yaml order.
+func channelNames(cfg *config.Config) []string {
+	names := make([]string, 0, len(cfg.Channels))
+	for _, ch := range cfg.Channels {
+		names = append(names, ch.Name)
+	}
+	return names
 }

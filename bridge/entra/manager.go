@@ -12,6 +12,7 @@ import (
 
 	"golang.org/x/oauth2"
 
+	"github.com/m365bridge/m365bridge/bridge/backoff"
 	"github.com/m365bridge/m365bridge/bridge/store"
 	"github.com/m365bridge/m365bridge/config"
 )
@@ -142,11 +143,7 @@ func (m *Manager) backoff(attempt int) time.Duration {
 	if base <= 0 {
 		base = 500 * time.Millisecond
 	}
-	d := base << (attempt - 1)
-	if d > max || d <= 0 {
-		d = max
-	}
-	return d
+	return backoff.Exponential(base, max, attempt)
 }
 
 // Source returns the channel's token source; the same one for every call,

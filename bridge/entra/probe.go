@@ -2,13 +2,14 @@ package entra
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/m365bridge/m365bridge/bridge/graph"
 )
 
 // probeMailbox proves, with the new access token, that the mailbox can be
@@ -43,14 +44,8 @@ func (m *Manager) probeMailbox(ctx context.Context, accessToken string, shared b
 	if resp.StatusCode == http.StatusOK {
 		return Guidance{}, "", nil
 	}
-	var ge struct {
-		Error struct {
-			Code    string `json:"code"`
-			Message string `json:"message"`
-		} `json:"error"`
-	}
-	json.Unmarshal(body, &ge)
-	code, msg := ge.Error.Code, firstLine(ge.Error.Message)
+	ge := graph.ParseError(resp.StatusCode, resp.Header, body)
+	code, msg := ge.Code, firstLine(ge.Message)
 	detail := fmt.Sprintf("Graph answered HTTP %d %s: %s", resp.StatusCode, code, msg)
 	err = fmt.Errorf("probe mailbox: HTTP %d %s", resp.StatusCode, code)
 	g := Guidance{Code: code}

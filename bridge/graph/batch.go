@@ -102,20 +102,7 @@ func (m *MailboxClient) batchChunk(ctx context.Context, reqs []BatchRequest, out
 		pending[i] = i
 	}
 	for attempt := 0; len(pending) > 0; attempt++ {
-		items := make([]batchItem, 0, len(pending))
-		for _, i := range pending {
-			r := reqs[i]
-			h := map[string]string{"Prefer": preferImmutableID}
-			for k, v := range r.Headers {
-				h[k] = v
-			}
-			if r.Body != nil {
-				if _, ok := h["Content-Type"]; !ok {
-					h["Content-Type"] = "application/json"
-				}
-			}
-			items = append(items, batchItem{ID: out[i].ID, Method: r.Method, URL: m.root + r.Path, Headers: h, Body: r.Body})
-		}
+		items := m.batchItems(reqs, out, pending)
 		payload, err := json.Marshal(map[string]any{"requests": items})
 		if err != nil {
 			return fmt.Errorf("encode batch: %w", err)
@@ -155,16 +142,7 @@ func (m *MailboxClient) batchChunk(ctx context.Context, reqs []BatchRequest, out
 			if r.Status >= 200 && r.Status < 300 {
 				continue
 			}
-			h := http.Header{}
-			for k, v := range r.Headers {
-				h.Set(k, v)
-			}
-			ge := parseError(r.Status, h, r.Body)
-			ge.Method, ge.Path, ge.Kind = reqs[i].Method, pathOf(m.root+reqs[i].Path), kindMessage
-			ra, hasRA := parseRetryAfter(h.Get("Retry-After"), c.Now())
-			if hasRA {
-				ge.RetryAfter = ra
-			}
+			ge, ra, hasRA := m.itemError(reqs[i], r)
 			out[i].Err = ge
 			switch {
 			case r.Status == http.StatusTooManyRequests:
@@ -185,8 +163,7 @@ func (m *MailboxClient) batchChunk(ctx context.Context, reqs []BatchRequest, out
 		if len(retry) == 0 || attempt >= c.MaxRetries {
 			return nil
 		}
-		m.log.Info("graph batch items need a retry", slog.Int("items", len(retry)),
-			slog.Int("attempt", attempt+1), slog.Duration("wait", wait))
+		m.log.Info("graph batch items need a retry", slog.Int("items", len(retry)), slog.Int("attempt", attempt+1), slog.Duration("wait", wait))
 		if err := c.Sleep(ctx, wait); err != nil {
 			for _, i := range retry {
 				out[i].Err = fmt.Errorf("batch: %w", err)
@@ -197,6 +174,42 @@ func (m *MailboxClient) batchChunk(ctx context.Context, reqs []BatchRequest, out
 		pending = retry
 	}
 	return nil
+}
+
+// batchItems are the $batch items of the pending requests, each with the
+// immutable-id preference and a JSON content type when it has a body.
+func (m *MailboxClient) batchItems(reqs []BatchRequest, out []BatchResponse, pending []int) []batchItem {
+	items := make([]batchItem, 0, len(pending))
+	for _, i := range pending {
+		r := reqs[i]
+		h := map[string]string{"Prefer": preferImmutableID}
+		for k, v := range r.Headers {
+			h[k] = v
+		}
+		if r.Body != nil {
+			if _, ok := h["Content-Type"]; !ok {
+				h["Content-Type"] = "application/json"
+			}
+		}
+		items = append(items, batchItem{ID: out[i].ID, Method: r.Method, URL: m.root + r.Path, Headers: h, Body: r.Body})
+	}
+	return items
+}
+
+// itemError is the *Error of a failed $batch item, with its Retry-After
+// when it sent one.
+func (m *MailboxClient) itemError(req BatchRequest, r batchReply) (ge *Error, retryAfter time.Duration, hasRetryAfter bool) {
+	h := http.Header{}
+	for k, v := range r.Headers {
+		h.Set(k, v)
+	}
+	ge = parseError(r.Status, h, r.Body)
+	ge.Method, ge.Path, ge.Kind = req.Method, pathOf(m.root+req.Path), kindMessage
+	retryAfter, hasRetryAfter = parseRetryAfter(h.Get("Retry-After"), m.c.Now())
+	if hasRetryAfter {
+		ge.RetryAfter = retryAfter
+	}
+	return ge, retryAfter, hasRetryAfter
 }
 
 // MarkRead marks messages read ({"isRead": true}) in batches of 20. The

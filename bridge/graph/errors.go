@@ -1,6 +1,7 @@
 package graph
 
 import (
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -166,6 +167,11 @@ func (e *Error) sentinel() error {
 	return nil
 }
 
+// ParseError is the *Error of a non-2xx Graph response, for a caller
+// that made the request itself (entra's mailbox probe, which runs before a
+// channel's token source exists): one reading of Graph's error envelope.
+func ParseError(status int, h http.Header, body []byte) *Error { return parseError(status, h, body) }
+
 // parseError builds an *Error from a non-2xx response. It decodes the
 // envelope whenever there is an "error" object, even with an empty "code"
 // (GDC concepts/json-batching.md, the 403 of request "2" in the example
@@ -284,4 +290,49 @@ func Explain(err error) (reason, fix string) {
 			"none: the bridge retries; check https://status.cloud.microsoft if it lasts"
 	}
 	return err.Error(), ""
+}
+
+// ExplainSend is Explain for a send that failed: Graph's code (empty when
+// it gave none), the reason and the operator's fix, for a send through
+// mailbox as the signed-in user who, in the bridge's channel. Codes are
+// matched, never messages. Exchange's submission codes
+// (ErrorQuotaExceeded, ErrorMessageSizeExceeded, ErrorSubmissionQuotaExceeded,
+// ErrorMessageSubmissionBlocked, ErrorExceededMessageLimit) are EWS response
+// codes Graph passes through.
+func ExplainSend(err error, mailbox, who, channel string) (code, reason, fix string) {
+	var ge *Error
+	if errors.As(err, &ge) {
+		code = ge.Code
+	}
+	switch strings.ToLower(code) {
+	case "errorinvalidrecipients", "errorinvalidrecipient":
+		return code, "Exchange refused a recipient: " + ge.Message, "correct the recipient addresses and send again"
+	case "errorrecipientlimitexceeded", "errorexceededmessagelimit":
+		return code, "the message has more recipients than Exchange allows: " + ge.Message,
+			"send to at most 500 recipients in to, cc and bcc together (the tenant may set a lower limit)"
+	case "errorquotaexceeded", "quotalimitreached", "errorquotaexceededonsave":
+		return code, "the mailbox " + mailbox + " is over its storage quota, so the sent copy cannot be saved",
+			"free space in the mailbox (Sent Items counts) or raise its quota in the Exchange admin center"
+	case "errormessagesizeexceeded":
+		return code, "the message is larger than the mailbox's maximum send size",
+			"send smaller attachments (or a link), or raise the mailbox's MaxSendSize in the Exchange admin center"
+	case "errorsubmissionquotaexceeded", "errormessagesubmissionblocked":
+		return code, "Exchange Online refused to submit the message: the account reached Microsoft's sending limits or is blocked from sending",
+			"check Restricted entities in the Microsoft 365 Defender portal; use this channel for replies only, never for bulk or notification mail"
+	}
+	switch {
+	case errors.Is(err, ErrSendAsDenied):
+		return cmp.Or(code, "ErrorSendAsDenied"), who + " may not send as " + mailbox,
+			"grant Send As to the signed-in user " + who + " on the shared mailbox " + mailbox +
+				" in the Exchange admin center (Recipients > Mailboxes > " + mailbox + " > Delegation > Send as), or with" +
+				" Add-RecipientPermission " + mailbox + " -AccessRights SendAs -Trustee " + who + "; it can take up to an hour to apply"
+	case errors.Is(err, ErrAccessDenied):
+		return cmp.Or(code, "ErrorAccessDenied"), "Microsoft Graph denied sending as " + mailbox + " (the consent lacks Mail.Send or Mail.Send.Shared, or the user lost access)",
+			"sign in again for the channel (m365bridge auth " + channel + ") so Mail.Send and Mail.Send.Shared are consented, and check the user's rights on the mailbox"
+	}
+	reason, fix = Explain(err)
+	if fix == "" {
+		fix = "check the request and send it again"
+	}
+	return code, reason, fix
 }

@@ -8,12 +8,13 @@ import (
 	"io"
 	"log/slog"
 	"math"
-	"math/rand/v2"
 	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/m365bridge/m365bridge/bridge/backoff"
 )
 
 // Request kinds: Error.Kind and the kind passed to OnResponse.
@@ -159,23 +160,9 @@ func (m *MailboxClient) attempt(ctx context.Context, cl call, requestID string) 
 	}
 	actx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	var body io.Reader
-	if cl.body != nil {
-		body = bytes.NewReader(cl.body)
-	}
-	req, err := http.NewRequestWithContext(actx, cl.method, cl.url, body)
+	req, err := cl.request(actx, token, requestID)
 	if err != nil {
-		return nil, false, fmt.Errorf("build %s request: %w", cl.kind, err)
-	}
-	req.Header.Set("Authorization", "Bearer "+token)
-	req.Header.Set("Prefer", strings.Join(append([]string{preferImmutableID}, cl.prefer...), ", "))
-	req.Header.Set("client-request-id", requestID)
-	req.Header.Set("return-client-request-id", "true")
-	if cl.sink == nil {
-		req.Header.Set("Accept", "application/json")
-	}
-	if cl.body != nil {
-		req.Header.Set("Content-Type", "application/json")
+		return nil, false, err
 	}
 
 	start := time.Now()
@@ -236,6 +223,30 @@ func (m *MailboxClient) attempt(ctx context.Context, cl call, requestID string) 
 	return res, false, nil
 }
 
+// request is cl's HTTP request with the bearer token, the immutable-id
+// preference and the client request id.
+func (cl call) request(ctx context.Context, token, requestID string) (*http.Request, error) {
+	var body io.Reader
+	if cl.body != nil {
+		body = bytes.NewReader(cl.body)
+	}
+	req, err := http.NewRequestWithContext(ctx, cl.method, cl.url, body)
+	if err != nil {
+		return nil, fmt.Errorf("build %s request: %w", cl.kind, err)
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	req.Header.Set("Prefer", strings.Join(append([]string{preferImmutableID}, cl.prefer...), ", "))
+	req.Header.Set("client-request-id", requestID)
+	req.Header.Set("return-client-request-id", "true")
+	if cl.sink == nil {
+		req.Header.Set("Accept", "application/json")
+	}
+	if cl.body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	return req, nil
+}
+
 // count applies f to both the mailbox's and the client's counters.
 func (m *MailboxClient) count(f func(*counters)) {
 	f(&m.stats)
@@ -263,13 +274,7 @@ func retryStatus(status int) bool {
 // Retry-After: exponential from 500 ms, capped at min(30 s, MaxRetryAfter),
 // with "equal jitter" (half fixed, half random) so clients spread out.
 func (c *Client) backoff(attempt int) time.Duration {
-	capped := min(defaultBackoffMax, c.MaxRetryAfter)
-	d := capped
-	if attempt < 30 {
-		d = min(defaultBackoffBase<<attempt, capped)
-	}
-	half := d / 2
-	return half + rand.N(half+1)
+	return backoff.EqualJitter(backoff.Exponential(defaultBackoffBase, min(defaultBackoffMax, c.MaxRetryAfter), attempt+1), nil)
 }
 
 // parseRetryAfter reads a Retry-After value: delay seconds (Graph sends

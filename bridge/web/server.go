@@ -1,7 +1,9 @@
-// Package web serves the bridge's two HTTP listeners: the public one (OAuth
-// callback, health, the send endpoint, attachment links) that Entra ID and
-// the helpdesk reach, and the private admin one (status page, admin API,
-// metrics) that only operators reach.
+// Package web is the HTTP plumbing of the bridge's two listeners: binding,
+// health and readiness, shutdown, and the admin listener's guard (token,
+// sessions, host and proxy rules). The handlers are mounted by their own
+// packages: bridge/send and the OAuth callback and attachment links on the
+// public listener, which Entra ID and the helpdesk reach; bridge/admin on
+// the admin listener, which only operators reach.
 package web
 
 import (

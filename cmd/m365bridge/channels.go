@@ -10,7 +10,7 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/m365bridge/m365bridge/bridge"
+	"github.com/m365bridge/m365bridge/bridge/mailsync"
 	"github.com/m365bridge/m365bridge/bridge/store"
 )
 
@@ -49,21 +49,21 @@ func runChannels(ctx context.Context, args []string, stdout, stderr io.Writer) e
 // loadChannels reads the channels from the running daemon (GET
 // /api/channels) or, when none answers or --state-dir is given, from the
 // state directory. source says which, for the operator.
-func loadChannels(ctx context.Context, path, stateDir string) ([]bridge.ChannelInfo, string, error) {
+func loadChannels(ctx context.Context, path, stateDir string) ([]mailsync.ChannelInfo, string, error) {
 	if stateDir != "" {
 		db, err := openExistingStore(ctx, stateDir, "--state-dir")
 		if err != nil {
 			return nil, "", err
 		}
 		defer db.Close()
-		rows, err := bridge.ChannelInfos(ctx, db, nil, nil)
+		rows, err := mailsync.ChannelInfos(ctx, db, nil, nil)
 		return rows, "from the state directory " + stateDir, err
 	}
 	cfg, err := loadConfig(path)
 	if err != nil {
 		return nil, "", fmt.Errorf("%w\n(or pass --state-dir DIR to read a state directory without a configuration)", err)
 	}
-	var rows []bridge.ChannelInfo
+	var rows []mailsync.ChannelInfo
 	status, err := adminCall(ctx, cfg, http.MethodGet, "/api/channels", nil, &rows)
 	switch {
 	case err == nil && status == http.StatusOK:
@@ -82,11 +82,11 @@ func loadChannels(ctx context.Context, path, stateDir string) ([]bridge.ChannelI
 	for _, ch := range cfg.Channels {
 		names = append(names, ch.Name)
 	}
-	rows, err = bridge.ChannelInfos(ctx, db, names, nil)
+	rows, err = mailsync.ChannelInfos(ctx, db, names, nil)
 	return rows, "no daemon on " + cfg.Admin.Listen + "; from the state directory " + cfg.State, err
 }
 
-func printChannels(w io.Writer, rows []bridge.ChannelInfo, now time.Time) {
+func printChannels(w io.Writer, rows []mailsync.ChannelInfo, now time.Time) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "CHANNEL\tSTATE\tMAILBOX\tACCOUNT\tTOKEN EXPIRES\tARCHIVE\tLAST SYNC\tIMPORTED\tAFTER IMPORT DONE")
 	for _, c := range rows {

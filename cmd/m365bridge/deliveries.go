@@ -13,7 +13,7 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/m365bridge/m365bridge/bridge"
+	"github.com/m365bridge/m365bridge/bridge/admin"
 	"github.com/m365bridge/m365bridge/bridge/store"
 	"github.com/m365bridge/m365bridge/config"
 	"github.com/m365bridge/m365bridge/webhooks/deliver"
@@ -120,30 +120,6 @@ func parseWebhookFlags(fs *flag.FlagSet, args []string) error {
 	return nil
 }
 
-// deliveryJSON is one row in --json output (the event body is left out).
-type deliveryJSON struct {
-	Seq           int64      `json:"seq"`
-	EventID       string     `json:"event_id"`
-	Endpoint      string     `json:"endpoint"`
-	Channel       string     `json:"channel"`
-	Type          string     `json:"type"`
-	State         string     `json:"state"`
-	Attempts      int        `json:"attempts"`
-	CreatedAt     time.Time  `json:"created_at"`
-	NextAttemptAt *time.Time `json:"next_attempt_at,omitempty"`
-	LastAttemptAt *time.Time `json:"last_attempt_at,omitempty"`
-	DeliveredAt   *time.Time `json:"delivered_at,omitempty"`
-	LastStatus    int        `json:"last_status,omitempty"`
-	LastError     string     `json:"last_error,omitempty"`
-}
-
-func timePtr(t time.Time) *time.Time {
-	if t.IsZero() {
-		return nil
-	}
-	return &t
-}
-
 // runDeliveries lists outbox rows: what is pending, what was delivered, and
 // the dead letters (dead, rejected) an operator may replay.
 func runDeliveries(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -181,26 +157,8 @@ func runDeliveries(ctx context.Context, args []string, stdout, stderr io.Writer)
 			db.Close()
 		}
 	}()
-	for _, change := range []struct {
-		name  string
-		state deliver.EndpointState
-		why   string
-	}{{*pause, deliver.EndpointPaused, "paused with m365bridge deliveries --pause"}, {*resume, deliver.EndpointActive, "resumed with m365bridge deliveries --resume"}} {
-		if change.name == "" {
-			continue
-		}
-		if o.stateDir == "" && endpointThroughDaemon(ctx, o.config, change.name, change.state == deliver.EndpointPaused, change.why) {
-			fmt.Fprintf(stdout, "endpoint %s is now %s (through the running daemon)\n\n", change.name, change.state)
-			continue
-		}
-		q, err := openDB()
-		if err != nil {
-			return err
-		}
-		if err := q.SetEndpoint(ctx, change.name, change.state, change.why, time.Now()); err != nil {
-			return err
-		}
-		fmt.Fprintf(stdout, "endpoint %s is now %s; a running daemon follows within 30 s\n\n", change.name, change.state)
+	if err := changeEndpoints(ctx, stdout, o, *pause, *resume, openDB); err != nil {
+		return err
 	}
 	var rows []deliver.Row
 	var endpoints map[string]deliver.EndpointStatus
@@ -232,20 +190,48 @@ func runDeliveries(ctx context.Context, args []string, stdout, stderr io.Writer)
 	if *asJSON {
 		enc := json.NewEncoder(stdout)
 		for _, r := range rows {
-			enc.Encode(deliveryJSON{
-				Seq: r.Seq, EventID: r.EventID, Endpoint: r.Endpoint, Channel: r.Channel, Type: r.Type, State: string(r.State),
-				Attempts: r.Attempts, CreatedAt: r.CreatedAt, LastStatus: r.LastStatus, LastError: deliver.RedactText(r.LastError),
-				NextAttemptAt: timePtr(pendingOnly(r)), LastAttemptAt: timePtr(r.LastAttemptAt), DeliveredAt: timePtr(r.DeliveredAt),
-			})
+			enc.Encode(admin.NewDeliveryView(r))
 		}
 		return nil
 	}
+	return printDeliveries(stdout, rows, endpoints, viaDaemon, o.states, f.Limit)
+}
+
+// changeEndpoints applies --pause and --resume: through the running daemon
+// when one answers, else in the store.
+func changeEndpoints(ctx context.Context, stdout io.Writer, o outboxFlags, pause, resume string, openDB func() (*store.Outbox, error)) error {
+	for _, change := range []struct {
+		name  string
+		state deliver.EndpointState
+		why   string
+	}{{pause, deliver.EndpointPaused, "paused with m365bridge deliveries --pause"}, {resume, deliver.EndpointActive, "resumed with m365bridge deliveries --resume"}} {
+		if change.name == "" {
+			continue
+		}
+		if o.stateDir == "" && endpointThroughDaemon(ctx, o.config, change.name, change.state == deliver.EndpointPaused, change.why) {
+			fmt.Fprintf(stdout, "endpoint %s is now %s (through the running daemon)\n\n", change.name, change.state)
+			continue
+		}
+		q, err := openDB()
+		if err != nil {
+			return err
+		}
+		if err := q.SetEndpoint(ctx, change.name, change.state, change.why, time.Now()); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "endpoint %s is now %s; a running daemon follows within 30 s\n\n", change.name, change.state)
+	}
+	return nil
+}
+
+// printDeliveries is the table of `m365bridge deliveries`.
+func printDeliveries(stdout io.Writer, rows []deliver.Row, endpoints map[string]deliver.EndpointStatus, viaDaemon bool, states string, limit int) error {
 	if viaDaemon {
 		fmt.Fprintf(stdout, "(from the running daemon)\n")
 	}
 	printEndpointStates(stdout, endpoints, rows)
 	if len(rows) == 0 {
-		fmt.Fprintf(stdout, "no deliveries in state %s\n", o.states)
+		fmt.Fprintf(stdout, "no deliveries in state %s\n", states)
 		return nil
 	}
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
@@ -268,17 +254,10 @@ func runDeliveries(ctx context.Context, args []string, stdout, stderr io.Writer)
 			r.Attempts, status, when, squeezeLine(deliver.RedactText(r.LastError), 80))
 	}
 	tw.Flush()
-	if f.Limit > 0 && len(rows) == f.Limit {
-		fmt.Fprintf(stdout, "(first %d rows; use --limit 0 for all)\n", f.Limit)
+	if limit > 0 && len(rows) == limit {
+		fmt.Fprintf(stdout, "(first %d rows; use --limit 0 for all)\n", limit)
 	}
 	return nil
-}
-
-func pendingOnly(r deliver.Row) time.Time {
-	if r.State != deliver.StatePending {
-		return time.Time{}
-	}
-	return r.NextAttemptAt
 }
 
 // printEndpointStates warns about paused or disabled endpoints among rows.
@@ -340,23 +319,12 @@ func deliveriesThroughDaemon(ctx context.Context, cfg *config.Config, f deliver.
 		json.Unmarshal(raw, &apiErr)
 		return nil, nil, true, fmt.Errorf("the running daemon refused the listing (%d): %s", status, apiErr.Error)
 	}
-	var views []deliveryJSON
+	var views []admin.DeliveryView
 	if err := json.Unmarshal(raw, &views); err != nil {
 		return nil, nil, true, fmt.Errorf("GET /api/deliveries: %w", err)
 	}
 	for _, x := range views {
-		r := deliver.Row{Seq: x.Seq, EventID: x.EventID, Endpoint: x.Endpoint, Channel: x.Channel, Type: x.Type, State: deliver.State(x.State),
-			Attempts: x.Attempts, CreatedAt: x.CreatedAt, LastStatus: x.LastStatus, LastError: x.LastError}
-		if x.NextAttemptAt != nil {
-			r.NextAttemptAt = *x.NextAttemptAt
-		}
-		if x.LastAttemptAt != nil {
-			r.LastAttemptAt = *x.LastAttemptAt
-		}
-		if x.DeliveredAt != nil {
-			r.DeliveredAt = *x.DeliveredAt
-		}
-		rows = append(rows, r)
+		rows = append(rows, x.Row())
 	}
 	var eps []struct {
 		Name   string                `json:"name"`
@@ -399,7 +367,7 @@ func endpointThroughDaemon(ctx context.Context, path, name string, pause bool, w
 	var in any
 	if pause {
 		route = "/api/endpoints/" + url.PathEscape(name) + "/pause"
-		in = bridge.PauseRequest{Reason: why}
+		in = admin.PauseRequest{Reason: why}
 	}
 	var out map[string]any
 	status, err := adminCall(ctx, cfg, http.MethodPost, route, in, &out)
@@ -424,7 +392,7 @@ func runDeliveriesTest(ctx context.Context, args []string, stdout, stderr io.Wri
 		return err
 	}
 	var out struct {
-		bridge.WebhookTestResult
+		admin.WebhookTestResult
 		Error string `json:"error"`
 	}
 	status, err := adminCall(ctx, cfg, http.MethodPost, "/api/endpoints/"+url.PathEscape(pos[0])+"/test", nil, &out)

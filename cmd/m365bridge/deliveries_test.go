@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/m365bridge/m365bridge/bridge/admin"
 	"github.com/m365bridge/m365bridge/bridge/store"
 	"github.com/m365bridge/m365bridge/webhooks/deliver"
 )
@@ -79,7 +80,7 @@ func TestDeliveriesCommand(t *testing.T) {
 		t.Fatal(err)
 	}
 	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
-	var row deliveryJSON
+	var row admin.DeliveryView
 	if len(lines) != 1 || json.Unmarshal([]byte(lines[0]), &row) != nil || row.EventID != "msg_dead" || row.Attempts != 12 || row.LastStatus != 503 {
 		t.Errorf("--state dead --json = %q", out.String())
 	}

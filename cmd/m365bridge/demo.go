@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -38,52 +39,14 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if fs.NArg() > 0 {
-		return usageError{fmt.Sprintf("demo: unexpected argument %q", fs.Arg(0))}
+	if err := checkDemoFlags(fs, *hookURL, *hookSecret, *oldMails); err != nil {
+		return err
 	}
-	if (*hookURL == "") != (*hookSecret == "") {
-		return usageError{"demo: --webhook-url and --webhook-secret go together (the secret your receiver verifies signatures with)"}
-	}
-	if *oldMails < 0 {
-		return usageError{"demo: --history must be 0 or more"}
-	}
-	cfg, err := config.Load(*path)
+	cfg, simURL, override, cleanup, err := loadDemoConfig(*path, *stateDir, *demoPoll, *hookURL, *hookSecret, stderr)
 	if err != nil {
-		fmt.Fprintln(stderr, err)
-		return exitError{code: 1}
+		return err
 	}
-	simURL, err := url.Parse(cfg.MS.LoginURL)
-	if err != nil || !isLoopbackHost(simURL.Hostname()) || strings.TrimRight(cfg.MS.GraphURL, "/") != strings.TrimRight(cfg.MS.LoginURL, "/") {
-		return fmt.Errorf("demo runs against the built-in simulator: microsoft.login_url and graph_url in %s must both be the same loopback URL, e.g. http://127.0.0.1:8369", *path)
-	}
-	if *stateDir == "" {
-		dir, err := os.MkdirTemp("", "m365bridge-demo-")
-		if err != nil {
-			return err
-		}
-		defer os.RemoveAll(dir)
-		*stateDir = dir
-	}
-	// The demo's overrides, kept by `m365bridge reload` (Options.Adjust).
-	var override func(*config.Config)
-	override = func(c *config.Config) {
-		c.State = *stateDir
-		for i := range c.Channels {
-			if c.Channels[i].PollInterval > *demoPoll {
-				c.Channels[i].PollInterval = *demoPoll
-			}
-		}
-		if *hookURL != "" && len(c.Webhooks) > 0 {
-			c.Webhooks[0].URL = *hookURL
-			c.Webhooks[0].Secret, c.Webhooks[0].Secrets = config.NewSecret(*hookSecret), nil
-		}
-	}
-	override(cfg)
-	if *hookURL != "" {
-		if err := checkDemoWebhook(*hookURL, *hookSecret); err != nil {
-			return err
-		}
-	}
+	defer cleanup()
 	log, err := bridge.NewLogger(stderr, *logLevel, "text")
 	if err != nil {
 		return usageError{err.Error()}
@@ -109,30 +72,119 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		}
 		defer recv.close()
 	} else {
-		p.say("Delivering to your receiver at %s (webhook %q), signed with the secret you gave.", redactDemoURL(*hookURL), cfg.Webhooks[0].Name)
+		p.say("Delivering to your receiver at %s (webhook %q), signed with the secret you gave.", deliver.RedactURL(*hookURL), cfg.Webhooks[0].Name)
 	}
 
 	// 3. The bridge itself. Its dispatcher reports every delivery result:
 	// that is what the demo waits on, not the clock.
 	prog := newDemoProgress()
-	d := bridge.New(cfg, bridge.Options{Logger: log, Version: version, ConfigPath: *path, Adjust: override,
+	d, stop, err := startDemoBridge(ctx, cfg, bridge.Options{Logger: log, Version: version, ConfigPath: *path, Adjust: override,
 		Dispatcher: deliver.Options{OnResult: prog.onResult}})
-	if err := d.Start(ctx); err != nil {
+	if err != nil {
 		return err
+	}
+	defer stop()
+	p.say("Bridge listening: public %s (OAuth callback %s), admin %s; state in %s", d.PublicAddr(), cfg.RedirectURI(), d.AdminAddr(), cfg.State)
+
+	// 4. Consent for every channel, through the simulator's sign-in page.
+	if err := demoConnect(ctx, d, cfg, seed, p); err != nil {
+		return err
+	}
+
+	switch err := demoScenario(ctx, cfg, sim, seed, prog, p, demoTiming{poll: *demoPoll, pause: *pause, stall: *stall}); {
+	case errors.Is(err, errDemoStopped):
+		return nil
+	case err != nil:
+		return err
+	}
+	p.say("Status page: http://%s/ (admin token: $M365BRIDGE_ADMIN_TOKEN, default demo-admin-token). `m365bridge reload` re-reads %s. Ctrl-C stops everything.", d.AdminAddr(), *path)
+	<-ctx.Done()
+	p.say("Stopping.")
+	return nil
+}
+
+// checkDemoFlags refuses arguments and flag combinations the demo cannot use.
+func checkDemoFlags(fs *flag.FlagSet, hookURL, hookSecret string, oldMails int) error {
+	if fs.NArg() > 0 {
+		return usageError{fmt.Sprintf("demo: unexpected argument %q", fs.Arg(0))}
+	}
+	if (hookURL == "") != (hookSecret == "") {
+		return usageError{"demo: --webhook-url and --webhook-secret go together (the secret your receiver verifies signatures with)"}
+	}
+	if oldMails < 0 {
+		return usageError{"demo: --history must be 0 or more"}
+	}
+	return nil
+}
+
+// startDemoBridge starts and runs the daemon; stop ends it within
+// shutdownTimeout.
+func startDemoBridge(ctx context.Context, cfg *config.Config, opts bridge.Options) (*bridge.Daemon, func(), error) {
+	d := bridge.New(cfg, opts)
+	if err := d.Start(ctx); err != nil {
+		return nil, nil, err
 	}
 	runCtx, stopRun := context.WithCancel(ctx)
 	runDone := make(chan error, 1)
 	go func() { runDone <- d.Run(runCtx) }()
-	defer func() {
+	return d, func() {
 		stopRun()
 		<-runDone
 		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownTimeout)
 		defer cancel()
 		d.Close(sctx)
-	}()
-	p.say("Bridge listening: public %s (OAuth callback %s), admin %s; state in %s", d.PublicAddr(), cfg.RedirectURI(), d.AdminAddr(), cfg.State)
+	}, nil
+}
 
-	// 4. Consent for every channel, through the simulator's sign-in page.
+// loadDemoConfig loads bridge.yaml for the demo, which must point at a
+// loopback simulator, and applies the demo's overrides (state directory,
+// poll interval, receiver); override is kept for `m365bridge reload`
+// (Options.Adjust). cleanup removes a temporary state directory.
+func loadDemoConfig(path, stateDir string, demoPoll time.Duration, hookURL, hookSecret string, stderr io.Writer) (cfg *config.Config, simURL *url.URL, override func(*config.Config), cleanup func(), err error) {
+	cleanup = func() {}
+	cfg, err = config.Load(path)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return nil, nil, nil, cleanup, exitError{code: 1}
+	}
+	simURL, err = url.Parse(cfg.MS.LoginURL)
+	if err != nil || !isLoopbackHost(simURL.Hostname()) || strings.TrimRight(cfg.MS.GraphURL, "/") != strings.TrimRight(cfg.MS.LoginURL, "/") {
+		return nil, nil, nil, cleanup, fmt.Errorf("demo runs against the built-in simulator: microsoft.login_url and graph_url in %s must both be the same loopback URL, e.g. http://127.0.0.1:8369", path)
+	}
+	if stateDir == "" {
+		dir, err := os.MkdirTemp("", "m365bridge-demo-")
+		if err != nil {
+			return nil, nil, nil, cleanup, err
+		}
+		cleanup = func() { os.RemoveAll(dir) }
+		stateDir = dir
+	}
+	// The demo's overrides, kept by `m365bridge reload` (Options.Adjust).
+	override = func(c *config.Config) {
+		c.State = stateDir
+		for i := range c.Channels {
+			if c.Channels[i].PollInterval > demoPoll {
+				c.Channels[i].PollInterval = demoPoll
+			}
+		}
+		if hookURL != "" && len(c.Webhooks) > 0 {
+			c.Webhooks[0].URL = hookURL
+			c.Webhooks[0].Secret, c.Webhooks[0].Secrets = config.NewSecret(hookSecret), nil
+		}
+	}
+	override(cfg)
+	if hookURL != "" {
+		if err := checkDemoWebhook(hookURL, hookSecret); err != nil {
+			cleanup()
+			return nil, nil, nil, func() {}, err
+		}
+	}
+	return cfg, simURL, override, cleanup, nil
+}
+
+// demoConnect gives consent for every channel through the simulator's
+// sign-in page, as its user.
+func demoConnect(ctx context.Context, d *bridge.Daemon, cfg *config.Config, seed *m365sim.Seed, p *demoPrinter) error {
 	for _, ch := range cfg.Channels {
 		authURL, err := d.Auth().StartAuth(ctx, ch.Name, store.AuthConnect)
 		if err != nil {
@@ -145,7 +197,18 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		}
 		p.say("Channel %q connected.", ch.Name)
 	}
+	return nil
+}
 
+// demoTiming is how the demo paces its scenario.
+type demoTiming struct{ poll, pause, stall time.Duration }
+
+// errDemoStopped: the demo was stopped (Ctrl-C) before its scenario ended.
+var errDemoStopped = errors.New("demo stopped")
+
+// demoScenario waits for the first sync, injects new mail and waits for
+// it, then measures a live pickup; each wait ends on delivery results.
+func demoScenario(ctx context.Context, cfg *config.Config, sim *m365sim.Server, seed *m365sim.Seed, prog *demoProgress, p *demoPrinter, t demoTiming) error {
 	// 5. The first sync: history archived, recent mail new.
 	expected := 0
 	for _, u := range seed.Users {
@@ -155,7 +218,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		expected += len(m.Mail.Messages)
 	}
 	p.say("First sync: %d existing messages; mail before each channel's cut-off arrives as mail.archived (closed, original date, no automations).", expected)
-	if err := prog.wait(ctx, "First sync", expected, *stall, p); err != nil {
+	if err := prog.wait(ctx, "First sync", expected, t.stall, p); err != nil {
 		return err
 	}
 
@@ -167,32 +230,29 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		}
 	}
 	expected += len(news)
-	p.say("%d new mails arrived in Support (a reply to an archived thread, an inline image, an auto-reply); next poll within %s.", len(news), *demoPoll)
-	if err := prog.wait(ctx, "New mail", expected, *stall, p); err != nil {
+	p.say("%d new mails arrived in Support (a reply to an archived thread, an inline image, an auto-reply); next poll within %s.", len(news), t.poll)
+	if err := prog.wait(ctx, "New mail", expected, t.stall, p); err != nil {
 		return err
 	}
 
 	// 7. Live pickup.
 	select {
 	case <-ctx.Done():
-		return nil
-	case <-time.After(*pause):
+		return errDemoStopped
+	case <-time.After(t.pause):
 	}
 	injected := time.Now()
 	if _, err := sim.Sim.InjectMessage(demoSupportAddress(cfg), demoFresh(injected.UTC())); err != nil {
 		return fmt.Errorf("inject mail: %w", err)
 	}
 	p.say("Injected a fresh mail at %s; watching for it…", injected.UTC().Format("15:04:05"))
-	if err := prog.wait(ctx, "Live pickup", expected+1, *stall, p); err != nil {
+	if err := prog.wait(ctx, "Live pickup", expected+1, t.stall, p); err != nil {
 		return err
 	}
 	p.say("Live pickup: delivered %.1fs after it arrived.", time.Since(injected).Seconds())
 	if n := prog.refusedCount(); n > 0 {
 		p.say("%d events were refused by the receiver (last answer: %s): `m365bridge deliveries --state-dir %s --state rejected`.", n, prog.lastAnswer(), cfg.State)
 	}
-	p.say("Status page: http://%s/ (admin token: $M365BRIDGE_ADMIN_TOKEN, default demo-admin-token). `m365bridge reload` re-reads %s. Ctrl-C stops everything.", d.AdminAddr(), *path)
-	<-ctx.Done()
-	p.say("Stopping.")
 	return nil
 }
 

@@ -134,18 +134,3 @@ func checkDemoWebhook(rawURL, secret string) error {
 	}
 	return nil
 }
-
-// redactDemoURL hides credentials and query of a receiver URL in output.
-func redactDemoURL(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return "(unparsable URL)"
-	}
-	if u.User != nil {
-		u.User = url.User("redacted")
-	}
-	if u.RawQuery != "" {
-		u.RawQuery = "…"
-	}
-	return u.String()
-}

@@ -9,8 +9,8 @@ import (
 	"slices"
 	"time"
 
-	"github.com/m365bridge/m365bridge/bridge"
 	"github.com/m365bridge/m365bridge/bridge/graph"
+	"github.com/m365bridge/m365bridge/bridge/mailsync"
 	"github.com/m365bridge/m365bridge/bridge/store"
 	"github.com/m365bridge/m365bridge/config"
 )
@@ -34,7 +34,7 @@ func runChannelsInspect(ctx context.Context, args []string, stdout, stderr io.Wr
 		return err
 	}
 	defer sc.Close()
-	in, err := bridge.Inspect(ctx, sc.mailbox, sc.mailbox, sc.st.db, sc.ch, time.Now())
+	in, err := mailsync.Inspect(ctx, sc.mailbox, sc.mailbox, sc.st.db, sc.ch, time.Now())
 	if err != nil {
 		return explainGraphErr(name, err)
 	}
@@ -48,7 +48,7 @@ func runChannelsInspect(ctx context.Context, args []string, stdout, stderr io.Wr
 }
 
 // printInspection renders an Inspection for a terminal.
-func printInspection(w io.Writer, in bridge.Inspection) {
+func printInspection(w io.Writer, in mailsync.Inspection) {
 	ts := func(t time.Time) string {
 		if t.IsZero() {
 			return "-"

@@ -8,7 +8,7 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/m365bridge/m365bridge/bridge"
+	"github.com/m365bridge/m365bridge/bridge/admin"
 	"github.com/m365bridge/m365bridge/config"
 	"github.com/m365bridge/m365bridge/webhooks/deliver"
 )
@@ -68,12 +68,12 @@ func replayThroughDaemon(ctx context.Context, path string, f deliver.Filter, std
 	if err != nil {
 		return 0, false, nil // openStore reports a bad configuration
 	}
-	req := bridge.ReplayRequest{IDs: f.IDs, Channel: f.Channel, Endpoint: f.Endpoint, Since: f.Since, Until: f.Until}
+	req := admin.ReplayRequest{IDs: f.IDs, Channel: f.Channel, Endpoint: f.Endpoint, Since: f.Since, Until: f.Until}
 	for _, s := range f.States {
 		req.States = append(req.States, string(s))
 	}
 	var out struct {
-		bridge.ReplayResponse
+		admin.ReplayResponse
 		Error string `json:"error"`
 	}
 	status, err := adminCall(ctx, cfg, http.MethodPost, "/api/replay", req, &out)

@@ -85,43 +85,13 @@ func runSend(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return fmt.Errorf("channel %s cannot send: add a send: section with a secret to it in %s, then reload the daemon", ch.Name, *path)
 	}
 	secret := ch.Send.AllSecrets()[0].Value()
-	body := map[string]any{"to": []string(to), "subject": *subject}
-	for name, v := range map[string]any{"cc": []string(cc), "bcc": []string(bcc), "text": *text, "html": *html,
-		"reply_to_event_id": *replyEvent, "in_reply_to": *inReplyTo} {
-		switch v := v.(type) {
-		case string:
-			if v != "" {
-				body[name] = v
-			}
-		case []string:
-			if len(v) > 0 {
-				body[name] = v
-			}
-		}
-	}
-	var atts []map[string]any
-	for _, f := range attach {
-		data, err := os.ReadFile(f)
-		if err != nil {
-			return fmt.Errorf("read attachment: %w", err)
-		}
-		ct := mime.TypeByExtension(filepath.Ext(f))
-		if ct == "" {
-			ct = "application/octet-stream"
-		}
-		atts = append(atts, map[string]any{"filename": filepath.Base(f), "content_type": ct, "content_base64": base64.StdEncoding.EncodeToString(data)})
-	}
-	if len(atts) > 0 {
-		body["attachments"] = atts
-	}
-	raw, err := json.Marshal(body)
+	raw, err := sendBody(map[string]any{"to": []string(to), "subject": *subject, "cc": []string(cc), "bcc": []string(bcc),
+		"text": *text, "html": *html, "reply_to_event_id": *replyEvent, "in_reply_to": *inReplyTo}, attach)
 	if err != nil {
-		return fmt.Errorf("encode request: %w", err)
+		return err
 	}
 	if *key == "" {
-		var b [12]byte
-		rand.Read(b[:])
-		*key = "cli-" + hex.EncodeToString(b[:])
+		*key = newIdempotencyKey()
 	}
 	root := strings.TrimRight(*base, "/")
 	if root == "" {
@@ -142,12 +112,64 @@ func runSend(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if *noWait {
 		return nil
 	}
-	deadline := time.Now().Add(*timeout)
+	if err := waitSent(ctx, client, url, secret, &ans, *timeout, stderr); err != nil {
+		return err
+	}
+	if ans.Status == "failed" {
+		fmt.Fprintf(stderr, "failed after %d attempt(s): %s %s\nfix: %s\n", ans.Attempts, ans.Code, ans.Reason, ans.Fix)
+		return exitError{code: 1}
+	}
+	fmt.Fprintf(stdout, "sent %s\n", ans.InternetMessageID)
+	return nil
+}
+
+// sendBody is the send request's JSON: fields with empty values are left
+// out; attach names the files to attach.
+func sendBody(fields map[string]any, attach []string) ([]byte, error) {
+	body := map[string]any{"to": fields["to"], "subject": fields["subject"]}
+	for name, v := range fields {
+		switch v := v.(type) {
+		case string:
+			if v != "" {
+				body[name] = v
+			}
+		case []string:
+			if len(v) > 0 {
+				body[name] = v
+			}
+		}
+	}
+	var atts []map[string]any
+	for _, f := range attach {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			return nil, fmt.Errorf("read attachment: %w", err)
+		}
+		ct := mime.TypeByExtension(filepath.Ext(f))
+		if ct == "" {
+			ct = "application/octet-stream"
+		}
+		atts = append(atts, map[string]any{"filename": filepath.Base(f), "content_type": ct, "content_base64": base64.StdEncoding.EncodeToString(data)})
+	}
+	if len(atts) > 0 {
+		body["attachments"] = atts
+	}
+	raw, err := json.Marshal(body)
+	if err != nil {
+		return nil, fmt.Errorf("encode request: %w", err)
+	}
+	return raw, nil
+}
+
+// waitSent polls the request's status until it is sent or failed, or
+// timeout passed (an exit error then).
+func waitSent(ctx context.Context, client *http.Client, url, secret string, ans *sendAnswer, timeout time.Duration, stderr io.Writer) error {
+	deadline := time.Now().Add(timeout)
 	tick := time.NewTicker(300 * time.Millisecond)
 	defer tick.Stop()
 	for ans.Status != "sent" && ans.Status != "failed" {
 		if time.Now().After(deadline) {
-			fmt.Fprintf(stderr, "still %s after %s; check later: the request is kept and retried by the daemon\n", ans.Status, *timeout)
+			fmt.Fprintf(stderr, "still %s after %s; check later: the request is kept and retried by the daemon\n", ans.Status, timeout)
 			return exitError{code: 1}
 		}
 		select {
@@ -156,7 +178,8 @@ func runSend(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		case <-tick.C:
 		}
 		id := ans.ID
-		if status, err = signedCall(ctx, client, http.MethodGet, url+"/"+id, secret, nil, nil, &ans); err != nil {
+		status, err := signedCall(ctx, client, http.MethodGet, url+"/"+id, secret, nil, nil, ans)
+		if err != nil {
 			return err
 		}
 		if status != http.StatusOK {
@@ -164,11 +187,6 @@ func runSend(ctx context.Context, args []string, stdout, stderr io.Writer) error
 			return exitError{code: 1}
 		}
 	}
-	if ans.Status == "failed" {
-		fmt.Fprintf(stderr, "failed after %d attempt(s): %s %s\nfix: %s\n", ans.Attempts, ans.Code, ans.Reason, ans.Fix)
-		return exitError{code: 1}
-	}
-	fmt.Fprintf(stdout, "sent %s\n", ans.InternetMessageID)
 	return nil
 }
 
@@ -226,3 +244,10 @@ func signedCall(ctx context.Context, client *http.Client, method, url, secret st
 }
 
 var _ flag.Value = (*listFlag)(nil)
+
+// newIdempotencyKey is a random Idempotency-Key for a request sent once.
+func newIdempotencyKey() string {
+	var b [12]byte
+	rand.Read(b[:])
+	return "cli-" + hex.EncodeToString(b[:])
+}

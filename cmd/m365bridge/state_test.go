@@ -9,7 +9,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/m365bridge/m365bridge/bridge"
+	"github.com/m365bridge/m365bridge/bridge/mailsync"
 )
 
 // TestChannelsThroughRunningDaemon is issue 12 item 13 with the real
@@ -52,8 +52,8 @@ func TestChannelsThroughRunningDaemon(t *testing.T) {
 	if err := run(context.Background(), []string{"channels", "--config", copyPath, "--json"}, &out, &errOut); err != nil {
 		t.Fatal(err)
 	}
-	var rows []bridge.ChannelInfo
-	if err := json.Unmarshal([]byte(out.String()), &rows); err != nil || len(rows) != 1 || rows[0].Archive.Mode != bridge.ArchiveUndecided {
+	var rows []mailsync.ChannelInfo
+	if err := json.Unmarshal([]byte(out.String()), &rows); err != nil || len(rows) != 1 || rows[0].Archive.Mode != mailsync.ArchiveUndecided {
 		t.Errorf("channels --json = %v %s, want one channel with archive mode undecided", err, out.String())
 	}
 	out.Reset()

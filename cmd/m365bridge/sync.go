@@ -12,7 +12,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/m365bridge/m365bridge/bridge"
+	"github.com/m365bridge/m365bridge/bridge/mailsync"
 	"github.com/m365bridge/m365bridge/bridge/store"
 	"github.com/m365bridge/m365bridge/config"
 	"github.com/m365bridge/m365bridge/webhooks"
@@ -60,7 +60,7 @@ func runSync(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return err
 	}
 	defer sc.Close()
-	r := bridge.NewRunner(bridge.RunnerConfig{
+	r := mailsync.NewRunner(mailsync.RunnerConfig{
 		Channel: sc.ch, Tenant: sc.tenant, DB: sc.st.db, Graph: sc.mailbox,
 		Logger: slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
 	})
@@ -74,7 +74,7 @@ func runSync(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return nil
 	}
 	enc := json.NewEncoder(stdout)
-	st, err := r.DryRun(ctx, func(ev *bridge.QueuedEvent, e store.LedgerEntry) error {
+	st, err := r.DryRun(ctx, func(ev *mailsync.QueuedEvent, e store.LedgerEntry) error {
 		if *asJSON {
 			if ev == nil {
 				return enc.Encode(map[string]string{"rejected": e.MessageID, "reason": e.Reason})
@@ -97,7 +97,7 @@ func runSync(ctx context.Context, args []string, stdout, stderr io.Writer) error
 
 // printDryRunLine is one event of a dry run: type, state, received time,
 // sender and subject, and the event id.
-func printDryRunLine(w io.Writer, ev *bridge.QueuedEvent, e store.LedgerEntry) {
+func printDryRunLine(w io.Writer, ev *mailsync.QueuedEvent, e store.LedgerEntry) {
 	if ev == nil {
 		fmt.Fprintf(w, "REJECTED  %s  %s: %s\n", e.ReceivedAt.UTC().Format(time.RFC3339), e.MessageID, e.Reason)
 		return

@@ -13,11 +13,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"net/http"
 	"runtime/debug"
 	"sync"
 	"time"
+
+	"github.com/m365bridge/m365bridge/bridge/backoff"
 )
 
 // Options configures a Dispatcher. Zero fields take defaults.
@@ -121,9 +122,7 @@ func New(q Queue, eps []Endpoint, opts Options) (*Dispatcher, error) {
 		opts.After = time.After
 	}
 	if opts.Jitter == nil {
-		opts.Jitter = func(d time.Duration) time.Duration {
-			return time.Duration(float64(d) * (0.8 + 0.4*rand.Float64()))
-		}
+		opts.Jitter = func(d time.Duration) time.Duration { return backoff.Spread(d, 0.2, nil) }
 	}
 	if opts.PollInterval <= 0 {
 		opts.PollInterval = 30 * time.Second

@@ -7,6 +7,7 @@ import (
 	"text/template"
 	"time"
 
+	"github.com/m365bridge/m365bridge/bridge/backoff"
 	"github.com/m365bridge/m365bridge/webhooks"
 )
 
@@ -129,5 +130,5 @@ func (e Endpoint) delayAfter(n int) time.Duration {
 	if len(s) == 0 {
 		s = DefaultSchedule
 	}
-	return s[min(max(n-1, 0), len(s)-1)]
+	return backoff.Schedule(s, n)
 }
