@@ -85,16 +85,20 @@ func TestMetricsAfterSync(t *testing.T) {
 	mustConnect(t, rig, "support", "agent@contoso.com")
 	mustConnect(t, rig, "sales", "sales@contoso.com")
 	rig.waitEvents(4)
-	// The delivered rows are counted once the dispatcher recorded them.
-	deadline := time.Now().Add(20 * time.Second)
+	// The delivered rows are counted once the dispatcher recorded them, and
+	// the delivery counter moves just after the row is marked: wait for both
+	// (seen: the row marked, the counter one behind, on a loaded machine).
+	deadline := time.Now().Add(2 * time.Minute)
 	var m map[string]float64
 	for {
 		m = scrape(t, rig)
-		if v, _ := sumSeries(m, "m365bridge_outbox_depth", `state="delivered"`); v >= 4 {
+		rows, _ := sumSeries(m, "m365bridge_outbox_depth", `state="delivered"`)
+		counted, _ := sumSeries(m, "m365bridge_deliveries_total", `endpoint="helpdesk"`, `outcome="delivered"`)
+		if rows >= 4 && counted >= 4 {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("outbox_depth delivered never reached 4")
+			t.Fatalf("after 2 min: outbox_depth delivered = %v, deliveries_total delivered = %v; want both >= 4", rows, counted)
 		}
 		time.Sleep(20 * time.Millisecond) // pacing of /metrics scrapes, as Prometheus would; the deadline is the safety net
 	}
