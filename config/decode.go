@@ -104,37 +104,10 @@ func (d *decoder) walk(n *yaml.Node, path string, v reflect.Value, depth int) {
 	}
 	d.set[path] = true
 
-	t := v.Type()
-	switch t {
-	case secretType:
-		d.secret(n, path, v)
-		return
-	case afterImportType:
-		d.afterImport(n, path, v)
-		return
-	case durationType:
-		if s, ok := d.scalar(n, path, "a duration such as 30s, 5m or 2h"); ok {
-			dur, err := parseDuration(s)
-			if err != nil {
-				d.add(n, path, fmt.Sprintf("invalid duration %q", s), "write a duration such as 30s, 5m, 2h or 7d")
-				return
-			}
-			v.SetInt(int64(dur))
-		}
-		return
-	case timeType:
-		if s, ok := d.scalar(n, path, "an RFC 3339 time such as 2026-11-01T00:00:00Z"); ok {
-			tm, err := time.Parse(time.RFC3339Nano, s)
-			if err != nil {
-				d.add(n, path, fmt.Sprintf("invalid time %q", s), "write an RFC 3339 time with a zone, such as 2026-11-01T00:00:00Z")
-				return
-			}
-			v.Set(reflect.ValueOf(tm))
-		}
+	if d.special(n, path, v) {
 		return
 	}
-
-	switch t.Kind() {
+	switch t := v.Type(); t.Kind() {
 	case reflect.Pointer:
 		if v.IsNil() {
 			v.Set(reflect.New(t.Elem()))
@@ -150,35 +123,11 @@ func (d *decoder) walk(n *yaml.Node, path string, v reflect.Value, depth int) {
 	case reflect.Map:
 		d.mapping(n, path, v, depth)
 	case reflect.String:
-		if s, ok := d.scalar(n, path, "a string"); ok {
-			if strings.Contains(s, "${") {
-				d.add(n, path, "only secret fields take ${VAR} references", "secret fields are client_secret, admin.token, webhook secret/secrets and header values; write the value itself here")
-				return
-			}
-			v.SetString(s)
-		}
+		d.stringValue(n, path, v)
 	case reflect.Bool:
-		if _, ok := d.scalar(n, path, "true or false"); ok {
-			var b bool
-			if n.Tag != "!!bool" || n.Decode(&b) != nil {
-				d.add(n, path, fmt.Sprintf("%q is not true or false", n.Value), "write true or false")
-				return
-			}
-			v.SetBool(b)
-		}
+		d.boolValue(n, path, v)
 	case reflect.Int, reflect.Int64:
-		if _, ok := d.scalar(n, path, "a whole number"); ok {
-			var i int64
-			if n.Tag != "!!int" || n.Decode(&i) != nil {
-				d.add(n, path, fmt.Sprintf("%q is not a whole number", n.Value), "write a number without quotes or units, such as 10485760")
-				return
-			}
-			if v.OverflowInt(i) {
-				d.add(n, path, fmt.Sprintf("%s is out of range", n.Value), "")
-				return
-			}
-			v.SetInt(i)
-		}
+		d.intValue(n, path, v)
 	default:
 		// A schema type this decoder does not know: a programming error,
 		// reported rather than panicking.
