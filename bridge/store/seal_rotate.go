@@ -17,87 +17,15 @@ func (v *Vault) Reseal(ctx context.Context) (int, error) {
 	cur := v.keys.KeyID()
 	n := 0
 	err := v.db.Tx(ctx, func(tx *sql.Tx) error {
-		n = 0
-		type tokRow struct {
-			channel string
-			rt, at  []byte
-		}
-		var toks []tokRow
-		rows, err := tx.QueryContext(ctx, `SELECT channel, refresh_token, access_token FROM tokens`)
+		nt, err := v.resealTokens(ctx, tx, cur)
 		if err != nil {
-			return fmt.Errorf("read tokens: %w", err)
+			return err
 		}
-		for rows.Next() {
-			var r tokRow
-			if err := rows.Scan(&r.channel, &r.rt, &r.at); err != nil {
-				rows.Close()
-				return fmt.Errorf("read tokens: %w", err)
-			}
-			toks = append(toks, r)
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return fmt.Errorf("read tokens: %w", err)
-		}
-		for _, r := range toks {
-			rt, changedR, err := v.reseal(r.rt, tokenAAD("refresh_token", r.channel), cur)
-			if err != nil {
-				return fmt.Errorf("channel %s refresh token: %w", r.channel, err)
-			}
-			at, changedA, err := v.reseal(r.at, tokenAAD("access_token", r.channel), cur)
-			if err != nil {
-				return fmt.Errorf("channel %s access token: %w", r.channel, err)
-			}
-			if !changedR && !changedA {
-				continue
-			}
-			if _, err := tx.ExecContext(ctx, `UPDATE tokens SET refresh_token = ?, access_token = ?, key_id = ? WHERE channel = ?`,
-				rt, at, cur, r.channel); err != nil {
-				return fmt.Errorf("rewrite tokens of %s: %w", r.channel, err)
-			}
-			n++
-		}
-
-		type reqRow struct {
-			hash     string
-			verifier []byte
-		}
-		var reqs []reqRow
-		rows, err = tx.QueryContext(ctx, `SELECT state_hash, verifier FROM auth_requests WHERE used_at = ''`)
+		na, err := v.resealAuthRequests(ctx, tx, cur)
 		if err != nil {
-			return fmt.Errorf("read auth requests: %w", err)
+			return err
 		}
-		for rows.Next() {
-			var r reqRow
-			if err := rows.Scan(&r.hash, &r.verifier); err != nil {
-				rows.Close()
-				return fmt.Errorf("read auth requests: %w", err)
-			}
-			reqs = append(reqs, r)
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return fmt.Errorf("read auth requests: %w", err)
-		}
-		for _, r := range reqs {
-			sealed, changed, err := v.reseal(r.verifier, verifierAAD(r.hash), cur)
-			if err != nil {
-				// A pending authorization is cheap to redo: drop it rather
-				// than fail the rotation.
-				if _, err := tx.ExecContext(ctx, `DELETE FROM auth_requests WHERE state_hash = ?`, r.hash); err != nil {
-					return fmt.Errorf("drop unreadable auth request: %w", err)
-				}
-				continue
-			}
-			if !changed {
-				continue
-			}
-			if _, err := tx.ExecContext(ctx, `UPDATE auth_requests SET verifier = ?, key_id = ? WHERE state_hash = ?`,
-				sealed, cur, r.hash); err != nil {
-				return fmt.Errorf("rewrite auth request: %w", err)
-			}
-			n++
-		}
+		n = nt + na
 		// Used requests hold nothing anyone will read again.
 		if _, err := tx.ExecContext(ctx, `UPDATE auth_requests SET verifier = ?, key_id = '' WHERE used_at != '' AND key_id != ''`, []byte{}); err != nil {
 			return fmt.Errorf("clear used auth requests: %w", err)
@@ -106,6 +34,99 @@ func (v *Vault) Reseal(ctx context.Context) (int, error) {
 	})
 	if err != nil {
 		return 0, fmt.Errorf("reseal: %w", err)
+	}
+	return n, nil
+}
+
+// resealTokens rewrites the channels' tokens not under key cur; it returns
+// how many channels it rewrote.
+func (v *Vault) resealTokens(ctx context.Context, tx *sql.Tx, cur string) (int, error) {
+	type tokRow struct {
+		channel string
+		rt, at  []byte
+	}
+	var toks []tokRow
+	rows, err := tx.QueryContext(ctx, `SELECT channel, refresh_token, access_token FROM tokens`)
+	if err != nil {
+		return 0, fmt.Errorf("read tokens: %w", err)
+	}
+	for rows.Next() {
+		var r tokRow
+		if err := rows.Scan(&r.channel, &r.rt, &r.at); err != nil {
+			rows.Close()
+			return 0, fmt.Errorf("read tokens: %w", err)
+		}
+		toks = append(toks, r)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return 0, fmt.Errorf("read tokens: %w", err)
+	}
+	n := 0
+	for _, r := range toks {
+		rt, changedR, err := v.reseal(r.rt, tokenAAD("refresh_token", r.channel), cur)
+		if err != nil {
+			return 0, fmt.Errorf("channel %s refresh token: %w", r.channel, err)
+		}
+		at, changedA, err := v.reseal(r.at, tokenAAD("access_token", r.channel), cur)
+		if err != nil {
+			return 0, fmt.Errorf("channel %s access token: %w", r.channel, err)
+		}
+		if !changedR && !changedA {
+			continue
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE tokens SET refresh_token = ?, access_token = ?, key_id = ? WHERE channel = ?`,
+			rt, at, cur, r.channel); err != nil {
+			return 0, fmt.Errorf("rewrite tokens of %s: %w", r.channel, err)
+		}
+		n++
+	}
+	return n, nil
+}
+
+// resealAuthRequests rewrites pending authorizations' verifiers not under
+// key cur, dropping those it cannot read; it returns how many it rewrote.
+func (v *Vault) resealAuthRequests(ctx context.Context, tx *sql.Tx, cur string) (int, error) {
+	type reqRow struct {
+		hash     string
+		verifier []byte
+	}
+	var reqs []reqRow
+	rows, err := tx.QueryContext(ctx, `SELECT state_hash, verifier FROM auth_requests WHERE used_at = ''`)
+	if err != nil {
+		return 0, fmt.Errorf("read auth requests: %w", err)
+	}
+	for rows.Next() {
+		var r reqRow
+		if err := rows.Scan(&r.hash, &r.verifier); err != nil {
+			rows.Close()
+			return 0, fmt.Errorf("read auth requests: %w", err)
+		}
+		reqs = append(reqs, r)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return 0, fmt.Errorf("read auth requests: %w", err)
+	}
+	n := 0
+	for _, r := range reqs {
+		sealed, changed, err := v.reseal(r.verifier, verifierAAD(r.hash), cur)
+		if err != nil {
+			// A pending authorization is cheap to redo: drop it rather
+			// than fail the rotation.
+			if _, err := tx.ExecContext(ctx, `DELETE FROM auth_requests WHERE state_hash = ?`, r.hash); err != nil {
+				return 0, fmt.Errorf("drop unreadable auth request: %w", err)
+			}
+			continue
+		}
+		if !changed {
+			continue
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE auth_requests SET verifier = ?, key_id = ? WHERE state_hash = ?`,
+			sealed, cur, r.hash); err != nil {
+			return 0, fmt.Errorf("rewrite auth request: %w", err)
+		}
+		n++
 	}
 	return n, nil
 }
