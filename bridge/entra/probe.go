@@ -49,30 +49,9 @@ func (m *Manager) probeMailbox(ctx context.Context, accessToken string, shared b
 	detail := fmt.Sprintf("Graph answered HTTP %d %s: %s", resp.StatusCode, code, msg)
 	err = fmt.Errorf("probe mailbox: HTTP %d %s", resp.StatusCode, code)
 	g := Guidance{Code: code}
-	switch {
-	case code == "ErrorInvalidUser":
-		g.Reason = "Wrong shared mailbox address: Microsoft 365 has no mailbox " + address + "."
-		g.Fix = "Correct mailbox.address of this channel in bridge.yaml, restart, and start again."
-	case code == "ErrorAccessDenied":
-		if shared {
-			g.Reason = "This user lacks Full Access to the mailbox " + address + "."
-			g.Fix = "In the Exchange admin center (Recipients > Mailboxes > " + address + " > Mailbox delegation) add the user under Read and manage (Full Access) and Send as, wait for it to apply (up to an hour), then start again."
-		} else {
-			g.Reason = "Microsoft Graph denied access to the mailbox: a mail permission is missing from the consent."
-			g.Fix = "Add the delegated Mail.* permissions to the app registration, then start again and accept them."
-		}
-	case code == "MailboxNotEnabledForRESTAPI":
-		g.Reason = "The mailbox is inactive, soft-deleted or hosted on-premises, or the user has no Exchange Online licence."
-		g.Fix = "Give the user an Exchange Online licence (or grant access to an active cloud mailbox), then start again."
-	case code == "ErrorItemNotFound" || code == "ResourceNotFound":
-		g.Reason = "The mailbox was not found or is not provisioned yet, or the user lacks delegation permissions for it."
-		g.Fix = "Check the delegation (Full Access) and that the mailbox exists in Exchange Online, then start again."
-	case resp.StatusCode >= 500 || resp.StatusCode == http.StatusTooManyRequests:
-		g.Reason = "Microsoft Graph is unavailable or throttling right now."
+	g.Reason, g.Fix = graph.ExplainMailboxAccess(resp.StatusCode, code, shared, address)
+	if g.Fix == "" {
 		g.Fix = startAgain
-	default:
-		g.Reason = "Microsoft Graph refused to read the mailbox."
-		g.Fix = "Check the app's delegated Mail.* permissions and the mailbox address, then start again."
 	}
 	if g.Code == "" {
 		g.Code = fmt.Sprintf("HTTP %d", resp.StatusCode)

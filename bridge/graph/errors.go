@@ -336,3 +336,33 @@ func ExplainSend(err error, mailbox, who, channel string) (code, reason, fix str
 	}
 	return code, reason, fix
 }
+
+// ExplainMailboxAccess says why Graph refused to read a mailbox's inbox
+// with a fresh token (the consent's access probe: status and Graph error
+// code) and what the operator should fix. An empty fix means "nothing to
+// fix in Microsoft 365: try again" (Graph unavailable or throttling); the
+// caller adds how to start again.
+func ExplainMailboxAccess(status int, code string, shared bool, address string) (reason, fix string) {
+	switch {
+	case code == "ErrorInvalidUser":
+		return "Wrong shared mailbox address: Microsoft 365 has no mailbox " + address + ".",
+			"Correct mailbox.address of this channel in bridge.yaml, restart, and start again."
+	case code == "ErrorAccessDenied" && shared:
+		return "This user lacks Full Access to the mailbox " + address + ".",
+			"In the Exchange admin center (Recipients > Mailboxes > " + address + " > Mailbox delegation) add the user under Read and manage (Full Access) and Send as, wait for it to apply (up to an hour), then start again."
+	case code == "ErrorAccessDenied":
+		return "Microsoft Graph denied access to the mailbox: a mail permission is missing from the consent.",
+			"Add the delegated Mail.* permissions to the app registration, then start again and accept them."
+	case code == "MailboxNotEnabledForRESTAPI":
+		return "The mailbox is inactive, soft-deleted or hosted on-premises, or the user has no Exchange Online licence.",
+			"Give the user an Exchange Online licence (or grant access to an active cloud mailbox), then start again."
+	case code == "ErrorItemNotFound" || code == "ResourceNotFound":
+		return "The mailbox was not found or is not provisioned yet, or the user lacks delegation permissions for it.",
+			"Check the delegation (Full Access) and that the mailbox exists in Exchange Online, then start again."
+	case status >= 500 || status == http.StatusTooManyRequests:
+		return "Microsoft Graph is unavailable or throttling right now.", ""
+	default:
+		return "Microsoft Graph refused to read the mailbox.",
+			"Check the app's delegated Mail.* permissions and the mailbox address, then start again."
+	}
+}
