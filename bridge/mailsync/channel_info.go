@@ -43,6 +43,15 @@ func (a ArchiveState) String() string {
 	return a.Mode + ": received before " + a.Cutoff.UTC().Format(time.RFC3339) + " is archived"
 }
 
+// Short is the decision for a table column: the mode, and the cut-off
+// when there is one.
+func (a ArchiveState) Short() string {
+	if a.Cutoff.IsZero() {
+		return a.Mode
+	}
+	return a.Mode + " before " + a.Cutoff.UTC().Format(time.RFC3339)
+}
+
 // MessageCounts are a channel's message counters since it was first
 // connected. Each means one thing: Imported = Archived + New + Rejected,
 // one per message of the folder; DeltaEntries counts what Graph's delta

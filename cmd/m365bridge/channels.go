@@ -91,12 +91,8 @@ func printChannels(w io.Writer, rows []mailsync.ChannelInfo, now time.Time) {
 	fmt.Fprintln(tw, "CHANNEL\tSTATE\tMAILBOX\tACCOUNT\tTOKEN EXPIRES\tARCHIVE\tLAST SYNC\tIMPORTED\tAFTER IMPORT DONE")
 	for _, c := range rows {
 		m := c.Messages
-		archive := c.Archive.Mode
-		if !c.Archive.Cutoff.IsZero() {
-			archive += " before " + c.Archive.Cutoff.UTC().Format(time.RFC3339)
-		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\n", c.Name, c.State, dash(c.MailboxAddress), dash(c.Account.UPN),
-			when(c.TokenExpiry, now), archive, when(c.LastSyncAt, now),
+			when(c.TokenExpiry, now), c.Archive.Short(), when(c.LastSyncAt, now),
 			fmt.Sprintf("%d = %d archived + %d new + %d rejected", m.Imported, m.Archived, m.New, m.Rejected), m.PostDone)
 	}
 	tw.Flush()
