@@ -22,8 +22,9 @@ import (
 //
 //   - the driver is pgx (pgx/v5/stdlib) wrapped so that the store's "?"
 //     placeholders become PostgreSQL's "$1, $2, ..." (rebind);
-//   - the migrations are a PostgreSQL dialect of the same numbered files
-//     (migrations/postgres/NNNN_*.sql, same numbers and names);
+//   - the migrations are the same numbered files, read through pgDialect
+//     (a few type spellings, migrate.go); a step whose schema differs in
+//     more than spelling has its own migrations/postgres/NNNN_*.sql;
 //   - times stay RFC 3339 text in UTC, as on SQLite, so comparisons, scans
 //     and the injected clock behave the same on both;
 //   - a few spellings differ (db.noIndex; the lease checks use the
