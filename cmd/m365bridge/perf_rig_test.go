@@ -57,7 +57,8 @@ type perfSim struct {
 	srv *m365sim.Server
 	// publics are the daemons' public listeners, one per run: each is a
 	// redirect URI registered with the app, as an operator registers it.
-	publics []string
+	publics   []string
+	closeOnce sync.Once
 
 	mu      sync.Mutex
 	moved   map[string]int // mailbox -> messages that left its Inbox
@@ -86,8 +87,8 @@ func newPerfSim(tb testing.TB, mailboxes []string, perMailbox, daemons int) *per
 	if err != nil {
 		tb.Fatal(err)
 	}
-	tb.Cleanup(func() { srv.Close() })
 	ps.srv = srv
+	tb.Cleanup(ps.close)
 	return ps
 }
 
@@ -104,6 +105,9 @@ func (ps *perfSim) onMove(ev m365sim.MoveEvent) {
 		f()
 	}
 }
+
+// close stops the simulator (once; the cleanup calls it again).
+func (ps *perfSim) close() { ps.closeOnce.Do(func() { ps.srv.Close() }) }
 
 func (ps *perfSim) movedFrom(mailbox string) int {
 	ps.mu.Lock()
