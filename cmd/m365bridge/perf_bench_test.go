@@ -65,9 +65,7 @@ type importRun struct {
 // duplicate deliveries, disk bytes written against bytes delivered and the
 // state directory's size at the end.
 func BenchmarkImportVsBareLoop(b *testing.B) {
-	if _, err := buildBridge(); err != nil {
-		b.Fatal(err)
-	}
+	bin := buildBridge(b)
 	scenarios := []importScenario{{"2k-keep", 2000, false}, {"10k-delete", 10000, true}}
 	if os.Getenv("M365BRIDGE_BENCH_40K") != "" {
 		scenarios = append(scenarios, importScenario{"40k-keep", 40000, false})
@@ -81,13 +79,13 @@ func BenchmarkImportVsBareLoop(b *testing.B) {
 	for _, sc := range scenarios {
 		b.Run(sc.name, func(b *testing.B) {
 			for range b.N {
-				runImportRounds(b, sc, rounds)
+				runImportRounds(b, bin, sc, rounds)
 			}
 		})
 	}
 }
 
-func runImportRounds(b *testing.B, sc importScenario, rounds int) {
+func runImportRounds(b *testing.B, bin string, sc importScenario, rounds int) {
 	// Each run gets a simulator of its own, seeded alike: the very same
 	// messages byte for byte, in the same process, with fresh throttling
 	// windows (a delete run spends most of a mailbox's 10,000 requests per
@@ -102,7 +100,7 @@ func runImportRounds(b *testing.B, sc importScenario, rounds int) {
 		}
 		for _, bridge := range order {
 			ps := newPerfSim(b, []string{mailbox}, sc.n, 1)
-			run := runImport(b, ps, rcv, sc, mailbox, bridge, r)
+			run := runImport(b, bin, ps, rcv, sc, mailbox, bridge, r)
 			ps.close()
 			b.Logf("%s round %d %-6s wall %6.1fs (startup %.1fs) cpu %6.1fs peak %4.0f MiB req/msg %.3f 429s %d lost %d dup %d delivered %5.0f MiB disk %5.0f MiB (proc %5.0f) state %4.0f MiB",
 				sc.name, r+1, kindName(bridge), run.wall.Seconds(), run.startup.Seconds(), run.cost.CPU.Seconds(), mib(run.peakRSS),
@@ -157,7 +155,7 @@ func runImportRounds(b *testing.B, sc importScenario, rounds int) {
 
 // runImport runs one child over mailbox and waits until every message's
 // event was accepted (and, with delete, every message left the Inbox).
-func runImport(b *testing.B, ps *perfSim, rcv *perfReceiver, sc importScenario, mailbox string, bridge bool, round int) importRun {
+func runImport(b *testing.B, bin string, ps *perfSim, rcv *perfReceiver, sc importScenario, mailbox string, bridge bool, round int) importRun {
 	want := map[string]bool{}
 	for _, mi := range ps.srv.Sim.Messages(mailbox, "Inbox") {
 		want[webhooks.EventID(perfTenant, mailbox, mi.ImmutableID)] = true
@@ -196,7 +194,7 @@ func runImport(b *testing.B, ps *perfSim, rcv *perfReceiver, sc importScenario, 
 			prefix := filepath.Join(dir, fmt.Sprintf("%s-r%d-", sc.name, round+1))
 			env = append(env, cpuProfileEnv+"="+prefix+"cpu.pprof", memProfileEnv+"="+prefix+"heap.pprof")
 		}
-		bc := startBridge(b, ps, rcv, b.TempDir(), perfBridgeConfig{Mailbox: mailbox, AfterImport: after}, env...)
+		bc := startBridge(b, bin, ps, rcv, b.TempDir(), perfBridgeConfig{Mailbox: mailbox, AfterImport: after}, env...)
 		run.startup = time.Since(start)
 		if err := waitFor(ctx, signal, done); err != nil {
 			b.Fatalf("%s bridge: %v\n%s", sc.name, err, bc.out)
@@ -260,11 +258,9 @@ func BenchmarkNewMailLatency(b *testing.B) {
 	if kind != "user" && kind != "shared" {
 		b.Fatalf("M365BRIDGE_BENCH_LATENCY_MAILBOX=%q: want user or shared", kind)
 	}
-	if _, err := buildBridge(); err != nil {
-		b.Fatal(err)
-	}
+	bin := buildBridge(b)
 	for range b.N {
-		runLatency(b, n, span, poll, kind)
+		runLatency(b, bin, n, span, poll, kind)
 	}
 }
 
@@ -275,7 +271,7 @@ func cmpOr(v, def string) string {
 	return v
 }
 
-func runLatency(b *testing.B, n int, span time.Duration, poll, kind string) {
+func runLatency(b *testing.B, bin string, n int, span time.Duration, poll, kind string) {
 	const shared = "latency@contoso.com"
 	ps := newPerfSim(b, []string{shared}, 0, 1)
 	mailbox, cfgMailbox := perfAgent, ""
@@ -296,7 +292,7 @@ func runLatency(b *testing.B, n int, span time.Duration, poll, kind string) {
 	rcv.reset(want, kick(signal))
 	ctx, cancel := context.WithTimeout(context.Background(), span+30*time.Minute) // a safety net
 	defer cancel()
-	bc := startBridge(b, ps, rcv, b.TempDir(), perfBridgeConfig{Mailbox: cfgMailbox, AfterImport: "keep", PollInterval: poll})
+	bc := startBridge(b, bin, ps, rcv, b.TempDir(), perfBridgeConfig{Mailbox: cfgMailbox, AfterImport: "keep", PollInterval: poll})
 	defer bc.stop(b)
 	if err := waitFor(ctx, signal, func() bool { d, _, _, _ := rcv.tally(); return d == len(want) }); err != nil {
 		b.Fatalf("first sync: %v\n%s", err, bc.out)

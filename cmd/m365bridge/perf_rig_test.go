@@ -223,25 +223,22 @@ func statsOf(ps *os.ProcessState) childStats {
 	return s
 }
 
-// buildBridge builds the real binary once per benchmark process.
-var buildBridge = sync.OnceValues(func() (string, error) {
+// buildBridge builds the real binary into a directory the benchmark
+// removes when it ends (the build cache makes a rebuild a link).
+func buildBridge(tb testing.TB) string {
+	tb.Helper()
 	gobin := filepath.Join(runtime.GOROOT(), "bin", "go")
 	if _, err := os.Stat(gobin); err != nil {
 		if gobin, err = exec.LookPath("go"); err != nil {
-			return "", fmt.Errorf("build the bridge: no go command: %w", err)
+			tb.Fatalf("build the bridge: no go command: %v", err)
 		}
 	}
-	dir, err := os.MkdirTemp("", "m365bridge-perf-")
-	if err != nil {
-		return "", err
+	bin := filepath.Join(tb.TempDir(), "m365bridge")
+	if out, err := exec.Command(gobin, "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		tb.Fatalf("build the bridge: %v\n%s", err, out)
 	}
-	bin := filepath.Join(dir, "m365bridge")
-	out, err := exec.Command(gobin, "build", "-o", bin, ".").CombinedOutput()
-	if err != nil {
-		return "", fmt.Errorf("build the bridge: %v\n%s", err, out)
-	}
-	return bin, nil
-})
+	return bin
+}
 
 // bridgeChild is one daemon process.
 type bridgeChild struct {
@@ -260,14 +257,10 @@ type perfBridgeConfig struct {
 	PollInterval string // "" for the default
 }
 
-// startBridge writes bridge.yaml into dir, starts the daemon, waits for
+// startBridge writes bridge.yaml into dir, runs bin (buildBridge), starts the daemon, waits for
 // /readyz and signs the channel in.
-func startBridge(tb testing.TB, ps *perfSim, rcv *perfReceiver, dir string, cfg perfBridgeConfig, env ...string) *bridgeChild {
+func startBridge(tb testing.TB, bin string, ps *perfSim, rcv *perfReceiver, dir string, cfg perfBridgeConfig, env ...string) *bridgeChild {
 	tb.Helper()
-	bin, err := buildBridge()
-	if err != nil {
-		tb.Fatal(err)
-	}
 	if len(ps.publics) == 0 {
 		tb.Fatal("perf rig: no registered redirect URI left for another daemon")
 	}
