@@ -211,7 +211,12 @@ func runImport(b *testing.B, bin string, ps *perfSim, rcv *perfReceiver, sc impo
 		}
 		bare := startBareLoop(b, bareSpec{GraphURL: ps.srv.URL + "/v1.0", Token: tok.AccessToken, Mailbox: mailbox,
 			Tenant: perfTenant, PageSize: 100, Receiver: rcv.srv.URL + "/hooks", Secret: rcv.secret, Delete: sc.delete})
-		if err := waitFor(ctx, signal, done); err != nil {
+		// The loop ends by itself: what it did not deliver by then is lost.
+		go func() {
+			waitFor(ctx, bare.out.wrote, bare.finished)
+			kick(signal)()
+		}()
+		if err := waitFor(ctx, signal, func() bool { return done() || bare.finished() }); err != nil {
 			b.Fatalf("%s bare loop: %v\n%s", sc.name, err, bare.out)
 		}
 		run.wall = time.Since(start)
