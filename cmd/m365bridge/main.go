@@ -57,7 +57,7 @@ func main() {
 		<-ctx.Done()
 		stop()
 	}()
-	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	err := profiled(func() error { return run(ctx, os.Args[1:], os.Stdout, os.Stderr) }) // profile.go
 	stop()
 	os.Exit(exitCode(err, os.Stderr))
 }
