@@ -1,9 +1,11 @@
 package bridge
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -269,5 +271,34 @@ func TestDaemonSharedMailboxPollsAdaptively(t *testing.T) {
 	}
 	if v := scrape(t, nr.daemonRig)[`m365bridge_change_notifications{channel="support",state="unsupported"}`]; v != 1 {
 		t.Errorf("metric unsupported = %v, want 1", v)
+	}
+}
+
+// TestDaemonReloadDropsSubscription: a reload that turns a channel's
+// change notifications off deletes its subscription in Graph (it would
+// otherwise count against the mailbox's limit until it expired), and the
+// restarted runner reports none.
+func TestDaemonReloadDropsSubscription(t *testing.T) {
+	nr := newNotifyRig(t, notifyUserChannel)
+	nr.run()
+	if page := nr.connect("sales", "sales@contoso.com"); !strings.HasPrefix(page, "200") {
+		t.Fatalf("consent: %.300s", page)
+	}
+	nr.waitEvent("sales", "created", 1)
+	if n := len(nr.sim.Sim.Subscriptions()); n != 1 {
+		t.Fatalf("%d subscriptions, want 1", n)
+	}
+	next := strings.Replace(nr.yaml, "    poll_fast: 1h\n", "    poll_fast: 1h\n    change_notifications: off\n", 1)
+	if err := os.WriteFile(nr.path, []byte(next), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := nr.d.ReloadFile(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if subs := nr.sim.Sim.Subscriptions(); len(subs) != 0 {
+		t.Errorf("%d subscriptions after the reload, want 0", len(subs))
+	}
+	if st := waitRunner(t, nr.d, "sales").Status(); st.Notifications != nil {
+		t.Errorf("runner notifications after the reload = %+v, want none", st.Notifications)
 	}
 }
