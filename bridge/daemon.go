@@ -25,6 +25,7 @@ import (
 	"github.com/m365bridge/m365bridge/bridge/event"
 	"github.com/m365bridge/m365bridge/bridge/graph"
 	"github.com/m365bridge/m365bridge/bridge/mailsync"
+	"github.com/m365bridge/m365bridge/bridge/notify"
 	"github.com/m365bridge/m365bridge/bridge/send"
 	"github.com/m365bridge/m365bridge/bridge/store"
 	"github.com/m365bridge/m365bridge/bridge/web"
@@ -61,6 +62,12 @@ type Options struct {
 	// beforeBuild, when set (tests), is every runner's
 	// RunnerConfig.BeforeBuild.
 	beforeBuild func(m *graph.Message)
+	// notifyEvent, when set (tests), is the change-notification
+	// manager's notify.Options.OnEvent.
+	notifyEvent func(channel, event string)
+	// pollBudget, when set (tests), is every runner's
+	// RunnerConfig.PollBudget.
+	pollBudget int
 }
 
 // Daemon is a running bridge: New, then Start, Run, Close.
@@ -80,6 +87,7 @@ type Daemon struct {
 	admin     *admin.Console
 	sender    *send.Service
 	links     *event.AttachmentLinks
+	notify    *notify.Manager // nil when public_url cannot take notifications
 	// pageSlots bounds the delta pages all of this daemon's runners read
 	// and build at once (RunnerConfig.PageSlots).
 	pageSlots *semaphore.Weighted
@@ -192,6 +200,7 @@ func (d *Daemon) Start(ctx context.Context) (err error) {
 		Takes: func(webhook, typ string) bool { return d.webhookTakes(webhook)(typ) }, Wake: d.disp.Wake}, d.opts.Send)
 	d.sender.Mount(d.web.Public)
 	d.mountAttachmentLinks(d.web.Public)
+	d.startNotifier()
 	d.admin.SetDispatcher(d.disp)
 	d.admin.Mount(d.web.Admin)
 	if err := d.web.Start(); err != nil {
@@ -218,6 +227,9 @@ func (d *Daemon) Run(ctx context.Context) error {
 	d.runCtx, d.group = ctx, g
 	g.Go(func() error { return d.disp.Run(ctx) })
 	g.Go(func() error { return d.sender.Run(ctx) })
+	if d.notify != nil {
+		g.Go(func() error { return d.notify.Run(ctx) })
+	}
 	for _, ch := range d.config().Channels {
 		d.startChannel(ch)
 	}
@@ -249,16 +261,20 @@ func (d *Daemon) superviseChannel(ctx context.Context, ch config.Channel) error 
 			log.Error("read channel state", "err", err)
 		}
 		if mb, ok := graphMailbox(ch, st.Account); ok && err == nil && st.Account.ObjectID != "" {
-			r := mailsync.NewRunner(mailsync.RunnerConfig{
+			mc := d.graph.Mailbox(mb, d.auth.Source(ch.Name))
+			rc := mailsync.RunnerConfig{
 				Channel: ch, Tenant: event.Tenant(d.config()), Mailbox: mb.Address, DB: d.db,
-				Graph:  d.graph.Mailbox(mb, d.auth.Source(ch.Name)),
+				Graph:  mc,
 				Logger: d.log, Now: d.opts.Now, After: d.opts.Dispatcher.After, Wake: d.disp.Wake,
 				OnSyncResult: d.syncResultNotifier(ch.Name),
 				BeforeBuild:  d.opts.beforeBuild,
 				Takes:        d.webhookTakes(ch.Webhook),
 				Links:        d.links,
 				PageSlots:    d.pageSlots,
-			})
+				PollBudget:   d.opts.pollBudget,
+			}
+			d.withNotifications(&rc, mc)
+			r := mailsync.NewRunner(rc)
 			d.mu.Lock()
 			d.runners[ch.Name] = r
 			d.mu.Unlock()
@@ -312,6 +328,7 @@ func (d *Daemon) Runner(channel string) (*mailsync.Runner, bool) {
 // Close shuts everything down within ctx's deadline. Safe to call twice.
 func (d *Daemon) Close(ctx context.Context) error {
 	var errs []error
+	d.closeNotifier(ctx)
 	if d.web != nil {
 		errs = append(errs, d.web.Close(ctx))
 	}

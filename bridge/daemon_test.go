@@ -125,13 +125,19 @@ func newDaemonRigChannels(t *testing.T, mutate func(seed *m365sim.Seed), channel
 // daemon.
 func newRigBase(t *testing.T, mutate func(seed *m365sim.Seed)) *daemonRig {
 	t.Helper()
+	return newRigBaseOpts(t, m365sim.Options{}, mutate)
+}
+
+// newRigBaseOpts is newRigBase with the simulator's options.
+func newRigBaseOpts(t *testing.T, simOpts m365sim.Options, mutate func(seed *m365sim.Seed)) *daemonRig {
+	t.Helper()
 	rig := &daemonRig{t: t, events: map[string]webhooks.Event{}, public: freeLoopback(t), logs: &lockedBuffer{}, arrived: make(chan struct{}, 1)}
 	seed := m365sim.DefaultSeed()
 	seed.App.RedirectURIs = []string{"http://" + rig.public + "/oauth/callback"}
 	if mutate != nil {
 		mutate(seed)
 	}
-	sim, err := m365sim.StartServer(m365sim.Options{}, seed)
+	sim, err := m365sim.StartServer(simOpts, seed)
 	if err != nil {
 		t.Fatal(err)
 	}

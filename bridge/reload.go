@@ -39,6 +39,7 @@ func (d *Daemon) stopChannel(name string) {
 	}
 	cr.cancel()
 	<-cr.done
+	d.dropNotifications(name)
 	delete(d.chans, name)
 	d.mu.Lock()
 	delete(d.runners, name)

@@ -163,7 +163,7 @@ var (
 type stateCollector struct{ a *Console }
 
 func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descLag, descMessages, descDepth, descSends, descUp, descScrapeErr} {
+	for _, d := range []*prometheus.Desc{descLag, descMessages, descDepth, descSends, descUp, descScrapeErr, descNotifyState, descNotifyReceived, descNotifyWakes} {
 		ch <- d
 	}
 }
@@ -191,6 +191,7 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(descMessages, prometheus.CounterValue, float64(v.Sync.New), v.Name, "new")
 		ch <- prometheus.MustNewConstMetric(descMessages, prometheus.CounterValue, float64(v.Sync.Rejected), v.Name, "rejected")
 	}
+	collectNotifications(ch, views)
 	counts, err := c.a.db.Outbox().Counts(ctx)
 	if err != nil {
 		c.a.log.Warn("metrics: count outbox", slog.String("err", err.Error()))

@@ -18,6 +18,7 @@ import (
 	"github.com/m365bridge/m365bridge/bridge/backoff"
 	"github.com/m365bridge/m365bridge/bridge/event"
 	"github.com/m365bridge/m365bridge/bridge/graph"
+	"github.com/m365bridge/m365bridge/bridge/notify"
 	"github.com/m365bridge/m365bridge/bridge/store"
 	"github.com/m365bridge/m365bridge/config"
 	"github.com/m365bridge/m365bridge/webhooks"
@@ -126,6 +127,23 @@ type RunnerConfig struct {
 	// receives once d has passed (default time.After).
 	After func(d time.Duration) <-chan time.Time
 
+	// Subscribed, when set, reports whether Graph change notifications are
+	// on for the channel: the poll is then only the safety net, at
+	// poll_interval. Otherwise the runner polls adaptively
+	// (notify.PollPolicy with the channel's poll_fast and poll_interval).
+	// A change notification wakes the runner through SyncNow.
+	Subscribed func() bool
+	// OnFolder, when set, hears the channel's folder id whenever a round
+	// uses one it has not reported yet (the first round, a folder resolved
+	// again after it was recreated): the daemon subscribes to it.
+	OnFolder func(folderID string)
+	// Notifications, when set, is the channel's change-notification state
+	// for Status.
+	Notifications func() (notify.ChannelStatus, bool)
+	// PollBudget is the most Graph requests per hour the adaptive poll may
+	// spend (notify.PollPolicy.Budget; default 360).
+	PollBudget int
+
 	// BeforeBuild, when set (tests), runs before each message's event is
 	// built, on the goroutine that builds it.
 	BeforeBuild func(m *graph.Message)
@@ -201,6 +219,9 @@ type Status struct {
 	Rounds        int64       `json:"rounds"`
 	Totals        Stats       `json:"totals"`
 	Graph         graph.Stats `json:"graph"`
+	// Notifications is the change-notification state; nil when the
+	// channel has none (change_notifications: off).
+	Notifications *notify.ChannelStatus `json:"notifications,omitempty"`
 }
 
 // Runner syncs one channel: its folder's delta into ledger and outbox, and
@@ -217,9 +238,13 @@ type Runner struct {
 
 	round sync.Mutex // one round at a time
 
-	mu       sync.Mutex // guards status and moveDest
+	mu       sync.Mutex // guards the fields below
 	status   Status
 	moveDest string // resolved folder id of after_import move:<folder>
+	// lastActivity is when a round last found new mail (adaptive poll);
+	// folderReported the folder id last given to OnFolder.
+	lastActivity   time.Time
+	folderReported string
 }
 
 // NewRunner returns a runner for cfg.Channel. It does no I/O.
@@ -286,6 +311,11 @@ func (r *Runner) Status() Status {
 	if st, ok := r.cfg.Graph.(interface{ Stats() graph.Stats }); ok {
 		s.Graph = st.Stats()
 	}
+	if r.cfg.Notifications != nil {
+		if ns, ok := r.cfg.Notifications(); ok {
+			s.Notifications = &ns
+		}
+	}
 	return s
 }
 
@@ -314,8 +344,9 @@ func (r *Runner) Notify() {
 	}
 }
 
-// Run syncs at the channel's poll interval (with ±10% jitter) until ctx
-// ends; while the channel's sign-in is not active it only waits. A Notify
+// Run syncs at the channel's poll interval (with ±10% jitter; adaptive,
+// or a safety net under change notifications: see pollWait) until ctx
+// ends, and at once on SyncNow (a change notification's wake-up); while the channel's sign-in is not active it only waits. A Notify
 // runs the post-import actions in between, in whole $batch calls: messages
 // short of a full batch wait for more acknowledgements, at most
 // PostActionWait (on the runner's After), or for the next round. Errors of
@@ -375,7 +406,7 @@ func (r *Runner) Run(ctx context.Context) error {
 			}
 			flush = nil // the round ran every due post-action
 		}
-		timer.Reset(backoff.Spread(interval, 0.1, nil))
+		timer.Reset(backoff.Spread(r.pollWait(interval), 0.1, nil))
 	}
 }
 
@@ -404,6 +435,7 @@ func (r *Runner) SyncOnce(ctx context.Context) (Stats, error) {
 	r.status.LastSyncAt = now
 	r.status.Totals.add(stats)
 	r.mu.Unlock()
+	r.noteActivity(stats)
 	if err != nil {
 		if ctx.Err() != nil {
 			r.setState(RunnerIdle, "", "")

@@ -36,6 +36,7 @@ type folderRef struct {
 // (and caches it) when there is none or the configured path changed.
 func (r *Runner) resolveFolder(ctx context.Context, st store.SyncState, force bool) (folderRef, error) {
 	if !force && st.FolderID != "" && st.FolderPath == r.ch.Folder {
+		r.reportFolder(st.FolderID)
 		return folderRef{id: st.FolderID, path: st.FolderPath}, nil
 	}
 	f, err := r.cfg.Graph.ResolveFolder(ctx, r.ch.Folder)
@@ -48,6 +49,7 @@ func (r *Runner) resolveFolder(ctx context.Context, st store.SyncState, force bo
 	if err := r.cfg.DB.SetFolder(ctx, r.ch.Name, r.ch.Folder, f.ID); err != nil {
 		return folderRef{}, err
 	}
+	r.reportFolder(f.ID)
 	return folderRef{id: f.ID, path: r.ch.Folder}, nil
 }
 

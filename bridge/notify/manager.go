@@ -108,7 +108,8 @@ type Options struct {
 	Logger *slog.Logger
 	// OnEvent, if set, hears what the manager did, for tests and metrics:
 	// "created", "renewed", "recreate", "unsupported", "failed",
-	// "notification", "ignored", "lifecycle:<event>".
+	// "notification", "ignored", "lifecycle:<event>", "wake" (just before
+	// each call of Wake).
 	OnEvent func(channel, event string)
 }
 
@@ -123,6 +124,7 @@ type Manager struct {
 	mu       sync.Mutex
 	channels map[string]*channelState
 	bySub    map[string]*channelState // subscription id → channel
+	counts   map[string]*counters     // by channel name, for Status
 	closed   bool
 }
 
@@ -172,10 +174,17 @@ func NewManager(opts Options) (*Manager, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	return &Manager{
+	m := &Manager{
 		opts: opts, url: u.String() + Path, log: opts.Logger.With(slog.String("component", "notify")),
 		kick: make(chan struct{}, 1), channels: map[string]*channelState{}, bySub: map[string]*channelState{},
-	}, nil
+		counts: map[string]*counters{},
+	}
+	wake := opts.Wake
+	m.opts.Wake = func(channel string, why Reason) {
+		m.event(channel, "wake")
+		wake(channel, why)
+	}
+	return m, nil
 }
 
 // NotificationURL is the URL given to Graph.
@@ -228,6 +237,7 @@ func (m *Manager) poke() {
 }
 
 func (m *Manager) event(channel, ev string) {
+	m.count(channel, ev)
 	if m.opts.OnEvent != nil {
 		m.opts.OnEvent(channel, ev)
 	}

@@ -56,7 +56,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	// 1. The simulator, with the app registration bridge.yaml names.
 	now := time.Now().UTC().Truncate(time.Second)
 	seed := demoSeed(cfg, now, *oldMails)
-	sim, err := m365sim.Listen(simURL.Host, m365sim.Options{}, seed)
+	sim, err := m365sim.Listen(simURL.Host, m365sim.Options{AllowHTTPLoopback: true}, seed)
 	if err != nil {
 		return fmt.Errorf("start simulator: %w", err)
 	}

@@ -46,7 +46,7 @@ func runSim(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		}
 		addDemoMail(seed)
 	}
-	srv, err := m365sim.Listen(*listen, m365sim.Options{AutoApprove: *auto, NoThrottle: *noThrottle, Logger: cliLogger(stderr)}, seed)
+	srv, err := m365sim.Listen(*listen, m365sim.Options{AllowHTTPLoopback: true, AutoApprove: *auto, NoThrottle: *noThrottle, Logger: cliLogger(stderr)}, seed)
 	if err != nil {
 		return fmt.Errorf("sim: %w", err)
 	}
