@@ -165,7 +165,9 @@ func (rig *sendRig) status(channel, id string) apiAnswer {
 // waitFinal polls the status until the request is sent or failed.
 func (rig *sendRig) waitFinal(channel, id string) send.Status {
 	rig.t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
+	// A safety net only: a send normally ends within a second, a 4 MB
+	// upload session under -race in a few; 3 minutes covers a loaded machine.
+	deadline := time.Now().Add(3 * time.Minute)
 	for {
 		a := rig.status(channel, id)
 		if a.status != http.StatusOK {
@@ -175,7 +177,7 @@ func (rig *sendRig) waitFinal(channel, id string) send.Status {
 			return a.send
 		}
 		if time.Now().After(deadline) {
-			rig.t.Fatalf("send %s still %s after 30s\nlogs:\n%s", id, a.send.Status, rig.logs)
+			rig.t.Fatalf("send %s still %s after 3 min\nlogs:\n%s", id, a.send.Status, rig.logs)
 		}
 		time.Sleep(20 * time.Millisecond) // pacing: the status API is what tells, and it cannot push; the deadline is the safety net
 	}
