@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"io/fs"
 	"maps"
 	"math/rand/v2"
@@ -506,4 +507,29 @@ func checkDesk(t *testing.T, v deskView, ms []*recipeMail, wantTickets int) {
 			}
 		}
 	}
+}
+
+// TestRecipeReload reloads the configuration of a daemon whose webhook is
+// a recipe (POST /api/reload, as `m365bridge reload` and SIGHUP do) before
+// its channel is signed in: the reload is accepted, and the mail imported
+// after it goes through the reloaded recipe, replies threaded.
+func TestRecipeReload(t *testing.T) {
+	rr := newRecipeRig(t, "zammad", 1, 0, 14)
+	ms := recipeScenario(t, rr.sim, recipeCutoff(), 10, 2, 0, 2)
+	rr.start()
+	req, _ := http.NewRequest(http.MethodPost, "http://"+rr.admin+"/api/reload", nil)
+	req.Header.Set("Authorization", "Bearer "+killAdminToken)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("reload: %d %s", resp.StatusCode, body)
+	}
+	rr.connect()
+	rr.waitDelivered(len(ms))
+	rr.kill()
+	checkDesk(t, rr.desk.view(), ms, 12)
 }
