@@ -47,6 +47,9 @@ func (r WebhookTestResult) Summary() string {
 		answer = fmt.Sprintf("HTTP %d", r.Status)
 	}
 	s := fmt.Sprintf("webhook %s answered %s in %d ms (%s) to webhook.test %s", r.Endpoint, answer, r.DurationMS, r.Outcome, r.EventID)
+	if r.Recipe {
+		s = fmt.Sprintf("the recipe of webhook %s ran %d requests with synthetic mail %s in %d ms (%s)", r.Endpoint, len(r.Steps), r.EventID, r.DurationMS, r.Outcome)
+	}
 	if r.Response != "" {
 		s += ": " + r.Response
 	}
