@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -269,12 +270,13 @@ func newRecipeDesk(t *testing.T, name string) recipeDesk {
 // at drawn ones.
 type recipeRig struct {
 	*killRig
-	desk   recipeDesk
-	front  *httptest.Server
-	reqs   atomic.Int64
-	writes atomic.Int64   // requests other than GET: creates, replies, updates
-	killAt map[int64]bool // write number → kill after the helpdesk stored it (true) or before it saw it (false)
-	killed chan chan struct{}
+	desk    recipeDesk
+	webhook string // the recipe webhook's name
+	front   *httptest.Server
+	reqs    atomic.Int64
+	writes  atomic.Int64   // requests other than GET: creates, replies, updates
+	killAt  map[int64]bool // write number → kill after the helpdesk stored it (true) or before it saw it (false)
+	killed  chan chan struct{}
 }
 
 // serveFront passes a request to the fake, or kills the daemon at it.
@@ -331,6 +333,7 @@ func newRecipeRig(t *testing.T, desk string, seed uint64, kills, n int) *recipeR
 	}
 	hook := strings.ReplaceAll(string(entry), rr.desk.example, rr.front.URL)
 	name := strings.TrimPrefix(strings.SplitN(hook[strings.Index(hook, "- name: "):], "\n", 2)[0], "- name: ")
+	rr.webhook = name
 	// Retries at once: a kill's interrupted run is taken up by the restart.
 	hook = strings.Replace(hook, "\n  url: ", "\n  schedule: [50ms]\n  max_attempts: 200\n  timeout: 10s\n  url: ", 1)
 
@@ -411,7 +414,8 @@ func recipeKill(t *testing.T, desk string, originals, replies, autos, archived, 
 	if out := rr.out.String(); strings.Contains(out, "DATA RACE") || strings.Contains(out, "panic:") {
 		t.Errorf("the daemon reported a race or a panic:\n%s", rr.tail())
 	}
-	checkDesk(t, rr.desk.view(), ms, originals+archived)
+	ticketOf := checkDesk(t, rr.desk.view(), ms, originals+archived)
+	rr.checkTicketMap(ms, ticketOf)
 	t.Logf("%s: %d mails, %d kills, %d helpdesk requests in %v", desk, n, kills, rr.reqs.Load(), time.Since(began).Round(time.Millisecond))
 }
 
@@ -461,7 +465,7 @@ func (rr *recipeRig) deadRows(ctx context.Context) []deliver.Row {
 // reply, every mail stored once (a reply on its parent's ticket, an
 // auto-reply as a private note), archived mail closed, nobody archived or
 // auto-submitted mailed, attachments byte-identical.
-func checkDesk(t *testing.T, v deskView, ms []*recipeMail, wantTickets int) {
+func checkDesk(t *testing.T, v deskView, ms []*recipeMail, wantTickets int) map[int]int {
 	t.Helper()
 	if len(v.closed) != wantTickets {
 		t.Errorf("the helpdesk has %d tickets, want %d", len(v.closed), wantTickets)
@@ -507,6 +511,34 @@ func checkDesk(t *testing.T, v deskView, ms []*recipeMail, wantTickets int) {
 			}
 		}
 	}
+	return ticketOf
+}
+
+// checkTicketMap asserts that the daemon recorded every mail's ticket in
+// its store's ticket map (the map the wiring hands the recipe), and that
+// it is the ticket the helpdesk has the mail on.
+func (rr *recipeRig) checkTicketMap(ms []*recipeMail, ticketOf map[int]int) {
+	t := rr.t
+	t.Helper()
+	ctx := context.Background()
+	db, err := store.Open(ctx, filepath.Join(rr.state, store.FileName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	for _, m := range ms {
+		want, ok := ticketOf[m.i]
+		if !ok {
+			continue // reported by checkDesk
+		}
+		got, err := db.Tickets().FindTicket(ctx, rr.webhook, "support", []string{m.msgID}, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got != strconv.Itoa(want) {
+			t.Errorf("mail %d: the ticket map has ticket %q, the helpdesk %d", m.i, got, want)
+		}
+	}
 }
 
 // TestRecipeReload reloads the configuration of a daemon whose webhook is
@@ -531,5 +563,5 @@ func TestRecipeReload(t *testing.T) {
 	rr.connect()
 	rr.waitDelivered(len(ms))
 	rr.kill()
-	checkDesk(t, rr.desk.view(), ms, 12)
+	rr.checkTicketMap(ms, checkDesk(t, rr.desk.view(), ms, 12))
 }
