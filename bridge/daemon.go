@@ -162,7 +162,7 @@ func (d *Daemon) Start(ctx context.Context) (err error) {
 
 	d.graph = &graph.Client{BaseURL: d.cfg.MS.GraphURL, HTTP: d.opts.HTTPClient, Logger: d.log.With("component", "graph"), Now: d.opts.Now}
 
-	if d.endpoints, err = Endpoints(d.cfg); err != nil {
+	if d.endpoints, err = d.webhookEndpoints(d.cfg); err != nil {
 		return err
 	}
 	d.web = web.New(web.Options{

@@ -85,7 +85,7 @@ func (d *Daemon) Reload(ctx context.Context, next *config.Config) error {
 		next.Listen, next.Admin, next.PublicURL, next.State, next.MS = cur.Listen, cur.Admin, cur.PublicURL, cur.State, cur.MS
 	}
 
-	eps, err := Endpoints(next)
+	eps, err := d.webhookEndpoints(next)
 	if err != nil {
 		return fmt.Errorf("reload: %w", err)
 	}

@@ -227,7 +227,7 @@ func (ui *statusUI) testWebhook(c echo.Context) error {
 	if !ui.checkForm(c) {
 		return back(c, "#endpoints")
 	}
-	res, err := ui.a.testWebhook(c.Request().Context(), c.Param("name"), "requested from the status page")
+	res, err := ui.a.testWebhook(c.Request().Context(), c.Param("name"), "requested from the status page", RecipeTest{})
 	if err != nil {
 		ui.sess.setFlash(c, false, "Could not test webhook "+c.Param("name")+": "+errText(err))
 		return back(c, "#endpoints")

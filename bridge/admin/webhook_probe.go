@@ -11,6 +11,7 @@ import (
 
 	"github.com/m365bridge/m365bridge/webhooks"
 	"github.com/m365bridge/m365bridge/webhooks/deliver"
+	"github.com/m365bridge/m365bridge/webhooks/recipe"
 )
 
 // WebhookTestResult is what one webhook.test delivery observed: POST
@@ -33,6 +34,10 @@ type WebhookTestResult struct {
 	// EndpointState is the endpoint's delivery state (active, paused,
 	// disabled): a test is sent whatever it is.
 	EndpointState deliver.EndpointState `json:"endpoint_state"`
+	// Recipe: the webhook delivers through a recipe, and the test ran it
+	// with a synthetic mail; Steps are its requests and answers, redacted.
+	Recipe bool               `json:"recipe,omitempty"`
+	Steps  []recipe.StepTrace `json:"steps,omitempty"`
 }
 
 // Summary is the result in one line for an operator.
@@ -42,6 +47,9 @@ func (r WebhookTestResult) Summary() string {
 		answer = fmt.Sprintf("HTTP %d", r.Status)
 	}
 	s := fmt.Sprintf("webhook %s answered %s in %d ms (%s) to webhook.test %s", r.Endpoint, answer, r.DurationMS, r.Outcome, r.EventID)
+	if r.Recipe {
+		s = fmt.Sprintf("the recipe of webhook %s ran %d requests with synthetic mail %s in %d ms (%s)", r.Endpoint, len(r.Steps), r.EventID, r.DurationMS, r.Outcome)
+	}
 	if r.Response != "" {
 		s += ": " + r.Response
 	}
@@ -53,7 +61,7 @@ func (r WebhookTestResult) Summary() string {
 // timeout. It is not queued and not retried, so it never touches the
 // outbox; it is sent even while the endpoint is paused or disabled, which
 // is how an operator checks a fixed receiver before resuming.
-func (a *Console) testWebhook(ctx context.Context, name, requestedBy string) (WebhookTestResult, error) {
+func (a *Console) testWebhook(ctx context.Context, name, requestedBy string, opt RecipeTest) (WebhookTestResult, error) {
 	var ep deliver.Endpoint
 	found := false
 	for _, e := range a.endpoints() {
@@ -79,6 +87,9 @@ func (a *Console) testWebhook(ctx context.Context, name, requestedBy string) (We
 	if st, err := a.db.Outbox().Endpoint(ctx, name); err == nil {
 		out.EndpointState = st.State
 	}
+	if ep.Recipe != nil {
+		return a.testRecipe(ctx, ep, out, opt)
+	}
 	body, err := deliver.Render(ep, raw)
 	if err != nil {
 		out.Outcome, out.Response = deliver.Permanent.String(), "the endpoint's template cannot render webhook.test: "+err.Error()
@@ -96,9 +107,13 @@ func (a *Console) testWebhook(ctx context.Context, name, requestedBy string) (We
 
 // apiTestWebhook is POST /api/endpoints/{name}/test: send a webhook.test
 // now and answer what the receiver said (200 whatever it said; 404 for a
-// webhook that is not configured).
+// webhook that is not configured). A recipe webhook runs its recipe with a
+// synthetic mail instead; the query's from, archive=1 and
+// auto_submitted=1 shape that mail.
 func (a *Console) apiTestWebhook(c echo.Context) error {
-	res, err := a.testWebhook(c.Request().Context(), c.Param("name"), "requested through the admin API")
+	q := c.QueryParams()
+	opt := RecipeTest{From: q.Get("from"), Archive: q.Get("archive") == "1", AutoSubmitted: q.Get("auto_submitted") == "1"}
+	res, err := a.testWebhook(c.Request().Context(), c.Param("name"), "requested through the admin API", opt)
 	if err != nil {
 		return err
 	}

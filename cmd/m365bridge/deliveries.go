@@ -380,6 +380,9 @@ func endpointThroughDaemon(ctx context.Context, path, name string, pause bool, w
 func runDeliveriesTest(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("deliveries test", stderr)
 	path := fs.String("config", "bridge.yaml", "the configuration `file` (its admin.listen and admin.token reach the daemon)")
+	from := fs.String("from", "", "a recipe webhook's synthetic mail comes from this `address` (default m365bridge-test@example.com)")
+	archive := fs.Bool("archive", false, "a recipe webhook's synthetic mail is archived mail (mail.archived)")
+	auto := fs.Bool("auto-submitted", false, "a recipe webhook's synthetic mail is an auto-reply")
 	pos, err := parseInterspersed(fs, args)
 	if err != nil {
 		return err
@@ -395,7 +398,21 @@ func runDeliveriesTest(ctx context.Context, args []string, stdout, stderr io.Wri
 		admin.WebhookTestResult
 		Error string `json:"error"`
 	}
-	status, err := adminCall(ctx, cfg, http.MethodPost, "/api/endpoints/"+url.PathEscape(pos[0])+"/test", nil, &out)
+	q := url.Values{}
+	if *from != "" {
+		q.Set("from", *from)
+	}
+	if *archive {
+		q.Set("archive", "1")
+	}
+	if *auto {
+		q.Set("auto_submitted", "1")
+	}
+	target := "/api/endpoints/" + url.PathEscape(pos[0]) + "/test"
+	if len(q) > 0 {
+		target += "?" + q.Encode()
+	}
+	status, err := adminCall(ctx, cfg, http.MethodPost, target, nil, &out)
 	switch {
 	case errors.Is(err, errNoDaemon):
 		return fmt.Errorf("deliveries test sends through the running daemon, with the secrets and headers it loaded: %w", err)
@@ -405,6 +422,9 @@ func runDeliveriesTest(ctx context.Context, args []string, stdout, stderr io.Wri
 		return fmt.Errorf("the daemon refused the test (%d): %s", status, out.Error)
 	}
 	r := out.WebhookTestResult
+	if r.Recipe {
+		return printRecipeTest(stdout, stderr, r)
+	}
 	fmt.Fprintf(stdout, "webhook:  %s (%s, %s)\nevent:    webhook.test %s\n", r.Endpoint, r.URL, r.EndpointState, r.EventID)
 	answer := "no response"
 	if r.Status != 0 {

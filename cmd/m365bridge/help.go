@@ -90,11 +90,14 @@ var docs = map[string]doc{
 	},
 	"deliveries test": {
 		summary: "send a webhook.test event to a webhook through the running daemon and show the receiver's answer",
-		usage:   "deliveries test [--config FILE] WEBHOOK",
+		usage:   "deliveries test [--config FILE] [--from ADDRESS] [--archive] [--auto-submitted] WEBHOOK",
 		details: "The running daemon signs a webhook.test event with the webhook's secrets, headers and template and\n" +
 			"POSTs it once (not queued, not retried, also while the webhook is paused). The receiver's status and\n" +
-			"the start of its answer are printed; exit status 1 unless it answered 2xx.",
-		example: "m365bridge deliveries test helpdesk",
+			"the start of its answer are printed; exit status 1 unless it answered 2xx.\n" +
+			"A webhook with a recipe runs the recipe once against the helpdesk with a synthetic mail (--from, --archive,\n" +
+			"--auto-submitted shape it) and prints every step's request and answer, credentials redacted; exit status 1\n" +
+			"unless the recipe delivered. The helpdesk keeps the test ticket.",
+		example: "m365bridge deliveries test helpdesk\n  m365bridge deliveries test zammad --archive",
 	},
 	"replay": {
 		summary: "re-deliver dead or rejected events, keeping their ids",

@@ -83,6 +83,7 @@ type killRig struct {
 	public string
 	admin  string
 	secret string
+	env    []string // extra environment of the child (the recipe kill test's helpdesk secrets)
 
 	seq atomic.Int64 // orders acknowledgements and moves
 
@@ -267,6 +268,7 @@ func (rig *killRig) start() {
 	cmd := exec.Command(os.Args[0], "-test.run=^TestKillNineDaemon$")
 	cmd.Env = append(os.Environ(), killDaemonEnv+"="+rig.config, "KILL_ADMIN_TOKEN="+killAdminToken,
 		"KILL_CLIENT_SECRET="+rig.sim.Seeded.ClientSecret, "KILL_WEBHOOK_SECRET="+rig.secret)
+	cmd.Env = append(cmd.Env, rig.env...)
 	cmd.Stdout, cmd.Stderr = rig.out, rig.out
 	// The child ends when this pipe closes: if the test process dies, no
 	// daemon is left behind.

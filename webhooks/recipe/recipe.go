@@ -237,6 +237,12 @@ func (r *Recipe) Run(ctx context.Context, ep deliver.Endpoint, row deliver.Row, 
 			continue
 		}
 		if s.Skip != "" {
+			// A skip after a lookup found the mail stored (a re-run after
+			// a crash) still records its ticket, which may have come from
+			// the map (a reply's parent) rather than from a step.
+			if res, ok := ru.record(); !ok {
+				return res
+			}
 			return ru.done(status, "step "+s.Name+": "+s.Skip)
 		}
 		res, ok := ru.step(s)

@@ -178,10 +178,12 @@ func (ru *run) call(s step) (map[string]any, deliver.Result, bool) {
 	what := "step " + s.Name
 	resp, err := r.client.Do(req)
 	if err != nil {
+		ru.trace(s.Name, req, body, nil, nil, err)
 		return nil, deliver.Answer(what, nil, nil, err, r.opts.Now(), r.opts.RetryAfterCap), false
 	}
 	defer resp.Body.Close()
 	answer, rerr := io.ReadAll(io.LimitReader(resp.Body, r.opts.MaxAnswerBytes))
+	ru.trace(s.Name, req, body, resp, answer, rerr)
 	io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 	head := answer[:min(len(answer), deliver.ExcerptBytes)]
 	res := deliver.Answer(what, resp, head, nil, r.opts.Now(), r.opts.RetryAfterCap)
