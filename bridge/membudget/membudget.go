@@ -23,6 +23,9 @@ import (
 type Budget struct {
 	sem   *semaphore.Weighted
 	limit int64
+	// onWait, when set (tests), hears each time a claim has to wait for
+	// total bytes.
+	onWait func(total int64)
 }
 
 // New returns a budget of limit bytes (at least 1).
@@ -30,6 +33,10 @@ func New(limit int64) *Budget {
 	limit = max(limit, 1)
 	return &Budget{sem: semaphore.NewWeighted(limit), limit: limit}
 }
+
+// OnWait sets a hook (tests) that hears each time a claim has to wait for
+// bytes, with the total it waits for; set it before the budget is shared.
+func (b *Budget) OnWait(f func(total int64)) { b.onWait = f }
 
 // Limit is the budget's size in bytes (0 for a nil budget: no limit).
 func (b *Budget) Limit() int64 {
@@ -77,6 +84,9 @@ func (c *Claim) Grow(ctx context.Context, total int64) error {
 		return nil
 	}
 	c.Release()
+	if c.b.onWait != nil {
+		c.b.onWait(total)
+	}
 	if err := c.b.sem.Acquire(ctx, total); err != nil {
 		return err
 	}
