@@ -25,6 +25,7 @@ import (
 	"github.com/m365bridge/m365bridge/bridge/event"
 	"github.com/m365bridge/m365bridge/bridge/graph"
 	"github.com/m365bridge/m365bridge/bridge/mailsync"
+	"github.com/m365bridge/m365bridge/bridge/membudget"
 	"github.com/m365bridge/m365bridge/bridge/notify"
 	"github.com/m365bridge/m365bridge/bridge/send"
 	"github.com/m365bridge/m365bridge/bridge/store"
@@ -91,6 +92,9 @@ type Daemon struct {
 	// pageSlots bounds the delta pages all of this daemon's runners read
 	// and build at once (RunnerConfig.PageSlots).
 	pageSlots *semaphore.Weighted
+	// memory is the byte budget of mail all runners hold at once
+	// (memory_budget_bytes, RunnerConfig.Memory).
+	memory *membudget.Budget
 
 	mu      sync.Mutex                  // guards cfg, endpoints and the maps below
 	runners map[string]*mailsync.Runner // channels that are running
@@ -125,7 +129,7 @@ func New(cfg *config.Config, opts Options) *Daemon {
 	rand.Read(nonce[:])
 	return &Daemon{cfg: cfg, log: opts.Logger, opts: opts, instanceID: hex.EncodeToString(nonce[:]),
 		runners: map[string]*mailsync.Runner{}, wake: map[string]chan struct{}{}, chans: map[string]*channelRun{},
-		pageSlots: semaphore.NewWeighted(mailsync.DefaultPagesInFlight)}
+		pageSlots: semaphore.NewWeighted(mailsync.DefaultPagesInFlight), memory: membudget.New(cfg.MemoryBudget)}
 }
 
 // Start opens the store, prepares every component and binds the listeners.
@@ -272,6 +276,7 @@ func (d *Daemon) superviseChannel(ctx context.Context, ch config.Channel) error 
 				Links:        d.links,
 				PageSlots:    d.pageSlots,
 				PollBudget:   d.opts.pollBudget,
+				Memory:       d.memory,
 			}
 			d.withNotifications(&rc, mc)
 			r := mailsync.NewRunner(rc)

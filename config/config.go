@@ -26,6 +26,11 @@ type Config struct {
 	// to be delivered or replayed are never dropped. 0 drops a delivered
 	// body at the next housekeeping pass.
 	StateBudget int64 `yaml:"state_budget_bytes"`
+	// MemoryBudget bounds the bytes of mail the channel runners hold in
+	// memory at once, all channels together (delta pages, attachments, the
+	// events built from them): a heavy page waits for bytes, light ones
+	// pass. One message heavier than the budget runs alone. Read at start.
+	MemoryBudget int64 `yaml:"memory_budget_bytes"`
 	// Store selects where the state lives: Store.Database unset keeps it
 	// in the SQLite file in state_dir (the default).
 	Store Store     `yaml:"state"`
@@ -316,6 +321,7 @@ const (
 	DefaultAdminListen        = "127.0.0.1:8366"
 	DefaultStateDir           = "./data"
 	DefaultStateBudget        = 256 << 20
+	DefaultMemoryBudget       = 96 << 20
 	DefaultLoginURL           = "https://login.microsoftonline.com"
 	DefaultGraphURL           = "https://graph.microsoft.com"
 	DefaultPrompt             = "select_account"

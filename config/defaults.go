@@ -40,6 +40,9 @@ func (c *Config) setDefaults(isSet func(path string) bool) {
 	if c.StateBudget == 0 && !isSet("state_budget_bytes") {
 		c.StateBudget = DefaultStateBudget
 	}
+	if c.MemoryBudget == 0 {
+		c.MemoryBudget = DefaultMemoryBudget
+	}
 	str(&c.Log.Level, "log.level", DefaultLogLevel)
 	str(&c.Log.Format, "log.format", DefaultLogFormat)
 	str(&c.MS.LoginURL, "microsoft.login_url", DefaultLoginURL)

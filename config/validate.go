@@ -86,6 +86,9 @@ func (v *validator) config(c *Config) {
 	if c.StateBudget < 0 {
 		v.fail("state_budget_bytes", "must not be negative", "give the bytes of delivered event bodies to keep, such as 268435456 (256 MiB), or 0 to drop them once delivered")
 	}
+	if c.MemoryBudget < 1<<20 {
+		v.fail("memory_budget_bytes", "must be at least 1048576 (1 MiB)", "give the bytes of mail the runners may hold in memory at once, such as 100663296 (96 MiB), or leave it out for that default")
+	}
 	v.oneOf("log.level", c.Log.Level, "debug", "info", "warn", "error")
 	v.oneOf("log.format", c.Log.Format, "text", "json")
 	v.microsoft(&c.MS)

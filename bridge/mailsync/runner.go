@@ -18,6 +18,7 @@ import (
 	"github.com/m365bridge/m365bridge/bridge/backoff"
 	"github.com/m365bridge/m365bridge/bridge/event"
 	"github.com/m365bridge/m365bridge/bridge/graph"
+	"github.com/m365bridge/m365bridge/bridge/membudget"
 	"github.com/m365bridge/m365bridge/bridge/notify"
 	"github.com/m365bridge/m365bridge/bridge/store"
 	"github.com/m365bridge/m365bridge/config"
@@ -118,6 +119,13 @@ type RunnerConfig struct {
 	// runners. Default: a limit of DefaultPagesInFlight for this runner
 	// alone.
 	PageSlots *semaphore.Weighted
+	// Memory is the byte budget for mail in memory, shared by all runners
+	// (and the dispatcher): a page claims pageReserveBytes before it is
+	// read and grows its claim to what its bodies and attachments weigh
+	// (times the copies building its events makes, buildCopies) before it
+	// builds, so a heavy page waits for bytes while light ones pass.
+	// Default: a budget of DefaultMemoryBudget for this runner alone.
+	Memory *membudget.Budget
 
 	// PostActionWait is the longest an acknowledged message waits for a
 	// full $batch (graph.MaxBatchSize) before its after_import action runs
@@ -158,6 +166,9 @@ const (
 	// DefaultPagesInFlight is the default number of delta pages all runners
 	// together read and build at once (two keep both cores busy).
 	DefaultPagesInFlight = 2
+	// DefaultMemoryBudget is the default byte budget of RunnerConfig.Memory
+	// (config.DefaultMemoryBudget, memory_budget_bytes).
+	DefaultMemoryBudget  = 96 << 20
 	DefaultMaxEventBytes = webhooks.MaxEventBytes
 	// DefaultPostActionWait is how long an acknowledged message waits at
 	// most for a full $batch of post-import actions before it goes in a
@@ -281,6 +292,9 @@ func NewRunner(cfg RunnerConfig) *Runner {
 	}
 	if cfg.PageSlots == nil {
 		cfg.PageSlots = semaphore.NewWeighted(DefaultPagesInFlight)
+	}
+	if cfg.Memory == nil {
+		cfg.Memory = membudget.New(DefaultMemoryBudget)
 	}
 	if cfg.Enqueue == nil {
 		cfg.Enqueue = storeEnqueue(cfg.DB)

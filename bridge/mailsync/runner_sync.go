@@ -11,6 +11,7 @@ import (
 
 	"github.com/m365bridge/m365bridge/bridge/event"
 	"github.com/m365bridge/m365bridge/bridge/graph"
+	"github.com/m365bridge/m365bridge/bridge/membudget"
 	"github.com/m365bridge/m365bridge/bridge/store"
 	"github.com/m365bridge/m365bridge/webhooks"
 )
@@ -161,6 +162,11 @@ func (r *Runner) syncPage(ctx context.Context, src *event.Source, folderID, curs
 		return pageResult{}, err
 	}
 	defer r.cfg.PageSlots.Release(1)
+	claim, err := r.cfg.Memory.Claim(ctx, pageReserveBytes)
+	if err != nil {
+		return pageResult{}, err
+	}
+	defer claim.Release()
 	page, err := r.cfg.Graph.Delta(ctx, folderID, cursor, *opts)
 	if err != nil {
 		return pageResult{}, err
@@ -180,7 +186,7 @@ func (r *Runner) syncPage(ctx context.Context, src *event.Source, folderID, curs
 	if r.cfg.Links != nil {
 		src.Link = r.cfg.Links.For(r.ch.Name, r.ch.AttachmentLinkTTL, src.Now)
 	}
-	stats, perr := r.processPage(ctx, *src, page)
+	stats, perr := r.processPage(ctx, *src, page, claim)
 	page.Messages, page.Undecodable = nil, nil // committed: let the page go
 	return pageResult{page: page, stats: stats, err: perr}, nil
 }
@@ -199,7 +205,7 @@ type built struct {
 
 // processPage turns a page's unknown messages into events and commits
 // ledger rows, outbox rows and the cursor in one transaction.
-func (r *Runner) processPage(ctx context.Context, src event.Source, page *graph.DeltaPage) (Stats, error) {
+func (r *Runner) processPage(ctx context.Context, src event.Source, page *graph.DeltaPage, claim *membudget.Claim) (Stats, error) {
 	stats, fresh, ids := r.sortPage(page)
 	known, err := r.cfg.DB.LedgerKnownTx(ctx, nil, r.ch.Name, ids)
 	if err != nil {
@@ -213,7 +219,7 @@ func (r *Runner) processPage(ctx context.Context, src event.Source, page *graph.
 		}
 		todo = append(todo, m)
 	}
-	results, err := r.buildAll(ctx, src, todo)
+	results, err := r.buildAll(ctx, src, todo, claim)
 	if err != nil {
 		return stats, err
 	}
@@ -292,7 +298,16 @@ func (r *Runner) sortPage(page *graph.DeltaPage) (stats Stats, fresh []*graph.Me
 // buildAll reads what the page's new messages still need ($batch for
 // attachments and text bodies) and builds their events, extrasInFlight at
 // a time. A message that vanished meanwhile is marked gone.
-func (r *Runner) buildAll(ctx context.Context, src event.Source, todo []*graph.Message) ([]built, error) {
+func (r *Runner) buildAll(ctx context.Context, src event.Source, todo []*graph.Message, claim *membudget.Claim) ([]built, error) {
+	// What the delta carried is weighed before more is read, then again
+	// with the attachments and text bodies, before events are built.
+	var carried int64
+	for _, m := range todo {
+		carried += weigh(m)
+	}
+	if err := claim.Grow(ctx, pageReserveBytes+carried); err != nil {
+		return nil, err
+	}
 	gone, err := r.fetchAttachments(ctx, todo)
 	if err != nil {
 		return nil, err
@@ -303,6 +318,13 @@ func (r *Runner) buildAll(ctx context.Context, src event.Source, todo []*graph.M
 	}
 	for id := range goneText {
 		gone[id] = true
+	}
+	var read int64
+	for _, m := range todo {
+		read += weigh(m)
+	}
+	if err := claim.Grow(ctx, pageReserveBytes+buildCopies*read); err != nil {
+		return nil, err
 	}
 	results := make([]built, len(todo))
 	g, gctx := errgroup.WithContext(ctx)
