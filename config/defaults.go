@@ -40,6 +40,7 @@ func (c *Config) setDefaults(isSet func(path string) bool) {
 	if c.StateBudget == 0 && !isSet("state_budget_bytes") {
 		c.StateBudget = DefaultStateBudget
 	}
+	dur(&c.Store.LeaseTTL, "state.lease_ttl", DefaultLeaseTTL)
 	str(&c.Log.Level, "log.level", DefaultLogLevel)
 	str(&c.Log.Format, "log.format", DefaultLogFormat)
 	str(&c.MS.LoginURL, "microsoft.login_url", DefaultLoginURL)
