@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -55,6 +56,15 @@ type foRig struct {
 	channels []string // channel names; channel c reads folder Inbox/<c>
 	daemons  []*foDaemon
 
+	graph *httptest.Server // Graph as the daemons see it: the simulator behind holdProxy
+
+	// The hold: the first $batch with a move of a message of one of
+	// holdChannels gets its answer held (after the simulator moved it)
+	// until unhold closes; held closes when it is held.
+	holdArmed    atomic.Bool
+	holdChannels map[string]bool
+	held, unhold chan struct{}
+
 	tokens   chan struct{} // one per mail event the receiver may acknowledge
 	progress chan struct{} // pinged at every first 2xx and every move
 	seq      atomic.Int64
@@ -84,6 +94,7 @@ func TestFailoverThreeDaemons(t *testing.T) {
 	for _, d := range rig.daemons {
 		rig.start(d)
 	}
+	rig.audit()
 	rig.connectAll()
 	total := len(rig.channels) * perChannel
 	owners := rig.waitOwners(func(map[string]store.LeaseInfo) bool { return true })
@@ -96,15 +107,28 @@ func TestFailoverThreeDaemons(t *testing.T) {
 	after := rig.waitTakeover(owners, victim)
 	t.Logf("SIGKILL %s: its channels taken over %s after the kill", victim.name, time.Since(killedAt).Round(time.Millisecond))
 
-	rig.release(total / 4)
-	rig.waitAcked(total / 2)
+	// Pause a daemon right after Graph moved one of its messages and before
+	// it reads the answer: continued, its first act is to record that
+	// post-action, a write its lost lease must refuse.
 	paused := rig.daemonOwning(after)
+	rig.armHold(after, paused)
+	rig.release(total / 4)
+	select {
+	case <-rig.held:
+	case <-time.After(2 * time.Minute): // safety net
+		t.Fatalf("no move of %s's channels %v was seen\n%s", paused.name, rig.holdChannels, rig.tails())
+	}
 	if err := paused.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
 		t.Fatal(err)
 	}
-	afterPause := rig.waitTakeover(after, paused)
+	close(rig.unhold)
+	rig.waitTakeover(after, paused)
 	rig.release(total / 8) // the survivor imports while the paused daemon sleeps
-	rig.waitAcked(total/2 + total/8)
+	rig.waitFor("some progress while paused", func() bool {
+		rig.mu.Lock()
+		defer rig.mu.Unlock()
+		return len(rig.acked) > total/4
+	})
 	if err := paused.cmd.Process.Signal(syscall.SIGCONT); err != nil {
 		t.Fatal(err)
 	}
@@ -112,8 +136,9 @@ func TestFailoverThreeDaemons(t *testing.T) {
 	rig.waitAcked(total)
 	rig.waitMoved(total)
 
-	_ = afterPause
 	rig.checkFinal(after, paused)
+	rig.checkClusterView(paused)
+	rig.checkAudit()
 }
 
 func newFoRig(t *testing.T, channels, perChannel int) *foRig {
@@ -155,6 +180,14 @@ func newFoRig(t *testing.T, channels, perChannel int) *foRig {
     webhook: helpdesk
 `, name, killMailbox, name, foPoll)
 	}
+	rig.held, rig.unhold = make(chan struct{}), make(chan struct{})
+	rig.graph = httptest.NewServer(http.HandlerFunc(rig.holdProxy))
+	t.Cleanup(rig.graph.Close)
+	t.Cleanup(func() {
+		if rig.holdArmed.Load() {
+			close(rig.unhold)
+		}
+	})
 	rig.secret, _ = webhooks.GenerateSecret()
 	rig.recv = httptest.NewServer(http.HandlerFunc(rig.receive))
 	t.Cleanup(rig.recv.Close)
@@ -172,7 +205,7 @@ microsoft:
   client_secret: ${KILL_CLIENT_SECRET}
   tenant: %[7]s
   login_url: %[8]s
-  graph_url: %[8]s
+  graph_url: %[11]s
 webhooks:
   - name: helpdesk
     url: %[9]s/hooks
@@ -182,12 +215,71 @@ webhooks:
     max_attempts: 100000
 channels:
 %[10]s`, rig.daemons[0].public, d.public, d.admin, filepath.Join(dir, "data"), foLeaseTTL, sim.Seeded.ClientID,
-			killTenant, sim.URL, rig.recv.URL, chYAML.String())
+			killTenant, sim.URL, rig.recv.URL, chYAML.String(), rig.graph.URL)
 		if err := os.WriteFile(d.config, []byte(yml), 0o600); err != nil {
 			t.Fatal(err)
 		}
 	}
 	return rig
+}
+
+// armHold makes the next move of a message of d's channels (in owners)
+// wait for unhold before its answer is written.
+func (rig *foRig) armHold(owners map[string]store.LeaseInfo, d *foDaemon) {
+	rig.holdChannels = map[string]bool{}
+	for ch, l := range owners {
+		if l.Owner == d.instance {
+			rig.holdChannels[ch] = true
+		}
+	}
+	rig.holdArmed.Store(true)
+}
+
+// holdProxy forwards Graph requests to the simulator, holding one answer
+// when armed (see armHold).
+func (rig *foRig) holdProxy(w http.ResponseWriter, r *http.Request) {
+	body, err := io.ReadAll(r.Body)
+	if err != nil {
+		return
+	}
+	req, err := http.NewRequestWithContext(r.Context(), r.Method, rig.sim.URL+r.URL.RequestURI(), bytes.NewReader(body))
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadGateway)
+		return
+	}
+	req.Header = r.Header.Clone()
+	resp, err := http.DefaultTransport.RoundTrip(req)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadGateway)
+		return
+	}
+	defer resp.Body.Close()
+	out, _ := io.ReadAll(resp.Body)
+	if rig.holdArmed.Load() && rig.movesHeld(r.URL.Path, body) &&
+		rig.holdArmed.CompareAndSwap(true, false) {
+		close(rig.held)
+		<-rig.unhold
+	}
+	for k, v := range resp.Header {
+		w.Header()[k] = v
+	}
+	w.WriteHeader(resp.StatusCode)
+	w.Write(out)
+}
+
+// movesHeld reports whether a request (a $batch, or a single move) moves
+// a message of holdChannels.
+func (rig *foRig) movesHeld(path string, body []byte) bool {
+	if !strings.HasSuffix(path, "/move") && !bytes.Contains(body, []byte("/move")) {
+		return false
+	}
+	text := append([]byte(path), body...)
+	for imm, ch := range rig.ids {
+		if rig.holdChannels[ch] && (bytes.Contains(text, []byte(imm)) || bytes.Contains(text, []byte(url.PathEscape(imm)))) {
+			return true
+		}
+	}
+	return false
 }
 
 func (rig *foRig) ping() {
@@ -277,7 +369,8 @@ func (rig *foRig) start(d *foDaemon) {
 	t := rig.t
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^TestKillNineDaemon$")
-	cmd.Env = append(os.Environ(), killDaemonEnv+"="+d.config, "KILL_ADMIN_TOKEN="+killAdminToken, "FO_DATABASE="+rig.dsn,
+	cmd.Env = append(os.Environ(), killDaemonEnv+"="+d.config, "KILL_ADMIN_TOKEN="+killAdminToken,
+		"FO_DATABASE="+rig.dsn+"&application_name=daemon_"+d.name, // whose write it was, for the audit
 		"KILL_CLIENT_SECRET="+rig.sim.Seeded.ClientSecret, "KILL_WEBHOOK_SECRET="+rig.secret)
 	cmd.Stdout, cmd.Stderr = d.out, d.out
 	stdin, err := cmd.StdinPipe()
@@ -552,6 +645,137 @@ func (rig *foRig) checkFinal(beforePause map[string]store.LeaseInfo, paused *foD
 	}
 	if t.Failed() {
 		t.Logf("daemon output:\n%s", rig.tails())
+	}
+}
+
+// checkClusterView: the admin API of a live daemon shows the whole
+// cluster, as the database has it: both live members, every channel owned
+// by one of them.
+func (rig *foRig) checkClusterView(d *foDaemon) {
+	t := rig.t
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, "http://"+d.admin+"/api/cluster", nil)
+	req.Header.Set("Authorization", "Bearer "+killAdminToken)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var v struct {
+		Shared  bool
+		Members []struct{ ID string }
+		Leases  []struct {
+			Channel, Owner string
+			Live           bool
+		}
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&v); err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET /api/cluster: %d %v", resp.StatusCode, err)
+	}
+	live := map[string]bool{}
+	for _, d := range rig.daemons {
+		if d.cmd != nil {
+			live[d.instance] = true
+		}
+	}
+	var members []string
+	for _, m := range v.Members {
+		if live[m.ID] {
+			members = append(members, m.ID)
+		}
+	}
+	if !v.Shared || len(members) != len(live) {
+		t.Errorf("cluster view: shared %v, members %+v, want the %d live daemons", v.Shared, v.Members, len(live))
+	}
+	if len(v.Leases) != len(rig.channels) {
+		t.Errorf("cluster view: %d leases, want %d", len(v.Leases), len(rig.channels))
+	}
+	for _, l := range v.Leases {
+		if !l.Live || !live[l.Owner] {
+			t.Errorf("cluster view: channel %s owned by %s (live %v), want a live daemon", l.Channel, l.Owner, l.Live)
+		}
+	}
+}
+
+// auditSQL records, from inside each write's transaction, every write of a
+// channel's sync state that must be fenced — a ledger row added or done, a
+// mail event queued, a cursor moved — with the writing daemon (its
+// connection's application_name) and the channel's lease as that
+// transaction sees it. Channel notices, deliveries' outcomes and the
+// acknowledgement's ledger update are any daemon's to write, and are not
+// audited.
+const auditSQL = `
+CREATE TABLE fo_audit (tbl TEXT, channel TEXT, writer TEXT, owner TEXT, live BOOLEAN, at TIMESTAMPTZ);
+CREATE FUNCTION fo_audit() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+	INSERT INTO fo_audit SELECT TG_TABLE_NAME, NEW.channel, current_setting('application_name'),
+		l.owner, l.expires_at > now(), clock_timestamp()
+		FROM (SELECT 1) one LEFT JOIN channel_leases l ON l.channel = NEW.channel;
+	RETURN NEW;
+END $$;
+CREATE TRIGGER fo_ledger_insert AFTER INSERT ON ledger FOR EACH ROW EXECUTE FUNCTION fo_audit();
+CREATE TRIGGER fo_ledger_done AFTER UPDATE ON ledger FOR EACH ROW
+	WHEN (NEW.state = 'done' AND OLD.state IS DISTINCT FROM 'done') EXECUTE FUNCTION fo_audit();
+CREATE TRIGGER fo_outbox_mail AFTER INSERT ON outbox FOR EACH ROW
+	WHEN (NEW.type LIKE 'mail.%') EXECUTE FUNCTION fo_audit();
+CREATE TRIGGER fo_cursor AFTER UPDATE ON sync_state FOR EACH ROW
+	WHEN (NEW.delta_link IS DISTINCT FROM OLD.delta_link) EXECUTE FUNCTION fo_audit();
+`
+
+// audit installs auditSQL in the daemons' schema (migrated by now).
+func (rig *foRig) audit() {
+	rig.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	db, err := store.OpenPostgres(ctx, rig.dsn)
+	if err != nil {
+		rig.t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.Reader().ExecContext(ctx, auditSQL); err != nil {
+		rig.t.Fatalf("install the write audit: %v", err)
+	}
+}
+
+// checkAudit: every audited write was made by the channel's owner under an
+// unexpired lease. A daemon that wrote after its lease had run out or
+// passed to another (the paused one, continued) would show here: fencing.
+func (rig *foRig) checkAudit() {
+	t := rig.t
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	db, err := store.OpenPostgres(ctx, rig.dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	rows, err := db.Reader().QueryContext(ctx, `SELECT tbl, channel, writer, coalesce(owner, ''), coalesce(live, false), at FROM fo_audit ORDER BY at`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	n, bad := 0, 0
+	for rows.Next() {
+		var tbl, ch, writer, owner string
+		var live bool
+		var at time.Time
+		if err := rows.Scan(&tbl, &ch, &writer, &owner, &live, &at); err != nil {
+			t.Fatal(err)
+		}
+		n++
+		if "daemon_"+rig.ownerName(owner) != writer || !live {
+			if bad++; bad <= 5 {
+				t.Errorf("%s write of channel %s by %s at %s while the lease was %s's (live %v): an unfenced write",
+					tbl, ch, writer, at.Format(time.RFC3339Nano), rig.ownerName(owner), live)
+			}
+		}
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if bad > 0 || n < 2*len(rig.ids) {
+		t.Errorf("%d of %d audited channel writes unfenced; want 0 of at least %d", bad, n, 2*len(rig.ids))
 	}
 }
 
