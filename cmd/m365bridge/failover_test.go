@@ -255,6 +255,9 @@ func (rig *foRig) holdProxy(w http.ResponseWriter, r *http.Request) {
 	}
 	defer resp.Body.Close()
 	out, _ := io.ReadAll(resp.Body)
+	// Paging and delta links name the host Graph was asked at.
+	out = bytes.ReplaceAll(out, []byte(rig.sim.URL), []byte(rig.graph.URL))
+	resp.Header.Del("Content-Length")
 	if rig.holdArmed.Load() && rig.movesHeld(r.URL.Path, body) &&
 		rig.holdArmed.CompareAndSwap(true, false) {
 		close(rig.held)
