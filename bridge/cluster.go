@@ -166,7 +166,7 @@ func (d *Daemon) ownChannel(ctx context.Context, ch config.Channel) error {
 			t.Stop()
 			continue
 		}
-		log.Info("channel lease acquired", "fencing_token", lease.Token)
+		log.Info("channel lease acquired", "fence", lease.Token)
 		if err := d.holdChannel(ctx, ch, lease, changed); err != nil {
 			return err
 		}
@@ -208,7 +208,7 @@ func (d *Daemon) holdChannel(ctx context.Context, ch config.Channel, lease store
 				lease, renewed = l, time.Now()
 				c.hold(lease, true)
 			case errors.Is(err, store.ErrLeaseLost) || time.Since(renewed) >= c.ttl:
-				log.Warn("channel lease lost; stopping the channel's work", "fencing_token", lease.Token, "err", err)
+				log.Warn("channel lease lost; stopping the channel's work", "fence", lease.Token, "err", err)
 				lost = true
 				stop()
 			case ctx.Err() == nil:
