@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"slices"
-	"sync"
 	"time"
 
 	"github.com/m365bridge/m365bridge/bridge/mailsync"
@@ -22,73 +21,22 @@ import (
 // the TTL) stops the channel's work at once. On SQLite (one daemon) none of
 // this runs: cluster is nil and channels start as before.
 
-// cluster is the daemon's membership in the database's set of daemons.
-type cluster struct {
-	id  string
-	ttl time.Duration
-
-	mu      sync.Mutex
-	mine    map[string]bool        // the channels the last assignment gave this daemon
-	changed chan struct{}          // closed when mine changes, then replaced
-	held    map[string]store.Lease // the leases this daemon holds, by channel
-}
-
-func newCluster(id string, ttl time.Duration) *cluster {
-	return &cluster{id: id, ttl: ttl, mine: map[string]bool{}, held: map[string]store.Lease{}, changed: make(chan struct{})}
-}
-
-// assigned reports whether the channel is this daemon's, and a channel that
-// is closed when the assignment changes next.
-func (c *cluster) assigned(channel string) (bool, <-chan struct{}) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.mine[channel], c.changed
-}
-
-// set records a new assignment; waiters wake when it differs.
-func (c *cluster) set(mine map[string]bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	same := len(mine) == len(c.mine)
-	for ch := range mine {
-		same = same && c.mine[ch]
-	}
-	if same {
-		return
-	}
-	c.mine = mine
-	close(c.changed)
-	c.changed = make(chan struct{})
-}
-
-// hold records (ok) or forgets (!ok) the lease this daemon holds on a
-// channel, for the send worker (ownedContext).
-func (c *cluster) hold(l store.Lease, ok bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if ok {
-		c.held[l.Channel] = l
-	} else {
-		delete(c.held, l.Channel)
-	}
-}
-
 // runMembership heartbeats and reassigns every third of the lease TTL until
 // ctx ends, then leaves the cluster so that the others rebalance at once.
 func (d *Daemon) runMembership(ctx context.Context) error {
 	c := d.cluster
-	log := d.log.With("component", "cluster", "member", c.id)
+	log := d.log.With("component", "cluster", "member", c.ID)
 	for {
 		if err := d.reassign(ctx); err != nil && ctx.Err() == nil {
 			log.Warn("cluster heartbeat failed; keeping the last assignment", "err", err)
 		}
-		t := time.NewTimer(c.ttl / 3)
+		t := time.NewTimer(c.TTL / 3)
 		select {
 		case <-ctx.Done():
 			t.Stop()
 			lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 			defer cancel()
-			if err := d.db.LeaveCluster(lctx, c.id); err != nil {
+			if err := d.db.LeaveCluster(lctx, c.ID); err != nil {
 				log.Warn("leave cluster", "err", err)
 			}
 			return nil
@@ -101,10 +49,10 @@ func (d *Daemon) runMembership(ctx context.Context) error {
 // from the live members.
 func (d *Daemon) reassign(ctx context.Context) error {
 	c := d.cluster
-	if err := d.db.Heartbeat(ctx, c.id, d.web.AdminAddr()); err != nil {
+	if err := d.db.Heartbeat(ctx, c.ID, d.web.AdminAddr()); err != nil {
 		return err
 	}
-	members, err := d.db.LiveMembers(ctx, c.ttl)
+	members, err := d.db.LiveMembers(ctx, c.TTL)
 	if err != nil {
 		return err
 	}
@@ -112,16 +60,16 @@ func (d *Daemon) reassign(ctx context.Context) error {
 	for _, m := range members {
 		ids = append(ids, m.ID)
 	}
-	if !slices.Contains(ids, c.id) {
-		ids = append(ids, c.id) // our heartbeat just landed; a slow read may miss it
+	if !slices.Contains(ids, c.ID) {
+		ids = append(ids, c.ID) // our heartbeat just landed; a slow read may miss it
 	}
 	mine := map[string]bool{}
 	for ch, owner := range store.Assign(channelNames(d.config()), ids) {
-		if owner == c.id {
+		if owner == c.ID {
 			mine[ch] = true
 		}
 	}
-	c.set(mine)
+	c.Set(mine)
 	return nil
 }
 
@@ -142,9 +90,9 @@ func (d *Daemon) runChannel(ctx context.Context, ch config.Channel) error {
 // assigned elsewhere, then releases the lease for the next owner.
 func (d *Daemon) ownChannel(ctx context.Context, ch config.Channel) error {
 	c := d.cluster
-	log := d.log.With("channel", ch.Name, "member", c.id)
+	log := d.log.With("channel", ch.Name, "member", c.ID)
 	for ctx.Err() == nil {
-		mine, changed := c.assigned(ch.Name)
+		mine, changed := c.Assigned(ch.Name)
 		if !mine {
 			select {
 			case <-ctx.Done():
@@ -152,12 +100,12 @@ func (d *Daemon) ownChannel(ctx context.Context, ch config.Channel) error {
 			}
 			continue
 		}
-		lease, err := d.db.AcquireLease(ctx, ch.Name, c.id, c.ttl)
+		lease, err := d.db.AcquireLease(ctx, ch.Name, c.ID, c.TTL)
 		if err != nil {
 			if !errors.Is(err, store.ErrLeaseHeld) && ctx.Err() == nil {
 				log.Warn("acquire channel lease", "err", err)
 			}
-			t := time.NewTimer(c.ttl / 10) // the holder's lease runs out within the TTL
+			t := time.NewTimer(c.TTL / 10) // the holder's lease runs out within the TTL
 			select {
 			case <-ctx.Done():
 			case <-changed:
@@ -179,22 +127,22 @@ func (d *Daemon) ownChannel(ctx context.Context, ch config.Channel) error {
 // releases the lease.
 func (d *Daemon) holdChannel(ctx context.Context, ch config.Channel, lease store.Lease, changed <-chan struct{}) error {
 	c := d.cluster
-	log := d.log.With("channel", ch.Name, "member", c.id)
+	log := d.log.With("channel", ch.Name, "member", c.ID)
 	sctx, stop := context.WithCancel(store.WithLease(ctx, lease))
-	c.hold(lease, true)
+	c.Hold(lease, true)
 	done := make(chan error, 1)
 	go func() { done <- d.superviseChannel(sctx, ch) }()
 	renewed := time.Now()
 	var runErr error
 	lost := false
 	for running := true; running; {
-		t := time.NewTimer(c.ttl / 3)
+		t := time.NewTimer(c.TTL / 3)
 		select {
 		case runErr = <-done:
 			running = false
 		case <-ctx.Done():
 		case <-changed:
-			if mine, next := c.assigned(ch.Name); mine {
+			if mine, next := c.Assigned(ch.Name); mine {
 				changed = next
 			} else {
 				log.Info("channel assigned to another daemon; handing it over")
@@ -202,12 +150,12 @@ func (d *Daemon) holdChannel(ctx context.Context, ch config.Channel, lease store
 				stop()
 			}
 		case <-t.C:
-			l, err := d.db.RenewLease(ctx, lease, c.ttl)
+			l, err := d.db.RenewLease(ctx, lease, c.TTL)
 			switch {
 			case err == nil:
 				lease, renewed = l, time.Now()
-				c.hold(lease, true)
-			case errors.Is(err, store.ErrLeaseLost) || time.Since(renewed) >= c.ttl:
+				c.Hold(lease, true)
+			case errors.Is(err, store.ErrLeaseLost) || time.Since(renewed) >= c.TTL:
 				log.Warn("channel lease lost; stopping the channel's work", "fence", lease.Token, "err", err)
 				lost = true
 				stop()
@@ -218,7 +166,7 @@ func (d *Daemon) holdChannel(ctx context.Context, ch config.Channel, lease store
 		t.Stop()
 	}
 	stop()
-	c.hold(lease, false)
+	c.Hold(lease, false)
 	d.mu.Lock()
 	delete(d.runners, ch.Name)
 	d.mu.Unlock()
@@ -245,11 +193,11 @@ func (d *Daemon) outboxQueue() *store.Outbox {
 	if d.cluster == nil {
 		return d.db.OutboxWith(hooks)
 	}
-	visibility := d.cluster.ttl
+	visibility := d.cluster.TTL
 	for _, w := range d.cfg.Webhooks {
 		visibility = max(visibility, 2*w.Timeout)
 	}
-	return d.db.ClaimingOutbox(hooks, d.cluster.id, visibility)
+	return d.db.ClaimingOutbox(hooks, d.cluster.ID, visibility)
 }
 
 // ownedContext is the send worker's send.Env.Owner: the context for a
@@ -260,10 +208,7 @@ func (d *Daemon) ownedContext(ctx context.Context, channel string) (context.Cont
 	if d.cluster == nil {
 		return ctx, true
 	}
-	c := d.cluster
-	c.mu.Lock()
-	l, ok := c.held[channel]
-	c.mu.Unlock()
+	l, ok := d.cluster.Held(channel)
 	if !ok {
 		return ctx, false
 	}

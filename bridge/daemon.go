@@ -20,6 +20,7 @@ import (
 	"golang.org/x/sync/semaphore"
 
 	"github.com/m365bridge/m365bridge/bridge/admin"
+	"github.com/m365bridge/m365bridge/bridge/cluster"
 	"github.com/m365bridge/m365bridge/bridge/entra"
 	"github.com/m365bridge/m365bridge/bridge/event"
 	"github.com/m365bridge/m365bridge/bridge/graph"
@@ -81,7 +82,7 @@ type Daemon struct {
 	links     *event.AttachmentLinks
 	// cluster is this daemon's membership among the daemons sharing a
 	// PostgreSQL database; nil on SQLite (cluster.go).
-	cluster *cluster
+	cluster *cluster.Share
 	// pageSlots bounds the delta pages all of this daemon's runners read
 	// and build at once (RunnerConfig.PageSlots).
 	pageSlots *semaphore.Weighted
@@ -135,7 +136,7 @@ func (d *Daemon) Start(ctx context.Context) (err error) {
 	}
 	if d.db.Postgres() {
 		d.db.RequireLeases(true) // every channel write carries its lease (cluster.go)
-		d.cluster = newCluster(d.instanceID, d.cfg.Store.LeaseTTL)
+		d.cluster = cluster.New(d.instanceID, d.cfg.Store.LeaseTTL)
 	}
 	d.db.Now = d.opts.Now // one clock for every part: store, entra, graph, runners, dispatcher
 	d.db.SetBodyBudget(d.cfg.StateBudget)
