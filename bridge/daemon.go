@@ -13,7 +13,6 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
-	"path/filepath"
 	"sync"
 	"time"
 
@@ -21,6 +20,7 @@ import (
 	"golang.org/x/sync/semaphore"
 
 	"github.com/m365bridge/m365bridge/bridge/admin"
+	"github.com/m365bridge/m365bridge/bridge/cluster"
 	"github.com/m365bridge/m365bridge/bridge/entra"
 	"github.com/m365bridge/m365bridge/bridge/event"
 	"github.com/m365bridge/m365bridge/bridge/graph"
@@ -89,6 +89,9 @@ type Daemon struct {
 	sender    *send.Service
 	links     *event.AttachmentLinks
 	notify    *notify.Manager // nil when public_url cannot take notifications
+	// cluster is this daemon's membership among the daemons sharing a
+	// PostgreSQL database; nil on SQLite (cluster.go).
+	cluster *cluster.Share
 	// pageSlots bounds the delta pages all of this daemon's runners read
 	// and build at once (RunnerConfig.PageSlots).
 	pageSlots *semaphore.Weighted
@@ -140,8 +143,12 @@ func (d *Daemon) Start(ctx context.Context) (err error) {
 			d.Close(context.WithoutCancel(ctx))
 		}
 	}()
-	if d.db, err = store.Open(ctx, filepath.Join(d.cfg.State, store.FileName)); err != nil {
+	if d.db, err = store.OpenDatabase(ctx, d.cfg.Store.Database.Value(), d.cfg.State); err != nil {
 		return fmt.Errorf("open state: %w", err)
+	}
+	if d.db.Postgres() {
+		d.db.RequireLeases(true) // every channel write carries its lease (cluster.go)
+		d.cluster = cluster.New(d.instanceID, d.cfg.Store.LeaseTTL)
 	}
 	d.db.Now = d.opts.Now // one clock for every part: store, entra, graph, runners, dispatcher
 	d.db.SetBodyBudget(d.cfg.StateBudget)
@@ -191,17 +198,13 @@ func (d *Daemon) Start(ctx context.Context) (err error) {
 	d.admin = admin.New(admin.Env{DB: d.db, Log: d.log, Now: d.opts.Now, Version: d.opts.Version, Config: d.config,
 		Endpoints: d.currentEndpoints, Runner: d.Runner, Auth: d.auth, Graph: d.graph, AdminAuth: d.web.AdminAuth,
 		WebhookHTTP: d.opts.Dispatcher.HTTPClient, Reload: d.ReloadFile, RestartNeeded: ErrRestartNeeded}, &dopts)
-	// The dispatcher's queue carries the link from an acknowledgement to
-	// the ledger (and so to the post-action): nothing is deleted before
-	// the helpdesk answered 2xx.
-	queue := d.db.OutboxWith(mailsync.LedgerHooks(d.db, d.notifyRunner))
-	if d.disp, err = deliver.New(queue, d.endpoints, dopts); err != nil {
+	if d.disp, err = deliver.New(d.outboxQueue(), d.endpoints, dopts); err != nil {
 		return fmt.Errorf("webhook dispatcher: %w", err)
 	}
 
 	d.web.Public.GET("/oauth/callback", d.auth.Callback)
 	d.sender = send.New(send.Env{DB: d.db, Log: d.log, Now: d.opts.Now, Channel: d.channel, Mailbox: d.mailboxClient,
-		Takes: func(webhook, typ string) bool { return d.webhookTakes(webhook)(typ) }, Wake: d.disp.Wake}, d.opts.Send)
+		Takes: func(webhook, typ string) bool { return d.webhookTakes(webhook)(typ) }, Wake: d.disp.Wake, Owner: d.ownedContext}, d.opts.Send)
 	d.sender.Mount(d.web.Public)
 	d.mountAttachmentLinks(d.web.Public)
 	d.startNotifier()
@@ -233,6 +236,9 @@ func (d *Daemon) Run(ctx context.Context) error {
 	g.Go(func() error { return d.sender.Run(ctx) })
 	if d.notify != nil {
 		g.Go(func() error { return d.notify.Run(ctx) })
+	}
+	if d.cluster != nil {
+		g.Go(func() error { return d.runMembership(ctx) })
 	}
 	for _, ch := range d.config().Channels {
 		d.startChannel(ch)

@@ -25,7 +25,7 @@ func (d *Daemon) startChannel(ch config.Channel) {
 	d.chans[ch.Name] = cr
 	d.group.Go(func() error {
 		defer close(cr.done)
-		return d.superviseChannel(ctx, ch)
+		return d.runChannel(ctx, ch)
 	})
 }
 

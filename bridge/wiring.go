@@ -106,6 +106,11 @@ func (d *Daemon) emitChannelEvent(ctx context.Context, typ, channel string, data
 	data.Version = webhooks.Version
 	data.Channel = channel
 	data.Mailbox = &webhooks.Mailbox{Type: ch.Mailbox.Type, Address: ch.Mailbox.Address}
+	if _, ok := store.LeaseFrom(ctx); !ok {
+		// A notice from the consent callback or the token manager, on
+		// whichever daemon they ran: no channel's sync (store.Unfenced).
+		ctx = store.Unfenced(ctx)
+	}
 	ev, err := webhooks.NewEvent(typ, d.opts.Now(), data)
 	if err == nil {
 		var body []byte

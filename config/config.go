@@ -66,7 +66,18 @@ type Store struct {
 	// A secret field: the URL may carry a password, so ${VAR} and file:
 	// references work here.
 	Database Secret `yaml:"database"`
+	// LeaseTTL is how long a daemon's hold on a channel lasts without a
+	// renewal (PostgreSQL only): a daemon that stops renewing (killed,
+	// paused, cut off) loses its channels to the others after at most
+	// this long. Renewals and heartbeats run every third of it.
+	LeaseTTL time.Duration `yaml:"lease_ttl"`
 }
+
+// DefaultLeaseTTL is state.lease_ttl's default; MinLeaseTTL its floor.
+const (
+	DefaultLeaseTTL = 30 * time.Second
+	MinLeaseTTL     = time.Second
+)
 
 type Admin struct {
 	Listen string `yaml:"listen"`

@@ -46,3 +46,27 @@ func TestStateDatabase(t *testing.T) {
 		t.Errorf("no warning for a password written in the file")
 	}
 }
+
+// TestLeaseTTL: state.lease_ttl defaults to 30 s, takes a duration and
+// refuses one under a second with a hint.
+func TestLeaseTTL(t *testing.T) {
+	base := readTestdata(t, "valid.yaml")
+	c, err := Parse([]byte(base), "bridge.yaml", baseEnv())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := c.Store.LeaseTTL, DefaultLeaseTTL; got != want {
+		t.Errorf("lease_ttl default = %s, want %s", got, want)
+	}
+	c, err = Parse([]byte(base+"state:\n  lease_ttl: 3s\n"), "bridge.yaml", baseEnv())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := c.Store.LeaseTTL.String(), "3s"; got != want {
+		t.Errorf("lease_ttl = %s, want %s", got, want)
+	}
+	_, err = Parse([]byte(base+"state:\n  lease_ttl: 100ms\n"), "bridge.yaml", baseEnv())
+	if err == nil || !strings.Contains(err.Error(), "state.lease_ttl") || !strings.Contains(err.Error(), "at least 1s") {
+		t.Errorf("lease_ttl 100ms: err = %v, want state.lease_ttl must be at least 1s", err)
+	}
+}

@@ -43,6 +43,7 @@ func (c *Config) setDefaults(isSet func(path string) bool) {
 	if c.MemoryBudget == 0 {
 		c.MemoryBudget = DefaultMemoryBudget
 	}
+	dur(&c.Store.LeaseTTL, "state.lease_ttl", DefaultLeaseTTL)
 	str(&c.Log.Level, "log.level", DefaultLogLevel)
 	str(&c.Log.Format, "log.format", DefaultLogFormat)
 	str(&c.MS.LoginURL, "microsoft.login_url", DefaultLoginURL)

@@ -83,6 +83,9 @@ func (v *validator) config(c *Config) {
 		v.fail("state_dir", "must not be empty", "name the directory for the database and key, such as ./data")
 	}
 	v.database(c.Store.Database)
+	if c.Store.LeaseTTL < MinLeaseTTL {
+		v.fail("state.lease_ttl", fmt.Sprintf("must be at least %s", MinLeaseTTL), "write a duration such as 30s (the default); a daemon that stops renewing loses its channels after this long")
+	}
 	if c.StateBudget < 0 {
 		v.fail("state_budget_bytes", "must not be negative", "give the bytes of delivered event bodies to keep, such as 268435456 (256 MiB), or 0 to drop them once delivered")
 	}

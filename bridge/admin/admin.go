@@ -15,6 +15,7 @@ import (
 // mountAPI adds the admin JSON API and /metrics.
 func (a *Console) mountAPI(e *echo.Echo) {
 	e.GET("/api/channels", a.apiChannels)
+	e.GET("/api/cluster", a.apiCluster)
 	e.POST("/api/channels/:name/auth", a.apiStartAuth)
 	e.POST("/api/channels/:name/sync", a.apiSyncNow)
 	e.GET("/api/deliveries", a.apiDeliveries)

@@ -29,6 +29,12 @@ type Env struct {
 	Takes func(webhook, typ string) bool
 	// Wake tells the webhook dispatcher an outcome event was queued.
 	Wake func()
+	// Owner, when set, is the context for a channel's writes on this
+	// daemon (carrying the channel's lease when several daemons share the
+	// database), and false while another daemon owns the channel: the
+	// worker then leaves the channel's requests to their owner. Nil: every
+	// channel is this daemon's.
+	Owner func(ctx context.Context, channel string) (context.Context, bool)
 }
 
 // Service is the send endpoint and its worker: New, Mount, then Run.
@@ -40,13 +46,14 @@ type Service struct {
 	mailbox func(config.Channel, store.Account) (graph.Mailbox, *graph.MailboxClient, bool)
 	takes   func(webhook, typ string) bool
 	wake    func()
+	owner   func(context.Context, string) (context.Context, bool)
 	worker  *sendWorker
 }
 
 // New prepares the service; opts tune the worker.
 func New(env Env, opts Options) *Service {
 	s := &Service{db: env.DB, log: env.Log.With("component", "send"), now: env.Now, channel: env.Channel,
-		mailbox: env.Mailbox, takes: env.Takes, wake: env.Wake}
+		mailbox: env.Mailbox, takes: env.Takes, wake: env.Wake, owner: env.Owner}
 	s.worker = newSendWorker(s, opts)
 	return s
 }

@@ -76,7 +76,16 @@ func (w *sendWorker) run(ctx context.Context) error {
 		if err != nil && ctx.Err() == nil {
 			w.log.Error("list due send requests", "err", err)
 		}
+		skipped := false
 		for _, s := range due {
+			jctx := ctx
+			if w.s.owner != nil {
+				var mine bool
+				if jctx, mine = w.s.owner(ctx, s.Channel); !mine {
+					skipped = true // another daemon owns the channel, and sends its requests
+					continue
+				}
+			}
 			w.mu.Lock()
 			busy := w.inflight[s.ID]
 			if !busy {
@@ -94,7 +103,7 @@ func (w *sendWorker) run(ctx context.Context) error {
 			wg.Add(1)
 			go func(s store.Send) {
 				defer wg.Done()
-				w.process(ctx, s)
+				w.process(jctx, s)
 				w.mu.Lock()
 				delete(w.inflight, s.ID)
 				w.mu.Unlock()
@@ -103,7 +112,8 @@ func (w *sendWorker) run(ctx context.Context) error {
 			}(s)
 		}
 		wait := w.opts.Poll
-		if next, ok, err := w.s.db.NextSendDue(ctx); err == nil && ok {
+		// A due row left to its channel's owner is due still: poll, not spin.
+		if next, ok, err := w.s.db.NextSendDue(ctx); err == nil && ok && !(skipped && !next.After(now)) {
 			wait = min(wait, max(next.Sub(w.s.now()), 10*time.Millisecond))
 		}
 		t := time.NewTimer(wait)
