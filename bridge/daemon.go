@@ -20,6 +20,7 @@ import (
 	"golang.org/x/sync/semaphore"
 
 	"github.com/m365bridge/m365bridge/bridge/admin"
+	"github.com/m365bridge/m365bridge/bridge/attachlink"
 	"github.com/m365bridge/m365bridge/bridge/cluster"
 	"github.com/m365bridge/m365bridge/bridge/entra"
 	"github.com/m365bridge/m365bridge/bridge/event"
@@ -206,7 +207,7 @@ func (d *Daemon) Start(ctx context.Context) (err error) {
 	d.sender = send.New(send.Env{DB: d.db, Log: d.log, Now: d.opts.Now, Channel: d.channel, Mailbox: d.mailboxClient,
 		Takes: func(webhook, typ string) bool { return d.webhookTakes(webhook)(typ) }, Wake: d.disp.Wake, Owner: d.ownedContext}, d.opts.Send)
 	d.sender.Mount(d.web.Public)
-	d.mountAttachmentLinks(d.web.Public)
+	attachlink.Mount(d.web.Public, d.attachLinkEnv())
 	d.startNotifier()
 	d.admin.SetDispatcher(d.disp)
 	d.admin.Mount(d.web.Admin)

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -15,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/m365bridge/m365bridge/bridge/logging"
 	"github.com/m365bridge/m365bridge/bridge/m365sim"
 	"github.com/m365bridge/m365bridge/bridge/mailsync"
 	"github.com/m365bridge/m365bridge/bridge/send"
@@ -207,8 +207,12 @@ func (rig *daemonRig) start() {
 		rig.adjust(cfg)
 	}
 	rig.cfg = cfg
+	logger, err := logging.NewLogger(rig.logs, "debug", "text")
+	if err != nil {
+		t.Fatal(err)
+	}
 	opts := Options{Version: "test", Now: rig.now, SupervisorPoll: 20 * time.Millisecond, ConfigPath: rig.path,
-		Logger:     slog.New(slog.NewTextHandler(rig.logs, &slog.HandlerOptions{Level: slog.LevelDebug, ReplaceAttr: redact})),
+		Logger:     logger,
 		Dispatcher: deliver.Options{PollInterval: 50 * time.Millisecond}, Send: rig.sendOpts}
 	if rig.opts != nil {
 		rig.opts(&opts)

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/m365bridge/m365bridge/bridge"
+	"github.com/m365bridge/m365bridge/bridge/logging"
 	"github.com/m365bridge/m365bridge/bridge/m365sim"
 	"github.com/m365bridge/m365bridge/bridge/store"
 	"github.com/m365bridge/m365bridge/config"
@@ -47,7 +48,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return err
 	}
 	defer cleanup()
-	log, err := bridge.NewLogger(stderr, *logLevel, "text")
+	log, err := logging.NewLogger(stderr, *logLevel, "text")
 	if err != nil {
 		return usageError{err.Error()}
 	}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/m365bridge/m365bridge/bridge"
+	"github.com/m365bridge/m365bridge/bridge/logging"
 	"github.com/m365bridge/m365bridge/config"
 )
 
@@ -35,7 +36,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		fmt.Fprintf(stderr, "%s: %v\n", *path, err)
 		return exitError{code: 1}
 	}
-	log, err := bridge.NewLogger(stderr, cfg.Log.Level, cfg.Log.Format)
+	log, err := logging.NewLogger(stderr, cfg.Log.Level, cfg.Log.Format)
 	if err != nil {
 		return err
 	}

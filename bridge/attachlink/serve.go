@@ -1,8 +1,14 @@
-package bridge
+// Package attachlink serves the bridge's signed attachment links on the
+// public listener: it checks a link (signature and expiry) and streams the
+// attachment from the channel's mailbox in Graph to the receiver. Links
+// themselves are made and checked by bridge/event.
+package attachlink
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"mime"
 	"net/http"
 	"strconv"
@@ -14,9 +20,29 @@ import (
 	"github.com/m365bridge/m365bridge/bridge/graph"
 )
 
-// mountAttachmentLinks serves attachment links on the public listener.
-func (d *Daemon) mountAttachmentLinks(e *echo.Echo) {
-	e.GET(event.AttachmentLinkPath, d.serveAttachment)
+// Refusals of Env.Mailbox.
+var (
+	// ErrNotConfigured: the link's channel is no longer in bridge.yaml.
+	ErrNotConfigured = errors.New("channel not configured")
+	// ErrNotConnected: the channel has no signed-in account.
+	ErrNotConnected = errors.New("channel not connected")
+)
+
+// Env is what serving a link needs of the daemon.
+type Env struct {
+	Links *event.AttachmentLinks
+	Log   *slog.Logger
+	// Mailbox returns the Graph client of a channel's mailbox, or
+	// ErrNotConfigured / ErrNotConnected.
+	Mailbox func(ctx context.Context, channel string) (*graph.MailboxClient, error)
+}
+
+type server struct{ env Env }
+
+// Mount serves attachment links on e (the public listener).
+func Mount(e *echo.Echo, env Env) {
+	s := &server{env: env}
+	e.GET(event.AttachmentLinkPath, s.serve)
 }
 
 // serveAttachment answers a signed attachment link: it checks the
@@ -28,30 +54,26 @@ func (d *Daemon) mountAttachmentLinks(e *echo.Echo) {
 // expired one, 404 a channel no longer configured or content no longer in
 // the mailbox, 503 a channel not connected or a passing Graph outage (with
 // Retry-After), 502 another Graph refusal.
-func (d *Daemon) serveAttachment(c echo.Context) error {
-	t, err := d.links.Check(c.QueryParams())
+func (s *server) serve(c echo.Context) error {
+	t, err := s.env.Links.Check(c.QueryParams())
 	switch {
 	case errors.Is(err, event.ErrLinkExpired):
 		return echo.NewHTTPError(http.StatusGone, err.Error())
 	case err != nil:
 		return echo.NewHTTPError(http.StatusForbidden, err.Error())
 	}
-	log := d.log.With("component", "attachments", "channel", t.Channel)
-	ch, ok := d.channel(t.Channel)
-	if !ok {
-		return echo.NewHTTPError(http.StatusNotFound, fmt.Sprintf("channel %q is no longer configured in bridge.yaml", t.Channel))
-	}
+	log := s.env.Log.With("component", "attachments", "channel", t.Channel)
 	ctx := c.Request().Context()
-	st, err := d.db.ChannelState(ctx, ch.Name)
-	if err != nil {
-		return fmt.Errorf("read channel state: %w", err)
-	}
-	mb, ok := graphMailbox(ch, st.Account)
-	if !ok || st.Account.ObjectID == "" {
+	client, err := s.env.Mailbox(ctx, t.Channel)
+	switch {
+	case errors.Is(err, ErrNotConfigured):
+		return echo.NewHTTPError(http.StatusNotFound, fmt.Sprintf("channel %q is no longer configured in bridge.yaml", t.Channel))
+	case errors.Is(err, ErrNotConnected):
 		c.Response().Header().Set("Retry-After", "60")
-		return echo.NewHTTPError(http.StatusServiceUnavailable, fmt.Sprintf("channel %q is not connected; sign it in again (m365bridge auth %s), then retry", ch.Name, ch.Name))
+		return echo.NewHTTPError(http.StatusServiceUnavailable, fmt.Sprintf("channel %q is not connected; sign it in again (m365bridge auth %s), then retry", t.Channel, t.Channel))
+	case err != nil:
+		return err
 	}
-	client := d.graph.Mailbox(mb, d.auth.Source(ch.Name))
 
 	w := c.Response()
 	// A large file to a slow receiver outlasts the listener's write

@@ -1,4 +1,6 @@
-package bridge
+// Package logging builds the daemon's structured logger: level and format from
+// bridge.yaml, and a redaction rule that keeps secrets out of every line.
+package logging
 
 import (
 	"fmt"
