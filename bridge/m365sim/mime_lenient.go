@@ -256,63 +256,13 @@ func parseMediaValue(v string, isDisposition bool) (mediaType string, params map
 	if i := strings.IndexAny(mt, " \t"); i >= 0 {
 		mt = mt[:i]
 	}
-	type piece struct {
-		val     string
-		encoded bool
-	}
-	continued := map[string]map[int]piece{}
+	continued := map[string]map[int]rfc2231Piece{}
 	for _, f := range fields[1:] {
-		k, val, ok := strings.Cut(f, "=")
-		if !ok {
-			continue
-		}
-		k = strings.ToLower(strings.TrimSpace(k))
-		val = strings.TrimSpace(val)
-		if len(val) >= 2 && val[0] == '"' && val[len(val)-1] == '"' {
-			val = strings.ReplaceAll(strings.ReplaceAll(val[1:len(val)-1], `\"`, `"`), `\\`, `\`)
-		} else {
-			val = strings.Trim(val, `"`)
-		}
-		encoded := strings.HasSuffix(k, "*")
-		k = strings.TrimSuffix(k, "*")
-		if base, idx, ok := strings.Cut(k, "*"); ok {
-			n := 0
-			if _, err := fmt.Sscanf(idx, "%d", &n); err == nil {
-				if continued[base] == nil {
-					continued[base] = map[int]piece{}
-				}
-				continued[base][n] = piece{val, encoded}
-				continue
-			}
-		}
-		if encoded {
-			val = decode2231(val, true)
-		}
-		if _, dup := params[k]; !dup {
-			params[k] = val
-		}
+		readParam(f, params, continued)
 	}
 	for base, ps := range continued {
-		var b strings.Builder
-		charset := ""
-		for i := 0; ; i++ {
-			p, ok := ps[i]
-			if !ok {
-				break
-			}
-			s := p.val
-			if p.encoded {
-				if i == 0 {
-					if parts := strings.SplitN(s, "'", 3); len(parts) == 3 {
-						charset, s = parts[0], parts[2]
-					}
-				}
-				s = string(percentDecode(s))
-			}
-			b.WriteString(s)
-		}
 		if _, dup := params[base]; !dup {
-			params[base] = decodeText(charset, []byte(b.String()))
+			params[base] = joinContinued(ps)
 		}
 	}
 	for k, x := range params {
@@ -327,6 +277,73 @@ func parseMediaValue(v string, isDisposition bool) (mediaType string, params map
 		return "", params
 	}
 	return mt, params
+}
+
+// rfc2231Piece is one numbered section of an RFC 2231 continued parameter
+// (name*0, name*1*, …); encoded when the section is percent-encoded.
+type rfc2231Piece struct {
+	val     string
+	encoded bool
+}
+
+// readParam reads one "name=value" field of a media value into params, or
+// into continued when it is a numbered RFC 2231 section; a field without
+// "=" is skipped and the first of duplicate names wins.
+func readParam(f string, params map[string]string, continued map[string]map[int]rfc2231Piece) {
+	k, val, ok := strings.Cut(f, "=")
+	if !ok {
+		return
+	}
+	k = strings.ToLower(strings.TrimSpace(k))
+	val = strings.TrimSpace(val)
+	if len(val) >= 2 && val[0] == '"' && val[len(val)-1] == '"' {
+		val = strings.ReplaceAll(strings.ReplaceAll(val[1:len(val)-1], `\"`, `"`), `\\`, `\`)
+	} else {
+		val = strings.Trim(val, `"`)
+	}
+	encoded := strings.HasSuffix(k, "*")
+	k = strings.TrimSuffix(k, "*")
+	if base, idx, ok := strings.Cut(k, "*"); ok {
+		n := 0
+		if _, err := fmt.Sscanf(idx, "%d", &n); err == nil {
+			if continued[base] == nil {
+				continued[base] = map[int]rfc2231Piece{}
+			}
+			continued[base][n] = rfc2231Piece{val, encoded}
+			return
+		}
+	}
+	if encoded {
+		val = decode2231(val, true)
+	}
+	if _, dup := params[k]; !dup {
+		params[k] = val
+	}
+}
+
+// joinContinued joins the sections of an RFC 2231 continued parameter in
+// order (up to the first missing number), percent-decoding the encoded
+// ones, and decodes the result in the charset the first section names.
+func joinContinued(ps map[int]rfc2231Piece) string {
+	var b strings.Builder
+	charset := ""
+	for i := 0; ; i++ {
+		p, ok := ps[i]
+		if !ok {
+			break
+		}
+		s := p.val
+		if p.encoded {
+			if i == 0 {
+				if parts := strings.SplitN(s, "'", 3); len(parts) == 3 {
+					charset, s = parts[0], parts[2]
+				}
+			}
+			s = string(percentDecode(s))
+		}
+		b.WriteString(s)
+	}
+	return decodeText(charset, []byte(b.String()))
 }
 
 // splitParams splits on semicolons outside quotes.
