@@ -158,6 +158,8 @@ func ParseRecipeTemplate(text string) (*template.Template, error) {
 	return template.New("step").Funcs(funcs).Parse(text)
 }
 
+// recipe checks a recipe: its filter, retention and subject pattern, then
+// each step in order (a step may use the variables earlier steps set).
 func (v *validator) recipe(p string, r *Recipe) {
 	known := slices.Clone(RecipeBuiltinVars)
 	v.recipeWhen(p+".when", r.When, nil)
@@ -185,86 +187,102 @@ func (v *validator) recipe(p string, r *Recipe) {
 			v.fail(sp+".name", fmt.Sprintf("duplicate step name %q", s.Name), fmt.Sprintf("steps[%d] has it already", first))
 		}
 		names[s.Name] = i
-		v.recipeWhen(sp+".when", s.When, known)
-		if s.ForEach != "" && !slices.Contains(ForEachKinds, s.ForEach) {
-			v.fail(sp+".for_each", fmt.Sprintf("%q is not something to repeat over", s.ForEach), "one of "+quoteList(ForEachKinds))
+		known = v.recipeStep(sp, s, known)
+	}
+}
+
+// recipeStep checks step s at path sp, where known are the variables set
+// so far, and returns known with the variables s sets.
+func (v *validator) recipeStep(sp string, s *RecipeStep, known []string) []string {
+	v.recipeWhen(sp+".when", s.When, known)
+	if s.ForEach != "" && !slices.Contains(ForEachKinds, s.ForEach) {
+		v.fail(sp+".for_each", fmt.Sprintf("%q is not something to repeat over", s.ForEach), "one of "+quoteList(ForEachKinds))
+	}
+	if s.Skip != "" {
+		if s.Method != "" || s.URL != "" || s.Body != "" || len(s.Extract) > 0 || len(s.Match) > 0 || s.ForEach != "" {
+			v.fail(sp+".skip", "a skip step sends nothing: it takes only name, when and skip", "remove method, url, body, extract, match and for_each, or remove skip")
 		}
-		if s.Skip != "" {
-			if s.Method != "" || s.URL != "" || s.Body != "" || len(s.Extract) > 0 || len(s.Match) > 0 || s.ForEach != "" {
-				v.fail(sp+".skip", "a skip step sends nothing: it takes only name, when and skip", "remove method, url, body, extract, match and for_each, or remove skip")
-			}
+		return known
+	}
+	v.recipeRequest(sp, s)
+	for _, name := range sortedKeys(s.Extract) {
+		v.recipeVar(sp+".extract."+name, name)
+		if err := CheckJSONPath(s.Extract[name]); err != nil {
+			v.fail(sp+".extract."+name, err.Error(), "such as tickets.0.id")
+		}
+		known = append(known, name)
+	}
+	for _, name := range sortedKeys(s.Match) {
+		v.recipeMatch(sp+".match."+name, name, s.Match[name])
+		known = append(known, name)
+	}
+	return known
+}
+
+// recipeRequest checks what step s sends: method, url, body, content
+// type, headers and the non-2xx statuses it accepts.
+func (v *validator) recipeRequest(sp string, s *RecipeStep) {
+	if !slices.Contains(recipeStepMethods, s.Method) {
+		v.fail(sp+".method", fmt.Sprintf("method %q is not one of %s", s.Method, strings.Join(recipeStepMethods, ", ")), "write it in capitals, such as POST")
+	}
+	if s.URL == "" {
+		v.fail(sp+".url", "required, but not set", "absolute, or relative to the webhook's url, such as /api/v1/tickets")
+	}
+	v.recipeTemplate(sp+".url", s.URL)
+	v.recipeTemplate(sp+".body", s.Body)
+	if s.BodyAttachment && s.ForEach == "" {
+		v.fail(sp+".body_attachment", "body_attachment sends the current attachment: it needs for_each", "add for_each: attachments")
+	}
+	if s.BodyAttachment && s.Body != "" {
+		v.fail(sp+".body", "a step sends either body or body_attachment", "remove one")
+	}
+	if s.Body != "" && s.ContentType == "" {
+		v.fail(sp+".content_type", "a step with a body needs content_type", "such as application/json")
+	}
+	for _, name := range sortedKeys(s.Headers) {
+		hp := sp + ".headers." + name
+		lower := strings.ToLower(name)
+		switch {
+		case !headerPattern.MatchString(name):
+			v.fail(hp, fmt.Sprintf("%q is not a valid header name", name), "letters, digits and -")
+		case lower == "content-type" || lower == "content-length" || lower == "host":
+			v.fail(hp, fmt.Sprintf("header %s is set by the bridge", name), "use content_type for the body's type")
+		case lower == "authorization":
+			v.fail(hp, "credentials go in the webhook's headers, which take ${VAR} references", "move it to webhooks[].headers")
+		}
+		v.recipeTemplate(hp, s.Headers[name])
+	}
+	for j, st := range s.Accept {
+		if st < 300 || st > 599 {
+			v.fail(fmt.Sprintf("%s.accept[%d]", sp, j), fmt.Sprintf("%d is not a non-2xx HTTP status", st), "such as 404: a lookup by id that finds nothing")
+		}
+	}
+}
+
+// recipeMatch checks the match rule m of variable name at path mp.
+func (v *validator) recipeMatch(mp, name string, m RecipeMatch) {
+	v.recipeVar(mp, name)
+	if err := CheckJSONPath(m.Path); err != nil {
+		v.fail(mp+".path", err.Error(), "such as *.message_id")
+	}
+	switch {
+	case m.Equals == "" && m.Contains == "":
+		v.fail(mp+".equals", "required, but not set", "the value to look for, such as {{.Data.article.internet_message_id}} (or contains: a part of it)")
+	case m.Equals != "" && m.Contains != "":
+		v.fail(mp+".contains", "a match takes equals or contains, not both", "remove one")
+	}
+	v.recipeTemplate(mp+".equals", m.Equals)
+	v.recipeTemplate(mp+".contains", m.Contains)
+	for _, f := range []struct{ key, path string }{{"each", m.Each}, {"select", m.Select}} {
+		if f.path == "" {
 			continue
 		}
-		if !slices.Contains(recipeStepMethods, s.Method) {
-			v.fail(sp+".method", fmt.Sprintf("method %q is not one of %s", s.Method, strings.Join(recipeStepMethods, ", ")), "write it in capitals, such as POST")
+		if err := CheckJSONPath(f.path); err != nil {
+			v.fail(mp+"."+f.key, err.Error(), "such as * or tickets.* (each), id (select)")
 		}
-		if s.URL == "" {
-			v.fail(sp+".url", "required, but not set", "absolute, or relative to the webhook's url, such as /api/v1/tickets")
-		}
-		v.recipeTemplate(sp+".url", s.URL)
-		v.recipeTemplate(sp+".body", s.Body)
-		if s.BodyAttachment && s.ForEach == "" {
-			v.fail(sp+".body_attachment", "body_attachment sends the current attachment: it needs for_each", "add for_each: attachments")
-		}
-		if s.BodyAttachment && s.Body != "" {
-			v.fail(sp+".body", "a step sends either body or body_attachment", "remove one")
-		}
-		if s.Body != "" && s.ContentType == "" {
-			v.fail(sp+".content_type", "a step with a body needs content_type", "such as application/json")
-		}
-		for _, name := range sortedKeys(s.Headers) {
-			hp := sp + ".headers." + name
-			lower := strings.ToLower(name)
-			switch {
-			case !headerPattern.MatchString(name):
-				v.fail(hp, fmt.Sprintf("%q is not a valid header name", name), "letters, digits and -")
-			case lower == "content-type" || lower == "content-length" || lower == "host":
-				v.fail(hp, fmt.Sprintf("header %s is set by the bridge", name), "use content_type for the body's type")
-			case lower == "authorization":
-				v.fail(hp, "credentials go in the webhook's headers, which take ${VAR} references", "move it to webhooks[].headers")
-			}
-			v.recipeTemplate(hp, s.Headers[name])
-		}
-		for j, st := range s.Accept {
-			if st < 300 || st > 599 {
-				v.fail(fmt.Sprintf("%s.accept[%d]", sp, j), fmt.Sprintf("%d is not a non-2xx HTTP status", st), "such as 404: a lookup by id that finds nothing")
-			}
-		}
-		for _, name := range sortedKeys(s.Extract) {
-			v.recipeVar(sp+".extract."+name, name)
-			if err := CheckJSONPath(s.Extract[name]); err != nil {
-				v.fail(sp+".extract."+name, err.Error(), "such as tickets.0.id")
-			}
-			known = append(known, name)
-		}
-		for _, name := range sortedKeys(s.Match) {
-			m := s.Match[name]
-			v.recipeVar(sp+".match."+name, name)
-			if err := CheckJSONPath(m.Path); err != nil {
-				v.fail(sp+".match."+name+".path", err.Error(), "such as *.message_id")
-			}
-			mp := sp + ".match." + name
-			switch {
-			case m.Equals == "" && m.Contains == "":
-				v.fail(mp+".equals", "required, but not set", "the value to look for, such as {{.Data.article.internet_message_id}} (or contains: a part of it)")
-			case m.Equals != "" && m.Contains != "":
-				v.fail(mp+".contains", "a match takes equals or contains, not both", "remove one")
-			}
-			v.recipeTemplate(mp+".equals", m.Equals)
-			v.recipeTemplate(mp+".contains", m.Contains)
-			for _, f := range []struct{ key, path string }{{"each", m.Each}, {"select", m.Select}} {
-				if f.path == "" {
-					continue
-				}
-				if err := CheckJSONPath(f.path); err != nil {
-					v.fail(mp+"."+f.key, err.Error(), "such as * or tickets.* (each), id (select)")
-				}
-			}
-			if m.Select != "" && m.Each == "" {
-				v.fail(mp+".select", "select picks from the elements of a list: it needs each", "add each: the path of the list's elements, such as *")
-			}
-			known = append(known, name)
-		}
+	}
+	if m.Select != "" && m.Each == "" {
+		v.fail(mp+".select", "select picks from the elements of a list: it needs each", "add each: the path of the list's elements, such as *")
 	}
 }
 

@@ -10,6 +10,8 @@ import (
 	"net/url"
 )
 
+// handleAdminConsentEndpoint answers the admin consent endpoint: a consent
+// page for a GET, then the grant (or the decline) sent back to the app.
 func (s *Sim) handleAdminConsentEndpoint(w http.ResponseWriter, r *http.Request) {
 	if err := r.ParseForm(); err != nil {
 		s.writeErrorPage(w, r, aad("invalid_request", 90023, "The authentication service request isn't valid: %v.", err))
@@ -18,39 +20,13 @@ func (s *Sim) handleAdminConsentEndpoint(w http.ResponseWriter, r *http.Request)
 	p := r.Form
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	seg := r.PathValue("tenant")
-	tr, e := s.resolveTenantLocked(seg)
-	if e == nil && tr.multi() {
-		e = aad("invalid_request", 90023, "The authentication service request isn't valid: the admin consent endpoint needs a tenant id or domain, not '%s'.", seg)
-	}
-	var app *App
-	if e == nil {
-		switch cid := p.Get("client_id"); {
-		case cid == "":
-			e = errMissingParam("client_id")
-		case s.apps[cid] == nil:
-			e = errAppNotFound(cid, seg)
-		default:
-			app = s.apps[cid]
-		}
-	}
-	ru := p.Get("redirect_uri")
-	if e == nil {
-		switch {
-		case len(app.RedirectURIs) == 0:
-			e = aad("invalid_request", 500113, "No reply address is registered for the application.")
-		case ru == "":
-			ru = app.RedirectURIs[0]
-		case !contains(app.RedirectURIs, ru):
-			e = aad("invalid_request", 50011, "The redirect URI '%s' specified in the request does not match the redirect URIs configured for the application '%s'. Make sure the redirect URI sent in the request matches one added to your application in the Azure portal. Navigate to https://aka.ms/redirectUriMismatchError to learn more about how to fix this.", ru, app.ClientID)
-		}
-	}
+	req, e := s.parseAdminConsentLocked(r.PathValue("tenant"), p)
 	if e != nil {
 		s.countAuthorize(e)
 		s.writeErrorPage(w, r, e)
 		return
 	}
-	req := &authRequest{tr: tr, app: app, redirectURI: ru, responseMode: "query", state: p.Get("state")}
+	tr, app := req.tr, req.app
 
 	action := p.Get(fieldAction)
 	auto := p.Get(paramAuto)
@@ -91,6 +67,42 @@ func (s *Sim) handleAdminConsentEndpoint(w http.ResponseWriter, r *http.Request)
 		v.Set("state", req.state)
 	}
 	writeAuthRedirect(w, req, v)
+}
+
+// parseAdminConsentLocked validates an admin consent request: a single
+// tenant, a known app and one of its redirect URIs (the first when none is
+// given). Its errors are shown on a page, not sent to the redirect URI.
+func (s *Sim) parseAdminConsentLocked(seg string, p url.Values) (*authRequest, *aadError) {
+	tr, e := s.resolveTenantLocked(seg)
+	if e == nil && tr.multi() {
+		e = aad("invalid_request", 90023, "The authentication service request isn't valid: the admin consent endpoint needs a tenant id or domain, not '%s'.", seg)
+	}
+	var app *App
+	if e == nil {
+		switch cid := p.Get("client_id"); {
+		case cid == "":
+			e = errMissingParam("client_id")
+		case s.apps[cid] == nil:
+			e = errAppNotFound(cid, seg)
+		default:
+			app = s.apps[cid]
+		}
+	}
+	ru := p.Get("redirect_uri")
+	if e == nil {
+		switch {
+		case len(app.RedirectURIs) == 0:
+			e = aad("invalid_request", 500113, "No reply address is registered for the application.")
+		case ru == "":
+			ru = app.RedirectURIs[0]
+		case !contains(app.RedirectURIs, ru):
+			e = aad("invalid_request", 50011, "The redirect URI '%s' specified in the request does not match the redirect URIs configured for the application '%s'. Make sure the redirect URI sent in the request matches one added to your application in the Azure portal. Navigate to https://aka.ms/redirectUriMismatchError to learn more about how to fix this.", ru, app.ClientID)
+		}
+	}
+	if e != nil {
+		return nil, e
+	}
+	return &authRequest{tr: tr, app: app, redirectURI: ru, responseMode: "query", state: p.Get("state")}, nil
 }
 
 var adminConsentTmpl = template.Must(template.New("adminconsent").Parse(`<!DOCTYPE html>

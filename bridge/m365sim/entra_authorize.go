@@ -187,19 +187,8 @@ func (s *Sim) parseAuthorizeLocked(seg string, p url.Values) (req *authRequest, 
 		return req, nil, errInvalidScope(bad)
 	}
 	req.scopes = scopes
-	switch m := p.Get("code_challenge_method"); {
-	case req.challenge == "" && m != "":
-		return req, nil, errMissingParam("code_challenge")
-	case req.challenge == "":
-	case m == "" || m == "plain":
-		req.method = "plain"
-	case m == "S256":
-		req.method = "S256"
-	default:
-		return req, nil, aad("invalid_request", 90023, "The authentication service request isn't valid: code_challenge_method '%s' is not supported; use S256 or plain.", m)
-	}
-	if n := len(req.challenge); req.challenge != "" && (n < 43 || n > 128) {
-		return req, nil, aad("invalid_request", 501491, "Invalid size of Code_Challenge parameter.")
+	if e := req.checkCodeChallenge(p.Get("code_challenge_method")); e != nil {
+		return req, nil, e
 	}
 	switch req.prompt {
 	case "", "login", "none", "consent", "select_account":
@@ -207,6 +196,26 @@ func (s *Sim) parseAuthorizeLocked(seg string, p url.Values) (req *authRequest, 
 		return req, nil, aad("invalid_request", 90023, "The authentication service request isn't valid: prompt '%s' is not supported; use login, none, consent or select_account.", req.prompt)
 	}
 	return req, nil, nil
+}
+
+// checkCodeChallenge checks the request's PKCE code_challenge and its
+// method (plain by default, or S256) and records the method in req.
+func (req *authRequest) checkCodeChallenge(method string) *aadError {
+	switch m := method; {
+	case req.challenge == "" && m != "":
+		return errMissingParam("code_challenge")
+	case req.challenge == "":
+	case m == "" || m == "plain":
+		req.method = "plain"
+	case m == "S256":
+		req.method = "S256"
+	default:
+		return aad("invalid_request", 90023, "The authentication service request isn't valid: code_challenge_method '%s' is not supported; use S256 or plain.", m)
+	}
+	if n := len(req.challenge); req.challenge != "" && (n < 43 || n > 128) {
+		return aad("invalid_request", 501491, "Invalid size of Code_Challenge parameter.")
+	}
+	return nil
 }
 
 func errUnknownUser(upn, tenant string) *aadError {

@@ -85,7 +85,6 @@ type deltaEntry struct {
 
 // handleDelta answers GET /mailFolders/{fid}/messages/delta.
 func (s *Sim) handleDelta(w http.ResponseWriter, r *http.Request, c *graphCtx) {
-	q := r.URL.Query()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	f := c.d.folderByRef(r.PathValue("fid"))
@@ -94,29 +93,9 @@ func (s *Sim) handleDelta(w http.ResponseWriter, r *http.Request, c *graphCtx) {
 		return
 	}
 	link := baseURL(r) + r.URL.Path
-	var tok *deltaToken
-	if raw := q.Get("$deltatoken") + q.Get("$skiptoken"); raw != "" {
-		t, err := decodeDeltaToken(raw)
-		expired := err == nil && s.graph.deltaTTL > 0 && s.now().Sub(time.Unix(t.Issued, 0)) > s.graph.deltaTTL
-		evicted := err == nil && s.graph.deltaCache > 0 && c.d.deltaGen[f.id] >= t.Gen+uint64(s.graph.deltaCache)
-		if err != nil || t.Mailbox != c.mb.ID || t.Folder != f.id || t.Epoch != c.d.deltaEpoch || expired || evicted {
-			loc := link
-			if err == nil {
-				loc += t.initialQuery()
-			}
-			w.Header().Set("Location", loc)
-			// Status, code and Location are documented (B.6); the text is the sim's own.
-			writeGraphError(w, r, http.StatusGone, "syncStateNotFound", "The sync state could not be found or has expired. Restart the synchronization from the Location URL.")
-			return
-		}
-		tok = t
-	} else {
-		t, gerr := newDeltaRound(q, c.mb.ID, f.id)
-		if gerr != nil {
-			writeGraphError(w, r, gerr.status, gerr.code, gerr.msg)
-			return
-		}
-		tok = t
+	tok, ok := s.deltaRound(w, r, c, f, link)
+	if !ok {
+		return
 	}
 	if !tok.Paging {
 		tok.Upto = c.d.seq
@@ -130,18 +109,7 @@ func (s *Sim) handleDelta(w http.ResponseWriter, r *http.Request, c *graphCtx) {
 	c.d.deltaGen[f.id]++
 	tok.Gen = c.d.deltaGen[f.id]
 
-	size := 10
-	if tok.Top > 0 {
-		size = tok.Top
-	}
-	if c.pref.maxPageSize > 0 {
-		size = c.pref.maxPageSize
-		w.Header().Add("Preference-Applied", "odata.maxpagesize="+strconv.Itoa(size))
-	}
-	if c.pref.immutableID {
-		w.Header().Add("Preference-Applied", `IdType="ImmutableId"`)
-	}
-	applyBodyPreference(w, c.pref)
+	size := deltaPageSize(w, c, tok)
 
 	var entries []deltaEntry
 	if !c.emptyPage {
@@ -176,6 +144,55 @@ func (s *Sim) handleDelta(w http.ResponseWriter, r *http.Request, c *graphCtx) {
 	}
 	out = append(out, jkv{"value", value})
 	writeJSON(w, http.StatusOK, out)
+}
+
+// deltaRound returns the token of the round a delta request continues
+// ($deltatoken or $skiptoken), or a new round from its query options; a
+// token that is not valid here any more is answered 410 with the Location
+// of a new round, bad options 400, and ok is false.
+func (s *Sim) deltaRound(w http.ResponseWriter, r *http.Request, c *graphCtx, f *folder, link string) (tok *deltaToken, ok bool) {
+	q := r.URL.Query()
+	if raw := q.Get("$deltatoken") + q.Get("$skiptoken"); raw != "" {
+		t, err := decodeDeltaToken(raw)
+		expired := err == nil && s.graph.deltaTTL > 0 && s.now().Sub(time.Unix(t.Issued, 0)) > s.graph.deltaTTL
+		evicted := err == nil && s.graph.deltaCache > 0 && c.d.deltaGen[f.id] >= t.Gen+uint64(s.graph.deltaCache)
+		if err != nil || t.Mailbox != c.mb.ID || t.Folder != f.id || t.Epoch != c.d.deltaEpoch || expired || evicted {
+			loc := link
+			if err == nil {
+				loc += t.initialQuery()
+			}
+			w.Header().Set("Location", loc)
+			// Status, code and Location are documented (B.6); the text is the sim's own.
+			writeGraphError(w, r, http.StatusGone, "syncStateNotFound", "The sync state could not be found or has expired. Restart the synchronization from the Location URL.")
+			return nil, false
+		}
+		return t, true
+	}
+	t, gerr := newDeltaRound(q, c.mb.ID, f.id)
+	if gerr != nil {
+		writeGraphError(w, r, gerr.status, gerr.code, gerr.msg)
+		return nil, false
+	}
+	return t, true
+}
+
+// deltaPageSize is the page size of a delta response: $top, or the
+// odata.maxpagesize preference (acknowledged in Preference-Applied), 10 by
+// default; it also acknowledges IdType and applies the body preference.
+func deltaPageSize(w http.ResponseWriter, c *graphCtx, tok *deltaToken) int {
+	size := 10
+	if tok.Top > 0 {
+		size = tok.Top
+	}
+	if c.pref.maxPageSize > 0 {
+		size = c.pref.maxPageSize
+		w.Header().Add("Preference-Applied", "odata.maxpagesize="+strconv.Itoa(size))
+	}
+	if c.pref.immutableID {
+		w.Header().Add("Preference-Applied", `IdType="ImmutableId"`)
+	}
+	applyBodyPreference(w, c.pref)
+	return size
 }
 
 // initialQuery rebuilds the options of a round, for the 410 Location.

@@ -96,102 +96,113 @@ func (c *graphCtx) messageJSON(m *message, fields []string, annotate bool) jobj 
 	if want["body"] || want["uniqueBody"] || want["bodyPreview"] {
 		htmlBody, textBody = mc.bodies()
 	}
-	// body and uniqueBody come as HTML unless the request carries
-	// Prefer: outlook.body-content-type="text" (GDC api/message-get.md,
-	// "Request headers"; also inside a $batch item's own headers, GDC
-	// concepts/json-batching.md). For mail written as text the text form is
-	// the stored body itself: Exchange returns "text if the stored body is
-	// plain text" (EWS UniqueBodyType/BodyType reference), so it is the text
-	// as written, which the bridge relies on.
-	body := func() jobj {
-		if c.pref.bodyType == "text" {
-			return jobj{{"contentType", "text"}, {"content", textBody}}
-		}
-		return jobj{{"contentType", "html"}, {"content", htmlBody}}
-	}
 	for _, f := range messageFieldOrder {
 		if f != "id" && !want[f] {
 			continue
 		}
-		var v any
-		switch f {
-		case "id":
-			v = c.messageID(m)
-		case "createdDateTime":
-			v = graphTime(m.created)
-		case "lastModifiedDateTime":
-			v = graphTime(m.modified)
-		case "changeKey":
-			v = m.changeKey()
-		case "categories":
-			v = append([]string{}, m.categories...)
-		case "receivedDateTime":
-			v = graphTime(m.received)
-		case "sentDateTime":
-			v = graphTime(sentTime(m))
-		case "hasAttachments":
-			v = mc.hasAttachments()
-		case "internetMessageId":
-			v = mc.MessageID
-		case "subject":
-			v = mc.Subject
-		case "bodyPreview":
-			v = previewOf(textBody)
-		case "importance":
-			v = m.effectiveImportance()
-		case "parentFolderId":
-			v = m.folderID
-		case "conversationId":
-			v = m.conversationID(c.mb.ID)
-		case "conversationIndex":
-			v = m.conversationIndex(c.mb.ID)
-		case "isDeliveryReceiptRequested":
-			if m.deliveryReceipt != nil {
-				v = *m.deliveryReceipt
-			}
-		case "isReadReceiptRequested":
-			v = mc.header("Disposition-Notification-To") != ""
-		case "isRead":
-			v = m.isRead
-		case "isDraft":
-			v = m.isDraft
-		case "webLink":
-			v = "https://outlook.office365.com/owa/?ItemID=" + url.QueryEscape(c.messageID(m)) + "&exvsurl=1&viewmodel=ReadMessageItem"
-		case "inferenceClassification":
-			v = cmp.Or(m.inference, "focused")
-		case "body", "uniqueBody":
-			v = body()
-		case "sender":
-			v = recipient(mc.Sender)
-		case "from":
-			v = recipient(mc.From)
-		case "toRecipients":
-			v = recipients(mc.To)
-		case "ccRecipients":
-			v = recipients(mc.Cc)
-		case "bccRecipients":
-			v = recipients(mc.Bcc)
-		case "replyTo":
-			v = recipients(mc.ReplyTo)
-		case "flag":
-			if m.flag != nil {
-				v = m.flag
-			} else {
-				v = jobj{{"flagStatus", "notFlagged"}}
-			}
-		case "internetMessageHeaders":
-			hs := make([]any, 0, len(mc.Headers))
-			for _, h := range mc.Headers {
-				if m.sentCopy {
-					break // none on a Sent Items copy (graph_drafts.go)
-				}
-				hs = append(hs, jobj{{"name", h.Name}, {"value", h.Value}})
-			}
-			v = hs
-		}
-		o = append(o, jkv{f, v})
+		o = append(o, jkv{f, c.messageField(m, f, htmlBody, textBody)})
 	}
 	return o
+}
+
+// messageField is the value of field f of m: its body, addresses, flag or
+// headers here, its other properties from messageProperty.
+func (c *graphCtx) messageField(m *message, f, htmlBody, textBody string) any {
+	mc := m.content
+	switch f {
+	case "body", "uniqueBody":
+		// body and uniqueBody come as HTML unless the request carries
+		// Prefer: outlook.body-content-type="text" (GDC api/message-get.md,
+		// "Request headers"; also inside a $batch item's own headers, GDC
+		// concepts/json-batching.md). For mail written as text the text form is
+		// the stored body itself: Exchange returns "text if the stored body is
+		// plain text" (EWS UniqueBodyType/BodyType reference), so it is the text
+		// as written, which the bridge relies on.
+		if c.pref.bodyType == "text" {
+			return jobj{{"contentType", "text"}, {"content", textBody}}
+		}
+		return jobj{{"contentType", "html"}, {"content", htmlBody}}
+	case "sender":
+		return recipient(mc.Sender)
+	case "from":
+		return recipient(mc.From)
+	case "toRecipients":
+		return recipients(mc.To)
+	case "ccRecipients":
+		return recipients(mc.Cc)
+	case "bccRecipients":
+		return recipients(mc.Bcc)
+	case "replyTo":
+		return recipients(mc.ReplyTo)
+	case "flag":
+		if m.flag != nil {
+			return m.flag
+		}
+		return jobj{{"flagStatus", "notFlagged"}}
+	case "internetMessageHeaders":
+		hs := make([]any, 0, len(mc.Headers))
+		for _, h := range mc.Headers {
+			if m.sentCopy {
+				break // none on a Sent Items copy (graph_drafts.go)
+			}
+			hs = append(hs, jobj{{"name", h.Name}, {"value", h.Value}})
+		}
+		return hs
+	}
+	return c.messageProperty(m, f, textBody)
+}
+
+// messageProperty is the value of property f of m other than its body,
+// addresses, flag and headers; nil for a field it does not know.
+func (c *graphCtx) messageProperty(m *message, f, textBody string) any {
+	mc := m.content
+	switch f {
+	case "id":
+		return c.messageID(m)
+	case "createdDateTime":
+		return graphTime(m.created)
+	case "lastModifiedDateTime":
+		return graphTime(m.modified)
+	case "changeKey":
+		return m.changeKey()
+	case "categories":
+		return append([]string{}, m.categories...)
+	case "receivedDateTime":
+		return graphTime(m.received)
+	case "sentDateTime":
+		return graphTime(sentTime(m))
+	case "hasAttachments":
+		return mc.hasAttachments()
+	case "internetMessageId":
+		return mc.MessageID
+	case "subject":
+		return mc.Subject
+	case "bodyPreview":
+		return previewOf(textBody)
+	case "importance":
+		return m.effectiveImportance()
+	case "parentFolderId":
+		return m.folderID
+	case "conversationId":
+		return m.conversationID(c.mb.ID)
+	case "conversationIndex":
+		return m.conversationIndex(c.mb.ID)
+	case "isDeliveryReceiptRequested":
+		if m.deliveryReceipt != nil {
+			return *m.deliveryReceipt
+		}
+	case "isReadReceiptRequested":
+		return mc.header("Disposition-Notification-To") != ""
+	case "isRead":
+		return m.isRead
+	case "isDraft":
+		return m.isDraft
+	case "webLink":
+		return "https://outlook.office365.com/owa/?ItemID=" + url.QueryEscape(c.messageID(m)) + "&exvsurl=1&viewmodel=ReadMessageItem"
+	case "inferenceClassification":
+		return cmp.Or(m.inference, "focused")
+	}
+	return nil
 }
 
 func previewOf(text string) string {

@@ -69,9 +69,6 @@ var filterProps = map[string]string{
 // selectable property set. The error message is Graph's text for a 400.
 func parseListQuery(q url.Values, forFolders bool) (*listQuery, *graphError) {
 	lq := &listQuery{top: 10}
-	bad := func(format string, a ...any) *graphError {
-		return &graphError{http.StatusBadRequest, "BadRequest", fmt.Sprintf(format, a...)}
-	}
 	if v := q.Get("$top"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 1 || n > 1000 {
@@ -83,7 +80,7 @@ func parseListQuery(q url.Values, forFolders bool) (*listQuery, *graphError) {
 	if v := q.Get("$skip"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 0 {
-			return nil, bad("Invalid $skip value %q.", v)
+			return nil, badQuery("Invalid $skip value %q.", v)
 		}
 		lq.skip = n
 	}
@@ -99,109 +96,145 @@ func parseListQuery(q url.Values, forFolders bool) (*listQuery, *graphError) {
 	}
 	if v := q.Get("$filter"); v != "" {
 		for _, part := range splitAnd(v) {
-			if em := reExtFilter.FindStringSubmatch(part); em != nil {
-				if em[1] != em[2] || em[1] != em[4] {
-					return nil, bad("Invalid filter clause: the lambda variable %s is not the one used in %s", em[1], part)
-				}
-				lq.filter = append(lq.filter, filterClause{prop: "singlevalueextendedproperties",
-					extID: strings.ReplaceAll(em[3], "''", "'"), extValue: strings.ReplaceAll(em[5], "''", "'")})
-				continue
-			}
-			m := reClause.FindStringSubmatch(part)
-			if m == nil {
-				return nil, bad("Invalid filter clause: %s", part)
-			}
-			c := filterClause{prop: strings.ToLower(m[1]), op: strings.ToLower(m[2])}
-			switch filterProps[c.prop] {
-			case "time":
-				t, err := time.Parse(time.RFC3339, strings.Trim(m[3], "'"))
-				if err != nil {
-					return nil, bad("Invalid filter clause: %q is not a DateTimeOffset such as 2024-01-01T00:00:00Z.", m[3])
-				}
-				c.t = t
-			case "bool":
-				switch strings.ToLower(m[3]) {
-				case "true":
-					c.b = true
-				case "false":
-				default:
-					return nil, bad("Invalid filter clause: %q is not true or false.", m[3])
-				}
-				if c.op != "eq" && c.op != "ne" {
-					return nil, bad("Invalid filter clause: %s supports only eq and ne.", m[1])
-				}
-			case "string":
-				if len(m[3]) < 2 || m[3][0] != '\'' || m[3][len(m[3])-1] != '\'' {
-					return nil, bad("Invalid filter clause: string literals are quoted: %s", part)
-				}
-				c.str = strings.ReplaceAll(m[3][1:len(m[3])-1], "''", "'")
-				if c.op != "eq" && c.op != "ne" {
-					return nil, bad("Invalid filter clause: %s supports only eq and ne.", m[1])
-				}
-			default:
-				return nil, bad("Could not find a property named '%s' on type 'microsoft.graph.message'.", m[1])
+			c, gerr := parseFilterClause(part)
+			if gerr != nil {
+				return nil, gerr
 			}
 			lq.filter = append(lq.filter, c)
 		}
 	}
 	if v := q.Get("$orderby"); v != "" {
-		for _, part := range strings.Split(v, ",") {
-			f := strings.Fields(part)
-			if len(f) == 0 || len(f) > 2 {
-				return nil, bad("Invalid $orderby clause: %s", part)
-			}
-			oc := orderClause{prop: strings.ToLower(f[0])}
-			if len(f) == 2 {
-				switch strings.ToLower(f[1]) {
-				case "desc":
-					oc.desc = true
-				case "asc":
-				default:
-					return nil, bad("Invalid $orderby direction: %s", f[1])
-				}
-			}
-			if _, ok := filterProps[oc.prop]; !ok {
-				return nil, bad("Could not find a property named '%s' on type 'microsoft.graph.message'.", f[0])
-			}
-			lq.orderBy = append(lq.orderBy, oc)
+		orderBy, gerr := parseOrderBy(v, lq.filter)
+		if gerr != nil {
+			return nil, gerr
 		}
-		// B.3: properties in $orderby must lead $filter, in the same order.
-		if len(lq.filter) > 0 {
-			var seen []string
-			for _, c := range lq.filter {
-				if !contains(seen, c.prop) {
-					seen = append(seen, c.prop)
-				}
-			}
-			for i, o := range lq.orderBy {
-				if i >= len(seen) || seen[i] != o.prop {
-					return nil, &graphError{http.StatusBadRequest, "InefficientFilter", "The restriction or sort order is too complex for this operation."}
-				}
-			}
-		}
+		lq.orderBy = orderBy
 	}
 	if v := q.Get("$expand"); v != "" {
-		for _, part := range splitTopLevel(v) {
-			name, sub, _ := strings.Cut(part, "(")
-			switch strings.ToLower(strings.TrimSpace(name)) {
-			case "attachments":
-				lq.expand.attachments = true
-				sub = strings.TrimSuffix(sub, ")")
-				if sel, ok := strings.CutPrefix(sub, "$select="); ok {
-					lq.expand.attachmentSelect = strings.Split(sel, ",")
-				}
-			case "singlevalueextendedproperties":
-				mm := reExpandExtProp.FindStringSubmatch(strings.TrimSuffix(sub, ")"))
-				if mm == nil {
-					return nil, bad("Expand singleValueExtendedProperties with ($filter=id eq '{id}'): the only form Graph documents.")
-				}
-				lq.expand.extPropID = strings.ReplaceAll(mm[1], "''", "'")
-			default:
-				return nil, bad("Parsing OData Select and Expand failed: Could not find a property named '%s'.", name)
-			}
+		if gerr := parseExpand(v, &lq.expand); gerr != nil {
+			return nil, gerr
 		}
 	}
 	return lq, nil
+}
+
+// badQuery is a 400 BadRequest with Graph's text for a bad OData option.
+func badQuery(format string, a ...any) *graphError {
+	return &graphError{http.StatusBadRequest, "BadRequest", fmt.Sprintf(format, a...)}
+}
+
+// parseFilterClause reads one clause of a $filter: a comparison of a
+// property in filterProps with a literal of its kind, or an Any() lambda
+// on an extended property.
+func parseFilterClause(part string) (filterClause, *graphError) {
+	if em := reExtFilter.FindStringSubmatch(part); em != nil {
+		if em[1] != em[2] || em[1] != em[4] {
+			return filterClause{}, badQuery("Invalid filter clause: the lambda variable %s is not the one used in %s", em[1], part)
+		}
+		return filterClause{prop: "singlevalueextendedproperties",
+			extID: strings.ReplaceAll(em[3], "''", "'"), extValue: strings.ReplaceAll(em[5], "''", "'")}, nil
+	}
+	m := reClause.FindStringSubmatch(part)
+	if m == nil {
+		return filterClause{}, badQuery("Invalid filter clause: %s", part)
+	}
+	c := filterClause{prop: strings.ToLower(m[1]), op: strings.ToLower(m[2])}
+	switch filterProps[c.prop] {
+	case "time":
+		t, err := time.Parse(time.RFC3339, strings.Trim(m[3], "'"))
+		if err != nil {
+			return filterClause{}, badQuery("Invalid filter clause: %q is not a DateTimeOffset such as 2024-01-01T00:00:00Z.", m[3])
+		}
+		c.t = t
+	case "bool":
+		switch strings.ToLower(m[3]) {
+		case "true":
+			c.b = true
+		case "false":
+		default:
+			return filterClause{}, badQuery("Invalid filter clause: %q is not true or false.", m[3])
+		}
+		if c.op != "eq" && c.op != "ne" {
+			return filterClause{}, badQuery("Invalid filter clause: %s supports only eq and ne.", m[1])
+		}
+	case "string":
+		if len(m[3]) < 2 || m[3][0] != '\'' || m[3][len(m[3])-1] != '\'' {
+			return filterClause{}, badQuery("Invalid filter clause: string literals are quoted: %s", part)
+		}
+		c.str = strings.ReplaceAll(m[3][1:len(m[3])-1], "''", "'")
+		if c.op != "eq" && c.op != "ne" {
+			return filterClause{}, badQuery("Invalid filter clause: %s supports only eq and ne.", m[1])
+		}
+	default:
+		return filterClause{}, badQuery("Could not find a property named '%s' on type 'microsoft.graph.message'.", m[1])
+	}
+	return c, nil
+}
+
+// parseOrderBy reads a $orderby of properties in filterProps, each asc or
+// desc, and checks it against the $filter clauses already read.
+func parseOrderBy(v string, filter []filterClause) ([]orderClause, *graphError) {
+	var orderBy []orderClause
+	for _, part := range strings.Split(v, ",") {
+		f := strings.Fields(part)
+		if len(f) == 0 || len(f) > 2 {
+			return nil, badQuery("Invalid $orderby clause: %s", part)
+		}
+		oc := orderClause{prop: strings.ToLower(f[0])}
+		if len(f) == 2 {
+			switch strings.ToLower(f[1]) {
+			case "desc":
+				oc.desc = true
+			case "asc":
+			default:
+				return nil, badQuery("Invalid $orderby direction: %s", f[1])
+			}
+		}
+		if _, ok := filterProps[oc.prop]; !ok {
+			return nil, badQuery("Could not find a property named '%s' on type 'microsoft.graph.message'.", f[0])
+		}
+		orderBy = append(orderBy, oc)
+	}
+	// B.3: properties in $orderby must lead $filter, in the same order.
+	if len(filter) > 0 {
+		var seen []string
+		for _, c := range filter {
+			if !contains(seen, c.prop) {
+				seen = append(seen, c.prop)
+			}
+		}
+		for i, o := range orderBy {
+			if i >= len(seen) || seen[i] != o.prop {
+				return nil, &graphError{http.StatusBadRequest, "InefficientFilter", "The restriction or sort order is too complex for this operation."}
+			}
+		}
+	}
+	return orderBy, nil
+}
+
+// parseExpand reads a $expand into e: attachments (with an optional
+// $select) or singleValueExtendedProperties($filter=id eq '…').
+func parseExpand(v string, e *expandOpts) *graphError {
+	for _, part := range splitTopLevel(v) {
+		name, sub, _ := strings.Cut(part, "(")
+		switch strings.ToLower(strings.TrimSpace(name)) {
+		case "attachments":
+			e.attachments = true
+			sub = strings.TrimSuffix(sub, ")")
+			if sel, ok := strings.CutPrefix(sub, "$select="); ok {
+				e.attachmentSelect = strings.Split(sel, ",")
+			}
+		case "singlevalueextendedproperties":
+			mm := reExpandExtProp.FindStringSubmatch(strings.TrimSuffix(sub, ")"))
+			if mm == nil {
+				return badQuery("Expand singleValueExtendedProperties with ($filter=id eq '{id}'): the only form Graph documents.")
+			}
+			e.extPropID = strings.ReplaceAll(mm[1], "''", "'")
+		default:
+			return badQuery("Parsing OData Select and Expand failed: Could not find a property named '%s'.", name)
+		}
+	}
+	return nil
 }
 
 // splitAnd splits a $filter on " and " outside parentheses and quotes, so

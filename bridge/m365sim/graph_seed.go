@@ -224,16 +224,9 @@ func (s *Sim) generateLocked(mb *Mailbox, spec GenerateSpec) error {
 	if err != nil {
 		return err
 	}
-	until := spec.ReceivedUntil
-	if until.IsZero() {
-		until = s.now()
-	}
-	from := spec.ReceivedFrom
-	if from.IsZero() {
-		from = until.Add(-30 * 24 * time.Hour)
-	}
-	if until.Before(from) {
-		return fmt.Errorf("received_until %s is before received_from %s", until, from)
+	from, until, err := s.generateWindow(spec)
+	if err != nil {
+		return err
 	}
 	h := fnv.New64a()
 	h.Write([]byte(strings.ToLower(mb.Address)))
@@ -249,15 +242,7 @@ func (s *Sim) generateLocked(mb *Mailbox, spec GenerateSpec) error {
 		seed := r.Uint64()
 		sender := syntheticSenders[r.IntN(len(syntheticSenders))]
 		subject := fmt.Sprintf("Synthetic %d: %s", i+1, words(r, 4))
-		var att *AttachmentMix
-		roll, acc := r.Float64()*100, 0.0
-		for k := range spec.Attachments {
-			acc += spec.Attachments[k].Percent
-			if roll < acc {
-				att = &spec.Attachments[k]
-				break
-			}
-		}
+		att := pickAttachment(r, spec.Attachments)
 		read := r.Float64()*100 < spec.ReadPercent
 		o := &outgoingMail{From: sender, To: []mailAddress{to}, Subject: subject, Date: received.Add(-7 * time.Second),
 			MessageID: fmt.Sprintf("<gen-%d-%x@%s>", i+1, seed, domainOf(sender.Address)), HTML: true}
@@ -292,6 +277,38 @@ func (s *Sim) generateLocked(mb *Mailbox, spec GenerateSpec) error {
 	return nil
 }
 
+// generateWindow is the span the received times of generated messages
+// cover: spec's, by default the 30 days up to now.
+func (s *Sim) generateWindow(spec GenerateSpec) (from, until time.Time, err error) {
+	until = spec.ReceivedUntil
+	if until.IsZero() {
+		until = s.now()
+	}
+	from = spec.ReceivedFrom
+	if from.IsZero() {
+		from = until.Add(-30 * 24 * time.Hour)
+	}
+	if until.Before(from) {
+		return time.Time{}, time.Time{}, fmt.Errorf("received_until %s is before received_from %s", until, from)
+	}
+	return from, until, nil
+}
+
+// pickAttachment rolls r once and picks the attachment kind of one
+// generated message by the percentages of mix; nil for none.
+func pickAttachment(r *rand.Rand, mix []AttachmentMix) *AttachmentMix {
+	roll, acc := r.Float64()*100, 0.0
+	for k := range mix {
+		acc += mix[k].Percent
+		if roll < acc {
+			return &mix[k]
+		}
+	}
+	return nil
+}
+
+// extensionFor is the file name extension of a generated attachment of
+// contentType.
 func extensionFor(contentType string) string {
 	switch contentType {
 	case "application/pdf":

@@ -117,16 +117,8 @@ func (s *Sim) handleCreateUploadSession(w http.ResponseWriter, r *http.Request, 
 
 // serveUpload answers PUT and DELETE on an upload URL.
 func (s *Sim) serveUpload(w http.ResponseWriter, r *http.Request) {
-	path := r.URL.Path
-	i := strings.Index(path, "/AttachmentSessions('")
-	if i < 0 || !strings.HasSuffix(path, "')") {
-		writeGraphError(w, r, http.StatusNotFound, "ErrorItemNotFound", "No such upload session.")
-		return
-	}
-	id := path[i+len("/AttachmentSessions('") : len(path)-2]
-	if r.Header.Get("Authorization") != "" {
-		writeGraphError(w, r, http.StatusBadRequest, "ErrorInvalidRequest",
-			"Do not send an Authorization header to an upload URL: it is pre-authenticated (the sim refuses it).")
+	id, ok := uploadSessionID(w, r)
+	if !ok {
 		return
 	}
 	s.mu.Lock()
@@ -188,6 +180,30 @@ func (s *Sim) serveUpload(w http.ResponseWriter, r *http.Request) {
 			{"nextExpectedRanges", []string{strconv.FormatInt(int64(len(us.buf)), 10)}}})
 		return
 	}
+	s.finishUploadLocked(w, r, id, us, now)
+}
+
+// uploadSessionID is the session id in an upload URL's path; a path that
+// names none is answered 404, an Authorization header 400, and ok is false.
+func uploadSessionID(w http.ResponseWriter, r *http.Request) (id string, ok bool) {
+	path := r.URL.Path
+	i := strings.Index(path, "/AttachmentSessions('")
+	if i < 0 || !strings.HasSuffix(path, "')") {
+		writeGraphError(w, r, http.StatusNotFound, "ErrorItemNotFound", "No such upload session.")
+		return "", false
+	}
+	id = path[i+len("/AttachmentSessions('") : len(path)-2]
+	if r.Header.Get("Authorization") != "" {
+		writeGraphError(w, r, http.StatusBadRequest, "ErrorInvalidRequest",
+			"Do not send an Authorization header to an upload URL: it is pre-authenticated (the sim refuses it).")
+		return "", false
+	}
+	return id, true
+}
+
+// finishUploadLocked ends session id, whose bytes have all arrived: it
+// adds the attachment to its message and answers 201 with its Location.
+func (s *Sim) finishUploadLocked(w http.ResponseWriter, r *http.Request, id string, us *uploadSession, now time.Time) {
 	delete(s.graph.uploads, id)
 	m := us.mb.data.find(us.messageID)
 	if m == nil {

@@ -349,6 +349,13 @@ func (m *Manager) ensure(ctx context.Context, name string) time.Time {
 		m.log.Info("subscription is gone, creating a new one", slog.String("channel", name))
 		m.event(name, "recreate")
 	}
+	return m.create(ctx, name, cs, ch, exp)
+}
+
+// create replaces the channel's subscription (none, an expired one, or one
+// Graph no longer has) with a new one expiring at exp, and returns when the
+// channel next needs attention.
+func (m *Manager) create(ctx context.Context, name string, cs *channelState, ch Channel, exp time.Time) time.Time {
 	// No subscription, an expired one, or one Graph no longer has.
 	m.mu.Lock()
 	if cs.subID != "" {

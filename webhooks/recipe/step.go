@@ -95,11 +95,14 @@ func (ru *run) request(s step) (deliver.Result, bool) {
 	return res, true
 }
 
-// call sends one request of s and returns the variables it extracted.
-func (ru *run) call(s step) (map[string]any, deliver.Result, bool) {
-	r := ru.r
-	fm := r.funcs(ru.ctx, ru.ep.Timeout)
-	render := func(t *template.Template) (string, error) {
+// renderFunc renders one of a step's templates against the run's data.
+type renderFunc func(t *template.Template) (string, error)
+
+// renderer returns the renderFunc of this run: a nil template renders as
+// "", each template runs on a clone with the run's helper functions.
+func (ru *run) renderer() renderFunc {
+	fm := ru.r.funcs(ru.ctx, ru.ep.Timeout)
+	return func(t *template.Template) (string, error) {
 		if t == nil {
 			return "", nil
 		}
@@ -113,51 +116,94 @@ func (ru *run) call(s step) (map[string]any, deliver.Result, bool) {
 		}
 		return b.String(), nil
 	}
-	fail := func(what string, err error) (map[string]any, deliver.Result, bool) {
-		err = fmt.Errorf("step %s: %s: %w", s.Name, what, err)
-		if isFetchError(err) || ru.ctx.Err() != nil {
-			return nil, transient(err), false
-		}
-		return nil, permanent(err), false
+}
+
+// fail ends step s with err: transient when an attachment could not be
+// fetched or the run was cancelled, permanent otherwise.
+func (ru *run) fail(s step, err error) (map[string]any, deliver.Result, bool) {
+	err = fmt.Errorf("step %s: %w", s.Name, err)
+	if isFetchError(err) || ru.ctx.Err() != nil {
+		return nil, transient(err), false
 	}
+	return nil, permanent(err), false
+}
+
+// call sends one request of s and returns the variables it extracted.
+func (ru *run) call(s step) (map[string]any, deliver.Result, bool) {
+	r := ru.r
+	render := ru.renderer()
 	rawURL, err := render(s.url)
 	if err != nil {
-		return fail("render url", err)
+		return ru.fail(s, fmt.Errorf("render url: %w", err))
 	}
 	target, err := resolveURL(r.base, strings.TrimSpace(rawURL))
 	if err != nil {
-		return fail("url", err)
+		return ru.fail(s, fmt.Errorf("url: %w", err))
 	}
-	var body []byte
+	body, contentType, err := ru.body(s, render)
+	if err != nil {
+		return ru.fail(s, err)
+	}
+	ctx, cancel := context.WithTimeout(ru.ctx, ru.ep.Timeout)
+	defer cancel()
+	req, err := ru.newRequest(ctx, s, target, body, contentType, render)
+	if err != nil {
+		return ru.fail(s, err)
+	}
+	resp, err := r.client.Do(req)
+	if err != nil {
+		ru.trace(s.Name, req, body, nil, nil, err)
+		return nil, deliver.Answer("step "+s.Name, nil, nil, err, r.opts.Now(), r.opts.RetryAfterCap), false
+	}
+	defer resp.Body.Close()
+	answer, rerr := io.ReadAll(io.LimitReader(resp.Body, r.opts.MaxAnswerBytes))
+	ru.trace(s.Name, req, body, resp, answer, rerr)
+	io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+	return ru.answered(s, resp, answer, rerr, render)
+}
+
+// body builds the request body of s and its content type: the item's
+// attachment bytes, or the rendered body (checked as JSON when the type
+// says JSON, turned into a form when it is multipart/form-data). An error
+// names the phase that failed.
+func (ru *run) body(s step, render renderFunc) ([]byte, string, error) {
 	contentType := s.ContentType
 	switch {
 	case s.BodyAttachment:
-		if body, err = r.attachmentBytes(ru.ctx, ru.ep.Timeout, ru.d.Item); err != nil {
-			return fail("attachment", err)
+		body, err := ru.r.attachmentBytes(ru.ctx, ru.ep.Timeout, ru.d.Item)
+		if err != nil {
+			return nil, "", fmt.Errorf("attachment: %w", err)
 		}
 		if contentType == "" {
 			contentType, _ = ru.d.Item["content_type"].(string)
 		}
+		return body, contentType, nil
 	case s.body != nil:
 		text, err := render(s.body)
 		if err != nil {
-			return fail("render body", err)
+			return nil, "", fmt.Errorf("render body: %w", err)
 		}
 		if strings.Contains(strings.ToLower(contentType), "json") && !json.Valid([]byte(text)) {
-			return fail("render body", fmt.Errorf("output is not valid JSON (use the json helper for values): %s", deliver.RedactText(clip(text))))
+			return nil, "", fmt.Errorf("render body: output is not valid JSON (use the json helper for values): %s", deliver.RedactText(clip(text)))
 		}
-		body = []byte(text)
+		body := []byte(text)
 		if mt, _, _ := mime.ParseMediaType(contentType); mt == "multipart/form-data" {
 			if body, contentType, err = ru.form(text); err != nil {
-				return fail("build the form", err)
+				return nil, "", fmt.Errorf("build the form: %w", err)
 			}
 		}
+		return body, contentType, nil
 	}
-	ctx, cancel := context.WithTimeout(ru.ctx, ru.ep.Timeout)
-	defer cancel()
+	return nil, contentType, nil
+}
+
+// newRequest builds the HTTP request of s to target: the endpoint's
+// headers, then the step's rendered headers, then the bridge's own. An
+// error names the phase that failed.
+func (ru *run) newRequest(ctx context.Context, s step, target string, body []byte, contentType string, render renderFunc) (*http.Request, error) {
 	req, err := http.NewRequestWithContext(ctx, s.Method, target, bytes.NewReader(body))
 	if err != nil {
-		return fail("build request", err)
+		return nil, fmt.Errorf("build request: %w", err)
 	}
 	for k, v := range ru.ep.Headers {
 		req.Header.Set(k, v)
@@ -165,7 +211,7 @@ func (ru *run) call(s step) (map[string]any, deliver.Result, bool) {
 	for k, t := range s.headers {
 		v, err := render(t)
 		if err != nil {
-			return fail("render header "+k, err)
+			return nil, fmt.Errorf("render header %s: %w", k, err)
 		}
 		req.Header.Set(k, v)
 	}
@@ -173,18 +219,16 @@ func (ru *run) call(s step) (map[string]any, deliver.Result, bool) {
 		req.Header.Set("Content-Type", contentType)
 	}
 	req.Header.Set("Accept", "application/json")
-	req.Header.Set("User-Agent", r.opts.UserAgent)
+	req.Header.Set("User-Agent", ru.r.opts.UserAgent)
 	req.Header.Set(webhooks.HeaderID, ru.row.EventID)
+	return req, nil
+}
+
+// answered judges the helpdesk's answer to a request of s (its status, or
+// an accepted status) and extracts the step's variables from its body.
+func (ru *run) answered(s step, resp *http.Response, answer []byte, rerr error, render renderFunc) (map[string]any, deliver.Result, bool) {
+	r := ru.r
 	what := "step " + s.Name
-	resp, err := r.client.Do(req)
-	if err != nil {
-		ru.trace(s.Name, req, body, nil, nil, err)
-		return nil, deliver.Answer(what, nil, nil, err, r.opts.Now(), r.opts.RetryAfterCap), false
-	}
-	defer resp.Body.Close()
-	answer, rerr := io.ReadAll(io.LimitReader(resp.Body, r.opts.MaxAnswerBytes))
-	ru.trace(s.Name, req, body, resp, answer, rerr)
-	io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 	head := answer[:min(len(answer), deliver.ExcerptBytes)]
 	res := deliver.Answer(what, resp, head, nil, r.opts.Now(), r.opts.RetryAfterCap)
 	accepted := slices.Contains(s.Accept, resp.StatusCode)
@@ -214,6 +258,17 @@ func (ru *run) call(s step) (map[string]any, deliver.Result, bool) {
 			return nil, permanent(fmt.Errorf("%s: answered %d with a body that is not JSON (%v): %s", what, resp.StatusCode, err, deliver.RedactText(clip(string(head))))), false
 		}
 	}
+	if err := ru.extractVars(s, doc, vars, render); err != nil {
+		return ru.fail(s, err)
+	}
+	ru.log = append(ru.log, fmt.Sprintf("%s %d", s.Name, resp.StatusCode))
+	r.log.Debug("recipe step done", "event_id", ru.row.EventID, "step", s.Name, "status", resp.StatusCode)
+	return vars, res, true
+}
+
+// extractVars fills vars from the answer doc with the step's extract
+// paths and match rules.
+func (ru *run) extractVars(s step, doc any, vars map[string]any, render renderFunc) error {
 	for name, p := range s.Extract {
 		if v := extract(doc, p); v != "" || ru.d.Item != nil {
 			vars[name] = v // in a for_each step every item has its entry
@@ -222,7 +277,7 @@ func (ru *run) call(s step) (map[string]any, deliver.Result, bool) {
 	for name, m := range s.Match {
 		want, err := render(s.equals[name])
 		if err != nil {
-			return fail("render match "+name, err)
+			return fmt.Errorf("render match %s: %w", name, err)
 		}
 		v := matchValue(doc, m, want)
 		if v == "" && m.Select != "" && ru.d.Item == nil {
@@ -230,9 +285,7 @@ func (ru *run) call(s step) (map[string]any, deliver.Result, bool) {
 		}
 		vars[name] = v
 	}
-	ru.log = append(ru.log, fmt.Sprintf("%s %d", s.Name, resp.StatusCode))
-	r.log.Debug("recipe step done", "event_id", ru.row.EventID, "step", s.Name, "status", resp.StatusCode)
-	return vars, res, true
+	return nil
 }
 
 // form builds a multipart/form-data body from a rendered JSON object:
