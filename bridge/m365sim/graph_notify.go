@@ -291,7 +291,10 @@ func (s *Sim) deliver(batch []*pendingNotification) {
 	}
 	body := marshalJSON(jobj{{"value", items}})
 	status, err := s.postNotification(batch[0].url, body)
-	s.observeNotify(NotifyAttempt{Kind: batch[0].kind, URL: batch[0].url, SubscriptionIDs: subIDs, Lifecycle: batch[0].lifecycle, Count: len(batch), Status: status, Err: err})
+	// The attempt is reported once its resend (if any) is queued: a test
+	// that moves the clock on as soon as it sees the attempt must find the
+	// resend there to fall due.
+	defer s.observeNotify(NotifyAttempt{Kind: batch[0].kind, URL: batch[0].url, SubscriptionIDs: subIDs, Lifecycle: batch[0].lifecycle, Count: len(batch), Status: status, Err: err})
 	if err == nil && status/100 == 2 {
 		return
 	}
