@@ -50,9 +50,9 @@ type ZammadTicket struct {
 	ArticleIDs []int  `json:"article_ids"`
 }
 
-// ZammadArticle is a stored article.
-type ZammadArticle struct {
-	ID          int            `json:"id"`
+// ZammadArticleFields are an article's fields as Zammad's API takes and
+// returns them (POST /api/v1/ticket_articles, GET .../by_ticket/{id}).
+type ZammadArticleFields struct {
 	TicketID    int            `json:"ticket_id"`
 	Type        string         `json:"type"`
 	Sender      string         `json:"sender"`
@@ -66,8 +66,14 @@ type ZammadArticle struct {
 	ContentType string         `json:"content_type"`
 	Body        string         `json:"body"`
 	Preferences map[string]any `json:"preferences"`
-	CreatedAt   string         `json:"created_at"`
-	Files       []Attachment   `json:"-"`
+}
+
+// ZammadArticle is a stored article.
+type ZammadArticle struct {
+	ID int `json:"id"`
+	ZammadArticleFields
+	CreatedAt string       `json:"created_at"`
+	Files     []Attachment `json:"-"`
 }
 
 // NewZammad starts a fake Zammad accepting token and the groups given.
@@ -187,19 +193,7 @@ func (z *Zammad) ticket(id int) *ZammadTicket {
 }
 
 type zArticleIn struct {
-	TicketID    int              `json:"ticket_id"`
-	Type        string           `json:"type"`
-	Sender      string           `json:"sender"`
-	Internal    bool             `json:"internal"`
-	From        string           `json:"from"`
-	To          string           `json:"to"`
-	Cc          string           `json:"cc"`
-	Subject     string           `json:"subject"`
-	MessageID   string           `json:"message_id"`
-	InReplyTo   string           `json:"in_reply_to"`
-	ContentType string           `json:"content_type"`
-	Body        string           `json:"body"`
-	Preferences map[string]any   `json:"preferences"`
+	ZammadArticleFields
 	Attachments []map[string]any `json:"attachments"`
 }
 
@@ -308,9 +302,7 @@ func (z *Zammad) article(in zArticleIn) (*ZammadArticle, error) {
 	if in.ContentType == "" {
 		in.ContentType = "text/plain"
 	}
-	a := &ZammadArticle{Type: in.Type, Sender: in.Sender, Internal: in.Internal, From: in.From, To: in.To, Cc: in.Cc,
-		Subject: in.Subject, MessageID: in.MessageID, InReplyTo: in.InReplyTo, ContentType: in.ContentType, Body: in.Body,
-		Preferences: in.Preferences, CreatedAt: z.now().UTC().Format(time.RFC3339Nano)}
+	a := &ZammadArticle{ZammadArticleFields: in.ZammadArticleFields, CreatedAt: z.now().UTC().Format(time.RFC3339Nano)}
 	if a.Preferences == nil {
 		a.Preferences = map[string]any{}
 	}
