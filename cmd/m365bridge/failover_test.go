@@ -48,7 +48,7 @@ type foDaemon struct {
 }
 
 type foRig struct {
-	t        *testing.T
+	t        testing.TB
 	dsn      string
 	sim      *m365sim.Server
 	recv     *httptest.Server
@@ -141,7 +141,7 @@ func TestFailoverThreeDaemons(t *testing.T) {
 	rig.checkAudit()
 }
 
-func newFoRig(t *testing.T, channels, perChannel int) *foRig {
+func newFoRig(t testing.TB, channels, perChannel int) *foRig {
 	dsn := storetest.Postgres(t)
 	rig := &foRig{t: t, dsn: dsn, tokens: make(chan struct{}, 4*channels*perChannel), progress: make(chan struct{}, 1),
 		ids: map[string]string{}, acked: map[string]int64{}, moved: map[string]int64{}}
@@ -527,7 +527,7 @@ func (rig *foRig) ownerName(id string) string {
 }
 
 // healthzInstance is the instance id a daemon's /healthz reports.
-func healthzInstance(t *testing.T, addr string) string {
+func healthzInstance(t testing.TB, addr string) string {
 	resp, err := http.Get("http://" + addr + "/healthz")
 	if err != nil {
 		t.Fatal(err)
