@@ -107,6 +107,9 @@ func TestStatusPageSignIn(t *testing.T) {
 			t.Errorf("status page lacks %q", want)
 		}
 	}
+	if strings.Contains(page, `id="cluster"`) {
+		t.Error("status page shows a cluster section on SQLite (one daemon): it belongs to PostgreSQL only")
+	}
 
 	// The API accepts the browser's cookie too.
 	resp, _ = p.do(http.MethodGet, "/api/channels", nil)

@@ -13,7 +13,10 @@ import (
 // which one owns which channel. On SQLite (one daemon) Shared is false and
 // the lists are empty.
 type ClusterView struct {
-	Shared  bool            `json:"shared"` // the state is on PostgreSQL, shared by the members
+	Shared bool `json:"shared"` // the state is on PostgreSQL, shared by the members
+	// ReadAt is when the view was read, by the database's clock: the ages
+	// below are taken against it, never against this daemon's clock.
+	ReadAt  time.Time       `json:"read_at,omitzero"`
 	Members []ClusterMember `json:"members"`
 	Leases  []ChannelLease  `json:"leases"`
 }
@@ -24,6 +27,8 @@ type ClusterMember struct {
 	Address   string    `json:"address"` // its admin listener, as it reported it
 	Started   time.Time `json:"started"`
 	Heartbeat time.Time `json:"heartbeat"`
+	// HeartbeatAgeSeconds is ReadAt - Heartbeat.
+	HeartbeatAgeSeconds float64 `json:"heartbeat_age_seconds"`
 }
 
 // ChannelLease is a channel's owner and its lease's age.
@@ -38,6 +43,8 @@ type ChannelLease struct {
 	// AgeSeconds is how long the owner has held the lease, by the
 	// database's clock (renewed - acquired).
 	AgeSeconds float64 `json:"age_seconds"`
+	// RenewedAgoSeconds is ReadAt - Renewed: how stale the lease is.
+	RenewedAgoSeconds float64 `json:"renewed_ago_seconds"`
 }
 
 // clusterView reads the cluster view from the database: members whose
@@ -48,12 +55,18 @@ func clusterView(c echo.Context, db *store.DB, memberTTL time.Duration) (Cluster
 		return v, nil
 	}
 	ctx := c.Request().Context()
+	now, err := db.LeaseClock(ctx)
+	if err != nil {
+		return v, err
+	}
+	v.ReadAt = now
 	ms, err := db.LiveMembers(ctx, memberTTL)
 	if err != nil {
 		return v, err
 	}
 	for _, m := range ms {
-		v.Members = append(v.Members, ClusterMember{ID: m.ID, Address: m.Address, Started: m.Started, Heartbeat: m.Heartbeat})
+		v.Members = append(v.Members, ClusterMember{ID: m.ID, Address: m.Address, Started: m.Started, Heartbeat: m.Heartbeat,
+			HeartbeatAgeSeconds: now.Sub(m.Heartbeat).Seconds()})
 	}
 	ls, err := db.Leases(ctx)
 	if err != nil {
@@ -61,7 +74,8 @@ func clusterView(c echo.Context, db *store.DB, memberTTL time.Duration) (Cluster
 	}
 	for _, l := range ls {
 		v.Leases = append(v.Leases, ChannelLease{Channel: l.Channel, Owner: l.Owner, FencingToken: l.Token, Live: l.Live,
-			Acquired: l.Acquired, Renewed: l.Renewed, Expires: l.Expires, AgeSeconds: l.Renewed.Sub(l.Acquired).Seconds()})
+			Acquired: l.Acquired, Renewed: l.Renewed, Expires: l.Expires, AgeSeconds: l.Renewed.Sub(l.Acquired).Seconds(),
+			RenewedAgoSeconds: now.Sub(l.Renewed).Seconds()})
 	}
 	return v, nil
 }

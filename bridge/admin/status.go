@@ -26,6 +26,8 @@ var pageTemplates = template.Must(template.New("").Funcs(template.FuncMap{
 		}
 		return t.UTC().Format("2006-01-02 15:04:05 UTC")
 	},
+	// secs is an age in seconds as an operator reads it.
+	"secs": func(s float64) string { return fmt.Sprintf("%.1f s", s) },
 }).ParseFS(templateFS, "templates/*.html"))
 
 // failedRowsShown caps the dead-letter table of the status page.
@@ -67,7 +69,10 @@ type statusPage struct {
 	// could not become an event or the receiver refused them, with why
 	// (the helpdesk heard mail.rejected for the former).
 	RejectedMail []store.LedgerEntry
-	Problem      string
+	// Cluster is the daemons sharing the database and who owns which
+	// channel; nil on SQLite (one daemon), where the section is hidden.
+	Cluster *ClusterView
+	Problem string
 }
 
 // rejectedMailShown bounds the rejected messages listed per channel.
@@ -100,6 +105,13 @@ func (ui *statusUI) page(c echo.Context) error {
 			return fmt.Errorf("status page: %w", err)
 		}
 		p.RejectedMail = append(p.RejectedMail, rej...)
+	}
+	if ui.a.db.Postgres() {
+		cv, err := clusterView(c, ui.a.db, ui.a.config().Store.LeaseTTL)
+		if err != nil {
+			return fmt.Errorf("status page: %w", err)
+		}
+		p.Cluster = &cv
 	}
 	return ui.render(c, http.StatusOK, "status.html", p)
 }

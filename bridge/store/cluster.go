@@ -124,3 +124,18 @@ func weight(m, ch string) uint64 {
 	x ^= x >> 33
 	return x
 }
+
+// LeaseClock is "now" by the clock that judges leases and heartbeats: the
+// database server's on PostgreSQL, the store's clock on SQLite. Ages shown
+// next to lease and heartbeat times are taken against it, so they never
+// mix two machines' clocks.
+func (db *DB) LeaseClock(ctx context.Context) (time.Time, error) {
+	if !db.pg {
+		return db.Now(), nil
+	}
+	var now dbTime
+	if err := db.read.QueryRowContext(ctx, `SELECT now()`).Scan(&now); err != nil {
+		return time.Time{}, fmt.Errorf("read the database clock: %w", err)
+	}
+	return now.Time, nil
+}

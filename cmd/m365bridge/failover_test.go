@@ -48,12 +48,13 @@ type foDaemon struct {
 }
 
 type foRig struct {
-	t        *testing.T
+	t        testing.TB
 	dsn      string
 	sim      *m365sim.Server
 	recv     *httptest.Server
 	secret   string
-	channels []string // channel names; channel c reads folder Inbox/<c>
+	channels []string          // channel names; channel c reads folder Inbox/<c>
+	mailbox  map[string]string // channel -> the mailbox it reads
 	daemons  []*foDaemon
 
 	graph *httptest.Server // Graph as the daemons see it: the simulator behind holdProxy
@@ -141,9 +142,17 @@ func TestFailoverThreeDaemons(t *testing.T) {
 	rig.checkAudit()
 }
 
-func newFoRig(t *testing.T, channels, perChannel int) *foRig {
+func newFoRig(t testing.TB, channels, perChannel int) *foRig {
+	return newFoRigMailboxes(t, channels, perChannel, false)
+}
+
+// newFoRigMailboxes is newFoRig; with ownMailboxes each channel reads a
+// shared mailbox of its own (ch<c>@contoso.com, Full Access for the signed-in
+// agent) instead of a folder of the one shared mailbox, so that Graph's
+// per-mailbox limits apply to each channel apart, as for an MSP's customers.
+func newFoRigMailboxes(t testing.TB, channels, perChannel int, ownMailboxes bool) *foRig {
 	dsn := storetest.Postgres(t)
-	rig := &foRig{t: t, dsn: dsn, tokens: make(chan struct{}, 4*channels*perChannel), progress: make(chan struct{}, 1),
+	rig := &foRig{t: t, dsn: dsn, mailbox: map[string]string{}, tokens: make(chan struct{}, 4*channels*perChannel), progress: make(chan struct{}, 1),
 		ids: map[string]string{}, acked: map[string]int64{}, moved: map[string]int64{}}
 	for i := range 3 {
 		rig.daemons = append(rig.daemons, &foDaemon{name: string(rune('A' + i)), public: freeAddr(t), admin: freeAddr(t), out: &syncBuffer{}})
@@ -151,6 +160,15 @@ func newFoRig(t *testing.T, channels, perChannel int) *foRig {
 	simSeed := m365sim.DefaultSeed()
 	// One public_url for the three, as behind a load balancer.
 	simSeed.App.RedirectURIs = []string{"http://" + rig.daemons[0].public + "/oauth/callback"}
+	for c := range channels {
+		rig.mailbox[fmt.Sprintf("ch%d", c)] = killMailbox
+		if ownMailboxes {
+			addr := fmt.Sprintf("ch%d@contoso.com", c)
+			rig.mailbox[fmt.Sprintf("ch%d", c)] = addr
+			simSeed.SharedMailboxes = append(simSeed.SharedMailboxes, m365sim.SeedSharedMailbox{Address: addr,
+				DisplayName: addr, FullAccess: []string{"agent@contoso.com"}})
+		}
+	}
 	sim, err := m365sim.StartServer(m365sim.Options{OnMove: rig.onMove}, simSeed)
 	if err != nil {
 		t.Fatal(err)
@@ -161,11 +179,11 @@ func newFoRig(t *testing.T, channels, perChannel int) *foRig {
 	for c := range channels {
 		name := fmt.Sprintf("ch%d", c)
 		rig.channels = append(rig.channels, name)
-		if _, err := sim.Sim.CreateFolder(killMailbox, "Inbox/"+name); err != nil {
+		if _, err := sim.Sim.CreateFolder(rig.mailbox[name], "Inbox/"+name); err != nil {
 			t.Fatal(err)
 		}
 		for i := range perChannel {
-			mi, err := sim.Sim.InjectMessage(killMailbox, m365sim.NewMessage{Folder: "Inbox/" + name,
+			mi, err := sim.Sim.InjectMessage(rig.mailbox[name], m365sim.NewMessage{Folder: "Inbox/" + name,
 				Subject: fmt.Sprintf("%s %d", name, i), From: fmt.Sprintf("c%d@example.com", i%7), Body: "body"})
 			if err != nil {
 				t.Fatal(err)
@@ -178,7 +196,7 @@ func newFoRig(t *testing.T, channels, perChannel int) *foRig {
     poll_interval: %s
     after_import: delete
     webhook: helpdesk
-`, name, killMailbox, name, foPoll)
+`, name, rig.mailbox[name], name, foPoll)
 	}
 	rig.held, rig.unhold = make(chan struct{}), make(chan struct{})
 	rig.graph = httptest.NewServer(http.HandlerFunc(rig.holdProxy))
@@ -342,8 +360,8 @@ func (rig *foRig) receive(w http.ResponseWriter, r *http.Request) {
 	if _, ok := rig.acked[id]; !ok && r.Context().Err() == nil {
 		rig.acked[id] = seq
 		known := false
-		for imm := range rig.ids {
-			if webhooks.EventID(killTenant, killMailbox, imm) == id {
+		for imm, ch := range rig.ids {
+			if webhooks.EventID(killTenant, rig.mailbox[ch], imm) == id {
 				known = true
 				break
 			}
@@ -527,7 +545,7 @@ func (rig *foRig) ownerName(id string) string {
 }
 
 // healthzInstance is the instance id a daemon's /healthz reports.
-func healthzInstance(t *testing.T, addr string) string {
+func healthzInstance(t testing.TB, addr string) string {
 	resp, err := http.Get("http://" + addr + "/healthz")
 	if err != nil {
 		t.Fatal(err)
@@ -615,8 +633,8 @@ func (rig *foRig) checkFinal(beforePause map[string]store.LeaseInfo, paused *foD
 	if got, want := len(rig.acked), len(rig.ids); got != want {
 		t.Errorf("%d mail event ids acknowledged, want one per message: %d", got, want)
 	}
-	for imm := range rig.ids {
-		ack, ok := rig.acked[webhooks.EventID(killTenant, killMailbox, imm)]
+	for imm, ch := range rig.ids {
+		ack, ok := rig.acked[webhooks.EventID(killTenant, rig.mailbox[ch], imm)]
 		mv, moved := rig.moved[imm]
 		switch {
 		case !moved:
@@ -627,7 +645,7 @@ func (rig *foRig) checkFinal(beforePause map[string]store.LeaseInfo, paused *foD
 	}
 	rig.mu.Unlock()
 	for _, ch := range rig.channels {
-		if n := len(rig.sim.Sim.Messages(killMailbox, "Inbox/"+ch)); n != 0 {
+		if n := len(rig.sim.Sim.Messages(rig.mailbox[ch], "Inbox/"+ch)); n != 0 {
 			t.Errorf("channel %s: %d messages left in the folder", ch, n)
 		}
 	}
