@@ -348,16 +348,27 @@ func (rig *foRig) receive(w http.ResponseWriter, r *http.Request) {
 	rig.mu.Lock()
 	_, seen := rig.acked[id]
 	rig.mu.Unlock()
-	if !seen { // a repeat of an acknowledged event costs no token
+	took := false
+	if !seen && !rig.freePass(id) { // a repeat of an acknowledged event costs no token
 		select {
 		case <-rig.tokens:
+			took = true
 		case <-r.Context().Done():
 			return
 		}
 	}
 	seq := rig.seq.Add(1)
 	rig.mu.Lock()
-	if _, ok := rig.acked[id]; !ok && r.Context().Err() == nil {
+	_, dup := rig.acked[id]
+	acked := !dup && r.Context().Err() == nil
+	if took && !acked {
+		// Not acknowledged (the daemon gave up on this request just as the
+		// token came, or another request acknowledged it first): the token
+		// is still owed. Losing it starved the import of acknowledgements
+		// (a CI run waited 2 minutes for a move that never came).
+		rig.tokens <- struct{}{}
+	}
+	if acked {
 		rig.acked[id] = seq
 		known := false
 		for imm, ch := range rig.ids {
@@ -373,6 +384,27 @@ func (rig *foRig) receive(w http.ResponseWriter, r *http.Request) {
 	rig.mu.Unlock()
 	rig.ping()
 	w.WriteHeader(http.StatusNoContent)
+}
+
+// freePass reports whether id is an event of a held channel while a hold
+// is armed: it is acknowledged without a token. Without it the other
+// daemons could take every token released for the hold: on an ordered
+// endpoint the paused-to-be daemon's claimed head rows block its channels
+// for them, so they deliver only their own channels' rows, quickly, while
+// the held channels' owner retries once a second (a CI run waited 2
+// minutes for a move that never came).
+func (rig *foRig) freePass(id string) bool {
+	if !rig.holdArmed.Load() {
+		return false
+	}
+	rig.mu.Lock()
+	defer rig.mu.Unlock()
+	for imm, ch := range rig.ids {
+		if rig.holdChannels[ch] && webhooks.EventID(killTenant, rig.mailbox[ch], imm) == id {
+			return true
+		}
+	}
+	return false
 }
 
 func (rig *foRig) release(n int) {
