@@ -9,8 +9,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -25,27 +23,16 @@ import (
 	"github.com/m365bridge/m365bridge/webhooks"
 )
 
-// The failover rig: three daemons (this test binary re-executed into
-// `m365bridge serve`, as the kill test does) on one PostgreSQL schema, with
-// the simulator and the helpdesk receiver in the test process. The receiver
-// answers mail events only as far as the test hands it tokens, so the test
-// decides how far the import has got when it kills or pauses a daemon.
+// The failover rig: three daemons of the daemon rig on one PostgreSQL
+// schema, with the simulator and the helpdesk receiver in the test
+// process. The receiver answers mail events only as far as the test hands
+// it tokens, so the test decides how far the import has got when it kills
+// or pauses a daemon.
 
 const (
 	foLeaseTTL = 2 * time.Second
 	foPoll     = 10 * time.Second // every channel's poll_interval (the shortest allowed)
 )
-
-type foDaemon struct {
-	name          string
-	public, admin string
-	config        string
-	out           *syncBuffer
-	instance      string // the daemon's instance id (its lease owner id), from /healthz
-	cmd           *exec.Cmd
-	stdin         io.WriteCloser
-	exited        chan struct{}
-}
 
 type foRig struct {
 	t        testing.TB
@@ -55,7 +42,7 @@ type foRig struct {
 	secret   string
 	channels []string          // channel names; channel c reads folder Inbox/<c>
 	mailbox  map[string]string // channel -> the mailbox it reads
-	daemons  []*foDaemon
+	daemons  []*daemonProc
 
 	graph *httptest.Server // Graph as the daemons see it: the simulator behind holdProxy
 
@@ -119,9 +106,7 @@ func TestFailoverThreeDaemons(t *testing.T) {
 	case <-time.After(2 * time.Minute): // safety net
 		t.Fatalf("no move of %s's channels %v was seen\n%s", paused.name, rig.holdChannels, rig.tails())
 	}
-	if err := paused.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
-		t.Fatal(err)
-	}
+	paused.signal(syscall.SIGSTOP)
 	close(rig.unhold)
 	rig.waitTakeover(after, paused)
 	rig.release(total / 8) // the survivor imports while the paused daemon sleeps
@@ -130,9 +115,7 @@ func TestFailoverThreeDaemons(t *testing.T) {
 		defer rig.mu.Unlock()
 		return len(rig.acked) > total/4
 	})
-	if err := paused.cmd.Process.Signal(syscall.SIGCONT); err != nil {
-		t.Fatal(err)
-	}
+	paused.signal(syscall.SIGCONT)
 	rig.release(total)
 	rig.waitAcked(total)
 	rig.waitMoved(total)
@@ -155,11 +138,9 @@ func newFoRigMailboxes(t testing.TB, channels, perChannel int, ownMailboxes bool
 	rig := &foRig{t: t, dsn: dsn, mailbox: map[string]string{}, tokens: make(chan struct{}, 4*channels*perChannel), progress: make(chan struct{}, 1),
 		ids: map[string]string{}, acked: map[string]int64{}, moved: map[string]int64{}}
 	for i := range 3 {
-		rig.daemons = append(rig.daemons, &foDaemon{name: string(rune('A' + i)), public: freeAddr(t), admin: freeAddr(t), out: &syncBuffer{}})
+		rig.daemons = append(rig.daemons, newDaemonProc(t, string(rune('A'+i))))
 	}
 	simSeed := m365sim.DefaultSeed()
-	// One public_url for the three, as behind a load balancer.
-	simSeed.App.RedirectURIs = []string{"http://" + rig.daemons[0].public + "/oauth/callback"}
 	for c := range channels {
 		rig.mailbox[fmt.Sprintf("ch%d", c)] = killMailbox
 		if ownMailboxes {
@@ -169,11 +150,8 @@ func newFoRigMailboxes(t testing.TB, channels, perChannel int, ownMailboxes bool
 				DisplayName: addr, FullAccess: []string{"agent@contoso.com"}})
 		}
 	}
-	sim, err := m365sim.StartServer(m365sim.Options{OnMove: rig.onMove}, simSeed)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { sim.Close() })
+	// One public_url for the three, as behind a load balancer.
+	sim := startRigSim(t, rig.daemons[0].public, m365sim.Options{OnMove: rig.onMove}, simSeed)
 	rig.sim = sim
 	var chYAML strings.Builder
 	for c := range channels {
@@ -211,39 +189,18 @@ func newFoRigMailboxes(t testing.TB, channels, perChannel int, ownMailboxes bool
 	t.Cleanup(rig.recv.Close)
 	dir := t.TempDir()
 	for _, d := range rig.daemons {
-		d.config = filepath.Join(dir, d.name+".yaml")
-		yml := fmt.Sprintf(`public_url: http://%[1]s
-listen: %[2]s
-admin: {listen: %[3]s, token: '${KILL_ADMIN_TOKEN}'}
-state_dir: %[4]s
-state: {database: '${FO_DATABASE}', lease_ttl: %[5]s}
-log: {level: info}
-microsoft:
-  client_id: %[6]s
-  client_secret: ${KILL_CLIENT_SECRET}
-  tenant: %[7]s
-  login_url: %[8]s
-  graph_url: %[11]s
-webhooks:
-  - name: helpdesk
-    url: %[9]s/hooks
-    secret: ${KILL_WEBHOOK_SECRET}
-    timeout: 1s
-    schedule: [25ms, 100ms]
-    max_attempts: 100000
-channels:
-%[10]s`, rig.daemons[0].public, d.public, d.admin, filepath.Join(dir, "data"), foLeaseTTL, sim.Seeded.ClientID,
-			killTenant, sim.URL, rig.recv.URL, chYAML.String(), rig.graph.URL)
-		if err := os.WriteFile(d.config, []byte(yml), 0o600); err != nil {
-			t.Fatal(err)
-		}
+		d.secrets = rigSecrets(sim, rig.secret)
+		d.writeConfig(filepath.Join(dir, d.name+".yaml"), filepath.Join(dir, "data"), rigConfig{
+			publicURL: rig.daemons[0].public, state: fmt.Sprintf("{database: '${FO_DATABASE}', lease_ttl: %s}", foLeaseTTL),
+			log: "info", sim: sim, graphURL: rig.graph.URL,
+			webhooks: helpdeskHook(rig.recv.URL, time.Second, "[25ms, 100ms]", 100000), channels: chYAML.String()})
 	}
 	return rig
 }
 
 // armHold makes the next move of a message of d's channels (in owners)
 // wait for unhold before its answer is written.
-func (rig *foRig) armHold(owners map[string]store.LeaseInfo, d *foDaemon) {
+func (rig *foRig) armHold(owners map[string]store.LeaseInfo, d *daemonProc) {
 	rig.holdChannels = map[string]bool{}
 	for ch, l := range owners {
 		if l.Owner == d.instance {
@@ -326,21 +283,10 @@ func (rig *foRig) onMove(ev m365sim.MoveEvent) {
 // receive acknowledges channel events at once and a mail event when it can
 // take a token (else it holds the request until the sender gives up).
 func (rig *foRig) receive(w http.ResponseWriter, r *http.Request) {
-	body, err := io.ReadAll(r.Body)
-	if err != nil {
+	ev, _, id, ok := readHook(rig.t, w, r, rig.secret)
+	if !ok {
 		return
 	}
-	if err := (webhooks.Verifier{Secrets: []string{rig.secret}}).Verify(r.Header, body); err != nil {
-		rig.t.Errorf("receiver: %v", err)
-		http.Error(w, err.Error(), http.StatusUnauthorized)
-		return
-	}
-	var ev webhooks.Event
-	if err := json.Unmarshal(body, &ev); err != nil {
-		http.Error(w, err.Error(), http.StatusBadRequest)
-		return
-	}
-	id := r.Header.Get(webhooks.HeaderID)
 	if !strings.HasPrefix(ev.Type, "mail.") {
 		w.WriteHeader(http.StatusNoContent)
 		return
@@ -417,96 +363,21 @@ func (rig *foRig) release(n int) {
 	}
 }
 
-// start runs a daemon as a child process and waits for its /readyz.
-func (rig *foRig) start(d *foDaemon) {
-	t := rig.t
-	t.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^TestKillNineDaemon$")
-	cmd.Env = append(os.Environ(), killDaemonEnv+"="+d.config, "KILL_ADMIN_TOKEN="+killAdminToken,
-		"FO_DATABASE="+rig.dsn+"&application_name=daemon_"+d.name, // whose write it was, for the audit
-		"KILL_CLIENT_SECRET="+rig.sim.Seeded.ClientSecret, "KILL_WEBHOOK_SECRET="+rig.secret)
-	cmd.Stdout, cmd.Stderr = d.out, d.out
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	d.cmd, d.stdin, d.exited = cmd, stdin, make(chan struct{})
-	go func() { cmd.Wait(); close(d.exited) }()
-	t.Cleanup(func() { rig.kill(d) })
-	deadline := time.Now().Add(2 * time.Minute) // safety net; readiness takes about a second
-	for {
-		select {
-		case <-d.exited:
-			t.Fatalf("daemon %s exited before it was ready\n%s", d.name, tail(d.out))
-		default:
-		}
-		if resp, err := http.Get("http://" + d.public + "/readyz"); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				d.instance = healthzInstance(t, d.public)
-				return
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("daemon %s never became ready\n%s", d.name, tail(d.out))
-		}
-		time.Sleep(5 * time.Millisecond) // pacing: a child can only be asked over HTTP whether it is up
-	}
+// start runs a daemon on the rig's database (under its name, whose write
+// it was, for the audit) and waits until it is ready.
+func (rig *foRig) start(d *daemonProc) {
+	d.env = []string{"FO_DATABASE=" + rig.dsn + "&application_name=daemon_" + d.name}
+	d.start()
 }
 
-func (rig *foRig) kill(d *foDaemon) {
-	if d.cmd == nil {
-		return
-	}
-	d.cmd.Process.Signal(syscall.SIGCONT) // a paused child cannot die of SIGKILL until continued on some systems
-	d.cmd.Process.Kill()
-	<-d.exited
-	d.stdin.Close()
-	d.cmd = nil
-}
+func (rig *foRig) kill(d *daemonProc) { d.kill() }
 
 // connectAll signs every channel in, starting each consent on one daemon
 // and landing its callback on the next one: the OAuth state and PKCE
 // verifier are in the database, so any replica completes it.
 func (rig *foRig) connectAll() {
-	t := rig.t
-	noFollow := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	for i, ch := range rig.channels {
-		from, to := rig.daemons[i%3], rig.daemons[(i+1)%3]
-		req, _ := http.NewRequest(http.MethodPost, "http://"+from.admin+"/api/channels/"+ch+"/auth", nil)
-		req.Header.Set("Authorization", "Bearer "+killAdminToken)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var got struct{ URL string }
-		json.NewDecoder(resp.Body).Decode(&got)
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK || got.URL == "" {
-			t.Fatalf("start consent of %s on %s: %d %+v", ch, from.name, resp.StatusCode, got)
-		}
-		resp, err = noFollow.Get(got.URL + "&sim_auto=1&login_hint=agent@contoso.com")
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		loc, err := url.Parse(resp.Header.Get("Location"))
-		if err != nil || resp.StatusCode != http.StatusFound && resp.StatusCode != http.StatusSeeOther {
-			t.Fatalf("consent of %s: %d, Location %q", ch, resp.StatusCode, resp.Header.Get("Location"))
-		}
-		loc.Host = to.public // the load balancer sends the callback to another replica
-		resp, err = http.Get(loc.String())
-		if err != nil {
-			t.Fatal(err)
-		}
-		page, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			t.Fatalf("consent of %s started on %s, callback on %s: %d %.300s", ch, from.name, to.name, resp.StatusCode, page)
-		}
+		rig.daemons[i%3].consent(ch, rig.daemons[(i+1)%3])
 	}
 }
 
@@ -554,7 +425,7 @@ func (rig *foRig) waitOwners(ok func(map[string]store.LeaseInfo) bool) map[strin
 }
 
 // daemonOwning is a running daemon that owns at least one channel.
-func (rig *foRig) daemonOwning(ls map[string]store.LeaseInfo) *foDaemon {
+func (rig *foRig) daemonOwning(ls map[string]store.LeaseInfo) *daemonProc {
 	for _, l := range ls {
 		for _, d := range rig.daemons {
 			if d.cmd != nil && rig.ownerName(l.Owner) == d.name {
@@ -576,24 +447,10 @@ func (rig *foRig) ownerName(id string) string {
 	return "?"
 }
 
-// healthzInstance is the instance id a daemon's /healthz reports.
-func healthzInstance(t testing.TB, addr string) string {
-	resp, err := http.Get("http://" + addr + "/healthz")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var h struct{ Instance string }
-	if err := json.NewDecoder(resp.Body).Decode(&h); err != nil || h.Instance == "" {
-		t.Fatalf("healthz of %s: instance %q, %v", addr, h.Instance, err)
-	}
-	return h.Instance
-}
-
 // waitTakeover waits until every channel gone owned by victim in before
 // has another, live owner, and checks each takeover came within one poll
 // of the victim's lease running out (both times by the database's clock).
-func (rig *foRig) waitTakeover(before map[string]store.LeaseInfo, victim *foDaemon) map[string]store.LeaseInfo {
+func (rig *foRig) waitTakeover(before map[string]store.LeaseInfo, victim *daemonProc) map[string]store.LeaseInfo {
 	t := rig.t
 	t.Helper()
 	vid := victim.instance
@@ -655,7 +512,7 @@ func (rig *foRig) waitMoved(n int) {
 
 // checkFinal: one event id per message, every message acknowledged before
 // it moved, the outbox empty of mail, and the paused daemon fenced off.
-func (rig *foRig) checkFinal(beforePause map[string]store.LeaseInfo, paused *foDaemon) {
+func (rig *foRig) checkFinal(beforePause map[string]store.LeaseInfo, paused *daemonProc) {
 	t := rig.t
 	t.Helper()
 	rig.mu.Lock()
@@ -704,7 +561,7 @@ func (rig *foRig) checkFinal(beforePause map[string]store.LeaseInfo, paused *foD
 // checkClusterView: the admin API of a live daemon shows the whole
 // cluster, as the database has it: both live members, every channel owned
 // by one of them.
-func (rig *foRig) checkClusterView(d *foDaemon) {
+func (rig *foRig) checkClusterView(d *daemonProc) {
 	t := rig.t
 	t.Helper()
 	req, _ := http.NewRequest(http.MethodGet, "http://"+d.admin+"/api/cluster", nil)
@@ -835,15 +692,7 @@ func (rig *foRig) checkAudit() {
 func (rig *foRig) tails() string {
 	var b strings.Builder
 	for _, d := range rig.daemons {
-		fmt.Fprintf(&b, "--- daemon %s\n%s\n", d.name, tail(d.out))
+		fmt.Fprintf(&b, "--- daemon %s\n%s\n", d.name, d.tail())
 	}
 	return b.String()
-}
-
-func tail(b *syncBuffer) string {
-	s := b.String()
-	if len(s) > 4000 {
-		s = "…" + s[len(s)-4000:]
-	}
-	return s
 }

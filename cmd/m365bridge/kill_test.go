@@ -3,16 +3,12 @@ package main
 import (
 	"context"
 	"fmt"
-	"io"
 	"math/rand/v2"
-	"os"
-	"path/filepath"
 	"sort"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/m365bridge/m365bridge/bridge/store"
 	"github.com/m365bridge/m365bridge/webhooks"
 	"github.com/m365bridge/m365bridge/webhooks/deliver"
 )
@@ -50,24 +46,6 @@ func TestKillNineDuringImport(t *testing.T) {
 	}
 }
 
-// TestKillNineDaemon is the daemon TestKillNineDuringImport kills: this
-// test binary re-executed into the code path of `m365bridge serve -config
-// FILE`. It runs only with killDaemonEnv set, until it is killed or its
-// standard input closes (the parent test is gone).
-func TestKillNineDaemon(t *testing.T) {
-	path := os.Getenv(killDaemonEnv)
-	if path == "" {
-		t.Skip("the daemon process of TestKillNineDuringImport")
-	}
-	go func() {
-		io.Copy(io.Discard, os.Stdin)
-		os.Exit(3)
-	}()
-	if err := run(context.Background(), []string{"serve", "-config", path}, os.Stdout, os.Stderr); err != nil {
-		t.Fatal(err)
-	}
-}
-
 // killPrior is the guess of the import's length per message before any
 // progress was seen; the observed pace replaces it at once.
 func killPrior(n int) time.Duration {
@@ -100,7 +78,7 @@ func killImport(t *testing.T, n, kills int, afterImport, dest string) {
 	began := time.Now()
 
 	rig.start()
-	rig.connect()
+	rig.consent("support", nil)
 	var work time.Duration
 	midImport := 0
 	complete := func() bool { acked, moved := rig.progress(); return acked == n && moved == n }
@@ -144,29 +122,21 @@ kills:
 		rig.start()
 	}
 	ctx := context.Background()
-	deadline := time.Now().Add(10 * time.Minute) // a safety net: the import takes well under a minute
-	for {
-		if complete() {
-			done, counts, err := rig.ledgerDone(ctx)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if done == n {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("every message moved, but the ledger is %v\n%s", counts, rig.tail())
-			}
-		} else if time.Now().After(deadline) {
-			acked, moved := rig.progress()
-			t.Fatalf("the import did not finish: %d/%d acknowledged, %d/%d moved\n%s", acked, n, moved, n, rig.tail())
+	// Polling, with 10 minutes as a safety net: the import takes well
+	// under a minute.
+	rig.waitUntil(20*time.Millisecond, 10*time.Minute, func() bool {
+		if !complete() {
+			return false
 		}
-		select {
-		case <-rig.exited:
-			t.Fatalf("the daemon exited by itself\n%s", rig.tail())
-		case <-time.After(20 * time.Millisecond): // polling, with the deadline above as a safety net
+		done, _ := rig.ledger(ctx, "support")
+		return done == n
+	}, func() string {
+		if acked, moved := rig.progress(); acked != n || moved != n {
+			return fmt.Sprintf("the import did not finish: %d/%d acknowledged, %d/%d moved", acked, n, moved, n)
 		}
-	}
+		_, counts := rig.ledger(ctx, "support")
+		return fmt.Sprintf("every message moved, but the ledger is %v", counts)
+	})
 	rig.kill()
 	elapsed := time.Since(began)
 	rig.checkNothingMovedEarly("at the end")
@@ -174,9 +144,7 @@ kills:
 	if midImport == 0 {
 		t.Errorf("no kill landed during the import")
 	}
-	if out := rig.out.String(); strings.Contains(out, "DATA RACE") || strings.Contains(out, "panic:") {
-		t.Errorf("the daemon reported a race or a panic:\n%s", rig.tail())
-	}
+	rig.checkNoRaceOrPanic()
 	t.Logf("%d messages in %v, %d of %d kills landed during the import, %d token refreshes; %s",
 		n, elapsed.Round(time.Millisecond), midImport, kills, rig.sim.Sim.TokenRequests("refresh_token"), rig.summary())
 }
@@ -245,18 +213,11 @@ func (rig *killRig) checkFinal(ctx context.Context, dest string) {
 		t.Errorf("the daemon never refreshed its access token: the run did not cover refresh")
 	}
 
-	db, err := store.Open(ctx, filepath.Join(rig.state, store.FileName))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	ledger, err := db.LedgerCounts(ctx, "support")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if ledger[store.LedgerDone] != rig.n || len(ledger) != 1 {
+	if done, ledger := rig.ledger(ctx, "support"); done != rig.n || len(ledger) != 1 {
 		t.Errorf("ledger %v, want %d done", ledger, rig.n)
 	}
+	db := rig.openState(ctx)
+	defer db.Close()
 	counts, err := db.Outbox().Counts(ctx)
 	if err != nil {
 		t.Fatal(err)

@@ -20,7 +20,6 @@ import (
 	"time"
 
 	"github.com/m365bridge/m365bridge/bridge/m365sim"
-	"github.com/m365bridge/m365bridge/bridge/store"
 	"github.com/m365bridge/m365bridge/webhooks/deliver"
 	"github.com/m365bridge/m365bridge/webhooks/recipe/helpdeskfake"
 	"github.com/m365bridge/m365bridge/webhooks/recipes"
@@ -265,11 +264,12 @@ func newRecipeDesk(t *testing.T, name string) recipeDesk {
 	return recipeDesk{}
 }
 
-// recipeRig is the kill rig (the simulator, the daemon as a child) with a
-// helpdesk fake behind a front that counts requests and kills the daemon
+// recipeRig is the daemon rig (the simulator, one daemon on SQLite) with
+// a helpdesk fake behind a front that counts requests and kills the daemon
 // at drawn ones.
 type recipeRig struct {
-	*killRig
+	*daemonProc
+	sim     *m365sim.Server
 	desk    recipeDesk
 	webhook string // the recipe webhook's name
 	front   *httptest.Server
@@ -316,16 +316,10 @@ func newRecipeRig(t *testing.T, desk string, seed uint64, kills, n int) *recipeR
 	rr.front = httptest.NewServer(http.HandlerFunc(rr.serveFront))
 	t.Cleanup(rr.front.Close)
 
-	rig := &killRig{t: t, public: freeAddr(t), admin: freeAddr(t), out: &syncBuffer{}, env: rr.desk.env}
-	simSeed := m365sim.DefaultSeed()
-	simSeed.App.RedirectURIs = []string{"http://" + rig.public + "/oauth/callback"}
-	sim, err := m365sim.StartServer(m365sim.Options{}, simSeed)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { sim.Close() })
-	rig.sim = sim
-	rr.killRig = rig
+	rr.daemonProc = newDaemonProc(t, "")
+	rr.env = rr.desk.env
+	rr.sim = startRigSim(t, rr.public, m365sim.Options{}, nil)
+	rr.secrets = rigSecrets(rr.sim, "")
 
 	entry, err := fs.ReadFile(recipes.Files, rr.desk.file)
 	if err != nil {
@@ -338,35 +332,17 @@ func newRecipeRig(t *testing.T, desk string, seed uint64, kills, n int) *recipeR
 	hook = strings.Replace(hook, "\n  url: ", "\n  schedule: [50ms]\n  max_attempts: 200\n  timeout: 10s\n  url: ", 1)
 
 	dir := t.TempDir()
-	rig.state = filepath.Join(dir, "data")
-	rig.config = filepath.Join(dir, "bridge.yaml")
-	yml := fmt.Sprintf(`public_url: http://%[1]s
-listen: %[1]s
-admin: {listen: %[2]s, token: '${KILL_ADMIN_TOKEN}'}
-state_dir: %[3]s
-log: {level: warn}
-microsoft:
-  client_id: %[4]s
-  client_secret: ${KILL_CLIENT_SECRET}
-  tenant: %[5]s
-  login_url: %[6]s
-  graph_url: %[6]s
-webhooks:
-%[7]s
-channels:
-  - name: support
-    mailbox: {type: shared, address: %[8]s}
-    folder: %[9]s
+	rr.writeConfig(filepath.Join(dir, "bridge.yaml"), filepath.Join(dir, "data"), rigConfig{
+		log: "warn", sim: rr.sim, webhooks: indentLines(hook, "  "),
+		channels: fmt.Sprintf(`  - name: support
+    mailbox: {type: shared, address: %s}
+    folder: %s
     group: Support
-    webhook: %[10]s
+    webhook: %s
     poll_interval: 10s
     max_attachment_bytes: 50000
-    archive: {mode: "on", before: %[11]s, state: closed}
-`, rig.public, rig.admin, rig.state, sim.Seeded.ClientID, killTenant, sim.URL, indentLines(hook, "  "),
-		killMailbox, killSource, name, recipeCutoff().Format(time.RFC3339))
-	if err := os.WriteFile(rig.config, []byte(yml), 0o600); err != nil {
-		t.Fatal(err)
-	}
+    archive: {mode: "on", before: %s, state: closed}
+`, killMailbox, killSource, name, recipeCutoff().Format(time.RFC3339))})
 	return rr
 }
 
@@ -374,16 +350,6 @@ channels:
 // imported as archive. It follows the wall clock, which the simulator and
 // the daemon use too.
 func recipeCutoff() time.Time { return time.Now().UTC().Add(-24 * time.Hour).Truncate(time.Second) }
-
-func indentLines(s, pre string) string {
-	lines := strings.Split(s, "\n")
-	for i, l := range lines {
-		if l != "" {
-			lines[i] = pre + l
-		}
-	}
-	return strings.Join(lines, "\n")
-}
 
 // recipeKill runs the scenario through desk's recipe with kills SIGKILLs
 // and checks the helpdesk's record.
@@ -395,7 +361,7 @@ func recipeKill(t *testing.T, desk string, originals, replies, autos, archived, 
 	rr := newRecipeRig(t, desk, seed, kills, n)
 	ms := recipeScenario(t, rr.sim, recipeCutoff(), originals, replies, autos, archived)
 	rr.start()
-	rr.connect()
+	rr.consent("support", nil)
 	for k := range kills {
 		select {
 		case done := <-rr.killed:
@@ -411,9 +377,7 @@ func recipeKill(t *testing.T, desk string, originals, replies, autos, archived, 
 	}
 	rr.waitDelivered(n)
 	rr.kill()
-	if out := rr.out.String(); strings.Contains(out, "DATA RACE") || strings.Contains(out, "panic:") {
-		t.Errorf("the daemon reported a race or a panic:\n%s", rr.tail())
-	}
+	rr.checkNoRaceOrPanic()
 	ticketOf := checkDesk(t, rr.desk.view(), ms, originals+archived)
 	rr.checkTicketMap(ms, ticketOf)
 	t.Logf("%s: %d mails, %d kills, %d helpdesk requests in %v", desk, n, kills, rr.reqs.Load(), time.Since(began).Round(time.Millisecond))
@@ -425,34 +389,24 @@ func (rr *recipeRig) waitDelivered(n int) {
 	t := rr.t
 	t.Helper()
 	ctx := context.Background()
-	deadline := time.Now().Add(5 * time.Minute) // a safety net: the import takes seconds
-	for {
-		done, counts, err := rr.ledgerDone(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if done == n {
-			return
+	// Polling another process's store, with 5 minutes as a safety net: the
+	// import takes seconds.
+	rr.waitUntil(50*time.Millisecond, 5*time.Minute, func() bool {
+		if done, _ := rr.ledger(ctx, "support"); done == n {
+			return true
 		}
 		if bad := rr.deadRows(ctx); len(bad) > 0 {
 			t.Fatalf("%d events failed for good, e.g. %s: %s\n%s", len(bad), bad[0].EventID, bad[0].LastError, rr.tail())
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the import did not finish: ledger %v\n%s", counts, rr.tail())
-		}
-		select {
-		case <-rr.exited:
-			t.Fatalf("the daemon exited by itself\n%s", rr.tail())
-		case <-time.After(50 * time.Millisecond): // polling another process's store; the deadline is the safety net
-		}
-	}
+		return false
+	}, func() string {
+		_, counts := rr.ledger(ctx, "support")
+		return fmt.Sprintf("the import did not finish: ledger %v", counts)
+	})
 }
 
 func (rr *recipeRig) deadRows(ctx context.Context) []deliver.Row {
-	db, err := store.Open(ctx, filepath.Join(rr.state, store.FileName))
-	if err != nil {
-		rr.t.Fatal(err)
-	}
+	db := rr.openState(ctx)
 	defer db.Close()
 	rows, err := db.Outbox().List(ctx, deliver.Filter{States: []deliver.State{deliver.StateDead, deliver.StateRejected}})
 	if err != nil {
@@ -521,10 +475,7 @@ func (rr *recipeRig) checkTicketMap(ms []*recipeMail, ticketOf map[int]int) {
 	t := rr.t
 	t.Helper()
 	ctx := context.Background()
-	db, err := store.Open(ctx, filepath.Join(rr.state, store.FileName))
-	if err != nil {
-		t.Fatal(err)
-	}
+	db := rr.openState(ctx)
 	defer db.Close()
 	for _, m := range ms {
 		want, ok := ticketOf[m.i]
@@ -560,7 +511,7 @@ func TestRecipeReload(t *testing.T) {
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("reload: %d %s", resp.StatusCode, body)
 	}
-	rr.connect()
+	rr.consent("support", nil)
 	rr.waitDelivered(len(ms))
 	rr.kill()
 	rr.checkTicketMap(ms, checkDesk(t, rr.desk.view(), ms, 12))
