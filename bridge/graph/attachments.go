@@ -21,18 +21,21 @@ const (
 )
 
 // Attachment is a message attachment (GDC resources/attachment.md).
-// ContentBytes is filled for file attachments when Graph returned the
-// content; item attachments (an attached mail or event) carry none — read
-// them with WriteAttachment, which gives MIME, iCal or vCard.
+// Content is filled for file attachments when Graph returned the content
+// (contentBytes, kept as base64: see Content); ContentBytes holds content
+// as bytes: what the caller sends, or read from $value. Item attachments
+// (an attached mail or event) carry none — read them with WriteAttachment,
+// which gives MIME, iCal or vCard.
 type Attachment struct {
-	ODataType    string `json:"@odata.type,omitempty"`
-	ID           string `json:"id,omitempty"`
-	Name         string `json:"name,omitempty"`
-	ContentType  string `json:"contentType,omitempty"`
-	Size         int64  `json:"size,omitempty"` // bytes, as Graph reports it
-	IsInline     bool   `json:"isInline,omitempty"`
-	ContentID    string `json:"contentId,omitempty"` // the cid: of an inline image
-	ContentBytes []byte `json:"contentBytes,omitempty"`
+	ODataType    string   `json:"@odata.type,omitempty"`
+	ID           string   `json:"id,omitempty"`
+	Name         string   `json:"name,omitempty"`
+	ContentType  string   `json:"contentType,omitempty"`
+	Size         int64    `json:"size,omitempty"` // bytes, as Graph reports it
+	IsInline     bool     `json:"isInline,omitempty"`
+	ContentID    string   `json:"contentId,omitempty"` // the cid: of an inline image
+	ContentBytes []byte   `json:"contentBytes,omitempty"`
+	Content      *Content `json:"-"`
 }
 
 // attachmentMetaSelect lists attachments without their content.

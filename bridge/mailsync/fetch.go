@@ -106,7 +106,7 @@ func (r *Runner) fetchTextBodies(ctx context.Context, msgs []*graph.Message, gon
 func (r *Runner) fetchItems(ctx context.Context, m *graph.Message) (gone bool, err error) {
 	for i := range m.Attachments {
 		at := &m.Attachments[i]
-		if at.ODataType != graph.ItemAttachment || at.ContentBytes != nil || at.ID == "" {
+		if at.ODataType != graph.ItemAttachment || at.ContentBytes != nil || at.Content != nil || at.ID == "" {
 			continue
 		}
 		limit := r.ch.MaxAttachmentBytes

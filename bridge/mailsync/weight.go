@@ -26,6 +26,9 @@ func weigh(m *graph.Message) int64 {
 	}
 	for i := range m.Attachments {
 		n += int64(len(m.Attachments[i].ContentBytes))
+		if c := m.Attachments[i].Content; c != nil {
+			n += int64(len(c.Base64))
+		}
 	}
 	return n
 }

@@ -1,0 +1,85 @@
+package graph
+
+import (
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+)
+
+// Content is a file attachment's content as Graph sent it in contentBytes:
+// the base64 text, kept as it came (an event carries base64 too, so
+// decoding and re-encoding it would only cost time and two more copies),
+// with the decoded size and SHA-256, computed in one streaming pass.
+type Content struct {
+	// Base64 is the content in standard base64 with padding, exactly as
+	// base64.StdEncoding.EncodeToString of the decoded bytes would give it.
+	Base64 string
+	// Size is the decoded length in bytes.
+	Size int64
+	// SHA256 is the digest of the decoded bytes.
+	SHA256 [sha256.Size]byte
+	// Err is why Graph's text is not valid base64 (then Base64 is empty).
+	Err error
+}
+
+// ErrBadContent marks attachment content that is not valid base64.
+var ErrBadContent = errors.New("attachment content is not valid base64")
+
+// newContent checks Graph's base64 text in one pass that decodes into a
+// hash (no decoded copy). Text in canonical form (no line breaks, zero pad
+// bits) is kept as it is; other text that decodes (Go's decoder skips line
+// breaks, as encoding/json did when contentBytes was decoded into []byte)
+// is re-encoded canonically, so the event carries the same bytes either
+// way. Text that does not decode gives a Content with Err.
+func newContent(text string) *Content {
+	c := &Content{}
+	h := sha256.New()
+	n, err := io.Copy(h, base64.NewDecoder(base64.StdEncoding.Strict(), strings.NewReader(text)))
+	if err == nil && strings.IndexByte(text, '\n') < 0 && strings.IndexByte(text, '\r') < 0 && len(text)%4 == 0 {
+		c.Base64, c.Size = text, n
+		h.Sum(c.SHA256[:0])
+		return c
+	}
+	b, err := base64.StdEncoding.DecodeString(text)
+	if err != nil {
+		c.Err = fmt.Errorf("%w: %w", ErrBadContent, err)
+		return c
+	}
+	c.Base64, c.Size, c.SHA256 = base64.StdEncoding.EncodeToString(b), int64(len(b)), sha256.Sum256(b)
+	return c
+}
+
+// UnmarshalJSON reads an attachment as Graph sends it, keeping
+// contentBytes as Content (base64 text) instead of decoding it into
+// ContentBytes, which stays for content the caller has as bytes (a $value
+// read, an attachment to send).
+func (a *Attachment) UnmarshalJSON(b []byte) error {
+	type plain Attachment // the fields, without this method
+	var w struct {
+		plain
+		ContentBytes *string `json:"contentBytes"`
+	}
+	if err := json.Unmarshal(b, &w); err != nil {
+		return err
+	}
+	*a = Attachment(w.plain)
+	a.ContentBytes = nil
+	if w.ContentBytes != nil {
+		a.Content = newContent(*w.ContentBytes)
+	}
+	return nil
+}
+
+// Bytes returns the decoded content: ContentBytes when set, else Content
+// decoded; nil when the attachment carries none (or it is not valid).
+func (a *Attachment) Bytes() []byte {
+	if a.ContentBytes != nil || a.Content == nil || a.Content.Err != nil {
+		return a.ContentBytes
+	}
+	b, _ := base64.StdEncoding.DecodeString(a.Content.Base64)
+	return b
+}
