@@ -77,9 +77,11 @@ func (m *MailboxClient) listAttachments(ctx context.Context, messageID string, q
 			Value    []Attachment `json:"value"`
 			NextLink string       `json:"@odata.nextLink"`
 		}
-		if err := json.Unmarshal(res.body, &body); err != nil {
+		small, cut := liftContent(res.body)
+		if err := json.Unmarshal(small, &body); err != nil {
 			return nil, fmt.Errorf("decode attachments of message %q: %w", messageID, err)
 		}
+		resolveContent(body.Value, cut)
 		out = append(out, body.Value...)
 		next = body.NextLink
 	}
@@ -137,6 +139,7 @@ func (m *MailboxClient) AttachmentsOf(ctx context.Context, messageIDs []string) 
 			failed[id] = fmt.Errorf("decode attachments of message %q: %w", id, err)
 			continue
 		}
+		resolveContent(body.Value, r.lifted)
 		if body.NextLink != "" {
 			// Rare: more attachments than one page. Read them all directly.
 			all, err := m.Attachments(ctx, id)
