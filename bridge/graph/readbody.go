@@ -7,11 +7,12 @@ import (
 
 // readBody reads a response body of up to limit bytes, and one more when
 // there is more (the caller's too-large check). With a Content-Length
-// (length >= 0) the buffer is sized once. Without one — Graph streams
-// large JSON responses chunked, and the simulator does the same — the body
-// is read in chunks of growing size that are joined once at the end,
-// instead of io.ReadAll's growth, which copies a large response several
-// times and leaves the old buffers to the garbage collector.
+// (length >= 0) the buffer is sized once. Without one (a chunked answer:
+// the simulator sends its large responses so, and Graph's documentation
+// promises a Content-Length for none of its JSON answers) the body is read
+// in chunks of growing size that are joined once at the end, instead of
+// io.ReadAll's growth, which copies a large response several times and
+// leaves the old buffers to the garbage collector.
 func readBody(r io.Reader, length, limit int64) ([]byte, error) {
 	lr := io.LimitReader(r, limit+1)
 	if length >= 0 && length <= limit {
