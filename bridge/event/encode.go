@@ -51,13 +51,7 @@ func EncodeEnvelope(ev webhooks.Event) ([]byte, error) {
 // encoded envelope, which may still be over limit (huge bodies or
 // headers); the caller rejects it then.
 func Fit(typ string, now time.Time, d *webhooks.MailData, limit int64) ([]byte, error) {
-	encode := func() ([]byte, error) {
-		ev, err := webhooks.NewEvent(typ, now, d)
-		if err != nil {
-			return nil, err
-		}
-		return EncodeEnvelope(ev)
-	}
+	encode := func() ([]byte, error) { return EncodeMail(typ, now, d) }
 	reason := fmt.Sprintf("left out: the event would exceed the %d byte limit", limit)
 	if rm := d.Article.RawMIME; rm != nil && rm.Included {
 		rm.Included, rm.ContentBase64, rm.Reason = false, "", reason

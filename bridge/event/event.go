@@ -59,8 +59,22 @@ type LinkFunc func(messageID, attachmentID, filename string) (url string, expire
 // re-sync. A message that cannot be represented gives an error matching
 // ErrUnconvertible.
 func BuildMailEvent(src Source, msg *graph.Message, raw *webhooks.RawMIME) (webhooks.Event, *webhooks.MailData, error) {
+	typ, d, err := MailDataOf(src, msg, raw)
+	if err != nil {
+		return webhooks.Event{}, nil, err
+	}
+	ev, err := webhooks.NewEvent(typ, src.Now, d)
+	if err != nil {
+		return webhooks.Event{}, nil, fmt.Errorf("%w: %w", ErrUnconvertible, err)
+	}
+	return ev, d, nil
+}
+
+// MailDataOf is BuildMailEvent without encoding: the event type and data,
+// for EncodeMail, which encodes them once.
+func MailDataOf(src Source, msg *graph.Message, raw *webhooks.RawMIME) (string, *webhooks.MailData, error) {
 	if msg.ID == "" {
-		return webhooks.Event{}, nil, fmt.Errorf("%w: the message has no id", ErrUnconvertible)
+		return "", nil, fmt.Errorf("%w: the message has no id", ErrUnconvertible)
 	}
 	customer := customerOf(msg, src.Mailbox)
 	archived := src.Policy.Archived(msg.ReceivedDateTime)
@@ -102,11 +116,7 @@ func BuildMailEvent(src Source, msg *graph.Message, raw *webhooks.RawMIME) (webh
 		d.Ticket.SuppressAutomations = true
 	}
 	d.Article.RawMIME = raw
-	ev, err := webhooks.NewEvent(typ, src.Now, d)
-	if err != nil {
-		return webhooks.Event{}, nil, fmt.Errorf("%w: %w", ErrUnconvertible, err)
-	}
-	return ev, d, nil
+	return typ, d, nil
 }
 
 func address(r *graph.Recipient) webhooks.Address {
@@ -250,9 +260,9 @@ func attachmentOf(messageID string, at *graph.Attachment, pol attachmentPolicy, 
 		u, exp := pol.link(messageID, at.ID, out.Filename)
 		out.URL, out.ExpiresAt = u, &exp
 	}
-	if at.ContentBytes != nil {
-		sum := sha256.Sum256(at.ContentBytes)
-		out.SHA256 = hex.EncodeToString(sum[:])
+	c := contentOf(at)
+	if c != nil && c.Err == nil {
+		out.SHA256 = hex.EncodeToString(c.SHA256[:])
 	}
 	tooLarge := "larger than the channel's max_attachment_bytes (%d > %d)"
 	if linked {
@@ -261,28 +271,49 @@ func attachmentOf(messageID string, at *graph.Attachment, pol attachmentPolicy, 
 	switch {
 	case at.ODataType == graph.ReferenceAttachment:
 		out.Reason = "reference attachment: a link to a file in the cloud, it has no content in the message"
-	case at.ContentBytes == nil && at.ODataType == graph.ItemAttachment && at.Size > max:
+	case c == nil && at.ODataType == graph.ItemAttachment && at.Size > max:
 		out.Reason = fmt.Sprintf("attached message "+tooLarge, at.Size, max)
-	case at.ContentBytes == nil && at.ODataType == graph.ItemAttachment:
+	case c == nil && at.ODataType == graph.ItemAttachment:
 		out.Reason = "attached Outlook item: Microsoft Graph did not return its content"
-	case at.ContentBytes == nil && at.Size > max:
+	case c == nil && at.Size > max:
 		out.Reason = fmt.Sprintf(tooLarge, at.Size, max)
-	case at.ContentBytes == nil && linked:
+	case c == nil && linked:
 		out.Reason = "content not returned with the message: fetch it from url"
-	case at.ContentBytes == nil:
+	case c == nil:
 		out.Reason = "content not returned by Microsoft Graph"
+	case c.Err != nil:
+		// Graph's contentBytes did not decode: listed without content (and
+		// the link, when there is one), never with broken base64.
+		out.Reason = "Microsoft Graph returned content that is not valid base64"
+		if linked {
+			out.Reason += ": fetch it from url"
+		}
 	case pol.linkOnly && linked:
-		out.Size = int64(len(at.ContentBytes))
+		out.Size = c.Size
 		out.Reason = "the channel sends attachments by link (attachments: link): fetch it from url"
-	case int64(len(at.ContentBytes)) > max:
-		out.Size = int64(len(at.ContentBytes))
+	case c.Size > max:
+		out.Size = c.Size
 		out.Reason = fmt.Sprintf(tooLarge, out.Size, max)
 	default:
-		out.Size = int64(len(at.ContentBytes))
+		out.Size = c.Size
 		out.Included = true
-		out.ContentBase64 = base64.StdEncoding.EncodeToString(at.ContentBytes)
+		out.ContentBase64 = c.Base64
 	}
 	return out
+}
+
+// contentOf is at's content: as Graph sent it (Content, base64), or the
+// bytes the runner read (ContentBytes, an item's $value), encoded here;
+// nil when there is none.
+func contentOf(at *graph.Attachment) *graph.Content {
+	if at.Content != nil {
+		return at.Content
+	}
+	if at.ContentBytes == nil {
+		return nil
+	}
+	return &graph.Content{Base64: base64.StdEncoding.EncodeToString(at.ContentBytes),
+		Size: int64(len(at.ContentBytes)), SHA256: sha256.Sum256(at.ContentBytes)}
 }
 
 // itemKind tells what an item attachment's $value is: Graph gives MIME for

@@ -21,18 +21,21 @@ const (
 )
 
 // Attachment is a message attachment (GDC resources/attachment.md).
-// ContentBytes is filled for file attachments when Graph returned the
-// content; item attachments (an attached mail or event) carry none — read
-// them with WriteAttachment, which gives MIME, iCal or vCard.
+// Content is filled for file attachments when Graph returned the content
+// (contentBytes, kept as base64: see Content); ContentBytes holds content
+// as bytes: what the caller sends, or read from $value. Item attachments
+// (an attached mail or event) carry none — read them with WriteAttachment,
+// which gives MIME, iCal or vCard.
 type Attachment struct {
-	ODataType    string `json:"@odata.type,omitempty"`
-	ID           string `json:"id,omitempty"`
-	Name         string `json:"name,omitempty"`
-	ContentType  string `json:"contentType,omitempty"`
-	Size         int64  `json:"size,omitempty"` // bytes, as Graph reports it
-	IsInline     bool   `json:"isInline,omitempty"`
-	ContentID    string `json:"contentId,omitempty"` // the cid: of an inline image
-	ContentBytes []byte `json:"contentBytes,omitempty"`
+	ODataType    string   `json:"@odata.type,omitempty"`
+	ID           string   `json:"id,omitempty"`
+	Name         string   `json:"name,omitempty"`
+	ContentType  string   `json:"contentType,omitempty"`
+	Size         int64    `json:"size,omitempty"` // bytes, as Graph reports it
+	IsInline     bool     `json:"isInline,omitempty"`
+	ContentID    string   `json:"contentId,omitempty"` // the cid: of an inline image
+	ContentBytes []byte   `json:"contentBytes,omitempty"`
+	Content      *Content `json:"-"`
 }
 
 // attachmentMetaSelect lists attachments without their content.
@@ -74,9 +77,11 @@ func (m *MailboxClient) listAttachments(ctx context.Context, messageID string, q
 			Value    []Attachment `json:"value"`
 			NextLink string       `json:"@odata.nextLink"`
 		}
-		if err := json.Unmarshal(res.body, &body); err != nil {
+		small, cut := liftContent(res.body)
+		if err := json.Unmarshal(small, &body); err != nil {
 			return nil, fmt.Errorf("decode attachments of message %q: %w", messageID, err)
 		}
+		resolveContent(body.Value, cut)
 		out = append(out, body.Value...)
 		next = body.NextLink
 	}
@@ -91,6 +96,18 @@ func (m *MailboxClient) listAttachments(ctx context.Context, messageID string, q
 // only when a whole $batch call failed; the messages it covered are then in
 // failed too.
 func (m *MailboxClient) AttachmentsOf(ctx context.Context, messageIDs []string) (atts map[string][]Attachment, failed map[string]error, err error) {
+	return m.attachmentsOf(ctx, messageIDs, "")
+}
+
+// AttachmentsMetaOf is AttachmentsOf without content ($select of the
+// metadata, as AttachmentsMeta: GDC api/message-list-attachments.md
+// supports OData query parameters), so a message's attachment sizes are
+// known before any content is read.
+func (m *MailboxClient) AttachmentsMetaOf(ctx context.Context, messageIDs []string) (atts map[string][]Attachment, failed map[string]error, err error) {
+	return m.attachmentsOf(ctx, messageIDs, "?$select="+attachmentMetaSelect)
+}
+
+func (m *MailboxClient) attachmentsOf(ctx context.Context, messageIDs []string, query string) (atts map[string][]Attachment, failed map[string]error, err error) {
 	atts, failed = map[string][]Attachment{}, map[string]error{}
 	var reqs []BatchRequest
 	var order []string
@@ -104,7 +121,7 @@ func (m *MailboxClient) AttachmentsOf(ctx context.Context, messageIDs []string) 
 		}
 		atts[id] = nil
 		reqs = append(reqs, BatchRequest{ID: strconv.Itoa(len(reqs)), Method: http.MethodGet,
-			Path: "/messages/" + url.PathEscape(id) + "/attachments"})
+			Path: "/messages/" + url.PathEscape(id) + "/attachments" + query})
 		order = append(order, id)
 	}
 	if len(reqs) == 0 {
@@ -134,9 +151,14 @@ func (m *MailboxClient) AttachmentsOf(ctx context.Context, messageIDs []string) 
 			failed[id] = fmt.Errorf("decode attachments of message %q: %w", id, err)
 			continue
 		}
+		resolveContent(body.Value, r.lifted)
 		if body.NextLink != "" {
 			// Rare: more attachments than one page. Read them all directly.
-			all, err := m.Attachments(ctx, id)
+			list := m.Attachments
+			if query != "" {
+				list = m.AttachmentsMeta
+			}
+			all, err := list(ctx, id)
 			if err != nil {
 				delete(atts, id)
 				failed[id] = err
@@ -217,4 +239,36 @@ func (m *MailboxClient) AttachmentContent(ctx context.Context, messageID, attach
 		return nil, err
 	}
 	return buf.Bytes(), nil
+}
+
+// AttachmentsByID reads some of one message's attachments, with content,
+// through $batch (GET /messages/{id}/attachments/{attachment id}, GDC
+// api/attachment-get.md), 20 per call: for a message whose other
+// attachments are too large to read with the list. It returns them in the
+// order asked; err is non-nil when an attachment could not be read (a
+// message that is gone matches ErrItemNotFound).
+func (m *MailboxClient) AttachmentsByID(ctx context.Context, messageID string, attachmentIDs []string) ([]Attachment, error) {
+	if strings.TrimSpace(messageID) == "" {
+		return nil, fmt.Errorf("get attachments: empty message id")
+	}
+	reqs := make([]BatchRequest, len(attachmentIDs))
+	for i, id := range attachmentIDs {
+		reqs[i] = BatchRequest{Method: http.MethodGet,
+			Path: "/messages/" + url.PathEscape(messageID) + "/attachments/" + url.PathEscape(id)}
+	}
+	resps, err := m.Batch(ctx, reqs)
+	if err != nil {
+		return nil, fmt.Errorf("get attachments of message %q: %w", messageID, err)
+	}
+	out := make([]Attachment, len(resps))
+	for i, r := range resps {
+		if r.Err != nil {
+			return nil, fmt.Errorf("get attachment of message %q: %w", messageID, r.Err)
+		}
+		if err := json.Unmarshal(r.Body, &out[i]); err != nil {
+			return nil, fmt.Errorf("decode attachment of message %q: %w", messageID, err)
+		}
+		resolveContent(out[i:i+1], r.lifted)
+	}
+	return out, nil
 }

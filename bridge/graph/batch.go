@@ -38,6 +38,8 @@ type BatchResponse struct {
 	// Err is nil for a 2xx; otherwise the item's *Error (matching the
 	// sentinels, e.g. ErrItemNotFound) or why it got no answer.
 	Err error
+	// lifted is the attachment content cut out of Body (liftContent).
+	lifted lifted
 }
 
 // Batch sends reqs through POST /v1.0/$batch, at most 20 per call (larger
@@ -118,7 +120,9 @@ func (m *MailboxClient) batchChunk(ctx context.Context, reqs []BatchRequest, out
 		var body struct {
 			Responses []batchReply `json:"responses"`
 		}
-		if err := json.Unmarshal(res.body, &body); err != nil {
+		small, cut := liftContent(res.body)
+		res.body = nil
+		if err := json.Unmarshal(small, &body); err != nil {
 			for _, i := range pending {
 				out[i].Err = fmt.Errorf("decode batch response: %w", err)
 			}
@@ -138,7 +142,7 @@ func (m *MailboxClient) batchChunk(ctx context.Context, reqs []BatchRequest, out
 				wait = max(wait, c.backoff(attempt))
 				continue
 			}
-			out[i].Status, out[i].Headers, out[i].Body, out[i].Err = r.Status, r.Headers, r.Body, nil
+			out[i].Status, out[i].Headers, out[i].Body, out[i].Err, out[i].lifted = r.Status, r.Headers, r.Body, nil, cut
 			if r.Status >= 200 && r.Status < 300 {
 				continue
 			}

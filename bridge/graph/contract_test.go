@@ -107,7 +107,7 @@ func TestContractClientDecodesDocumentedResponses(t *testing.T) {
 		if err := json.Unmarshal(docFixture(t, "attachment-get-file.json"), &a); err != nil {
 			t.Fatal(err)
 		}
-		if a.Name != "Draft sales invoice template.docx" || a.Size != 13068 || len(a.ContentBytes) == 0 {
+		if a.Name != "Draft sales invoice template.docx" || a.Size != 13068 || len(a.Bytes()) == 0 {
 			t.Errorf("attachment %+v", a)
 		}
 	})

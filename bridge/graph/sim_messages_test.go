@@ -85,14 +85,14 @@ func TestSimMessagesAttachmentsMIME(t *testing.T) {
 				png = &atts[i]
 			}
 		}
-		if txt == nil || string(txt.ContentBytes) != "attachment body" {
+		if txt == nil || string(txt.Bytes()) != "attachment body" {
 			t.Fatalf("text attachment = %+v", txt)
 		}
-		if png == nil || !png.IsInline || png.ContentID != "logo@x" || len(png.ContentBytes) != 3000 {
+		if png == nil || !png.IsInline || png.ContentID != "logo@x" || len(png.Bytes()) != 3000 {
 			t.Fatalf("inline attachment = %+v", png)
 		}
 		meta, err := mc.AttachmentsMeta(ctx, id)
-		if err != nil || len(meta) != 2 || meta[0].ContentBytes != nil {
+		if err != nil || len(meta) != 2 || meta[0].ContentBytes != nil || meta[0].Content != nil {
 			t.Errorf("meta = %+v, %v", meta, err)
 		}
 		var sb strings.Builder
@@ -166,7 +166,7 @@ func TestSimAttachmentsOf(t *testing.T) {
 		t.Fatalf("%d with attachments, failed %v; want 24 and %s gone", len(atts), failed, gone)
 	}
 	for id, list := range atts {
-		if len(list) != 1 || len(list[0].ContentBytes) != 2048 || list[0].Size == 0 {
+		if len(list) != 1 || len(list[0].Bytes()) != 2048 || list[0].Size == 0 {
 			t.Errorf("%s: attachments %+v", id, list)
 		}
 	}

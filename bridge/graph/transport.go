@@ -212,7 +212,7 @@ func (m *MailboxClient) attempt(ctx context.Context, cl call, requestID string) 
 		}
 		return res, false, nil
 	}
-	res.body, err = io.ReadAll(io.LimitReader(resp.Body, limit+1))
+	res.body, err = readBody(resp.Body, resp.ContentLength, limit)
 	c.report(cl, resp.StatusCode, time.Since(start))
 	switch {
 	case int64(len(res.body)) > limit:

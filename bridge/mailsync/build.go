@@ -71,18 +71,18 @@ func (r *Runner) buildOne(ctx context.Context, src event.Source, m *graph.Messag
 			raw.ContentBase64 = base64.StdEncoding.EncodeToString(b)
 		}
 	}
-	ev, d, err := event.BuildMailEvent(src, m, raw)
+	typ, d, err := event.MailDataOf(src, m, raw)
 	if err != nil {
 		return reject(err.Error())
 	}
 	// Attachment content is no longer needed: let it go before the commit.
 	m.Attachments, m.Body, m.TextBody = nil, nil, nil
-	body, err := event.EncodeEnvelope(ev)
+	body, err := event.EncodeMail(typ, src.Now, d)
 	if err != nil {
-		return reject(err.Error())
+		return reject(fmt.Errorf("%w: %w", event.ErrUnconvertible, err).Error())
 	}
 	if int64(len(body)) > r.cfg.MaxEventBytes {
-		body, err = event.Fit(ev.Type, src.Now, d, r.cfg.MaxEventBytes)
+		body, err = event.Fit(typ, src.Now, d, r.cfg.MaxEventBytes)
 		if err != nil {
 			return reject(err.Error())
 		}
@@ -92,7 +92,7 @@ func (r *Runner) buildOne(ctx context.Context, src event.Source, m *graph.Messag
 	}
 	entry.State = store.LedgerQueued
 	return built{entry: entry, event: &QueuedEvent{
-		ID: entry.EventID, Type: ev.Type, Channel: r.ch.Name, Webhook: r.ch.Webhook, Body: body,
+		ID: entry.EventID, Type: typ, Channel: r.ch.Name, Webhook: r.ch.Webhook, Body: body,
 	}}, nil
 }
 

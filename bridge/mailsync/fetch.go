@@ -8,6 +8,7 @@ import (
 
 	"github.com/m365bridge/m365bridge/bridge/event"
 	"github.com/m365bridge/m365bridge/bridge/graph"
+	"github.com/m365bridge/m365bridge/bridge/membudget"
 )
 
 // needsAttachments reports whether a message's attachments must be read:
@@ -21,10 +22,14 @@ func needsAttachments(m *graph.Message) bool {
 }
 
 // fetchAttachments reads the attachments of the messages that need them
-// through $batch (20 messages per request) and stores them on the
-// messages. It returns the messages that vanished meanwhile; any other
+// and stores them on the messages: first their list without content
+// (sizes; one $batch per 20 messages), then, once the page's claim on the
+// byte budget has grown by what that content weighs (from base), the
+// content: through $batch for messages whose files are all within the
+// channel's max_attachment_bytes (readContent), one by one for the others
+// (readLarge). It returns the messages that vanished meanwhile; any other
 // failure fails the round (the next round retries from the cursor).
-func (r *Runner) fetchAttachments(ctx context.Context, msgs []*graph.Message) (map[string]bool, error) {
+func (r *Runner) fetchAttachments(ctx context.Context, msgs []*graph.Message, claim *membudget.Claim, base int64) (map[string]bool, error) {
 	var ids []string
 	byID := map[string]*graph.Message{}
 	for _, m := range msgs {
@@ -36,10 +41,53 @@ func (r *Runner) fetchAttachments(ctx context.Context, msgs []*graph.Message) (m
 	if len(ids) == 0 {
 		return map[string]bool{}, nil
 	}
-	atts, failed, err := r.cfg.Graph.AttachmentsOf(ctx, ids)
+	meta, failed, err := r.cfg.Graph.AttachmentsMetaOf(ctx, ids)
 	if err != nil {
-		return nil, fmt.Errorf("read attachments: %w", err)
+		return nil, fmt.Errorf("list attachments: %w", err)
 	}
+	gone, err := goneOrFail(failed)
+	if err != nil {
+		return nil, err
+	}
+	var small, large []string
+	var want int64
+	for _, id := range ids {
+		atts, ok := meta[id]
+		if !ok {
+			continue
+		}
+		size, over := r.contentToRead(atts)
+		want += size
+		if over {
+			large = append(large, id)
+		} else {
+			small = append(small, id)
+		}
+	}
+	// Claimed before any content is read: base64 is 4/3 of the bytes.
+	if err := claim.Grow(ctx, base+buildCopies*want*4/3); err != nil {
+		return nil, err
+	}
+	if err := r.readContent(ctx, small, meta, byID, gone); err != nil {
+		return nil, err
+	}
+	for _, id := range large {
+		atts, vanished, err := r.readLarge(ctx, id, meta[id])
+		switch {
+		case err != nil:
+			return nil, err
+		case vanished:
+			gone[id] = true
+			continue
+		}
+		byID[id].Attachments, byID[id].HasAttachments = atts, false
+	}
+	return gone, nil
+}
+
+// goneOrFail sorts per-message failures: a message that is gone is
+// returned as gone, any other failure is the round's.
+func goneOrFail(failed map[string]error) (map[string]bool, error) {
 	gone := map[string]bool{}
 	for id, ferr := range failed {
 		if !errors.Is(ferr, graph.ErrItemNotFound) {
@@ -47,11 +95,42 @@ func (r *Runner) fetchAttachments(ctx context.Context, msgs []*graph.Message) (m
 		}
 		gone[id] = true
 	}
-	for id, a := range atts {
-		byID[id].Attachments = a
-		byID[id].HasAttachments = false // read: buildOne must not fetch again
-	}
 	return gone, nil
+}
+
+// readContent reads the attachments, with content, of messages whose files
+// are all within max_attachment_bytes, in $batch calls of at most 20
+// messages and contentBatchBytes of content (as Graph reports sizes), so
+// that no one response holds a page's worth of large files.
+func (r *Runner) readContent(ctx context.Context, ids []string, meta map[string][]graph.Attachment, byID map[string]*graph.Message, gone map[string]bool) error {
+	for len(ids) > 0 {
+		n, sum := 0, int64(0)
+		for n < len(ids) && n < graph.MaxBatchSize {
+			size, _ := r.contentToRead(meta[ids[n]])
+			if n > 0 && sum+size > contentBatchBytes {
+				break
+			}
+			sum += size
+			n++
+		}
+		atts, failed, err := r.cfg.Graph.AttachmentsOf(ctx, ids[:n])
+		if err != nil {
+			return fmt.Errorf("read attachments: %w", err)
+		}
+		vanished, err := goneOrFail(failed)
+		if err != nil {
+			return err
+		}
+		for id := range vanished {
+			gone[id] = true
+		}
+		for id, a := range atts {
+			byID[id].Attachments = a
+			byID[id].HasAttachments = false // read: buildOne must not fetch again
+		}
+		ids = ids[n:]
+	}
+	return nil
 }
 
 // fetchTextBodies reads the text rendition of the page's messages written
@@ -106,7 +185,7 @@ func (r *Runner) fetchTextBodies(ctx context.Context, msgs []*graph.Message, gon
 func (r *Runner) fetchItems(ctx context.Context, m *graph.Message) (gone bool, err error) {
 	for i := range m.Attachments {
 		at := &m.Attachments[i]
-		if at.ODataType != graph.ItemAttachment || at.ContentBytes != nil || at.ID == "" {
+		if at.ODataType != graph.ItemAttachment || at.ContentBytes != nil || at.Content != nil || at.ID == "" {
 			continue
 		}
 		limit := r.ch.MaxAttachmentBytes

@@ -15,8 +15,8 @@ import (
 // Issue 17 item 3: memory is bounded by bytes, not pages. Two channels
 // share a 2.5 MiB budget (and the default two page slots, which alone would
 // let both build at once); each has a mail with a 512 KiB attachment, so a
-// page weighs 1 MiB read plus four copies of it built: 3 MiB, clamped to the
-// whole budget. (Two pages' 1 MiB reserves alone would fit.) While
+// page weighs its 1 MiB reserve plus three copies of the attachment's
+// base64 (683 KiB): 3 MiB, clamped to the whole budget. (Two pages' 1 MiB reserves alone would fit.) While
 // the first page is being built, holding what it weighs, the second must
 // wait for bytes before it is read; once the first commits, the second
 // goes through, and both mails are queued exactly once.

@@ -9,7 +9,9 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"io"
 	"log/slog"
+	"net/http"
 	"sync"
 	"time"
 
@@ -33,6 +35,9 @@ type MailboxAPI interface {
 	Delta(ctx context.Context, folderID, cursor string, opts graph.DeltaOptions) (*graph.DeltaPage, error)
 	Attachments(ctx context.Context, messageID string) ([]graph.Attachment, error)
 	AttachmentsOf(ctx context.Context, messageIDs []string) (map[string][]graph.Attachment, map[string]error, error)
+	AttachmentsMetaOf(ctx context.Context, messageIDs []string) (map[string][]graph.Attachment, map[string]error, error)
+	AttachmentsByID(ctx context.Context, messageID string, attachmentIDs []string) ([]graph.Attachment, error)
+	StreamAttachment(ctx context.Context, messageID, attachmentID string, w io.Writer, onHeader func(http.Header)) (int64, error)
 	MIME(ctx context.Context, id string, maxBytes int64) ([]byte, error)
 	AttachmentContent(ctx context.Context, messageID, attachmentID string, maxBytes int64) ([]byte, error)
 	TextBodiesOf(ctx context.Context, messageIDs []string) (map[string]*graph.ItemBody, map[string]error, error)

@@ -308,7 +308,7 @@ func (r *Runner) buildAll(ctx context.Context, src event.Source, todo []*graph.M
 	if err := claim.Grow(ctx, pageReserveBytes+carried); err != nil {
 		return nil, err
 	}
-	gone, err := r.fetchAttachments(ctx, todo)
+	gone, err := r.fetchAttachments(ctx, todo, claim, pageReserveBytes+carried)
 	if err != nil {
 		return nil, err
 	}

@@ -1,0 +1,123 @@
+package graph
+
+import (
+	"crypto/sha256"
+	"encoding/json"
+	"errors"
+	"strings"
+	"testing"
+)
+
+// TestAttachmentContentKeepsGraphBase64: contentBytes stays Graph's text
+// when it is canonical base64; text that decodes but is not canonical (line
+// breaks, non-zero pad bits) becomes the canonical text of the same bytes,
+// as decoding and re-encoding gave before; text that does not decode is
+// kept out, with ErrBadContent.
+func TestAttachmentContentKeepsGraphBase64(t *testing.T) {
+	for _, tt := range []struct {
+		name, json, wantB64, wantBytes string
+		bad                            bool
+	}{
+		{"canonical", `"aGVsbG8gd29ybGQ="`, "aGVsbG8gd29ybGQ=", "hello world", false},
+		{"escaped slash", `"Pz8\/"`, "Pz8/", "???", false},
+		{"line breaks", `"aGVsbG8g\r\nd29ybGQ="`, "aGVsbG8gd29ybGQ=", "hello world", false},
+		{"two bytes", `"aGk="`, "aGk=", "hi", false},
+		{"non-zero pad bits, lenient", `"aGl="`, "aGk=", "hi", false},
+		{"empty", `""`, "", "", false},
+		{"not base64", `"contentBytes-value"`, "", "", true},
+		{"no padding", `"aGk"`, "", "", true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			var a Attachment
+			if err := json.Unmarshal([]byte(`{"name":"x","contentBytes":`+tt.json+`}`), &a); err != nil {
+				t.Fatal(err)
+			}
+			c := a.Content
+			if c == nil || a.ContentBytes != nil || a.Name != "x" {
+				t.Fatalf("attachment %+v: want Content and no ContentBytes", a)
+			}
+			if tt.bad {
+				if !errors.Is(c.Err, ErrBadContent) || c.Base64 != "" || a.Bytes() != nil {
+					t.Errorf("content %+v: want ErrBadContent and no content", c)
+				}
+				return
+			}
+			if c.Err != nil || c.Base64 != tt.wantB64 || c.Size != int64(len(tt.wantBytes)) ||
+				c.SHA256 != sha256.Sum256([]byte(tt.wantBytes)) || string(a.Bytes()) != tt.wantBytes {
+				t.Errorf("content %+v, bytes %q; want %q for %q", c, a.Bytes(), tt.wantB64, tt.wantBytes)
+			}
+		})
+	}
+	var none Attachment
+	if err := json.Unmarshal([]byte(`{"name":"x","contentBytes":null}`), &none); err != nil || none.Content != nil {
+		t.Errorf("null contentBytes: %+v, %v; want no content", none, err)
+	}
+}
+
+// TestLiftedContentDecodesAsEncodingJSON: attachments decoded from a
+// response with content lifted out (liftContent, resolveContent) are the
+// attachments encoding/json alone gives, for content in the places and
+// spellings that must be lifted and those that must not: a key-like text
+// inside a string, escapes, whitespace, small values.
+func TestLiftedContentDecodesAsEncodingJSON(t *testing.T) {
+	big := strings.Repeat("QUJD", 600) // 2,400 bytes of base64
+	body := `{"value":[` +
+		`{"id":"1","contentBytes":"` + big + `"},` +
+		`{"id":"2","name":"a\",\"contentBytes\":\"` + big + `","contentBytes":"aGk="},` +
+		`{"id":"3", "contentBytes" : "` + big + `"},` +
+		`{"id":"4","contentBytes":"` + big[:1000] + `\/` + big[:1000] + `"},` +
+		`{"id":"5","name":"{\"contentBytes\":\"` + big + `\"}","contentBytes":null},` +
+		`{"id":"6","contentBytes":"not base64 ` + big + `"},` +
+		`{"id":"7","x\"contentBytes":"` + big + `","contentBytes":"aGk="}]}`
+	var want, got struct{ Value []Attachment }
+	if err := json.Unmarshal([]byte(body), &want); err != nil {
+		t.Fatal(err)
+	}
+	small, cut := liftContent([]byte(body))
+	if len(cut) != 2 || len(small) > len(body)-2*len(big)+100 {
+		t.Errorf("lifted %d values, %d bytes left of %d; want those of ids 1 and 6 lifted", len(cut), len(small), len(body))
+	}
+	if err := json.Unmarshal(small, &got); err != nil {
+		t.Fatal(err)
+	}
+	resolveContent(got.Value, cut)
+	if len(got.Value) != len(want.Value) {
+		t.Fatalf("%d attachments, want %d", len(got.Value), len(want.Value))
+	}
+	for i := range want.Value {
+		g, w := got.Value[i], want.Value[i]
+		if g.ID != w.ID || g.Name != w.Name || (g.Content == nil) != (w.Content == nil) {
+			t.Errorf("attachment %d = %+v, want %+v", i, g, w)
+			continue
+		}
+		if w.Content != nil && (g.Content.Base64 != w.Content.Base64 || g.Content.SHA256 != w.Content.SHA256 ||
+			(g.Content.Err == nil) != (w.Content.Err == nil)) {
+			t.Errorf("attachment %s content %+v, want %+v", w.ID, g.Content, w.Content)
+		}
+	}
+}
+
+// TestReadBody: with and without a Content-Length (also a wrong one), the
+// body comes back whole, and one byte more than the limit when there is
+// more.
+func TestReadBody(t *testing.T) {
+	body := strings.Repeat("0123456789", 30_000) // 300,000 bytes: several chunks
+	for _, tt := range []struct {
+		name          string
+		length, limit int64
+		want          int
+	}{
+		{"content-length", int64(len(body)), 1 << 20, len(body)},
+		{"chunked", -1, 1 << 20, len(body)},
+		{"chunked over the limit", -1, 100_000, 100_001},
+		{"content-length over the limit", int64(len(body)), 100_000, 100_001},
+		{"content-length too small", 10, 1 << 20, len(body)},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := readBody(strings.NewReader(body), tt.length, tt.limit)
+			if err != nil || len(got) != tt.want || string(got) != body[:tt.want] {
+				t.Errorf("read %d bytes, %v; want %d", len(got), err, tt.want)
+			}
+		})
+	}
+}
