@@ -110,11 +110,28 @@ func (db *DB) OutboxWith(hooks OutboxHooks) *Outbox { return &Outbox{db: db, hoo
 const outboxColumns = `o.seq, o.event_id, o.endpoint, o.channel, o.type, o.state, o.attempts, o.next_attempt_at, o.created_at,
 	o.replayed_at, o.last_attempt_at, o.last_status, o.last_error, o.delivered_at`
 
-// withBody is the body column and join for a query over outbox o; the body
-// is NULL (Row.Body nil) where it was dropped after delivery.
-const withBody = `, b.body FROM outbox o LEFT JOIN event_bodies b ON b.seq = o.seq`
+// bodyRead is what a query over outbox o reads of the row's body.
+type bodyRead int
 
-func scanOutbox(rows *sql.Rows, withBody bool) ([]deliver.Row, error) {
+const (
+	readNone bodyRead = iota // metadata only
+	readBody                 // Row.Body; nil where it was dropped after delivery
+	readSize                 // Row.BodySize: the body's bytes, not the body
+)
+
+// from is the extra column and the FROM clause for r.
+func (r bodyRead) from() string {
+	switch r {
+	case readBody:
+		return `, b.body FROM outbox o LEFT JOIN event_bodies b ON b.seq = o.seq`
+	case readSize:
+		// length() of a BLOB (bytea) reads its size, not its content.
+		return `, COALESCE(length(b.body), 0) FROM outbox o LEFT JOIN event_bodies b ON b.seq = o.seq`
+	}
+	return ` FROM outbox o`
+}
+
+func scanOutbox(rows *sql.Rows, read bodyRead) ([]deliver.Row, error) {
 	defer rows.Close()
 	var out []deliver.Row
 	for rows.Next() {
@@ -122,8 +139,11 @@ func scanOutbox(rows *sql.Rows, withBody bool) ([]deliver.Row, error) {
 		var state, next, created, replayed, last, delivered string
 		dst := []any{&r.Seq, &r.EventID, &r.Endpoint, &r.Channel, &r.Type, &state, &r.Attempts, &next, &created,
 			&replayed, &last, &r.LastStatus, &r.LastError, &delivered}
-		if withBody {
+		switch read {
+		case readBody:
 			dst = append(dst, &r.Body)
+		case readSize:
+			dst = append(dst, &r.BodySize)
 		}
 		if err := rows.Scan(dst...); err != nil {
 			return nil, fmt.Errorf("read outbox row: %w", err)
@@ -151,29 +171,64 @@ func scanOutbox(rows *sql.Rows, withBody bool) ([]deliver.Row, error) {
 // delivery sends only these); an index-only scan of outbox_head.
 const heads = `SELECT MIN(h.seq) FROM outbox h WHERE h.endpoint = ? AND h.state = 'pending' GROUP BY h.channel`
 
-// Due implements deliver.Queue.
+// Due returns up to limit due rows of endpoint with their bodies, as
+// DueMeta selects them (none skipped): for tools and tests that send rows
+// themselves. The dispatcher uses DueMeta and Body.
 func (q *Outbox) Due(ctx context.Context, endpoint string, now time.Time, limit int, ordered bool) ([]deliver.Row, error) {
+	return q.due(ctx, endpoint, now, limit, ordered, nil, readBody)
+}
+
+// DueMeta implements deliver.Queue: the due rows without their bodies
+// (Row.BodySize tells what each weighs), so the dispatcher can claim the
+// bytes from its memory budget before it reads a body.
+func (q *Outbox) DueMeta(ctx context.Context, endpoint string, now time.Time, limit int, ordered bool, skip []int64) ([]deliver.Row, error) {
+	return q.due(ctx, endpoint, now, limit, ordered, skip, readSize)
+}
+
+func (q *Outbox) due(ctx context.Context, endpoint string, now time.Time, limit int, ordered bool, skip []int64, read bodyRead) ([]deliver.Row, error) {
 	if q.claiming() {
-		return q.claim(ctx, endpoint, now, limit, ordered)
+		return q.claim(ctx, endpoint, now, limit, ordered, skip, read)
 	}
-	var query string
-	var args []any
+	not, skipArgs := skipSeqs(skip)
+	where := `o.endpoint = ? AND o.state = 'pending' AND ` + q.db.noIndex("o.next_attempt_at") + ` <= ?`
 	if ordered {
-		query = `SELECT ` + outboxColumns + withBody + `
-			WHERE o.seq IN (` + heads + `) AND o.next_attempt_at <= ? ORDER BY o.seq LIMIT ?`
-		args = []any{endpoint, timeText(now), limit}
-	} else {
-		// Walk pending rows in seq order (outbox_pending) and stop at limit;
-		// the unary + keeps the planner off outbox_due, which would sort.
-		query = `SELECT ` + outboxColumns + withBody + `
-			WHERE o.endpoint = ? AND o.state = 'pending' AND ` + q.db.noIndex("o.next_attempt_at") + ` <= ? ORDER BY o.seq LIMIT ?`
-		args = []any{endpoint, timeText(now), limit}
+		where = `o.seq IN (` + heads + `) AND o.next_attempt_at <= ?`
 	}
+	// Unordered: walk pending rows in seq order (outbox_pending) and stop at
+	// limit; the unary + keeps the planner off outbox_due, which would sort.
+	query := `SELECT ` + outboxColumns + read.from() + ` WHERE ` + where + not + ` ORDER BY o.seq LIMIT ?`
+	args := append(append([]any{endpoint, timeText(now)}, skipArgs...), limit)
 	rows, err := q.db.read.QueryContext(ctx, query, args...)
 	if err != nil {
 		return nil, fmt.Errorf("read due outbox rows: %w", err)
 	}
-	return scanOutbox(rows, true)
+	return scanOutbox(rows, read)
+}
+
+// skipSeqs is the condition that leaves out the rows seqs (in flight: their
+// bodies are not read again) and its arguments; nothing when seqs is empty.
+func skipSeqs(seqs []int64) (string, []any) {
+	if len(seqs) == 0 {
+		return "", nil
+	}
+	args := make([]any, len(seqs))
+	for i, s := range seqs {
+		args[i] = s
+	}
+	return ` AND o.seq NOT IN (` + strings.TrimSuffix(strings.Repeat("?, ", len(seqs)), ", ") + `)`, args
+}
+
+// Body implements deliver.Queue: the event JSON of row seq.
+func (q *Outbox) Body(ctx context.Context, seq int64) ([]byte, error) {
+	var body []byte
+	err := q.db.read.QueryRowContext(ctx, `SELECT body FROM event_bodies WHERE seq = ?`, seq).Scan(&body)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("read body of outbox row %d: %w (retired or dropped)", seq, deliver.ErrNotPending)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read body of outbox row %d: %w", seq, err)
+	}
+	return body, nil
 }
 
 // NextDue implements deliver.Queue.

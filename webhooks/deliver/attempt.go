@@ -25,6 +25,21 @@ func (d *Dispatcher) deliver(ep Endpoint, row Row) (gone bool) {
 			log.Error("delivery panicked; please report this bug", "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
 		}
 	}()
+	if row.Body == nil {
+		body, err := d.q.Body(ctx, row.Seq)
+		if errors.Is(err, ErrNotPending) {
+			// A pending row always has its body (only delivered rows' are
+			// dropped): without it the event can never be sent.
+			log.Error("event body missing from the outbox: rejected", "err", err)
+			d.record(ctx, log, d.q.MarkRejected(ctx, row.Seq, 0, "the event body is missing from the outbox: it cannot be delivered"))
+			return
+		}
+		if err != nil {
+			d.logErr(ctx, "read event body", err, "endpoint", ep.Name, "event_id", row.EventID)
+			return
+		}
+		row.Body = body
+	}
 	attempt := row.Attempts + 1
 	start := d.opts.Now()
 	next := start.Add(d.opts.Jitter(ep.delayAfter(attempt)))
