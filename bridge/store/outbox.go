@@ -43,6 +43,18 @@ type OutboxHooks struct {
 	Failed FailHook
 }
 
+const (
+	insertOutbox = `INSERT INTO outbox (event_id, endpoint, channel, type, next_attempt_at, created_at)
+		VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (event_id, endpoint) DO NOTHING RETURNING seq`
+	insertBody = `INSERT INTO event_bodies (seq, body) VALUES (?, ?)`
+)
+
+// markDeliveredSQL is MarkDelivered's update with a claim's set and where.
+func markDeliveredSQL(set, where string) string {
+	return `UPDATE outbox SET state = 'delivered', last_status = ?, last_error = '', delivered_at = ?` + set + `
+		WHERE seq = ? AND state = 'pending'` + where + ` RETURNING event_id, channel`
+}
+
 // EnqueueTx adds e to the outbox inside the caller's transaction, due now.
 // An (event id, endpoint) already present is left as it is: never a second
 // row, never a new id. The caller wakes the dispatcher after commit.
@@ -58,9 +70,7 @@ func (db *DB) EnqueueTx(ctx context.Context, tx *sql.Tx, e OutboxEvent) error {
 	}
 	now := timeText(db.Now())
 	var seq int64
-	err := tx.QueryRowContext(ctx, `INSERT INTO outbox (event_id, endpoint, channel, type, next_attempt_at, created_at)
-		VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (event_id, endpoint) DO NOTHING RETURNING seq`,
-		e.EventID, e.Endpoint, e.Channel, e.Type, now, now).Scan(&seq)
+	err := db.txQueryRow(ctx, tx, insertOutbox, e.EventID, e.Endpoint, e.Channel, e.Type, now, now).Scan(&seq)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil // already queued: the first row and its body stay
 	}
@@ -69,7 +79,7 @@ func (db *DB) EnqueueTx(ctx context.Context, tx *sql.Tx, e OutboxEvent) error {
 	}
 	// The body is written once, in its own table: the outbox row's state
 	// changes do not rewrite it (migration 0007).
-	if _, err := tx.ExecContext(ctx, `INSERT INTO event_bodies (seq, body) VALUES (?, ?)`, seq, e.Body); err != nil {
+	if _, err := db.txExec(ctx, tx, insertBody, seq, e.Body); err != nil {
 		return fmt.Errorf("enqueue event %s: store body: %w", e.EventID, err)
 	}
 	return nil
@@ -198,7 +208,13 @@ func (q *Outbox) due(ctx context.Context, endpoint string, now time.Time, limit 
 	// limit; the unary + keeps the planner off outbox_due, which would sort.
 	query := `SELECT ` + outboxColumns + read.from() + ` WHERE ` + where + not + ` ORDER BY o.seq LIMIT ?`
 	args := append(append([]any{endpoint, timeText(now)}, skipArgs...), limit)
-	rows, err := q.db.read.QueryContext(ctx, query, args...)
+	var rows *sql.Rows
+	var err error
+	if len(skip) == 0 { // the common case: one query text per (ordered, read)
+		rows, err = q.db.poolQuery(ctx, q.db.read, query, args...)
+	} else {
+		rows, err = q.db.read.QueryContext(ctx, query, args...)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("read due outbox rows: %w", err)
 	}
@@ -221,7 +237,7 @@ func skipSeqs(seqs []int64) (string, []any) {
 // Body implements deliver.Queue: the event JSON of row seq.
 func (q *Outbox) Body(ctx context.Context, seq int64) ([]byte, error) {
 	var body []byte
-	err := q.db.read.QueryRowContext(ctx, `SELECT body FROM event_bodies WHERE seq = ?`, seq).Scan(&body)
+	err := q.db.poolQueryRow(ctx, q.db.read, `SELECT body FROM event_bodies WHERE seq = ?`, seq).Scan(&body)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("read body of outbox row %d: %w (retired or dropped)", seq, deliver.ErrNotPending)
 	}
@@ -238,7 +254,7 @@ func (q *Outbox) NextDue(ctx context.Context, endpoint string, ordered bool) (ti
 		query = `SELECT MIN(o.next_attempt_at) FROM outbox o WHERE o.seq IN (` + heads + `)`
 	}
 	var next sql.NullString
-	if err := q.db.read.QueryRowContext(ctx, query, endpoint).Scan(&next); err != nil {
+	if err := q.db.poolQueryRow(ctx, q.db.read, query, endpoint).Scan(&next); err != nil {
 		return time.Time{}, false, fmt.Errorf("read next due time: %w", err)
 	}
 	if !next.Valid {
@@ -256,7 +272,7 @@ func (q *Outbox) MarkAttempt(ctx context.Context, seq int64, attempt int, at, ne
 	set, where, sargs, wargs := q.holdClaim()
 	args := append([]any{attempt, timeText(at), timeText(next)}, sargs...)
 	args = append(append(args, seq), wargs...)
-	res, err := q.db.write.ExecContext(ctx, `UPDATE outbox SET attempts = ?, last_attempt_at = ?, next_attempt_at = ?`+set+`
+	res, err := q.db.poolExec(ctx, q.db.write, `UPDATE outbox SET attempts = ?, last_attempt_at = ?, next_attempt_at = ?`+set+`
 		WHERE seq = ? AND state = 'pending'`+where, args...)
 	if err != nil {
 		return fmt.Errorf("record attempt %d of outbox row %d: %w", attempt, seq, err)
@@ -276,9 +292,7 @@ func (q *Outbox) MarkDelivered(ctx context.Context, seq int64, status int, at ti
 	return q.db.Tx(ctx, func(tx *sql.Tx) error {
 		var eventID, channel string
 		set, where, wargs := q.releaseClaim()
-		err := tx.QueryRowContext(ctx, `UPDATE outbox SET state = 'delivered', last_status = ?, last_error = '', delivered_at = ?`+set+`
-			WHERE seq = ? AND state = 'pending'`+where+` RETURNING event_id, channel`,
-			append([]any{status, timeText(at), seq}, wargs...)...).Scan(&eventID, &channel)
+		err := q.db.txQueryRow(ctx, tx, markDeliveredSQL(set, where), append([]any{status, timeText(at), seq}, wargs...)...).Scan(&eventID, &channel)
 		if errors.Is(err, sql.ErrNoRows) {
 			// Already finished (a replay raced a late success): nothing to
 			// acknowledge twice; or, in a cluster, the claim was lost.
@@ -300,7 +314,7 @@ func (q *Outbox) MarkDelivered(ctx context.Context, seq int64, status int, at ti
 // MarkFailed implements deliver.Queue.
 func (q *Outbox) MarkFailed(ctx context.Context, seq int64, status int, excerpt string, next time.Time) error {
 	set, where, wargs := q.releaseClaim()
-	_, err := q.db.write.ExecContext(ctx, `UPDATE outbox SET last_status = ?, last_error = ?, next_attempt_at = ?`+set+`
+	_, err := q.db.poolExec(ctx, q.db.write, `UPDATE outbox SET last_status = ?, last_error = ?, next_attempt_at = ?`+set+`
 		WHERE seq = ? AND state = 'pending'`+where,
 		append([]any{status, capText(excerpt, outboxErrorBytes), timeText(next), seq}, wargs...)...)
 	if err != nil {
