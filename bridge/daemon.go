@@ -196,6 +196,7 @@ func (d *Daemon) Start(ctx context.Context) (err error) {
 	}
 	dopts.Logger = d.log.With("component", "deliver")
 	dopts.UserAgent = "m365bridge/" + d.opts.Version
+	dopts.Memory = d.memory // bodies being delivered share the runners' byte budget
 	d.admin = admin.New(admin.Env{DB: d.db, Log: d.log, Now: d.opts.Now, Version: d.opts.Version, Config: d.config,
 		Endpoints: d.currentEndpoints, Runner: d.Runner, Auth: d.auth, Graph: d.graph, AdminAuth: d.web.AdminAuth,
 		WebhookHTTP: d.opts.Dispatcher.HTTPClient, Reload: d.ReloadFile, RestartNeeded: ErrRestartNeeded}, &dopts)

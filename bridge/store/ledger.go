@@ -81,6 +81,10 @@ func optTime(t time.Time) string {
 	return timeText(t)
 }
 
+const insertLedger = `INSERT INTO ledger (channel, message_id, internet_message_id, event_id,
+		state, reason, kind, received_at, created_at, updated_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (channel, message_id) DO NOTHING`
+
 // InsertLedgerTx records e inside tx unless the ledger already holds the
 // message (same channel and MessageID); it reports whether a row was added.
 // An existing row is never changed, so its event id and state survive any
@@ -93,10 +97,7 @@ func (db *DB) InsertLedgerTx(ctx context.Context, tx *sql.Tx, e LedgerEntry) (bo
 		return false, fmt.Errorf("insert ledger entry %s: %w", e.MessageID, err)
 	}
 	now := timeText(db.Now())
-	res, err := tx.ExecContext(ctx, `INSERT INTO ledger (channel, message_id, internet_message_id, event_id,
-		state, reason, kind, received_at, created_at, updated_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (channel, message_id) DO NOTHING`,
-		e.Channel, e.MessageID, e.InternetMessageID, e.EventID, e.State, e.Reason, e.Kind,
+	res, err := db.txExec(ctx, tx, insertLedger, e.Channel, e.MessageID, e.InternetMessageID, e.EventID, e.State, e.Reason, e.Kind,
 		optTime(e.ReceivedAt), now, now)
 	if err != nil {
 		return false, fmt.Errorf("insert ledger entry %s: %w", e.MessageID, err)
@@ -167,16 +168,20 @@ func (db *DB) SetLedgerStateByEventTx(ctx context.Context, tx *sql.Tx, eventID, 
 	default:
 		return fmt.Errorf("set ledger state: %q is not a delivery outcome", state)
 	}
-	q := `UPDATE ledger SET state = ?, reason = ?, updated_at = ? WHERE event_id = ? AND state IN (?` +
-		strings.Repeat(", ?", len(from)-1) + `)`
 	args := []any{state, reason, timeText(db.Now()), eventID}
 	for _, f := range from {
 		args = append(args, f)
 	}
-	if _, err := tx.ExecContext(ctx, q, args...); err != nil {
+	if _, err := db.txExec(ctx, tx, setLedgerStateSQL(len(from)), args...); err != nil {
 		return fmt.Errorf("set ledger state of %s: %w", eventID, err)
 	}
 	return nil
+}
+
+// setLedgerStateSQL is SetLedgerStateByEventTx's update from one of n states.
+func setLedgerStateSQL(n int) string {
+	return `UPDATE ledger SET state = ?, reason = ?, updated_at = ? WHERE event_id = ? AND state IN (?` +
+		strings.Repeat(", ?", n-1) + `)`
 }
 
 // DeliveredDue lists up to limit delivered rows of channel whose

@@ -43,6 +43,18 @@ type OutboxHooks struct {
 	Failed FailHook
 }
 
+const (
+	insertOutbox = `INSERT INTO outbox (event_id, endpoint, channel, type, next_attempt_at, created_at)
+		VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (event_id, endpoint) DO NOTHING RETURNING seq`
+	insertBody = `INSERT INTO event_bodies (seq, body) VALUES (?, ?)`
+)
+
+// markDeliveredSQL is MarkDelivered's update with a claim's set and where.
+func markDeliveredSQL(set, where string) string {
+	return `UPDATE outbox SET state = 'delivered', last_status = ?, last_error = '', delivered_at = ?` + set + `
+		WHERE seq = ? AND state = 'pending'` + where + ` RETURNING event_id, channel`
+}
+
 // EnqueueTx adds e to the outbox inside the caller's transaction, due now.
 // An (event id, endpoint) already present is left as it is: never a second
 // row, never a new id. The caller wakes the dispatcher after commit.
@@ -58,9 +70,7 @@ func (db *DB) EnqueueTx(ctx context.Context, tx *sql.Tx, e OutboxEvent) error {
 	}
 	now := timeText(db.Now())
 	var seq int64
-	err := tx.QueryRowContext(ctx, `INSERT INTO outbox (event_id, endpoint, channel, type, next_attempt_at, created_at)
-		VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (event_id, endpoint) DO NOTHING RETURNING seq`,
-		e.EventID, e.Endpoint, e.Channel, e.Type, now, now).Scan(&seq)
+	err := db.txQueryRow(ctx, tx, insertOutbox, e.EventID, e.Endpoint, e.Channel, e.Type, now, now).Scan(&seq)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil // already queued: the first row and its body stay
 	}
@@ -69,7 +79,7 @@ func (db *DB) EnqueueTx(ctx context.Context, tx *sql.Tx, e OutboxEvent) error {
 	}
 	// The body is written once, in its own table: the outbox row's state
 	// changes do not rewrite it (migration 0007).
-	if _, err := tx.ExecContext(ctx, `INSERT INTO event_bodies (seq, body) VALUES (?, ?)`, seq, e.Body); err != nil {
+	if _, err := db.txExec(ctx, tx, insertBody, seq, e.Body); err != nil {
 		return fmt.Errorf("enqueue event %s: store body: %w", e.EventID, err)
 	}
 	return nil
@@ -110,11 +120,28 @@ func (db *DB) OutboxWith(hooks OutboxHooks) *Outbox { return &Outbox{db: db, hoo
 const outboxColumns = `o.seq, o.event_id, o.endpoint, o.channel, o.type, o.state, o.attempts, o.next_attempt_at, o.created_at,
 	o.replayed_at, o.last_attempt_at, o.last_status, o.last_error, o.delivered_at`
 
-// withBody is the body column and join for a query over outbox o; the body
-// is NULL (Row.Body nil) where it was dropped after delivery.
-const withBody = `, b.body FROM outbox o LEFT JOIN event_bodies b ON b.seq = o.seq`
+// bodyRead is what a query over outbox o reads of the row's body.
+type bodyRead int
 
-func scanOutbox(rows *sql.Rows, withBody bool) ([]deliver.Row, error) {
+const (
+	readNone bodyRead = iota // metadata only
+	readBody                 // Row.Body; nil where it was dropped after delivery
+	readSize                 // Row.BodySize: the body's bytes, not the body
+)
+
+// from is the extra column and the FROM clause for r.
+func (r bodyRead) from() string {
+	switch r {
+	case readBody:
+		return `, b.body FROM outbox o LEFT JOIN event_bodies b ON b.seq = o.seq`
+	case readSize:
+		// length() of a BLOB (bytea) reads its size, not its content.
+		return `, COALESCE(length(b.body), 0) FROM outbox o LEFT JOIN event_bodies b ON b.seq = o.seq`
+	}
+	return ` FROM outbox o`
+}
+
+func scanOutbox(rows *sql.Rows, read bodyRead) ([]deliver.Row, error) {
 	defer rows.Close()
 	var out []deliver.Row
 	for rows.Next() {
@@ -122,8 +149,11 @@ func scanOutbox(rows *sql.Rows, withBody bool) ([]deliver.Row, error) {
 		var state, next, created, replayed, last, delivered string
 		dst := []any{&r.Seq, &r.EventID, &r.Endpoint, &r.Channel, &r.Type, &state, &r.Attempts, &next, &created,
 			&replayed, &last, &r.LastStatus, &r.LastError, &delivered}
-		if withBody {
+		switch read {
+		case readBody:
 			dst = append(dst, &r.Body)
+		case readSize:
+			dst = append(dst, &r.BodySize)
 		}
 		if err := rows.Scan(dst...); err != nil {
 			return nil, fmt.Errorf("read outbox row: %w", err)
@@ -151,29 +181,70 @@ func scanOutbox(rows *sql.Rows, withBody bool) ([]deliver.Row, error) {
 // delivery sends only these); an index-only scan of outbox_head.
 const heads = `SELECT MIN(h.seq) FROM outbox h WHERE h.endpoint = ? AND h.state = 'pending' GROUP BY h.channel`
 
-// Due implements deliver.Queue.
+// Due returns up to limit due rows of endpoint with their bodies, as
+// DueMeta selects them (none skipped): for tools and tests that send rows
+// themselves. The dispatcher uses DueMeta and Body.
 func (q *Outbox) Due(ctx context.Context, endpoint string, now time.Time, limit int, ordered bool) ([]deliver.Row, error) {
+	return q.due(ctx, endpoint, now, limit, ordered, nil, readBody)
+}
+
+// DueMeta implements deliver.Queue: the due rows without their bodies
+// (Row.BodySize tells what each weighs), so the dispatcher can claim the
+// bytes from its memory budget before it reads a body.
+func (q *Outbox) DueMeta(ctx context.Context, endpoint string, now time.Time, limit int, ordered bool, skip []int64) ([]deliver.Row, error) {
+	return q.due(ctx, endpoint, now, limit, ordered, skip, readSize)
+}
+
+func (q *Outbox) due(ctx context.Context, endpoint string, now time.Time, limit int, ordered bool, skip []int64, read bodyRead) ([]deliver.Row, error) {
 	if q.claiming() {
-		return q.claim(ctx, endpoint, now, limit, ordered)
+		return q.claim(ctx, endpoint, now, limit, ordered, skip, read)
 	}
-	var query string
-	var args []any
+	not, skipArgs := skipSeqs(skip)
+	where := `o.endpoint = ? AND o.state = 'pending' AND ` + q.db.noIndex("o.next_attempt_at") + ` <= ?`
 	if ordered {
-		query = `SELECT ` + outboxColumns + withBody + `
-			WHERE o.seq IN (` + heads + `) AND o.next_attempt_at <= ? ORDER BY o.seq LIMIT ?`
-		args = []any{endpoint, timeText(now), limit}
-	} else {
-		// Walk pending rows in seq order (outbox_pending) and stop at limit;
-		// the unary + keeps the planner off outbox_due, which would sort.
-		query = `SELECT ` + outboxColumns + withBody + `
-			WHERE o.endpoint = ? AND o.state = 'pending' AND ` + q.db.noIndex("o.next_attempt_at") + ` <= ? ORDER BY o.seq LIMIT ?`
-		args = []any{endpoint, timeText(now), limit}
+		where = `o.seq IN (` + heads + `) AND o.next_attempt_at <= ?`
 	}
-	rows, err := q.db.read.QueryContext(ctx, query, args...)
+	// Unordered: walk pending rows in seq order (outbox_pending) and stop at
+	// limit; the unary + keeps the planner off outbox_due, which would sort.
+	query := `SELECT ` + outboxColumns + read.from() + ` WHERE ` + where + not + ` ORDER BY o.seq LIMIT ?`
+	args := append(append([]any{endpoint, timeText(now)}, skipArgs...), limit)
+	var rows *sql.Rows
+	var err error
+	if len(skip) == 0 { // the common case: one query text per (ordered, read)
+		rows, err = q.db.poolQuery(ctx, q.db.read, query, args...)
+	} else {
+		rows, err = q.db.read.QueryContext(ctx, query, args...)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("read due outbox rows: %w", err)
 	}
-	return scanOutbox(rows, true)
+	return scanOutbox(rows, read)
+}
+
+// skipSeqs is the condition that leaves out the rows seqs (in flight: their
+// bodies are not read again) and its arguments; nothing when seqs is empty.
+func skipSeqs(seqs []int64) (string, []any) {
+	if len(seqs) == 0 {
+		return "", nil
+	}
+	args := make([]any, len(seqs))
+	for i, s := range seqs {
+		args[i] = s
+	}
+	return ` AND o.seq NOT IN (` + strings.TrimSuffix(strings.Repeat("?, ", len(seqs)), ", ") + `)`, args
+}
+
+// Body implements deliver.Queue: the event JSON of row seq.
+func (q *Outbox) Body(ctx context.Context, seq int64) ([]byte, error) {
+	var body []byte
+	err := q.db.poolQueryRow(ctx, q.db.read, `SELECT body FROM event_bodies WHERE seq = ?`, seq).Scan(&body)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("read body of outbox row %d: %w (retired or dropped)", seq, deliver.ErrNotPending)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read body of outbox row %d: %w", seq, err)
+	}
+	return body, nil
 }
 
 // NextDue implements deliver.Queue.
@@ -183,7 +254,7 @@ func (q *Outbox) NextDue(ctx context.Context, endpoint string, ordered bool) (ti
 		query = `SELECT MIN(o.next_attempt_at) FROM outbox o WHERE o.seq IN (` + heads + `)`
 	}
 	var next sql.NullString
-	if err := q.db.read.QueryRowContext(ctx, query, endpoint).Scan(&next); err != nil {
+	if err := q.db.poolQueryRow(ctx, q.db.read, query, endpoint).Scan(&next); err != nil {
 		return time.Time{}, false, fmt.Errorf("read next due time: %w", err)
 	}
 	if !next.Valid {
@@ -201,7 +272,7 @@ func (q *Outbox) MarkAttempt(ctx context.Context, seq int64, attempt int, at, ne
 	set, where, sargs, wargs := q.holdClaim()
 	args := append([]any{attempt, timeText(at), timeText(next)}, sargs...)
 	args = append(append(args, seq), wargs...)
-	res, err := q.db.write.ExecContext(ctx, `UPDATE outbox SET attempts = ?, last_attempt_at = ?, next_attempt_at = ?`+set+`
+	res, err := q.db.poolExec(ctx, q.db.write, `UPDATE outbox SET attempts = ?, last_attempt_at = ?, next_attempt_at = ?`+set+`
 		WHERE seq = ? AND state = 'pending'`+where, args...)
 	if err != nil {
 		return fmt.Errorf("record attempt %d of outbox row %d: %w", attempt, seq, err)
@@ -221,9 +292,7 @@ func (q *Outbox) MarkDelivered(ctx context.Context, seq int64, status int, at ti
 	return q.db.Tx(ctx, func(tx *sql.Tx) error {
 		var eventID, channel string
 		set, where, wargs := q.releaseClaim()
-		err := tx.QueryRowContext(ctx, `UPDATE outbox SET state = 'delivered', last_status = ?, last_error = '', delivered_at = ?`+set+`
-			WHERE seq = ? AND state = 'pending'`+where+` RETURNING event_id, channel`,
-			append([]any{status, timeText(at), seq}, wargs...)...).Scan(&eventID, &channel)
+		err := q.db.txQueryRow(ctx, tx, markDeliveredSQL(set, where), append([]any{status, timeText(at), seq}, wargs...)...).Scan(&eventID, &channel)
 		if errors.Is(err, sql.ErrNoRows) {
 			// Already finished (a replay raced a late success): nothing to
 			// acknowledge twice; or, in a cluster, the claim was lost.
@@ -245,7 +314,7 @@ func (q *Outbox) MarkDelivered(ctx context.Context, seq int64, status int, at ti
 // MarkFailed implements deliver.Queue.
 func (q *Outbox) MarkFailed(ctx context.Context, seq int64, status int, excerpt string, next time.Time) error {
 	set, where, wargs := q.releaseClaim()
-	_, err := q.db.write.ExecContext(ctx, `UPDATE outbox SET last_status = ?, last_error = ?, next_attempt_at = ?`+set+`
+	_, err := q.db.poolExec(ctx, q.db.write, `UPDATE outbox SET last_status = ?, last_error = ?, next_attempt_at = ?`+set+`
 		WHERE seq = ? AND state = 'pending'`+where,
 		append([]any{status, capText(excerpt, outboxErrorBytes), timeText(next), seq}, wargs...)...)
 	if err != nil {

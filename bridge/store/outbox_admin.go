@@ -51,10 +51,11 @@ func outboxWhere(f deliver.Filter) (string, []any) {
 
 // List implements deliver.Queue: rows matching f in enqueue order.
 func (q *Outbox) List(ctx context.Context, f deliver.Filter) ([]deliver.Row, error) {
-	from := outboxColumns + ` FROM outbox o`
+	read := readNone
 	if f.WithBody {
-		from = outboxColumns + withBody
+		read = readBody
 	}
+	from := outboxColumns + read.from()
 	where, args := outboxWhere(f)
 	query := `SELECT ` + from + where + ` ORDER BY o.seq`
 	if f.Limit > 0 {
@@ -65,7 +66,7 @@ func (q *Outbox) List(ctx context.Context, f deliver.Filter) ([]deliver.Row, err
 	if err != nil {
 		return nil, fmt.Errorf("list outbox: %w", err)
 	}
-	return scanOutbox(rows, f.WithBody)
+	return scanOutbox(rows, read)
 }
 
 // Counts returns how many rows each (endpoint, state) holds.

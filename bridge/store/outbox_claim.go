@@ -40,7 +40,8 @@ func (db *DB) ClaimingOutbox(hooks OutboxHooks, claimer string, visibility time.
 func (q *Outbox) claiming() bool { return q.db.pg && q.claimer != "" }
 
 // claim implements Due for a ClaimingOutbox (PostgreSQL).
-func (q *Outbox) claim(ctx context.Context, endpoint string, now time.Time, limit int, ordered bool) ([]deliver.Row, error) {
+func (q *Outbox) claim(ctx context.Context, endpoint string, now time.Time, limit int, ordered bool, skip []int64, read bodyRead) ([]deliver.Row, error) {
+	not, skipArgs := skipSeqs(skip)
 	where := `o.endpoint = ? AND o.state = 'pending'`
 	if ordered {
 		// heads takes the endpoint. The state test is repeated outside it:
@@ -51,16 +52,18 @@ func (q *Outbox) claim(ctx context.Context, endpoint string, now time.Time, limi
 	}
 	until, untilArgs := q.db.leaseAt(q.visibility)
 	query := `WITH c AS (
-			SELECT o.seq FROM outbox o WHERE ` + where + ` AND o.next_attempt_at <= ?
+			SELECT o.seq FROM outbox o WHERE ` + where + not + ` AND o.next_attempt_at <= ?
 				AND (o.claim_until IS NULL OR o.claim_until <= now())
 			ORDER BY o.seq LIMIT ? FOR UPDATE OF o SKIP LOCKED)
 		UPDATE outbox SET claim_until = ` + until + `, claimed_by = ? FROM c WHERE outbox.seq = c.seq RETURNING outbox.seq`
-	args := append([]any{endpoint, timeText(now), limit}, untilArgs...)
-	return q.claimedRows(ctx, query, append(args, q.claimer))
+	args := append(append([]any{endpoint}, skipArgs...), timeText(now), limit)
+	args = append(args, untilArgs...)
+	return q.claimedRows(ctx, query, append(args, q.claimer), read)
 }
 
-// claimedRows runs the claim and reads the claimed rows with their bodies.
-func (q *Outbox) claimedRows(ctx context.Context, query string, args []any) ([]deliver.Row, error) {
+// claimedRows runs the claim and reads the claimed rows (with their bodies
+// or body sizes: read).
+func (q *Outbox) claimedRows(ctx context.Context, query string, args []any, read bodyRead) ([]deliver.Row, error) {
 	rows, err := q.db.write.QueryContext(ctx, query, args...)
 	if err != nil {
 		return nil, fmt.Errorf("claim due outbox rows: %w", err)
@@ -77,11 +80,11 @@ func (q *Outbox) claimedRows(ctx context.Context, query string, args []any) ([]d
 	for i, s := range seqs {
 		ids[i] = s
 	}
-	got, err := q.db.read.QueryContext(ctx, `SELECT `+outboxColumns+withBody+` WHERE o.seq IN (`+marks+`) ORDER BY o.seq`, ids...)
+	got, err := q.db.read.QueryContext(ctx, `SELECT `+outboxColumns+read.from()+` WHERE o.seq IN (`+marks+`) ORDER BY o.seq`, ids...)
 	if err != nil {
 		return nil, fmt.Errorf("read claimed outbox rows: %w", err)
 	}
-	return scanOutbox(got, true)
+	return scanOutbox(got, read)
 }
 
 // holdClaim is, for MarkAttempt, the SET that renews this daemon's claim and

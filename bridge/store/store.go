@@ -47,6 +47,7 @@ type DB struct {
 	// transaction's further writes need no second round trip.
 	fenced     sync.Map     // *sql.Tx -> Lease
 	roundTrips atomic.Int64 // PostgreSQL: see RoundTrips
+	stmts      stmtCache    // the hot path's prepared statements (SQLite)
 }
 
 // Open opens (creating when missing, with mode 0600) the database at path,
@@ -87,6 +88,10 @@ func Open(ctx context.Context, path string) (*DB, error) {
 		return nil, err
 	}
 	if err := db.migrate(ctx); err != nil {
+		db.Close()
+		return nil, err
+	}
+	if err := db.prepareTxStatements(ctx); err != nil {
 		db.Close()
 		return nil, err
 	}
@@ -134,7 +139,7 @@ func (db *DB) Ping(ctx context.Context) error {
 
 // Close closes both pools. It is safe to call more than once.
 func (db *DB) Close() error {
-	var errs []error
+	errs := []error{db.closeStmts()}
 	if db.read != nil && db.read != db.write {
 		errs = append(errs, db.read.Close())
 	}

@@ -25,6 +25,9 @@ func (d *Dispatcher) deliver(ep Endpoint, row Row) (gone bool) {
 			log.Error("delivery panicked; please report this bug", "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
 		}
 	}()
+	if row.Body == nil && !d.readBody(ctx, log, ep, &row) {
+		return
+	}
 	attempt := row.Attempts + 1
 	start := d.opts.Now()
 	next := start.Add(d.opts.Jitter(ep.delayAfter(attempt)))
@@ -79,6 +82,25 @@ func (d *Dispatcher) deliver(ep Endpoint, row Row) (gone bool) {
 		d.record(ctx, log, d.q.MarkFailed(ctx, row.Seq, res.Status, res.Excerpt, retryAt))
 	}
 	return gone
+}
+
+// readBody reads row's body (once per attempt, after the lane claimed its
+// size) and reports whether the attempt can go on.
+func (d *Dispatcher) readBody(ctx context.Context, log *slog.Logger, ep Endpoint, row *Row) bool {
+	body, err := d.q.Body(ctx, row.Seq)
+	if errors.Is(err, ErrNotPending) {
+		// A pending row always has its body (only delivered rows' are
+		// dropped): without it the event can never be sent.
+		log.Error("event body missing from the outbox: rejected", "err", err)
+		d.record(ctx, log, d.q.MarkRejected(ctx, row.Seq, 0, "the event body is missing from the outbox: it cannot be delivered"))
+		return false
+	}
+	if err != nil {
+		d.logErr(ctx, "read event body", err, "endpoint", ep.Name, "event_id", row.EventID)
+		return false
+	}
+	row.Body = body
+	return true
 }
 
 // rendered is post's outcome for a row it already rejected (its body

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/m365bridge/m365bridge/bridge/backoff"
+	"github.com/m365bridge/m365bridge/bridge/membudget"
 )
 
 // Options configures a Dispatcher. Zero fields take defaults.
@@ -50,6 +51,11 @@ type Options struct {
 	RetireInterval time.Duration
 	// OnResult, when set, sees every attempt's result (metrics, tests).
 	OnResult func(endpoint string, row Row, res Result)
+	// Memory is the byte budget the bodies being delivered claim from (the
+	// daemon's memory_budget_bytes, shared with the channel runners): a
+	// lane waits for room before it reads a body, and a body larger than
+	// the budget goes alone. nil: no limit.
+	Memory *membudget.Budget
 }
 
 // Dispatcher delivers outbox rows to their endpoints: one lane per
@@ -355,7 +361,11 @@ func (d *Dispatcher) runLane(ctx context.Context, l *lane) {
 func (d *Dispatcher) fill(ctx context.Context, l *lane, ep Endpoint, inflight map[int64]bool, done chan laneDone, posts *sync.WaitGroup) <-chan time.Time {
 	ordered := ep.Concurrency == 1
 	if free := ep.Concurrency - len(inflight); free > 0 {
-		rows, err := d.q.Due(ctx, ep.Name, d.opts.Now(), free+len(inflight), ordered)
+		skip := make([]int64, 0, len(inflight))
+		for seq := range inflight {
+			skip = append(skip, seq)
+		}
+		rows, err := d.q.DueMeta(ctx, ep.Name, d.opts.Now(), free, ordered, skip)
 		if err != nil {
 			d.logErr(ctx, "read due rows", err, "endpoint", ep.Name)
 			return d.opts.After(d.opts.PollInterval)
@@ -364,11 +374,19 @@ func (d *Dispatcher) fill(ctx context.Context, l *lane, ep Endpoint, inflight ma
 			if inflight[row.Seq] || len(inflight) >= ep.Concurrency {
 				continue
 			}
+			// The body's bytes come out of the byte budget the channel
+			// runners share before it is read, and go back when the
+			// attempt ends (before done: the lane may be waiting here).
+			claim, err := d.opts.Memory.Claim(ctx, row.BodySize)
+			if err != nil {
+				return nil // shutting down
+			}
 			inflight[row.Seq] = true
 			posts.Add(1)
 			go func() {
 				defer posts.Done()
 				gone := d.deliver(ep, row)
+				claim.Release()
 				done <- laneDone{seq: row.Seq, gone: gone}
 			}()
 		}

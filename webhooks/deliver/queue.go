@@ -26,6 +26,9 @@ type Row struct {
 	Channel  string
 	Type     string
 	Body     []byte // the native event JSON, exactly as signed when no template applies
+	// BodySize is len(Body) where the queue read the size without the body
+	// (DueMeta); the dispatcher claims it from its memory budget.
+	BodySize int64
 	State    State
 	// Attempts made so far, counted before each POST.
 	Attempts      int
@@ -86,11 +89,15 @@ var ErrNotPending = errors.New("outbox row is not pending")
 // commits before it returns; implementations must be safe for concurrent
 // use. bridge/store implements it on SQLite.
 type Queue interface {
-	// Due returns up to limit pending rows of endpoint with NextAttemptAt <=
-	// now, in Seq order, bodies included. When ordered, only the oldest
-	// pending row of each channel is a candidate, so a channel's events
-	// arrive in order.
-	Due(ctx context.Context, endpoint string, now time.Time, limit int, ordered bool) ([]Row, error)
+	// DueMeta returns up to limit pending rows of endpoint with
+	// NextAttemptAt <= now, in Seq order, leaving out the rows in skip (in
+	// flight). It reads no body: Row.Body is nil and Row.BodySize is the
+	// body's size. When ordered, only the oldest pending row of each
+	// channel is a candidate, so a channel's events arrive in order.
+	DueMeta(ctx context.Context, endpoint string, now time.Time, limit int, ordered bool, skip []int64) ([]Row, error)
+	// Body returns the event JSON of row seq, once per attempt; an error
+	// wrapping ErrNotPending when the row is gone.
+	Body(ctx context.Context, seq int64) ([]byte, error)
 	// NextDue is the earliest NextAttemptAt among the rows Due could return
 	// later; ok is false when endpoint has no pending rows.
 	NextDue(ctx context.Context, endpoint string, ordered bool) (next time.Time, ok bool, err error)
