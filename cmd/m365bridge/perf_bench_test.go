@@ -220,7 +220,10 @@ func runImport(b *testing.B, bin string, ps *perfSim, rcv *perfReceiver, sc impo
 			b.Fatalf("%s bare loop: %v\n%s", sc.name, err, bare.out)
 		}
 		run.wall = time.Since(start)
-		if err := waitFor(ctx, bare.out.wrote, bare.finished); err != nil {
+		// The goroutine above is the only reader of bare.out.wrote (a
+		// second reader could take its one wake-up and leave the other
+		// waiting for good); it kicks signal once the child is finished.
+		if err := waitFor(ctx, signal, bare.finished); err != nil {
 			b.Fatalf("%s bare loop did not finish after its work: %v\n%s", sc.name, err, bare.out)
 		}
 		pid := bare.cmd.Process.Pid
