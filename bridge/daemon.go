@@ -190,13 +190,7 @@ func (d *Daemon) Start(ctx context.Context) (err error) {
 		Ready:          d.ready,
 		Logger:         d.log.With("component", "web"),
 	})
-	dopts := d.opts.Dispatcher
-	if dopts.Now == nil {
-		dopts.Now = d.opts.Now
-	}
-	dopts.Logger = d.log.With("component", "deliver")
-	dopts.UserAgent = "m365bridge/" + d.opts.Version
-	dopts.Memory = d.memory // bodies being delivered share the runners' byte budget
+	dopts := d.dispatcherOptions()
 	d.admin = admin.New(admin.Env{DB: d.db, Log: d.log, Now: d.opts.Now, Version: d.opts.Version, Config: d.config,
 		Endpoints: d.currentEndpoints, Runner: d.Runner, Auth: d.auth, Graph: d.graph, AdminAuth: d.web.AdminAuth,
 		WebhookHTTP: d.opts.Dispatcher.HTTPClient, Reload: d.ReloadFile, RestartNeeded: ErrRestartNeeded}, &dopts)
@@ -218,6 +212,19 @@ func (d *Daemon) Start(ctx context.Context) (err error) {
 	d.log.Info("m365bridge started", "version", d.opts.Version, "state", d.db.Path(),
 		"channels", len(d.cfg.Channels), "webhooks", len(d.cfg.Webhooks), "redirect_uri", d.cfg.RedirectURI())
 	return nil
+}
+
+// dispatcherOptions are the daemon's dispatcher options: its clock, log,
+// user agent and the runners' byte budget.
+func (d *Daemon) dispatcherOptions() deliver.Options {
+	dopts := d.opts.Dispatcher
+	if dopts.Now == nil {
+		dopts.Now = d.opts.Now
+	}
+	dopts.Logger = d.log.With("component", "deliver")
+	dopts.UserAgent = "m365bridge/" + d.opts.Version
+	dopts.Memory = d.memory // bodies being delivered share the runners' byte budget
+	return dopts
 }
 
 // ready is /readyz: the store answers and the configuration is loaded.

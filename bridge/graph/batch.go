@@ -95,6 +95,23 @@ type batchReply struct {
 	Body    json.RawMessage   `json:"body"`
 }
 
+// decodeBatch reads a $batch answer: its items by lower-cased id, with the
+// attachment content lifted out of it before encoding/json scans it.
+func decodeBatch(raw []byte) (map[string]batchReply, lifted, error) {
+	var body struct {
+		Responses []batchReply `json:"responses"`
+	}
+	small, cut := liftContent(raw)
+	if err := json.Unmarshal(small, &body); err != nil {
+		return nil, nil, fmt.Errorf("decode batch response: %w", err)
+	}
+	byID := make(map[string]batchReply, len(body.Responses))
+	for _, r := range body.Responses {
+		byID[strings.ToLower(r.ID)] = r
+	}
+	return byID, cut, nil
+}
+
 // batchChunk runs up to 20 requests, retrying the items that failed with a
 // retryable status. out[i] answers reqs[i].
 func (m *MailboxClient) batchChunk(ctx context.Context, reqs []BatchRequest, out []BatchResponse) error {
@@ -117,20 +134,13 @@ func (m *MailboxClient) batchChunk(ctx context.Context, reqs []BatchRequest, out
 			}
 			return fmt.Errorf("batch: %w", err)
 		}
-		var body struct {
-			Responses []batchReply `json:"responses"`
-		}
-		small, cut := liftContent(res.body)
+		byID, cut, err := decodeBatch(res.body)
 		res.body = nil
-		if err := json.Unmarshal(small, &body); err != nil {
+		if err != nil {
 			for _, i := range pending {
-				out[i].Err = fmt.Errorf("decode batch response: %w", err)
+				out[i].Err = err
 			}
-			return fmt.Errorf("decode batch response: %w", err)
-		}
-		byID := make(map[string]batchReply, len(body.Responses))
-		for _, r := range body.Responses {
-			byID[strings.ToLower(r.ID)] = r
+			return err
 		}
 		var retry []int
 		var wait time.Duration
