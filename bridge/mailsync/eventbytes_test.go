@@ -79,9 +79,11 @@ func TestCorpusEventBytesUnchanged(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { refDB.Close() })
-	ref := h.runner(ch)
-	ref.cfg.DB, ref.cfg.Graph = refDB, decodedAttachments{ref.cfg.Graph}
-	h.syncOnce(ref)
+	// The reference runner is bound to its own store from the start (its
+	// enqueue writes through the store it was made with).
+	rc := h.runnerConfig(ch)
+	rc.DB, rc.Graph = refDB, decodedAttachments{rc.Graph}
+	h.syncOnce(NewRunner(rc))
 
 	got, want := outboxData(t, h.db), outboxData(t, refDB)
 	if len(got) < 150 || len(got) != len(want) {

@@ -234,14 +234,18 @@ func testChannel(name, mailboxType, address, folder string) config.Channel {
 	return c.Channels[0]
 }
 
-func (h *harness) runner(ch config.Channel) *Runner {
+func (h *harness) runner(ch config.Channel) *Runner { return NewRunner(h.runnerConfig(ch)) }
+
+// runnerConfig is the configuration of h.runner, for a test that changes
+// a part (its store, its Graph) before NewRunner binds the rest to it.
+func (h *harness) runnerConfig(ch config.Channel) RunnerConfig {
 	mb := graph.Mailbox{Shared: ch.Mailbox.Type == config.MailboxShared, Address: ch.Mailbox.Address}
 	tok := h.token
-	return NewRunner(RunnerConfig{
+	return RunnerConfig{
 		Channel: ch, Tenant: h.tenant, DB: h.db,
 		Graph: h.client.Mailbox(mb, graph.TokenFunc(func(context.Context) (string, error) { return tok, nil })),
 		Auth:  func(context.Context) (bool, error) { return true, nil },
-	})
+	}
 }
 
 func (h *harness) inject(mailbox string, nm m365sim.NewMessage) m365sim.MessageInfo {
