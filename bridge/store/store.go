@@ -15,6 +15,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -39,8 +40,13 @@ type DB struct {
 
 	// Now is the clock used for timestamps written by the store.
 	Now func() time.Time
+	// Log receives what the store does on its own, such as a prompt trim
+	// of delivered bodies that failed (noteDelivered); nil: slog.Default().
+	Log *slog.Logger
 
 	bodyBudget   atomic.Int64 // see SetBodyBudget
+	sinceTrim    atomic.Int64 // delivered body bytes since the last trim
+	trimming     atomic.Bool  // a prompt trim runs (one at a time)
 	requireLease atomic.Bool  // see RequireLeases
 	// fenced holds the transactions whose lease was checked (fence): the
 	// check locks the lease row until the transaction ends, so the
