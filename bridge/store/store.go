@@ -73,18 +73,11 @@ func Open(ctx context.Context, path string) (*DB, error) {
 		return nil, fmt.Errorf("restrict database file: %w", err)
 	}
 
-	write, err := sql.Open("sqlite3", dsn(path, true))
-	if err != nil {
-		return nil, fmt.Errorf("open database: %w", err)
-	}
+	write := openSQLite(dsn(path, true))
 	write.SetMaxOpenConns(1)
 	write.SetMaxIdleConns(1)
 	write.SetConnMaxLifetime(0)
-	read, err := sql.Open("sqlite3", dsn(path, false))
-	if err != nil {
-		write.Close()
-		return nil, fmt.Errorf("open database: %w", err)
-	}
+	read := openSQLite(dsn(path, false))
 	read.SetMaxOpenConns(4)
 
 	db := &DB{path: path, write: write, read: read, Now: time.Now}

@@ -99,3 +99,46 @@ func fileSize(t *testing.T, path string) int64 {
 	}
 	return fi.Size()
 }
+
+// TestWALShrinksAfterALongReader: a read transaction held open keeps a
+// checkpoint from passing its snapshot, so the WAL grows with every commit
+// meanwhile; once the reader ends, the WAL goes back within walSizeLimit
+// (journal_size_limit) at the next restart instead of keeping that size.
+func TestWALShrinksAfterALongReader(t *testing.T) {
+	ctx := context.Background()
+	db, _ := backends[0].openOutbox(t)
+	wal := db.Path() + "-wal"
+	reader, err := db.read.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n int
+	if err := reader.QueryRow(`SELECT COUNT(*) FROM outbox`).Scan(&n); err != nil { // takes its snapshot
+		t.Fatal(err)
+	}
+	body := []byte(strings.Repeat("x", 256<<10))
+	for i := 0; fileSize(t, wal) <= 2*walSizeLimit; i++ {
+		if i == 200 {
+			t.Fatalf("WAL at %d bytes after 50 MiB of commits under a long reader: the test no longer grows it", fileSize(t, wal))
+		}
+		enqueueSized(t, db, fmt.Sprintf("held-%d", i), body)
+	}
+	if err := reader.Rollback(); err != nil {
+		t.Fatal(err)
+	}
+	grown := fileSize(t, wal)
+	for i := 0; fileSize(t, wal) > walSizeLimit; i++ {
+		if i == 100 {
+			t.Fatalf("WAL still %d bytes after the long reader ended and 100 commits, want <= %d (grown to %d)", fileSize(t, wal), walSizeLimit, grown)
+		}
+		enqueueSized(t, db, fmt.Sprintf("after-%d", i), []byte("{}"))
+	}
+	t.Logf("WAL grew to %d KiB under the long reader, back to %d KiB after it", grown>>10, fileSize(t, wal)>>10)
+}
+
+func enqueueSized(t *testing.T, db *DB, id string, body []byte) {
+	t.Helper()
+	if err := db.Enqueue(context.Background(), OutboxEvent{EventID: id, Endpoint: "helpdesk", Channel: "c", Type: "mail.received", Body: body}); err != nil {
+		t.Fatal(err)
+	}
+}
