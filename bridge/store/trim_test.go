@@ -19,7 +19,9 @@ func TestStateStaysNearBudgetDuringImport(t *testing.T) {
 	eachBackend(t, func(t *testing.T, b backend) {
 		ctx := context.Background()
 		db, now := b.openOutbox(t)
-		const budget, pages, perPage, size = 1 << 20, 20, 16, 64 << 10 // 20 MiB delivered, 1 MiB pending at a time
+		// Pages of 12 (768 KiB): trims (every 2 MiB delivered) fall inside pages,
+		// with pending bodies stored beside the delivered ones.
+		const budget, pages, perPage, size = 1 << 20, 27, 12, 64 << 10 // 20 MiB delivered
 		db.SetBodyBudget(budget)
 		pad := strings.Repeat("x", size)
 		body := func(id string) []byte { return []byte(`{"id":"` + id + `","pad":"` + pad + `"}`) }
