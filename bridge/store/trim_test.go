@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"os"
 	"strings"
 	"testing"
@@ -142,5 +143,50 @@ func enqueueSized(t *testing.T, db *DB, id string, body []byte) {
 	t.Helper()
 	if err := db.Enqueue(context.Background(), OutboxEvent{EventID: id, Endpoint: "helpdesk", Channel: "c", Type: "mail.received", Body: body}); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestFailedTrimNeverFailsADelivery: a trim that fails (here a trigger
+// refuses to delete bodies) is logged, the delivery it followed stands,
+// and the next delivery tries again.
+func TestFailedTrimNeverFailsADelivery(t *testing.T) {
+	ctx := context.Background()
+	db, now := backends[0].openOutbox(t)
+	var logged strings.Builder
+	db.Log = slog.New(slog.NewTextHandler(&logged, nil))
+	db.SetBodyBudget(0)
+	if _, err := db.write.Exec(`CREATE TRIGGER refuse BEFORE DELETE ON event_bodies BEGIN SELECT RAISE(ABORT, 'refused'); END`); err != nil {
+		t.Fatal(err)
+	}
+	body := []byte(strings.Repeat("x", 256<<10))
+	q := db.Outbox()
+	deliver := func(id string) error {
+		t.Helper()
+		enqueueSized(t, db, id, body)
+		due, err := q.DueMeta(ctx, "helpdesk", *now, 1, false, nil)
+		if err != nil || len(due) != 1 {
+			t.Fatalf("DueMeta = %v, %v", due, err)
+		}
+		return q.MarkDelivered(ctx, due[0].Seq, 200, *now)
+	}
+	for i := 0; !strings.Contains(logged.String(), "refused"); i++ {
+		if i == 2*trimMinBytes/len(body) {
+			t.Fatalf("no trim failure logged after %d deliveries of %d bytes", i, len(body))
+		}
+		if err := deliver(fmt.Sprint("ev-", i)); err != nil {
+			t.Fatalf("delivery %d failed with the trim: %v", i, err)
+		}
+	}
+	if st, _ := db.EventBodies(ctx); st.Bodies == 0 {
+		t.Fatal("bodies gone although every trim failed")
+	}
+	if _, err := db.write.Exec(`DROP TRIGGER refuse`); err != nil {
+		t.Fatal(err)
+	}
+	if err := deliver("after"); err != nil {
+		t.Fatal(err)
+	}
+	if st, _ := db.EventBodies(ctx); st.Bodies != 0 {
+		t.Errorf("%d bodies after the next delivery, want 0 (budget 0): the failed trim was not retried", st.Bodies)
 	}
 }
