@@ -153,6 +153,7 @@ func (d *Daemon) Start(ctx context.Context) (err error) {
 	}
 	d.db.Now = d.opts.Now // one clock for every part: store, entra, graph, runners, dispatcher
 	d.db.SetBodyBudget(d.cfg.StateBudget)
+	d.db.Log = d.log // a prompt trim of delivered bodies that failed
 	keys, err := store.LoadKeyring(d.cfg.State, d.opts.Getenv, d.log)
 	if err != nil {
 		return fmt.Errorf("load token key: %w", err)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"log/slog"
 	"strings"
 )
 
@@ -17,11 +18,62 @@ import (
 // never re-sent (Outbox.Replay refuses it), so no delivery needs a dropped
 // body; listing it shows no body (deliver.Row.Body nil).
 
-// SetBodyBudget bounds the bytes of stored event bodies: past it,
-// Outbox.Retire drops the bodies of delivered rows, oldest delivery first
-// (TrimBodies). Negative (Open's default) means no bound; the daemon sets
-// state_budget_bytes. Safe to call while the dispatcher runs (a reload).
+// SetBodyBudget bounds the bytes of stored event bodies: past it, the
+// bodies of delivered rows go, oldest delivery first (TrimBodies), each
+// time the bodies delivered since the last trim pass an eighth of the
+// budget (MarkDelivered) and at each Outbox.Retire. Negative (Open's
+// default) means no bound; the daemon sets state_budget_bytes. Safe to
+// call while the dispatcher runs (a reload).
 func (db *DB) SetBodyBudget(n int64) { db.bodyBudget.Store(n) }
+
+// trimMinBytes is the fewest delivered body bytes between two prompt
+// trims, whatever the budget: a trim sums the sizes of every stored body,
+// so a small budget does not pay that on each delivery.
+const trimMinBytes = 2 << 20
+
+// trimEvery is how many delivered body bytes pass between prompt trims
+// under budget: an eighth of it, at least trimMinBytes. During an import
+// SQLite reuses the pages the trim freed, so the file stays near the
+// budget plus the pending bodies plus this much, instead of growing with
+// everything delivered until the hourly Retire (a file never shrinks).
+func trimEvery(budget int64) int64 { return max(budget/8, trimMinBytes) }
+
+// noteDelivered counts n delivered body bytes and, once those since the
+// last trim reach trimEvery, trims the bodies to the budget, outside the
+// delivering transaction and one trim at a time (a delivery that finds a
+// trim running leaves it to that one and the next). A failed trim is
+// logged; its bytes stay counted, so the next delivery tries again.
+func (db *DB) noteDelivered(ctx context.Context, n int64) {
+	budget := db.bodyBudget.Load()
+	if budget < 0 {
+		return
+	}
+	due := db.sinceTrim.Add(n)
+	if due < trimEvery(budget) || !db.trimming.CompareAndSwap(false, true) {
+		return
+	}
+	defer db.trimming.Store(false)
+	db.sinceTrim.Add(-due)
+	dropped, freed, err := db.TrimBodies(ctx, budget)
+	if err != nil {
+		db.sinceTrim.Add(due)
+		if ctx.Err() == nil {
+			db.logger().Warn("trim delivered event bodies to state_budget_bytes failed; retried at the next delivery",
+				"budget", budget, "error", err)
+		}
+		return
+	}
+	if dropped > 0 {
+		db.logger().Debug("trimmed delivered event bodies to state_budget_bytes", "budget", budget, "bodies", dropped, "bytes", freed)
+	}
+}
+
+func (db *DB) logger() *slog.Logger {
+	if db.Log != nil {
+		return db.Log
+	}
+	return slog.Default()
+}
 
 // BodyStats is what the stored event bodies hold.
 type BodyStats struct {

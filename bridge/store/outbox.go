@@ -50,9 +50,12 @@ const (
 )
 
 // markDeliveredSQL is MarkDelivered's update with a claim's set and where.
+// It returns the body's bytes too (length() reads a BLOB's size, not its
+// content): they count towards the next prompt trim (noteDelivered).
 func markDeliveredSQL(set, where string) string {
 	return `UPDATE outbox SET state = 'delivered', last_status = ?, last_error = '', delivered_at = ?` + set + `
-		WHERE seq = ? AND state = 'pending'` + where + ` RETURNING event_id, channel`
+		WHERE seq = ? AND state = 'pending'` + where + ` RETURNING event_id, channel,
+		COALESCE((SELECT length(b.body) FROM event_bodies b WHERE b.seq = outbox.seq), 0)`
 }
 
 // EnqueueTx adds e to the outbox inside the caller's transaction, due now.
@@ -287,12 +290,15 @@ func (q *Outbox) MarkAttempt(ctx context.Context, seq int64, attempt int, at, ne
 }
 
 // MarkDelivered implements deliver.Queue: the row and the Delivered hook
-// commit in one transaction.
+// commit in one transaction. After the commit, once enough body bytes were
+// delivered since the last trim, the stored bodies are trimmed to the
+// budget (noteDelivered); a failed trim never fails the delivery.
 func (q *Outbox) MarkDelivered(ctx context.Context, seq int64, status int, at time.Time) error {
-	return q.db.Tx(ctx, func(tx *sql.Tx) error {
+	var size int64
+	err := q.db.Tx(ctx, func(tx *sql.Tx) error {
 		var eventID, channel string
 		set, where, wargs := q.releaseClaim()
-		err := q.db.txQueryRow(ctx, tx, markDeliveredSQL(set, where), append([]any{status, timeText(at), seq}, wargs...)...).Scan(&eventID, &channel)
+		err := q.db.txQueryRow(ctx, tx, markDeliveredSQL(set, where), append([]any{status, timeText(at), seq}, wargs...)...).Scan(&eventID, &channel, &size)
 		if errors.Is(err, sql.ErrNoRows) {
 			// Already finished (a replay raced a late success): nothing to
 			// acknowledge twice; or, in a cluster, the claim was lost.
@@ -309,6 +315,11 @@ func (q *Outbox) MarkDelivered(ctx context.Context, seq int64, status int, at ti
 		}
 		return nil
 	})
+	if err != nil {
+		return err
+	}
+	q.db.noteDelivered(ctx, size)
+	return nil
 }
 
 // MarkFailed implements deliver.Queue.

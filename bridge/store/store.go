@@ -15,6 +15,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -39,8 +40,13 @@ type DB struct {
 
 	// Now is the clock used for timestamps written by the store.
 	Now func() time.Time
+	// Log receives what the store does on its own, such as a prompt trim
+	// of delivered bodies that failed (noteDelivered); nil: slog.Default().
+	Log *slog.Logger
 
 	bodyBudget   atomic.Int64 // see SetBodyBudget
+	sinceTrim    atomic.Int64 // delivered body bytes since the last trim
+	trimming     atomic.Bool  // a prompt trim runs (one at a time)
 	requireLease atomic.Bool  // see RequireLeases
 	// fenced holds the transactions whose lease was checked (fence): the
 	// check locks the lease row until the transaction ends, so the
@@ -67,18 +73,11 @@ func Open(ctx context.Context, path string) (*DB, error) {
 		return nil, fmt.Errorf("restrict database file: %w", err)
 	}
 
-	write, err := sql.Open("sqlite3", dsn(path, true))
-	if err != nil {
-		return nil, fmt.Errorf("open database: %w", err)
-	}
+	write := openSQLite(dsn(path, true))
 	write.SetMaxOpenConns(1)
 	write.SetMaxIdleConns(1)
 	write.SetConnMaxLifetime(0)
-	read, err := sql.Open("sqlite3", dsn(path, false))
-	if err != nil {
-		write.Close()
-		return nil, fmt.Errorf("open database: %w", err)
-	}
+	read := openSQLite(dsn(path, false))
 	read.SetMaxOpenConns(4)
 
 	db := &DB{path: path, write: write, read: read, Now: time.Now}

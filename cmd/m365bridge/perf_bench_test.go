@@ -194,7 +194,10 @@ func runImport(b *testing.B, bin string, ps *perfSim, rcv *perfReceiver, sc impo
 			prefix := filepath.Join(dir, fmt.Sprintf("%s-r%d-", sc.name, round+1))
 			env = append(env, cpuProfileEnv+"="+prefix+"cpu.pprof", memProfileEnv+"="+prefix+"heap.pprof")
 		}
-		bc := startBridge(b, bin, ps, rcv, b.TempDir(), perfBridgeConfig{Mailbox: mailbox, AfterImport: after}, env...)
+		// M365BRIDGE_BENCH_STATE_BUDGET=<bytes>: state_budget_bytes (the
+		// state directory's size at the end follows it, not the import's).
+		cfg := perfBridgeConfig{Mailbox: mailbox, AfterImport: after, StateBudget: os.Getenv("M365BRIDGE_BENCH_STATE_BUDGET")}
+		bc := startBridge(b, bin, ps, rcv, b.TempDir(), cfg, env...)
 		run.startup = time.Since(start)
 		if err := waitFor(ctx, signal, done); err != nil {
 			b.Fatalf("%s bridge: %v\n%s", sc.name, err, bc.out)

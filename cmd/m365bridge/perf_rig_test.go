@@ -255,6 +255,7 @@ type perfBridgeConfig struct {
 	Mailbox      string // shared mailbox address; "" for {type: user}
 	AfterImport  string
 	PollInterval string // "" for the default
+	StateBudget  string // state_budget_bytes; "" for the default
 }
 
 // startBridge writes bridge.yaml into dir, runs bin (buildBridge), starts the daemon, waits for
@@ -274,7 +275,11 @@ func startBridge(tb testing.TB, bin string, ps *perfSim, rcv *perfReceiver, dir 
 	if cfg.PollInterval != "" {
 		poll = "    poll_interval: " + cfg.PollInterval + "\n"
 	}
-	yml := fmt.Sprintf(`public_url: http://%[1]s
+	budget := ""
+	if cfg.StateBudget != "" {
+		budget = "state_budget_bytes: " + cfg.StateBudget + "\n"
+	}
+	yml := budget + fmt.Sprintf(`public_url: http://%[1]s
 listen: %[1]s
 admin: {listen: %[2]s, token: '${PERF_ADMIN_TOKEN}'}
 state_dir: %[3]s
