@@ -33,15 +33,20 @@ func (db *DB) prepared(ctx context.Context, pool *sql.DB, query string) (*sql.St
 	if st := db.cached(pool, query); st != nil {
 		return st, nil
 	}
-	db.stmts.mu.Lock()
-	defer db.stmts.mu.Unlock()
-	k := stmtKey{pool, query}
-	if st, ok := db.stmts.m[k]; ok {
-		return st, nil
-	}
+	// Prepare without the cache's lock: preparing waits for one of pool's
+	// connections, and the writer's may be held by a transaction that is
+	// itself waiting for the lock to look a statement up (txExec). A
+	// deadlock of MarkFailed against MarkDelivered showed it.
 	st, err := pool.PrepareContext(ctx, query)
 	if err != nil {
 		return nil, fmt.Errorf("prepare statement: %w", err)
+	}
+	db.stmts.mu.Lock()
+	defer db.stmts.mu.Unlock()
+	k := stmtKey{pool, query}
+	if prev, ok := db.stmts.m[k]; ok {
+		st.Close() // another caller prepared it meanwhile
+		return prev, nil
 	}
 	if db.stmts.m == nil {
 		db.stmts.m = map[stmtKey]*sql.Stmt{}
