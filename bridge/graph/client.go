@@ -88,9 +88,15 @@ type Client struct {
 	// for a transport error.
 	OnResponse func(method, kind string, status int, dur time.Duration)
 
+	// MailboxBudget is how many requests ($batch items counted one by one)
+	// the client sends a mailbox in any 10 minutes (pace.go); default
+	// DefaultMailboxBudget, below Graph's documented 10,000.
+	MailboxBudget int
+
 	initOnce sync.Once
 	semMu    sync.Mutex
 	sems     map[string]*semaphore.Weighted
+	paces    map[string]*paceWindow
 	stats    counters
 }
 
@@ -128,6 +134,7 @@ type MailboxClient struct {
 	root   string // "/me" or "/users/{escaped}", relative to /v1.0
 	key    string // lower-cased address, the semaphore key
 	sem    *semaphore.Weighted
+	window *paceWindow // the mailbox's request budget
 	log    *slog.Logger
 	stats  counters
 }
@@ -172,7 +179,7 @@ func (c *Client) Mailbox(m Mailbox, tokens TokenSource) *MailboxClient {
 		kind = "shared"
 	}
 	return &MailboxClient{
-		c: c, mb: m, tokens: tokens, root: root, key: key, sem: c.semaphore(key),
+		c: c, mb: m, tokens: tokens, root: root, key: key, sem: c.semaphore(key), window: c.paceWindow(key),
 		log: c.Logger.With(slog.String("mailbox", m.Address), slog.String("mailbox_type", kind)),
 	}
 }
@@ -237,7 +244,11 @@ func (c *Client) init() {
 		if c.Sleep == nil {
 			c.Sleep = sleepCtx
 		}
+		if c.MailboxBudget <= 0 {
+			c.MailboxBudget = DefaultMailboxBudget
+		}
 		c.sems = map[string]*semaphore.Weighted{}
+		c.paces = map[string]*paceWindow{}
 	})
 }
 

@@ -148,6 +148,9 @@ func (m *MailboxClient) attempt(ctx context.Context, cl call, requestID string) 
 	if err != nil {
 		return nil, false, fmt.Errorf("get access token: %w", err)
 	}
+	if err := m.pace(ctx, max(cl.slots, 1)); err != nil {
+		return nil, false, fmt.Errorf("wait for the mailbox's request budget: %w", err)
+	}
 	slots := min(max(cl.slots, 1), int64(c.MaxInFlight))
 	if err := m.sem.Acquire(ctx, slots); err != nil {
 		return nil, false, fmt.Errorf("wait for a request slot: %w", err)
