@@ -7,6 +7,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/m365bridge/m365bridge/bridge/store"
 )
@@ -25,17 +26,36 @@ func TestStatusPageShowsCluster(t *testing.T) {
 	rig.release(len(rig.channels))
 	leases := rig.waitOwners(func(map[string]store.LeaseInfo) bool { return true })
 
-	req, _ := http.NewRequest(http.MethodGet, "http://"+rig.daemons[1].admin+"/", nil)
-	req.Header.Set("Authorization", "Bearer "+killAdminToken)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
+	// Leases of 2 s are renewed by their owners' loops; under -race on a
+	// loaded machine one read can catch a renewal a moment late (the row
+	// shows "expired" until the next renewal). The page is read again until
+	// every channel shows a live lease; a minute (30 TTLs) is the safety net.
+	liveRow := func(ch string) *regexp.Regexp {
+		return regexp.MustCompile(`<tr id="lease-` + ch + `"><td>` + ch + `</td><td class="mono">([^<]+)</td><td class="num">(\d+)</td>\s*<td><span class="badge ok">live</span></td>`)
 	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	page := string(body)
-	if resp.StatusCode != http.StatusOK || !strings.Contains(page, `<h2 id="cluster">Cluster</h2>`) {
-		t.Fatalf("GET / = %d, want 200 with a cluster section: %.2000s", resp.StatusCode, page)
+	var page string
+	var status int
+	for deadline := time.Now().Add(time.Minute); ; {
+		req, _ := http.NewRequest(http.MethodGet, "http://"+rig.daemons[1].admin+"/", nil)
+		req.Header.Set("Authorization", "Bearer "+killAdminToken)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		page, status = string(body), resp.StatusCode
+		allLive := status == http.StatusOK
+		for _, ch := range rig.channels {
+			allLive = allLive && liveRow(ch).MatchString(page)
+		}
+		if allLive || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(100 * time.Millisecond) // polling the page: it has no push
+	}
+	if status != http.StatusOK || !strings.Contains(page, `<h2 id="cluster">Cluster</h2>`) {
+		t.Fatalf("GET / = %d, want 200 with a cluster section: %.2000s", status, page)
 	}
 	for _, d := range rig.daemons {
 		row := regexp.MustCompile(`<tr id="member-` + regexp.QuoteMeta(d.instance) + `"><td class="mono">` +
@@ -51,8 +71,7 @@ func TestStatusPageShowsCluster(t *testing.T) {
 		}
 		// The token may only have risen since (a rebalance while the page
 		// was read); the owner is one of the three either way.
-		row := regexp.MustCompile(`<tr id="lease-` + ch + `"><td>` + ch + `</td><td class="mono">([^<]+)</td><td class="num">(\d+)</td>\s*<td><span class="badge ok">live</span></td>`)
-		m := row.FindStringSubmatch(page)
+		m := liveRow(ch).FindStringSubmatch(page)
 		if m == nil {
 			t.Errorf("no live lease row for channel %s", ch)
 			continue
