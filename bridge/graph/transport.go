@@ -140,6 +140,19 @@ func (m *MailboxClient) do(ctx context.Context, cl call) (*response, error) {
 	}
 }
 
+// admit waits until cl fits the mailbox's request budget (pace.go) and
+// holds its in-flight slots; release gives the slots back.
+func (m *MailboxClient) admit(ctx context.Context, cl call) (release func(), err error) {
+	if err := m.pace(ctx, max(cl.slots, 1)); err != nil {
+		return nil, fmt.Errorf("wait for the mailbox's request budget: %w", err)
+	}
+	slots := min(max(cl.slots, 1), int64(m.c.MaxInFlight))
+	if err := m.sem.Acquire(ctx, slots); err != nil {
+		return nil, fmt.Errorf("wait for a request slot: %w", err)
+	}
+	return func() { m.sem.Release(slots) }, nil
+}
+
 // attempt sends cl once while holding one of the mailbox's in-flight slots.
 // retryable reports whether a transport error may be retried.
 func (m *MailboxClient) attempt(ctx context.Context, cl call, requestID string) (res *response, retryable bool, err error) {
@@ -148,14 +161,11 @@ func (m *MailboxClient) attempt(ctx context.Context, cl call, requestID string) 
 	if err != nil {
 		return nil, false, fmt.Errorf("get access token: %w", err)
 	}
-	if err := m.pace(ctx, max(cl.slots, 1)); err != nil {
-		return nil, false, fmt.Errorf("wait for the mailbox's request budget: %w", err)
+	release, err := m.admit(ctx, cl)
+	if err != nil {
+		return nil, false, err
 	}
-	slots := min(max(cl.slots, 1), int64(c.MaxInFlight))
-	if err := m.sem.Acquire(ctx, slots); err != nil {
-		return nil, false, fmt.Errorf("wait for a request slot: %w", err)
-	}
-	defer m.sem.Release(slots)
+	defer release()
 
 	timeout := c.RequestTimeout
 	if cl.timeout > 0 {
