@@ -6,10 +6,12 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"time"
 )
 
 // Event bodies live in event_bodies, one per outbox row, written once at
-// enqueue (migration 0007). A delivered row's body is kept for inspection
+// enqueue (migration 0007); on SQLite the row holds only a reference to
+// the body in the spool's segment files (spool.go, migration 0011). A delivered row's body is kept for inspection
 // while the stored bodies fit the state budget (DB.SetBodyBudget); past it,
 // the bodies of delivered rows go first, oldest delivery first. The row,
 // its event id and its attempt history stay until the endpoint's retention
@@ -81,11 +83,12 @@ type BodyStats struct {
 	Bytes  int64 // their total size
 }
 
-// EventBodies returns how many event bodies are stored and their bytes.
+// EventBodies returns how many event bodies are stored and their bytes
+// (the bodies' own sizes; SpoolBytes is what their segment files take).
 func (db *DB) EventBodies(ctx context.Context) (BodyStats, error) {
 	var s BodyStats
 	// length() of a BLOB reads the record header, not the content.
-	err := db.read.QueryRowContext(ctx, `SELECT COUNT(*), COALESCE(SUM(length(body)), 0) FROM event_bodies`).Scan(&s.Bodies, &s.Bytes)
+	err := db.read.QueryRowContext(ctx, `SELECT COUNT(*), COALESCE(SUM(`+bodySize+`), 0) FROM event_bodies b`).Scan(&s.Bodies, &s.Bytes)
 	if err != nil {
 		return s, fmt.Errorf("measure event bodies: %w", err)
 	}
@@ -102,13 +105,13 @@ func (db *DB) TrimBodies(ctx context.Context, budget int64) (dropped int, freed 
 	}
 	err = db.Tx(ctx, func(tx *sql.Tx) error {
 		var total int64
-		if err := tx.QueryRowContext(ctx, `SELECT COALESCE(SUM(length(body)), 0) FROM event_bodies`).Scan(&total); err != nil {
+		if err := tx.QueryRowContext(ctx, `SELECT COALESCE(SUM(`+bodySize+`), 0) FROM event_bodies b`).Scan(&total); err != nil {
 			return err
 		}
 		if total <= budget {
 			return nil
 		}
-		rows, err := tx.QueryContext(ctx, `SELECT o.seq, length(b.body) FROM outbox o JOIN event_bodies b ON b.seq = o.seq
+		rows, err := tx.QueryContext(ctx, `SELECT o.seq, `+bodySize+` FROM outbox o JOIN event_bodies b ON b.seq = o.seq
 			WHERE o.state = 'delivered' ORDER BY o.delivered_at, o.seq`)
 		if err != nil {
 			return err
@@ -140,5 +143,71 @@ func (db *DB) TrimBodies(ctx context.Context, budget int64) (dropped int, freed 
 	if err != nil {
 		return 0, 0, fmt.Errorf("drop delivered event bodies: %w", err)
 	}
+	if dropped > 0 {
+		if _, err := db.reclaimSegments(ctx); err != nil {
+			return dropped, freed, err
+		}
+	}
 	return dropped, freed, nil
+}
+
+// bodySize is the size of event_bodies b's body without reading it: the
+// size column of rows written since migration 0011, else length() of the
+// BLOB (bytea), which reads its size, not its content.
+const bodySize = `COALESCE(b.size, length(b.body))`
+
+// storedBodyColumns are what storedBody scans of event_bodies b.
+const storedBodyColumns = `b.body, b.segment, b.seg_offset, b.size, b.crc32c`
+
+// storedBody is an event_bodies row: the body itself (written before
+// migration 0011, or on PostgreSQL) or where it is in the spool.
+type storedBody struct {
+	body                         []byte
+	segment, offset, size, crc32 sql.NullInt64
+}
+
+func (sb *storedBody) dst() []any {
+	return []any{&sb.body, &sb.segment, &sb.offset, &sb.size, &sb.crc32}
+}
+
+// loadBody returns row seq's body: sb's own, or read from the spool.
+func (db *DB) loadBody(seq int64, sb storedBody) ([]byte, error) {
+	if !sb.segment.Valid {
+		return sb.body, nil
+	}
+	if db.spool == nil {
+		return nil, fmt.Errorf("read body of outbox row %d: it is in body spool segment %d, but this database has no spool", seq, sb.segment.Int64)
+	}
+	return db.spool.read(seq, bodyRef{segment: sb.segment.Int64, offset: sb.offset.Int64, size: sb.size.Int64, crc: uint32(sb.crc32.Int64)})
+}
+
+// storeBody writes row seq's body in tx: into the spool on SQLite (synced
+// before tx commits, DB.Tx), into event_bodies on PostgreSQL.
+func (db *DB) storeBody(ctx context.Context, tx *sql.Tx, seq int64, body []byte) error {
+	if db.spool == nil {
+		_, err := db.txExec(ctx, tx, insertBody, seq, body, len(body))
+		return err
+	}
+	ref, err := db.spool.append(tx, body)
+	if err != nil {
+		return err
+	}
+	_, err = db.txExec(ctx, tx, insertSpooled, seq, []byte{}, ref.segment, ref.offset, ref.size, int64(ref.crc))
+	return err
+}
+
+// damagedBodyRetry is how long a pending row whose body is damaged waits
+// before the dispatcher reads it again: the error is the operator's to
+// fix, and the row must not spin the dispatcher meanwhile.
+const damagedBodyRetry = 5 * time.Minute
+
+// deferDamaged records e in its row's last_error and defers the row by
+// damagedBodyRetry; the row stays pending (never dropped or rejected: a
+// restored segment file makes it deliverable again).
+func (q *Outbox) deferDamaged(ctx context.Context, e *BodyDamagedError) {
+	_, err := q.db.write.ExecContext(ctx, `UPDATE outbox SET last_error = ?, next_attempt_at = ? WHERE seq = ? AND state = 'pending'`,
+		capText(e.Error(), outboxErrorBytes), timeText(q.db.Now().Add(damagedBodyRetry)), e.Seq)
+	if err != nil && ctx.Err() == nil {
+		q.db.logger().Warn("record a damaged event body on its outbox row failed", "seq", e.Seq, "error", err)
+	}
 }

@@ -46,16 +46,17 @@ type OutboxHooks struct {
 const (
 	insertOutbox = `INSERT INTO outbox (event_id, endpoint, channel, type, next_attempt_at, created_at)
 		VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (event_id, endpoint) DO NOTHING RETURNING seq`
-	insertBody = `INSERT INTO event_bodies (seq, body) VALUES (?, ?)`
+	insertBody    = `INSERT INTO event_bodies (seq, body, size) VALUES (?, ?, ?)`
+	insertSpooled = `INSERT INTO event_bodies (seq, body, segment, seg_offset, size, crc32c) VALUES (?, ?, ?, ?, ?, ?)`
 )
 
 // markDeliveredSQL is MarkDelivered's update with a claim's set and where.
-// It returns the body's bytes too (length() reads a BLOB's size, not its
-// content): they count towards the next prompt trim (noteDelivered).
+// It returns the body's bytes too (bodySize: never the body): they count
+// towards the next prompt trim (noteDelivered).
 func markDeliveredSQL(set, where string) string {
 	return `UPDATE outbox SET state = 'delivered', last_status = ?, last_error = '', delivered_at = ?` + set + `
 		WHERE seq = ? AND state = 'pending'` + where + ` RETURNING event_id, channel,
-		COALESCE((SELECT length(b.body) FROM event_bodies b WHERE b.seq = outbox.seq), 0)`
+		COALESCE((SELECT ` + bodySize + ` FROM event_bodies b WHERE b.seq = outbox.seq), 0)`
 }
 
 // EnqueueTx adds e to the outbox inside the caller's transaction, due now.
@@ -80,9 +81,11 @@ func (db *DB) EnqueueTx(ctx context.Context, tx *sql.Tx, e OutboxEvent) error {
 	if err != nil {
 		return fmt.Errorf("enqueue event %s: %w", e.EventID, err)
 	}
-	// The body is written once, in its own table: the outbox row's state
-	// changes do not rewrite it (migration 0007).
-	if _, err := db.txExec(ctx, tx, insertBody, seq, e.Body); err != nil {
+	// The body is written once, apart from the outbox row, whose state
+	// changes do not rewrite it (migration 0007): on SQLite into the spool
+	// (synced before tx commits, migration 0011), on PostgreSQL into its
+	// own table.
+	if err := db.storeBody(ctx, tx, seq, e.Body); err != nil {
 		return fmt.Errorf("enqueue event %s: store body: %w", e.EventID, err)
 	}
 	return nil
@@ -136,30 +139,39 @@ const (
 func (r bodyRead) from() string {
 	switch r {
 	case readBody:
-		return `, b.body FROM outbox o LEFT JOIN event_bodies b ON b.seq = o.seq`
+		return `, ` + storedBodyColumns + ` FROM outbox o LEFT JOIN event_bodies b ON b.seq = o.seq`
 	case readSize:
-		// length() of a BLOB (bytea) reads its size, not its content.
-		return `, COALESCE(length(b.body), 0) FROM outbox o LEFT JOIN event_bodies b ON b.seq = o.seq`
+		return `, COALESCE(` + bodySize + `, 0) FROM outbox o LEFT JOIN event_bodies b ON b.seq = o.seq`
 	}
 	return ` FROM outbox o`
 }
 
-func scanOutbox(rows *sql.Rows, read bodyRead) ([]deliver.Row, error) {
+// scanOutbox reads rows; with readBody, a spooled body is read from its
+// segment (a damaged one fails the whole read: BodyDamagedError).
+func (db *DB) scanOutbox(rows *sql.Rows, read bodyRead) ([]deliver.Row, error) {
 	defer rows.Close()
 	var out []deliver.Row
 	for rows.Next() {
 		var r deliver.Row
 		var state, next, created, replayed, last, delivered string
+		var sb storedBody
 		dst := []any{&r.Seq, &r.EventID, &r.Endpoint, &r.Channel, &r.Type, &state, &r.Attempts, &next, &created,
 			&replayed, &last, &r.LastStatus, &r.LastError, &delivered}
 		switch read {
 		case readBody:
-			dst = append(dst, &r.Body)
+			dst = append(dst, sb.dst()...)
 		case readSize:
 			dst = append(dst, &r.BodySize)
 		}
 		if err := rows.Scan(dst...); err != nil {
 			return nil, fmt.Errorf("read outbox row: %w", err)
+		}
+		if read == readBody {
+			body, err := db.loadBody(r.Seq, sb)
+			if err != nil {
+				return nil, err
+			}
+			r.Body = body
 		}
 		r.State = deliver.State(state)
 		for _, p := range []struct {
@@ -221,7 +233,7 @@ func (q *Outbox) due(ctx context.Context, endpoint string, now time.Time, limit 
 	if err != nil {
 		return nil, fmt.Errorf("read due outbox rows: %w", err)
 	}
-	return scanOutbox(rows, read)
+	return q.db.scanOutbox(rows, read)
 }
 
 // skipSeqs is the condition that leaves out the rows seqs (in flight: their
@@ -237,17 +249,24 @@ func skipSeqs(seqs []int64) (string, []any) {
 	return ` AND o.seq NOT IN (` + strings.TrimSuffix(strings.Repeat("?, ", len(seqs)), ", ") + `)`, args
 }
 
-// Body implements deliver.Queue: the event JSON of row seq.
+// Body implements deliver.Queue: the event JSON of row seq. A spooled
+// body that is missing or damaged is a BodyDamagedError: the row stays
+// pending, with the error in its last_error, and is tried again after
+// damagedBodyRetry (see deferDamaged).
 func (q *Outbox) Body(ctx context.Context, seq int64) ([]byte, error) {
-	var body []byte
-	err := q.db.poolQueryRow(ctx, q.db.read, `SELECT body FROM event_bodies WHERE seq = ?`, seq).Scan(&body)
+	var sb storedBody
+	err := q.db.poolQueryRow(ctx, q.db.read, `SELECT `+storedBodyColumns+` FROM event_bodies b WHERE b.seq = ?`, seq).Scan(sb.dst()...)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("read body of outbox row %d: %w (retired or dropped)", seq, deliver.ErrNotPending)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("read body of outbox row %d: %w", seq, err)
 	}
-	return body, nil
+	body, err := q.db.loadBody(seq, sb)
+	if damaged := (*BodyDamagedError)(nil); errors.As(err, &damaged) {
+		q.deferDamaged(ctx, damaged)
+	}
+	return body, err
 }
 
 // NextDue implements deliver.Queue.

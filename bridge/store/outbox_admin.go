@@ -66,7 +66,7 @@ func (q *Outbox) List(ctx context.Context, f deliver.Filter) ([]deliver.Row, err
 	if err != nil {
 		return nil, fmt.Errorf("list outbox: %w", err)
 	}
-	return scanOutbox(rows, read)
+	return q.db.scanOutbox(rows, read)
 }
 
 // Counts returns how many rows each (endpoint, state) holds.
@@ -116,7 +116,8 @@ func (q *Outbox) Replay(ctx context.Context, f deliver.Filter, now time.Time) (i
 
 // Retire implements deliver.Queue: delivered rows past retention go, their
 // bodies with them (ON DELETE CASCADE); then, when the stored bodies exceed
-// the budget (DB.SetBodyBudget), the bodies of the oldest delivered rows (TrimBodies).
+// the budget (DB.SetBodyBudget), the bodies of the oldest delivered rows
+// (TrimBodies); then the spool segments no row references any more.
 func (q *Outbox) Retire(ctx context.Context, endpoint string, before time.Time) (int, error) {
 	res, err := q.db.write.ExecContext(ctx, `DELETE FROM outbox WHERE endpoint = ? AND state = 'delivered' AND delivered_at < ?`,
 		endpoint, timeText(before))
@@ -126,6 +127,11 @@ func (q *Outbox) Retire(ctx context.Context, endpoint string, before time.Time) 
 	n, _ := res.RowsAffected()
 	if _, _, err := q.db.TrimBodies(ctx, q.db.bodyBudget.Load()); err != nil {
 		return int(n), err
+	}
+	if n > 0 { // the retired rows' spool segments, once none is referenced
+		if _, err := q.db.reclaimSegments(ctx); err != nil {
+			return int(n), err
+		}
 	}
 	return int(n), nil
 }

@@ -84,7 +84,7 @@ func (q *Outbox) claimedRows(ctx context.Context, query string, args []any, read
 	if err != nil {
 		return nil, fmt.Errorf("read claimed outbox rows: %w", err)
 	}
-	return scanOutbox(got, read)
+	return q.db.scanOutbox(got, read)
 }
 
 // holdClaim is, for MarkAttempt, the SET that renews this daemon's claim and

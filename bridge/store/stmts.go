@@ -65,7 +65,7 @@ func (db *DB) cached(pool *sql.DB, query string) *sql.Stmt {
 // txStatements are the writes of an event's life that run inside a
 // transaction, prepared at Open: the single writer connection is busy
 // with the transaction when they run, so they cannot be prepared then.
-var txStatements = []string{insertOutbox, insertBody, insertLedger, markDeliveredSQL("", ""),
+var txStatements = []string{insertOutbox, insertBody, insertSpooled, insertLedger, markDeliveredSQL("", ""),
 	setLedgerStateSQL(2), setLedgerStateSQL(3)}
 
 // prepareTxStatements prepares txStatements on the writer (SQLite).

@@ -54,6 +54,7 @@ type DB struct {
 	fenced     sync.Map     // *sql.Tx -> Lease
 	roundTrips atomic.Int64 // PostgreSQL: see RoundTrips
 	stmts      stmtCache    // the hot path's prepared statements (SQLite)
+	spool      *spool       // event bodies' segment files (SQLite; spool.go)
 }
 
 // Open opens (creating when missing, with mode 0600) the database at path,
@@ -91,6 +92,16 @@ func Open(ctx context.Context, path string) (*DB, error) {
 		return nil, err
 	}
 	if err := db.prepareTxStatements(ctx); err != nil {
+		db.Close()
+		return nil, err
+	}
+	if db.spool, err = openSpool(path + spoolSuffix); err != nil {
+		db.Close()
+		return nil, err
+	}
+	// Segments left by a crash before their first commit, or whose rows
+	// went while no trim ran, go now.
+	if _, err := db.reclaimSegments(ctx); err != nil {
 		db.Close()
 		return nil, err
 	}
@@ -139,6 +150,9 @@ func (db *DB) Ping(ctx context.Context) error {
 // Close closes both pools. It is safe to call more than once.
 func (db *DB) Close() error {
 	errs := []error{db.closeStmts()}
+	if db.spool != nil {
+		errs = append(errs, db.spool.close())
+	}
 	if db.read != nil && db.read != db.write {
 		errs = append(errs, db.read.Close())
 	}
@@ -149,16 +163,27 @@ func (db *DB) Close() error {
 }
 
 // Tx runs fn in one write transaction, committing when fn returns nil and
-// rolling back otherwise.
+// rolling back otherwise. On SQLite the event bodies fn spooled
+// (EnqueueTx) are synced to disk before the commit, once.
 func (db *DB) Tx(ctx context.Context, fn func(*sql.Tx) error) error {
 	tx, err := db.write.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("begin transaction: %w", err)
 	}
 	defer db.fenced.Delete(tx)
+	if db.spool != nil {
+		db.spool.begin(tx)
+		defer db.spool.end(tx) // after the commit or rollback below
+	}
 	if err := fn(tx); err != nil {
 		tx.Rollback()
 		return err
+	}
+	if db.spool != nil {
+		if err := db.spool.sync(tx); err != nil {
+			tx.Rollback()
+			return err
+		}
 	}
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("commit transaction: %w", err)
