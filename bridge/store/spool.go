@@ -219,8 +219,23 @@ func (s *spool) sync(tx *sql.Tx) error {
 		if err := datasync(seg.f); err != nil {
 			return fmt.Errorf("sync event bodies to %s: %w", s.path(seg.num), err)
 		}
+		// Removed or replaced under the writer (by hand): what was
+		// appended is not where the references would point.
+		if !stillNamed(seg.f, s.path(seg.num)) {
+			s.retire(seg)
+			return fmt.Errorf("sync event bodies: body spool segment %s was removed or replaced while being written; the transaction is rolled back (retried on a new segment)", s.path(seg.num))
+		}
 	}
 	return nil
+}
+
+// retire stops appending to seg (end closes it).
+func (s *spool) retire(seg *segment) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.active == seg {
+		s.active = nil
+	}
 }
 
 // end forgets tx once it committed or rolled back; a segment no longer

@@ -15,7 +15,9 @@ import (
 // of bodies, a page at a time, keeps the stored bodies near the budget
 // while it runs (not at the hourly Retire) and, on SQLite, the database
 // and WAL files within 4x the budget plus a fixed slack: SQLite reuses the
-// pages a trim freed. No pending or dead body is ever dropped.
+// pages a trim freed; and the spool's segment files near the stored
+// bodies: a segment goes once none of its bodies is left. No pending or
+// dead body is ever dropped.
 func TestStateStaysNearBudgetDuringImport(t *testing.T) {
 	eachBackend(t, func(t *testing.T, b backend) {
 		ctx := context.Background()
@@ -24,6 +26,10 @@ func TestStateStaysNearBudgetDuringImport(t *testing.T) {
 		// with pending bodies stored beside the delivered ones.
 		const budget, pages, perPage, size = 1 << 20, 27, 12, 64 << 10 // 20 MiB delivered
 		db.SetBodyBudget(budget)
+		const segBytes = 256 << 10 // the spool's segments: 4 bodies each
+		if db.spool != nil {
+			db.spool.segBytes = segBytes
+		}
 		pad := strings.Repeat("x", size)
 		body := func(id string) []byte { return []byte(`{"id":"` + id + `","pad":"` + pad + `"}`) }
 		q := db.Outbox()
@@ -42,7 +48,7 @@ func TestStateStaysNearBudgetDuringImport(t *testing.T) {
 		if err := q.MarkDead(ctx, due[0].Seq, 500, "x"); err != nil {
 			t.Fatal(err)
 		}
-		var maxFiles, maxBodies int64
+		var maxFiles, maxBodies, maxSpool int64
 		for p := range pages {
 			for i := range perPage {
 				enqueue(fmt.Sprintf("ev-%d-%d", p, i))
@@ -70,6 +76,11 @@ func TestStateStaysNearBudgetDuringImport(t *testing.T) {
 				maxBodies = max(maxBodies, st.Bytes)
 				if !db.pg {
 					maxFiles = max(maxFiles, fileSize(t, db.Path())+fileSize(t, db.Path()+"-wal"))
+					spooled, err := db.SpoolBytes()
+					if err != nil {
+						t.Fatal(err)
+					}
+					maxSpool = max(maxSpool, spooled)
 				}
 			}
 		}
@@ -85,8 +96,14 @@ func TestStateStaysNearBudgetDuringImport(t *testing.T) {
 		if limit := int64(4*budget + slack); maxFiles > limit {
 			t.Errorf("database + WAL files peaked at %d bytes, want <= %d (budget %d): the state directory grew with what was delivered", maxFiles, limit, budget)
 		}
-		t.Logf("peak: stored bodies %d KiB, database + WAL files %d KiB (budget %d KiB, %d KiB delivered)",
-			maxBodies>>10, maxFiles>>10, budget>>10, pages*perPage*size>>10)
+		// The spool's segment files: the stored bodies, plus at most a
+		// segment of bytes no longer referenced around each segment kept
+		// alive (here the dead row's, the oldest kept and the one written).
+		if limit := int64(budget + trimEvery(budget) + (perPage+1)*(size+64) + 3*segBytes); maxSpool > limit {
+			t.Errorf("spool segment files peaked at %d bytes, want <= %d (budget %d): segments of trimmed bodies were not deleted", maxSpool, limit, budget)
+		}
+		t.Logf("peak: stored bodies %d KiB, database + WAL files %d KiB, spool segments %d KiB (budget %d KiB, %d KiB delivered)",
+			maxBodies>>10, maxFiles>>10, maxSpool>>10, budget>>10, pages*perPage*size>>10)
 	})
 }
 

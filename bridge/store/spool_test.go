@@ -1,0 +1,254 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/m365bridge/m365bridge/webhooks/deliver"
+)
+
+// spoolFiles lists the segment files of db's spool.
+func spoolFiles(t *testing.T, db *DB) []string {
+	t.Helper()
+	names, err := filepath.Glob(filepath.Join(db.Path()+spoolSuffix, "*.seg"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return names
+}
+
+func spoolBody(id string, n int) []byte {
+	return []byte(`{"id":"` + id + `","pad":"` + strings.Repeat("b", n) + `"}`)
+}
+
+// TestSpoolRoundTrip: on SQLite a body goes to a segment file, not into
+// the database, and comes back whole through Body, Due, List(WithBody)
+// and after a reopen; EventBodies counts it.
+func TestSpoolRoundTrip(t *testing.T) {
+	ctx := context.Background()
+	db, now := backends[0].openOutbox(t)
+	body := spoolBody("a", 100<<10)
+	enqueueSized(t, db, "a", body)
+	var inDB int64
+	if err := db.read.QueryRow(`SELECT length(body) FROM event_bodies`).Scan(&inDB); err != nil || inDB != 0 {
+		t.Fatalf("event_bodies holds %d body bytes (%v), want 0: the body belongs in the spool", inDB, err)
+	}
+	if files := spoolFiles(t, db); len(files) != 1 {
+		t.Fatalf("spool files %v, want one segment", files)
+	}
+	q := db.Outbox()
+	check := func(db *DB, how string) {
+		t.Helper()
+		q := db.Outbox()
+		if got, err := q.Body(ctx, 1); err != nil || string(got) != string(body) {
+			t.Errorf("%s Body: %d bytes, %v; want the %d enqueued", how, len(got), err, len(body))
+		}
+		rows, err := q.List(ctx, deliver.Filter{WithBody: true})
+		if err != nil || len(rows) != 1 || string(rows[0].Body) != string(body) {
+			t.Errorf("%s List(WithBody): %d rows, %v; want the body", how, len(rows), err)
+		}
+		due, err := q.DueMeta(ctx, "helpdesk", *now, 10, false, nil)
+		if err != nil || len(due) != 1 || due[0].BodySize != int64(len(body)) {
+			t.Errorf("%s DueMeta: %+v, %v; want BodySize %d", how, due, err, len(body))
+		}
+		if st, err := db.EventBodies(ctx); err != nil || st.Bodies != 1 || st.Bytes != int64(len(body)) {
+			t.Errorf("%s EventBodies = %+v, %v; want 1 body of %d bytes", how, st, err, len(body))
+		}
+	}
+	check(db, "")
+	if due, err := q.Due(ctx, "helpdesk", *now, 10, false); err != nil || len(due) != 1 || string(due[0].Body) != string(body) {
+		t.Errorf("Due: %d rows, %v; want the body", len(due), err)
+	}
+	check(backends[0].reopen(t, db), "reopened:")
+}
+
+// TestSpoolOrphansOfARolledBackPage: a page transaction that wrote its
+// bodies and then failed (as a crash before the commit would) leaves
+// bytes no row references, never a row without its body; the next open
+// deletes the orphan segment. A reclaim that runs while a page is between
+// its spool write and its commit (another process opening the database:
+// the CLI) must not delete the segment that page is about to reference.
+func TestSpoolOrphansOfARolledBackPage(t *testing.T) {
+	ctx := context.Background()
+	db, _ := backends[0].openOutbox(t)
+	db.spool.segBytes = 64 << 10 // a segment per body
+	boom := errors.New("crash before commit")
+	err := db.Tx(ctx, func(tx *sql.Tx) error {
+		for i := range 3 {
+			if err := db.EnqueueTx(ctx, tx, OutboxEvent{EventID: fmt.Sprint("lost-", i), Endpoint: "helpdesk", Channel: "c",
+				Type: "mail.received", Body: spoolBody("lost", 60<<10)}); err != nil {
+				return err
+			}
+		}
+		return boom
+	})
+	if !errors.Is(err, boom) {
+		t.Fatalf("Tx = %v, want %v", err, boom)
+	}
+	if n := len(spoolFiles(t, db)); n != 3 {
+		t.Fatalf("%d segment files after the rolled-back page, want its 3 (written before the commit)", n)
+	}
+	// A page between its spool write and its commit while a second handle
+	// on the database (another process: the CLI) and this one reclaim.
+	other := backends[0].reopen(t, db)
+	body := spoolBody("kept", 60<<10)
+	err = db.Tx(ctx, func(tx *sql.Tx) error {
+		if err := db.EnqueueTx(ctx, tx, OutboxEvent{EventID: "kept", Endpoint: "helpdesk", Channel: "c", Type: "mail.received", Body: body}); err != nil {
+			return err
+		}
+		for _, h := range []*DB{other, db} {
+			if _, err := h.reclaimSegments(ctx); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	kept := func(db *DB) ([]byte, error) {
+		rows, err := db.Outbox().List(ctx, deliver.Filter{IDs: []string{"kept"}, WithBody: true})
+		if err != nil || len(rows) != 1 {
+			return nil, fmt.Errorf("%d rows, %w", len(rows), err)
+		}
+		return rows[0].Body, nil
+	}
+	if got, err := kept(db); err != nil || string(got) != string(body) {
+		t.Fatalf("body committed while a reclaim ran: %d bytes, %v; want it whole (its segment was deleted before the commit)", len(got), err)
+	}
+	if files := spoolFiles(t, db); len(files) != 1 {
+		t.Errorf("segment files %v, want only the committed body's: the rolled-back page's orphans were not reclaimed", files)
+	}
+	other.Close()
+	db.Close()
+	db = backends[0].reopen(t, db)
+	if files := spoolFiles(t, db); len(files) != 1 {
+		t.Errorf("segment files after a reopen: %v, want only the referenced one", files)
+	}
+	if got, err := kept(db); err != nil || string(got) != string(body) {
+		t.Errorf("after reopen: %d bytes, %v; want the body", len(got), err)
+	}
+}
+
+// TestSpoolDamagedBody: a segment truncated, changed or deleted under a
+// pending row gives an error that names the file and the row; the row
+// stays pending (deferred, the error in its last_error, so that the
+// dispatcher does not spin on it), and a restored file delivers it.
+func TestSpoolDamagedBody(t *testing.T) {
+	ctx := context.Background()
+	db, now := backends[0].openOutbox(t)
+	body := spoolBody("x", 32<<10)
+	enqueueSized(t, db, "x", body)
+	seg := spoolFiles(t, db)[0]
+	good, err := os.ReadFile(seg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := db.Outbox()
+	for _, c := range []struct {
+		name   string
+		damage func() error
+		want   string
+	}{
+		{"truncated", func() error { return os.Truncate(seg, int64(len(good)/2)) }, "truncated"},
+		{"changed", func() error {
+			bad := append([]byte(nil), good...)
+			bad[len(bad)/2] ^= 1
+			return os.WriteFile(seg, bad, 0o600)
+		}, "CRC-32C"},
+		{"deleted", func() error { return os.Remove(seg) }, "missing"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			if err := c.damage(); err != nil {
+				t.Fatal(err)
+			}
+			_, err := q.Body(ctx, 1)
+			var damaged *BodyDamagedError
+			if !errors.As(err, &damaged) || errors.Is(err, deliver.ErrNotPending) {
+				t.Fatalf("Body = %v, want a BodyDamagedError (not ErrNotPending: the dispatcher would reject the row)", err)
+			}
+			for _, want := range []string{seg, "outbox row 1", c.want} {
+				if !strings.Contains(err.Error(), want) {
+					t.Errorf("error %q does not say %q", err, want)
+				}
+			}
+			if _, err := q.List(ctx, deliver.Filter{WithBody: true}); !errors.As(err, &damaged) {
+				t.Errorf("List(WithBody) = %v, want the BodyDamagedError", err)
+			}
+			rows, err := q.List(ctx, deliver.Filter{})
+			if err != nil || len(rows) != 1 || rows[0].State != deliver.StatePending || !strings.Contains(rows[0].LastError, seg) {
+				t.Fatalf("row after the damaged read: %+v, %v; want it pending with the error in last_error", rows, err)
+			}
+			if due, _ := q.DueMeta(ctx, "helpdesk", *now, 10, false, nil); len(due) != 0 {
+				t.Errorf("damaged row due again at once, want it deferred by %v", damagedBodyRetry)
+			}
+			// The operator restores the file: the row is due after the delay.
+			if err := os.WriteFile(seg, good, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			due, err := q.DueMeta(ctx, "helpdesk", now.Add(damagedBodyRetry), 10, false, nil)
+			if err != nil || len(due) != 1 {
+				t.Fatalf("restored row: %d due, %v; want it", len(due), err)
+			}
+			if got, err := q.Body(ctx, 1); err != nil || string(got) != string(body) {
+				t.Fatalf("restored body: %d bytes, %v", len(got), err)
+			}
+		})
+	}
+}
+
+// TestBodiesWrittenBeforeTheSpool: rows written by the code before
+// migration 0011 (the body in event_bodies, no size) keep their body
+// there and are read, measured, trimmed and delivered as before, beside
+// spooled ones.
+func TestBodiesWrittenBeforeTheSpool(t *testing.T) {
+	ctx := context.Background()
+	db, now := backends[0].openOutbox(t)
+	old := spoolBody("old", 10<<10)
+	// What the code before 0011 wrote (the outbox and body inserts of that version).
+	err := db.Tx(ctx, func(tx *sql.Tx) error {
+		var seq int64
+		if err := tx.QueryRow(insertOutbox, "old", "helpdesk", "c", "mail.received", timeText(*now), timeText(*now)).Scan(&seq); err != nil {
+			return err
+		}
+		_, err := tx.Exec(`INSERT INTO event_bodies (seq, body) VALUES (?, ?)`, seq, old)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fresh := spoolBody("new", 20<<10)
+	enqueueSized(t, db, "new", fresh)
+	q := db.Outbox()
+	rows, err := q.List(ctx, deliver.Filter{WithBody: true})
+	if err != nil || len(rows) != 2 || string(rows[0].Body) != string(old) || string(rows[1].Body) != string(fresh) {
+		t.Fatalf("List(WithBody): %d rows, %v; want the old body from the table and the new one from the spool", len(rows), err)
+	}
+	if got, err := q.Body(ctx, 1); err != nil || string(got) != string(old) {
+		t.Errorf("old Body: %d bytes, %v", len(got), err)
+	}
+	due, err := q.DueMeta(ctx, "helpdesk", *now, 10, false, nil)
+	if err != nil || len(due) != 2 || due[0].BodySize != int64(len(old)) || due[1].BodySize != int64(len(fresh)) {
+		t.Fatalf("DueMeta sizes: %+v, %v", due, err)
+	}
+	if st, _ := db.EventBodies(ctx); st.Bytes != int64(len(old)+len(fresh)) {
+		t.Errorf("EventBodies = %+v, want %d bytes", st, len(old)+len(fresh))
+	}
+	for _, r := range due {
+		if err := q.MarkDelivered(ctx, r.Seq, 200, *now); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n, _, err := db.TrimBodies(ctx, 0); err != nil || n != 2 {
+		t.Fatalf("TrimBodies = %d, %v; want both bodies dropped", n, err)
+	}
+	if files := spoolFiles(t, db); len(files) != 1 { // the active segment stays open for the next page
+		t.Errorf("segment files after the trim: %v", files)
+	}
+}
