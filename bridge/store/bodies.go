@@ -3,10 +3,13 @@ package store
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
 	"time"
+
+	"github.com/m365bridge/m365bridge/webhooks/deliver"
 )
 
 // Event bodies live in event_bodies, one per outbox row, written once at
@@ -144,7 +147,7 @@ func (db *DB) TrimBodies(ctx context.Context, budget int64) (dropped int, freed 
 		return 0, 0, fmt.Errorf("drop delivered event bodies: %w", err)
 	}
 	if dropped > 0 {
-		if _, err := db.reclaimSegments(ctx); err != nil {
+		if err := db.tidySpool(ctx); err != nil {
 			return dropped, freed, err
 		}
 	}
@@ -178,7 +181,24 @@ func (db *DB) loadBody(seq int64, sb storedBody) ([]byte, error) {
 	if db.spool == nil {
 		return nil, fmt.Errorf("read body of outbox row %d: it is in body spool segment %d, but this database has no spool", seq, sb.segment.Int64)
 	}
-	return db.spool.read(seq, bodyRef{segment: sb.segment.Int64, offset: sb.offset.Int64, size: sb.size.Int64, crc: uint32(sb.crc32.Int64)})
+	ref := bodyRef{segment: sb.segment.Int64, offset: sb.offset.Int64, size: sb.size.Int64, crc: uint32(sb.crc32.Int64)}
+	body, err := db.spool.read(seq, ref)
+	var damaged *BodyDamagedError
+	if !errors.As(err, &damaged) {
+		return body, err
+	}
+	// Compaction may have moved the body (and deleted its old segment)
+	// since the reference was read: read the reference again.
+	var now storedBody
+	switch err := db.read.QueryRow(`SELECT `+storedBodyColumns+` FROM event_bodies b WHERE b.seq = ?`, seq).Scan(now.dst()...); {
+	case errors.Is(err, sql.ErrNoRows):
+		return nil, fmt.Errorf("read body of outbox row %d: %w (retired or dropped)", seq, deliver.ErrNotPending)
+	case err != nil:
+		return nil, fmt.Errorf("read body of outbox row %d: %w", seq, err)
+	case now.segment != sb.segment || now.offset != sb.offset:
+		return db.loadBody(seq, now)
+	}
+	return nil, damaged
 }
 
 // storeBody writes row seq's body in tx: into the spool on SQLite (synced

@@ -129,7 +129,7 @@ func (q *Outbox) Retire(ctx context.Context, endpoint string, before time.Time) 
 		return int(n), err
 	}
 	if n > 0 { // the retired rows' spool segments, once none is referenced
-		if _, err := q.db.reclaimSegments(ctx); err != nil {
+		if err := q.db.tidySpool(ctx); err != nil {
 			return int(n), err
 		}
 	}

@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 )
 
 // The body spool (SQLite only, migration 0011): event bodies are appended
@@ -72,6 +73,8 @@ type spool struct {
 	active *segment
 	next   int64                  // the next segment number to try
 	txs    map[*sql.Tx][]*segment // segments each open transaction wrote to
+
+	compacting atomic.Bool // tidySpool runs (one at a time)
 }
 
 func openSpool(dir string) (*spool, error) {

@@ -252,3 +252,66 @@ func TestBodiesWrittenBeforeTheSpool(t *testing.T) {
 		t.Errorf("segment files after the trim: %v", files)
 	}
 }
+
+// TestSpoolCompactsSegmentsKeptByDeadLetters: one dead letter in each
+// segment would keep every segment, and the state directory, whole after
+// the delivered bodies around it were trimmed; compaction copies such
+// sparse segments' live bodies out, so the spool holds at most twice the
+// bytes of the bodies it keeps plus the segment being written. A reader
+// that read a body's reference before the move still gets the body.
+func TestSpoolCompactsSegmentsKeptByDeadLetters(t *testing.T) {
+	ctx := context.Background()
+	db, now := backends[0].openOutbox(t)
+	const segBytes, size, events = 128 << 10, 30 << 10, 40 // 4 bodies a segment, 10 segments
+	db.spool.segBytes = segBytes
+	for i := range events {
+		enqueueSized(t, db, fmt.Sprint("ev-", i), spoolBody(fmt.Sprint(i), size))
+	}
+	q := db.Outbox()
+	due, err := q.DueMeta(ctx, "helpdesk", *now, events, false, nil)
+	if err != nil || len(due) != events {
+		t.Fatalf("DueMeta: %d rows, %v", len(due), err)
+	}
+	var dead []int64
+	for i, r := range due {
+		if i%4 == 1 { // one in each segment
+			dead = append(dead, r.Seq)
+			err = q.MarkDead(ctx, r.Seq, 500, "x")
+		} else {
+			err = q.MarkDelivered(ctx, r.Seq, 200, *now)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A reader has the first dead letter's reference before the move.
+	var before storedBody
+	if err := db.read.QueryRow(`SELECT `+storedBodyColumns+` FROM event_bodies b WHERE b.seq = ?`, dead[0]).Scan(before.dst()...); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := db.TrimBodies(ctx, 0); err != nil {
+		t.Fatal(err)
+	}
+	st, err := db.EventBodies(ctx)
+	if err != nil || st.Bodies != len(dead) {
+		t.Fatalf("EventBodies = %+v, %v; want the %d dead letters' bodies only", st, err, len(dead))
+	}
+	spooled, err := db.SpoolBytes()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if limit := 2*st.Bytes + segBytes; spooled > limit {
+		t.Errorf("spool files hold %d bytes for %d bytes of bodies, want <= %d: segments kept whole by one dead letter each (%d files)",
+			spooled, st.Bytes, limit, len(spoolFiles(t, db)))
+	}
+	for i, seq := range dead {
+		got, err := q.Body(ctx, seq)
+		if want := spoolBody(fmt.Sprint(i*4+1), size); err != nil || string(got) != string(want) {
+			t.Errorf("dead letter %d after compaction: %d bytes, %v; want it whole", seq, len(got), err)
+		}
+	}
+	if got, err := db.loadBody(dead[0], before); err != nil || string(got) != string(spoolBody("1", size)) {
+		t.Errorf("body read through the reference from before the move: %d bytes, %v; want it (read again from where it went)", len(got), err)
+	}
+	t.Logf("%d segment files, %d bytes, for %d bodies of %d bytes", len(spoolFiles(t, db)), spooled, st.Bodies, st.Bytes)
+}

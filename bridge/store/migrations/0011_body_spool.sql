@@ -14,5 +14,6 @@ ALTER TABLE event_bodies ADD COLUMN seg_offset INTEGER;
 ALTER TABLE event_bodies ADD COLUMN size INTEGER;
 ALTER TABLE event_bodies ADD COLUMN crc32c INTEGER;
 
--- Which segments are still referenced (reclaimSegments).
-CREATE INDEX event_bodies_segment ON event_bodies (segment) WHERE segment IS NOT NULL;
+-- Which segments are still referenced, and by how many bytes
+-- (reclaimSegments, compactSegments): an index-only scan.
+CREATE INDEX event_bodies_segment ON event_bodies (segment, size) WHERE segment IS NOT NULL;
