@@ -46,6 +46,20 @@ const segmentBytes = 64 << 20
 // spoolSuffix names the spool directory beside the database file.
 const spoolSuffix = ".bodies"
 
+// HoldFile, while it exists in the spool directory, stops every deletion
+// of segment files (reclaim and compaction), so that a copy of the
+// database taken first and of the segments taken after is consistent: the
+// segments are append-only, and every body the database copy references
+// was synced before its row committed. Operators create it around an
+// online backup (README "Backup and hardening") and remove it after.
+const HoldFile = "backup.hold"
+
+// held reports whether HoldFile exists.
+func (s *spool) held() bool {
+	_, err := os.Stat(filepath.Join(s.dir, HoldFile))
+	return err == nil
+}
+
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
 // bodyRef is where a spooled body lives.
@@ -317,7 +331,7 @@ func (s *spool) read(seq int64, ref bodyRef) ([]byte, error) {
 // writer holds (see the spool's comment); it returns how many it deleted.
 func (db *DB) reclaimSegments(ctx context.Context) (int, error) {
 	s := db.spool
-	if s == nil {
+	if s == nil || s.held() {
 		return 0, nil
 	}
 	nums, err := s.segments()

@@ -27,7 +27,7 @@ const compactChunk = 4 << 20
 // runs at a time in this process.
 func (db *DB) tidySpool(ctx context.Context) error {
 	s := db.spool
-	if s == nil || !s.compacting.CompareAndSwap(false, true) {
+	if s == nil || s.held() || !s.compacting.CompareAndSwap(false, true) {
 		return nil
 	}
 	defer s.compacting.Store(false)

@@ -315,3 +315,43 @@ func TestSpoolCompactsSegmentsKeptByDeadLetters(t *testing.T) {
 	}
 	t.Logf("%d segment files, %d bytes, for %d bodies of %d bytes", len(spoolFiles(t, db)), spooled, st.Bodies, st.Bytes)
 }
+
+// TestSpoolHoldKeepsSegmentsForABackup: while the hold file exists no
+// segment is deleted (a backup copies the database, then the segments);
+// once it is gone, the next tidy deletes what is unreferenced.
+func TestSpoolHoldKeepsSegmentsForABackup(t *testing.T) {
+	ctx := context.Background()
+	db, now := backends[0].openOutbox(t)
+	db.spool.segBytes = 16 << 10
+	for i := range 4 {
+		enqueueSized(t, db, fmt.Sprint("ev-", i), spoolBody(fmt.Sprint(i), 12<<10))
+	}
+	due, err := db.Outbox().DueMeta(ctx, "helpdesk", *now, 10, false, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range due {
+		if err := db.Outbox().MarkDelivered(ctx, r.Seq, 200, *now); err != nil {
+			t.Fatal(err)
+		}
+	}
+	hold := filepath.Join(db.Path()+spoolSuffix, HoldFile)
+	if err := os.WriteFile(hold, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := db.TrimBodies(ctx, 0); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(spoolFiles(t, db)); n != 4 {
+		t.Errorf("%d segment files while held, want all 4", n)
+	}
+	if err := os.Remove(hold); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.tidySpool(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(spoolFiles(t, db)); n != 1 {
+		t.Errorf("%d segment files after the hold, want 1 (the one being written)", n)
+	}
+}
