@@ -313,6 +313,10 @@ func (s *spool) read(seq int64, ref bodyRef) ([]byte, error) {
 		return nil, fmt.Errorf("read event body of outbox row %d from %s: %w", seq, path, err)
 	}
 	defer f.Close()
+	// Measure before allocating: a short file is reported, not read.
+	if fi, err := f.Stat(); err == nil && fi.Size() < ref.offset+ref.size {
+		return nil, damaged(fmt.Sprintf("the file ends after %d of its bytes (truncated)", max(0, fi.Size()-ref.offset)))
+	}
 	body := make([]byte, ref.size)
 	n, err := f.ReadAt(body, ref.offset)
 	if errors.Is(err, io.EOF) {
