@@ -91,10 +91,9 @@ type spool struct {
 	compacting atomic.Bool // tidySpool runs (one at a time)
 }
 
+// openSpool opens the spool in dir, which is created with its first
+// segment (a command that only reads state creates nothing).
 func openSpool(dir string) (*spool, error) {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, fmt.Errorf("create body spool %s: %w", dir, err)
-	}
 	s := &spool{dir: dir, segBytes: segmentBytes, txs: map[*sql.Tx][]*segment{}}
 	nums, err := s.segments()
 	if err != nil {
@@ -115,6 +114,9 @@ func (s *spool) path(num int64) string {
 // segments lists the segment numbers present, ascending.
 func (s *spool) segments() ([]int64, error) {
 	ents, err := os.ReadDir(s.dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
 	if err != nil {
 		return nil, fmt.Errorf("list body spool %s: %w", s.dir, err)
 	}
@@ -178,6 +180,14 @@ func (s *spool) reserve(tx *sql.Tx, n int64) (*segment, int64, error) {
 // create makes the next segment file, locked, and syncs the directory so
 // that its name is as durable as the bytes synced into it later.
 func (s *spool) create() (*segment, error) {
+	if _, err := os.Stat(s.dir); errors.Is(err, fs.ErrNotExist) {
+		if err := os.MkdirAll(s.dir, 0o700); err != nil {
+			return nil, fmt.Errorf("create body spool %s: %w", s.dir, err)
+		}
+		if err := syncDir(filepath.Dir(s.dir)); err != nil {
+			return nil, err
+		}
+	}
 	for tries := 0; tries < 100; tries++ {
 		num := s.next
 		s.next++
