@@ -207,7 +207,7 @@ func TestHoldBackDeadEndpointDoesNotStarveOthers(t *testing.T) {
 	idsA := injectHold(h, simAgent, n, size)
 	idsB := injectHold(h, simSupport, n, size)
 	hb := NewHoldBack(int64(5 * pageSize * size)) // about two pages
-	for _, c := range []string{"a", "b"} { // as Run does for each running runner
+	for _, c := range []string{"a", "b"} {        // as Run does for each running runner
 		defer hb.join(c)()
 	}
 
