@@ -2,6 +2,7 @@ package mailsync
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -91,6 +92,15 @@ type HeldBack struct {
 	ChannelPending int64     `json:"channel_pending_bytes"` // this channel's
 	BudgetBytes    int64     `json:"budget_bytes"`          // state_budget_bytes
 }
+
+// String is how an operator reads it: "held back: pending bodies X of
+// budget Y (this channel Z)".
+func (h HeldBack) String() string {
+	return fmt.Sprintf("held back: pending bodies %s of budget %s (this channel %s), waiting for deliveries",
+		mib(h.PendingBytes), mib(h.BudgetBytes), mib(h.ChannelPending))
+}
+
+func mib(n int64) string { return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20)) }
 
 // holdBack waits, before the next delta page is read, while the channel
 // must hold back (HoldBack). It wakes when pending bodies drop, measures
