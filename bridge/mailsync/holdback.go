@@ -110,7 +110,7 @@ func mib(n int64) string { return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20)) }
 // once when it ends.
 func (r *Runner) holdBack(ctx context.Context) error {
 	h := r.cfg.HoldBack
-	if h == nil {
+	if h == nil || h.Budget() < 0 {
 		return nil
 	}
 	var held *HeldBack
