@@ -149,14 +149,6 @@ func (r *Runner) holdBack(ctx context.Context) error {
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-woken:
-		case <-r.notify:
-			post, _, err := r.postActions(ctx, true)
-			r.mu.Lock()
-			r.status.Totals.add(post)
-			r.mu.Unlock()
-			if err != nil && ctx.Err() == nil {
-				r.log.Warn("post-import actions failed", "err", err)
-			}
 		case <-r.cfg.After(recheck):
 		}
 	}
