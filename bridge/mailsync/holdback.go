@@ -103,11 +103,11 @@ func (h HeldBack) String() string {
 func mib(n int64) string { return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20)) }
 
 // holdBack waits, before the next delta page is read, while the channel
-// must hold back (HoldBack). It wakes when pending bodies drop, measures
-// again every Recheck, and runs the post-import actions of full batches
-// the channel's acknowledgements make due meanwhile (the round holds the
-// lock Run's Notify would need). It logs once when the wait starts and
-// once when it ends.
+// must hold back (HoldBack). It wakes when pending bodies drop and
+// measures again every Recheck. Post-import actions of mail delivered
+// meanwhile run at the end of the round, as during any long round (a
+// channel waits only while its own events are undelivered). It logs once
+// when the wait starts and once when it ends.
 func (r *Runner) holdBack(ctx context.Context) error {
 	h := r.cfg.HoldBack
 	if h == nil || h.Budget() < 0 {
