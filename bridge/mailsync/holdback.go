@@ -108,15 +108,18 @@ func mib(n int64) string { return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20)) }
 // meanwhile run at the end of the round, as during any long round (a
 // channel waits only while its own events are undelivered). It logs once
 // when the wait starts and once when it ends.
-func (r *Runner) holdBack(ctx context.Context) error {
+func (r *Runner) holdBack(ctx context.Context) (err error) {
 	h := r.cfg.HoldBack
 	if h == nil || h.Budget() < 0 {
 		return nil
 	}
 	var held *HeldBack
 	defer func() {
-		if held != nil {
-			r.setHeld(nil)
+		if held == nil {
+			return
+		}
+		r.setHeld(nil)
+		if err == nil { // not when the daemon stops or the store failed
 			r.log.Info("import resumed: pending event bodies back within state_budget_bytes",
 				"held_for", r.cfg.Now().Sub(held.Since).Round(time.Second).String())
 		}
