@@ -99,6 +99,9 @@ type Daemon struct {
 	// memory is the byte budget of mail all runners hold at once
 	// (memory_budget_bytes, RunnerConfig.Memory).
 	memory *membudget.Budget
+	// holdBack holds the runners' imports back while pending event bodies
+	// exceed state_budget_bytes (RunnerConfig.HoldBack).
+	holdBack *mailsync.HoldBack
 
 	mu      sync.Mutex                  // guards cfg, endpoints and the maps below
 	runners map[string]*mailsync.Runner // channels that are running
@@ -133,7 +136,8 @@ func New(cfg *config.Config, opts Options) *Daemon {
 	rand.Read(nonce[:])
 	return &Daemon{cfg: cfg, log: opts.Logger, opts: opts, instanceID: hex.EncodeToString(nonce[:]),
 		runners: map[string]*mailsync.Runner{}, wake: map[string]chan struct{}{}, chans: map[string]*channelRun{},
-		pageSlots: semaphore.NewWeighted(mailsync.DefaultPagesInFlight), memory: membudget.New(cfg.MemoryBudget)}
+		pageSlots: semaphore.NewWeighted(mailsync.DefaultPagesInFlight), memory: membudget.New(cfg.MemoryBudget),
+		holdBack: mailsync.NewHoldBack(cfg.StateBudget)}
 }
 
 // Start opens the store, prepares every component and binds the listeners.
@@ -293,6 +297,7 @@ func (d *Daemon) superviseChannel(ctx context.Context, ch config.Channel) error 
 				PageSlots:    d.pageSlots,
 				PollBudget:   d.opts.pollBudget,
 				Memory:       d.memory,
+				HoldBack:     d.holdBack,
 			}
 			d.withNotifications(&rc, mc)
 			r := mailsync.NewRunner(rc)

@@ -100,6 +100,7 @@ func (d *Daemon) Reload(ctx context.Context, next *config.Config) error {
 		return fmt.Errorf("reload: webhooks: %w", err)
 	}
 	d.db.SetBodyBudget(next.StateBudget)
+	d.holdBack.SetBudget(next.StateBudget)
 	d.mu.Lock()
 	d.cfg = next
 	d.endpoints = eps

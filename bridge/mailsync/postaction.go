@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
+	"github.com/m365bridge/m365bridge/bridge/backoff"
 	"github.com/m365bridge/m365bridge/bridge/graph"
 	"github.com/m365bridge/m365bridge/bridge/store"
 	"github.com/m365bridge/m365bridge/config"
@@ -144,4 +146,10 @@ func (r *Runner) moveDestination(ctx context.Context) (string, error) {
 	r.moveDest = f.ID
 	r.mu.Unlock()
 	return f.ID, nil
+}
+
+// postActionDelay is the retry delay after attempts failed post-actions:
+// 30 s doubling, capped at an hour.
+func postActionDelay(attempts int) time.Duration {
+	return backoff.Exponential(30*time.Second, maxPostActionDelay, attempts)
 }

@@ -131,6 +131,9 @@ type RunnerConfig struct {
 	// builds, so a heavy page waits for bytes while light ones pass.
 	// Default: a budget of DefaultMemoryBudget for this runner alone.
 	Memory *membudget.Budget
+	// HoldBack, shared by the daemon's runners, holds the import back while
+	// pending event bodies exceed state_budget_bytes; nil: never held back.
+	HoldBack *HoldBack
 
 	// PostActionWait is the longest an acknowledged message waits for a
 	// full $batch (graph.MaxBatchSize) before its after_import action runs
@@ -164,6 +167,7 @@ type RunnerConfig struct {
 	// pass that Run made on a Notify or on the deadline, with how many
 	// delivered messages still wait for a full batch.
 	afterPostPass func(waiting int)
+	onHold        func(p store.PendingBodies) // tests: hears each check that holds the import back
 }
 
 // Defaults of RunnerConfig.
@@ -238,6 +242,8 @@ type Status struct {
 	// Notifications is the change-notification state; nil when the
 	// channel has none (change_notifications: off).
 	Notifications *notify.ChannelStatus `json:"notifications,omitempty"`
+	// HeldBack is set while the import waits for deliveries (HoldBack).
+	HeldBack *HeldBack `json:"held_back,omitempty"`
 }
 
 // Runner syncs one channel: its folder's delta into ledger and outbox, and
@@ -376,6 +382,9 @@ func (r *Runner) Run(ctx context.Context) error {
 	if interval <= 0 {
 		interval = config.DefaultPollInterval
 	}
+	if r.cfg.HoldBack != nil {
+		defer r.cfg.HoldBack.join(r.ch.Name)()
+	}
 	timer := time.NewTimer(0)
 	defer timer.Stop()
 	var flush <-chan time.Time // armed while acknowledged messages wait for a full batch
@@ -487,10 +496,4 @@ func (r *Runner) SyncOnce(ctx context.Context) (Stats, error) {
 			"new", stats.New, "rejected", stats.Rejected, "known", stats.Known, "resyncs", stats.Resyncs)
 	}
 	return stats, nil
-}
-
-// postActionDelay is the retry delay after attempts failed post-actions:
-// 30 s doubling, capped at an hour.
-func postActionDelay(attempts int) time.Duration {
-	return backoff.Exponential(30*time.Second, maxPostActionDelay, attempts)
 }

@@ -103,6 +103,11 @@ func (r *Runner) syncRound(ctx context.Context) (Stats, error) {
 		if err := ctx.Err(); err != nil {
 			return stats, err
 		}
+		// Held back before the page is read, not before it commits: a
+		// waiting runner holds no page slot, no memory and no cursor.
+		if err := r.holdBack(ctx); err != nil {
+			return stats, err
+		}
 		ps, err := r.syncPage(ctx, &src, folder.id, cursor, &opts)
 		stats.add(ps.stats)
 		page := ps.page

@@ -337,6 +337,7 @@ func (q *Outbox) MarkDelivered(ctx context.Context, seq int64, status int, at ti
 	if err != nil {
 		return err
 	}
+	q.db.notePendingDropped()
 	q.db.noteDelivered(ctx, size)
 	return nil
 }
@@ -365,6 +366,7 @@ func (q *Outbox) MarkRejected(ctx context.Context, seq int64, status int, excerp
 
 func (q *Outbox) finish(ctx context.Context, seq int64, state deliver.State, status int, excerpt string) error {
 	excerpt = capText(excerpt, outboxErrorBytes)
+	defer q.db.notePendingDropped() // a spurious wake-up after a failure only re-checks
 	return q.db.Tx(ctx, func(tx *sql.Tx) error {
 		var eventID, channel string
 		set, where, wargs := q.releaseClaim()

@@ -44,10 +44,11 @@ type DB struct {
 	// of delivered bodies that failed (noteDelivered); nil: slog.Default().
 	Log *slog.Logger
 
-	bodyBudget   atomic.Int64 // see SetBodyBudget
-	sinceTrim    atomic.Int64 // delivered body bytes since the last trim
-	trimming     atomic.Bool  // a prompt trim runs (one at a time)
-	requireLease atomic.Bool  // see RequireLeases
+	bodyBudget   atomic.Int64  // see SetBodyBudget
+	sinceTrim    atomic.Int64  // delivered body bytes since the last trim
+	trimming     atomic.Bool   // a prompt trim runs (one at a time)
+	pending      pendingSignal // see PendingDropped
+	requireLease atomic.Bool   // see RequireLeases
 	// fenced holds the transactions whose lease was checked (fence): the
 	// check locks the lease row until the transaction ends, so the
 	// transaction's further writes need no second round trip.
