@@ -13,8 +13,12 @@ import (
 func TestLazyAttrsLogsAsWith(t *testing.T) {
 	timeRE := regexp.MustCompile(`time=\S+|"time":"[^"]*"`) // a line's time
 	for _, mk := range []func(*bytes.Buffer) slog.Handler{
-		func(b *bytes.Buffer) slog.Handler { return slog.NewTextHandler(b, &slog.HandlerOptions{Level: slog.LevelInfo}) },
-		func(b *bytes.Buffer) slog.Handler { return slog.NewJSONHandler(b, &slog.HandlerOptions{Level: slog.LevelInfo}) },
+		func(b *bytes.Buffer) slog.Handler {
+			return slog.NewTextHandler(b, &slog.HandlerOptions{Level: slog.LevelInfo})
+		},
+		func(b *bytes.Buffer) slog.Handler {
+			return slog.NewJSONHandler(b, &slog.HandlerOptions{Level: slog.LevelInfo})
+		},
 	} {
 		var got, want bytes.Buffer
 		logs := func(log *slog.Logger) {
