@@ -9,7 +9,7 @@ import (
 )
 
 // TestGCSettingsFollowTheBudgetUnlessTheEnvironmentSetsThem: GOGC 200 and
-// a soft limit of twice memory_budget_bytes by default; an operator's
+// a soft limit of memory_budget_bytes + 32 MiB by default; an operator's
 // GOGC or GOMEMLIMIT is left as it is.
 func TestGCSettingsFollowTheBudgetUnlessTheEnvironmentSetsThem(t *testing.T) {
 	for _, tt := range []struct {
@@ -17,9 +17,9 @@ func TestGCSettingsFollowTheBudgetUnlessTheEnvironmentSetsThem(t *testing.T) {
 		env  map[string]string
 		want gcSettings
 	}{
-		{"defaults", nil, gcSettings{percent: 200, limit: 192 << 20}},
-		{"GOGC set", map[string]string{"GOGC": "100"}, gcSettings{percent: -1, limit: 192 << 20}},
-		{"GOGC off", map[string]string{"GOGC": "off"}, gcSettings{percent: -1, limit: 192 << 20}},
+		{"defaults", nil, gcSettings{percent: 200, limit: 128 << 20}},
+		{"GOGC set", map[string]string{"GOGC": "100"}, gcSettings{percent: -1, limit: 128 << 20}},
+		{"GOGC off", map[string]string{"GOGC": "off"}, gcSettings{percent: -1, limit: 128 << 20}},
 		{"GOMEMLIMIT set", map[string]string{"GOMEMLIMIT": "1GiB"}, gcSettings{percent: 200, limit: -1}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
@@ -41,14 +41,14 @@ func TestGCSettingsApplied(t *testing.T) {
 		debug.SetMemoryLimit(oldLimit)
 	})
 	var logged bytes.Buffer
-	gcSettings{percent: 200, limit: 192 << 20}.apply(slog.New(slog.NewTextHandler(&logged, nil)))
+	gcSettings{percent: 200, limit: 128 << 20}.apply(slog.New(slog.NewTextHandler(&logged, nil)))
 	if got := debug.SetGCPercent(200); got != 200 {
 		t.Errorf("GOGC = %d, want 200", got)
 	}
-	if got := debug.SetMemoryLimit(-1); got != 192<<20 {
-		t.Errorf("memory limit = %d, want %d", got, 192<<20)
+	if got := debug.SetMemoryLimit(-1); got != 128<<20 {
+		t.Errorf("memory limit = %d, want %d", got, 128<<20)
 	}
-	if !strings.Contains(logged.String(), "gogc=200") || !strings.Contains(logged.String(), "192 MiB") {
+	if !strings.Contains(logged.String(), "gogc=200") || !strings.Contains(logged.String(), "128 MiB") {
 		t.Errorf("log = %q, want the settings", logged.String())
 	}
 	logged.Reset()
