@@ -160,7 +160,7 @@ func TestReadBody(t *testing.T) {
 		{"content-length too small", 10, 1 << 20, len(body)},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			chunks, err := readChunks(strings.NewReader(body), tt.length, tt.limit)
+			chunks, err := readChunks(strings.NewReader(body), tt.length, tt.limit, nil)
 			for i, c := range chunks[:len(chunks)-1] {
 				if len(c) < 32<<10 {
 					t.Errorf("chunk %d of %d holds %d bytes; want every chunk but the last full (32 KiB or more)", i, len(chunks), len(c))
@@ -171,5 +171,19 @@ func TestReadBody(t *testing.T) {
 				t.Errorf("read %d bytes, %v; want %d", len(got), err, tt.want)
 			}
 		})
+	}
+}
+
+// TestReadBodyFromRecycledChunks: responses read into recycled chunks hold
+// their own bytes only, whatever a longer response left in the buffers.
+func TestReadBodyFromRecycledChunks(t *testing.T) {
+	var pool chunkPool
+	for i, size := range []int{300_000, 40_000, 300_000, 100, 70_000} {
+		body := strings.Repeat(string(rune('a'+i)), size)
+		chunks, err := readChunks(strings.NewReader(body), -1, 1<<20, &pool)
+		if got := string(newSegments(chunks).joined()); err != nil || got != body {
+			t.Fatalf("response %d (%d bytes): read %d bytes, %v; want its own %d", i, size, len(got), err, size)
+		}
+		pool.put(chunks)
 	}
 }

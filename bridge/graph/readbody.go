@@ -13,8 +13,9 @@ import (
 // which the caller joins once (segments.joined) or reads as they are
 // (liftChunks), instead of io.ReadAll's growth, which copies a large
 // response several times and leaves the old buffers to the garbage
-// collector. Every chunk but the last is full (32 KiB or more).
-func readChunks(r io.Reader, length, limit int64) ([][]byte, error) {
+// collector. Every chunk but the last is full (32 KiB or more). Chunks
+// come from pool (nil: allocated).
+func readChunks(r io.Reader, length, limit int64, pool *chunkPool) ([][]byte, error) {
 	lr := io.LimitReader(r, limit+1)
 	if length >= 0 && length <= limit {
 		var buf bytes.Buffer
@@ -23,9 +24,9 @@ func readChunks(r io.Reader, length, limit int64) ([][]byte, error) {
 		return [][]byte{buf.Bytes()}, err
 	}
 	var chunks [][]byte
-	size := 32 << 10
+	size := firstChunk
 	for {
-		chunk := make([]byte, size)
+		chunk := pool.get(size)
 		n, err := io.ReadFull(lr, chunk)
 		if n > 0 {
 			chunks = append(chunks, chunk[:n])
@@ -36,6 +37,6 @@ func readChunks(r io.Reader, length, limit int64) ([][]byte, error) {
 		if err != nil {
 			return chunks, err
 		}
-		size = min(size*2, 8<<20)
+		size = min(size*2, lastChunk)
 	}
 }
