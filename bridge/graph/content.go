@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"strings"
 )
 
@@ -39,11 +38,8 @@ var ErrBadContent = errors.New("attachment content is not valid base64")
 // way. Text that does not decode gives a Content with Err.
 func newContent(text string) *Content {
 	c := &Content{}
-	h := sha256.New()
-	n, err := io.Copy(h, base64.NewDecoder(base64.StdEncoding.Strict(), strings.NewReader(text)))
-	if err == nil && strings.IndexByte(text, '\n') < 0 && strings.IndexByte(text, '\r') < 0 && len(text)%4 == 0 {
-		c.Base64, c.Size = text, n
-		h.Sum(c.SHA256[:0])
+	if size, sum, ok := hashCanonical(text); ok {
+		c.Base64, c.Size, c.SHA256 = text, size, sum
 		return c
 	}
 	b, err := base64.StdEncoding.DecodeString(text)
@@ -53,6 +49,43 @@ func newContent(text string) *Content {
 	}
 	c.Base64, c.Size, c.SHA256 = base64.StdEncoding.EncodeToString(b), int64(len(b)), sha256.Sum256(b)
 	return c
+}
+
+// hashBlock is how much base64 text hashCanonical decodes at a time (a
+// whole number of 4-character quads).
+const hashBlock = 32 << 10
+
+// hashCanonical returns the decoded size and SHA-256 of text if it is
+// canonical base64: whole quads, no line breaks, padding only at the end,
+// zero pad bits (Strict). It decodes block by block into one buffer: with
+// no line breaks to filter, base64.NewDecoder's reader only adds copies.
+// Padding is allowed only at the end of the whole text, so decoding the
+// blocks alone accepts exactly what decoding the text at once accepts.
+func hashCanonical(text string) (int64, [sha256.Size]byte, bool) {
+	var sum [sha256.Size]byte
+	if len(text)%4 != 0 || strings.IndexByte(text, '\n') >= 0 || strings.IndexByte(text, '\r') >= 0 {
+		return 0, sum, false
+	}
+	if pad := strings.IndexByte(text, '='); pad >= 0 && pad < len(text)-2 {
+		return 0, sum, false
+	}
+	h := sha256.New()
+	buf := make([]byte, hashBlock+hashBlock/4*3)
+	src, dst := buf[:hashBlock], buf[hashBlock:]
+	enc := base64.StdEncoding.Strict()
+	var size int64
+	for len(text) > 0 {
+		n := copy(src, text)
+		k, err := enc.Decode(dst, src[:n])
+		if err != nil {
+			return 0, sum, false
+		}
+		h.Write(dst[:k])
+		size += int64(k)
+		text = text[n:]
+	}
+	h.Sum(sum[:0])
+	return size, sum, true
 }
 
 // UnmarshalJSON reads an attachment as Graph sends it, keeping
