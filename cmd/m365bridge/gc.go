@@ -13,17 +13,18 @@ import (
 // response). serveGOGC lets the heap grow to three times its live part
 // instead, which halves the number of collections while the live heap is
 // small. The live heap is bounded by memory_budget_bytes (the mail in
-// flight), and a soft memory limit of the budget plus gcHeadroom caps the
-// heap: near the limit the runtime collects sooner, so a large live heap
-// costs what GOGC=100 costs (at the default budget the limit, 128 MiB, is
-// about where GOGC=100 puts a 62 MiB live heap, the peak of a 10,000 mail
-// import), and peak RSS stays within the 150 MiB the daemon aims at. The
-// runtime bounds the collector's CPU share if the live heap nears the
-// limit. An operator's GOGC or GOMEMLIMIT in the environment wins over
-// both.
+// flight; a 10,000 mail import peaks at about two thirds of the default
+// budget), and a soft memory limit of the budget plus gcHeadroom (at least
+// gcMinLimit) caps the heap: near the limit the runtime collects sooner, so
+// the peak RSS stays within the 150 MiB the daemon aims at (about 30 MiB of
+// it is SQLite and the rest outside Go's heap). Were the live heap to pass
+// the limit, the runtime bounds the collector's share of CPU, and the heap
+// grows past it. An operator's GOGC or GOMEMLIMIT in the environment wins
+// over both.
 const (
 	serveGOGC  = 200
-	gcHeadroom = 32 << 20
+	gcHeadroom = 8 << 20
+	gcMinLimit = 64 << 20
 )
 
 // gcSettings is what the daemon sets: percent < 0 and limit < 0 leave the
@@ -36,7 +37,7 @@ type gcSettings struct {
 // gcFor returns the settings for a daemon with memory budget budget
 // (bytes), leaving alone what the environment (getenv) sets.
 func gcFor(budget int64, getenv func(string) string) gcSettings {
-	s := gcSettings{percent: serveGOGC, limit: budget + gcHeadroom}
+	s := gcSettings{percent: serveGOGC, limit: max(budget+gcHeadroom, gcMinLimit)}
 	if getenv("GOGC") != "" {
 		s.percent = -1
 	}
