@@ -229,26 +229,7 @@ func (m *MailboxClient) attempt(ctx context.Context, cl call, requestID string) 
 		}
 		return res, false, nil
 	}
-	chunks, err := readChunks(resp.Body, resp.ContentLength, limit, &c.chunks)
-	c.report(cl, resp.StatusCode, time.Since(start))
-	segs := newSegments(chunks)
-	switch {
-	case int64(segs.total) > limit:
-		err = fmt.Errorf("read %s: %w: more than %d bytes", cl.kind, ErrTooLarge, limit)
-	case err != nil:
-		return nil, true, fmt.Errorf("read %s response: %w", cl.kind, err)
-	case cl.lift:
-		res.body, res.lifted = liftChunks(chunks)
-	default:
-		res.body = segs.joined()
-	}
-	if err != nil || len(chunks) > 1 || res.lifted != nil {
-		c.chunks.put(chunks) // copied out (or of no use): not res.body
-	}
-	if err != nil {
-		return nil, false, err
-	}
-	return res, false, nil
+	return c.readJSON(cl, resp, res, limit, start)
 }
 
 // request is cl's HTTP request with the bearer token, the immutable-id
