@@ -64,7 +64,7 @@ func htmlToText(s string) string {
 		case html.ErrorToken:
 			return tidyText(c.b.String())
 		case html.TextToken:
-			c.text(string(z.Text()))
+			c.text(z.Text())
 		case html.StartTagToken, html.SelfClosingTagToken, html.EndTagToken:
 			c.tag(z, tt)
 		}
@@ -86,24 +86,35 @@ type htmlLink struct {
 	start int
 }
 
-// text writes a text token.
-func (c *htmlConverter) text(text string) {
+// text writes a text token (the tokenizer's bytes: written, never kept).
+func (c *htmlConverter) text(text []byte) {
 	if c.skip > 0 {
 		return
 	}
 	if c.pre > 0 {
-		c.b.WriteString(text)
+		c.b.Write(text)
 		return
 	}
 	// Collapse every whitespace run to one space, and never put a
 	// space at the start of a line or after another space.
-	for i, word := range strings.FieldsFunc(" "+text+" ", isSpaceRune) {
-		if i > 0 || startsWithSpace(text) {
+	lead := len(text) > 0 && isSpace(text[0])
+	for i, words := 0, 0; i < len(text); words++ {
+		for i < len(text) && isSpace(text[i]) {
+			i++
+		}
+		if i == len(text) {
+			break
+		}
+		start := i
+		for i < len(text) && !isSpace(text[i]) {
+			i++
+		}
+		if words > 0 || lead {
 			writeSpace(&c.b.Builder)
 		}
-		c.b.WriteString(word)
+		c.b.Write(text[start:i])
 	}
-	if endsWithSpaceRaw(text) {
+	if len(text) > 0 && isSpace(text[len(text)-1]) {
 		writeSpace(&c.b.Builder)
 	}
 }
@@ -244,12 +255,6 @@ func attr(z *html.Tokenizer, hasAttr bool, key string) string {
 	}
 	return ""
 }
-
-func startsWithSpace(s string) bool { return s != "" && isSpace(s[0]) }
-
-func endsWithSpaceRaw(s string) bool { return s != "" && isSpace(s[len(s)-1]) }
-
-func isSpaceRune(r rune) bool { return r < 0x80 && isSpace(byte(r)) }
 
 // writeSpace adds one space unless the text is at a line start or already
 // ends in a space.

@@ -69,7 +69,7 @@ func (m *MailboxClient) listAttachments(ctx context.Context, messageID string, q
 				return nil, fmt.Errorf("list attachments: %w", err)
 			}
 		}
-		res, err := m.do(ctx, call{method: http.MethodGet, url: next, kind: kindAttachment})
+		res, err := m.do(ctx, call{method: http.MethodGet, url: next, kind: kindAttachment, lift: true})
 		if err != nil {
 			return nil, fmt.Errorf("list attachments: %w", err)
 		}
@@ -77,11 +77,10 @@ func (m *MailboxClient) listAttachments(ctx context.Context, messageID string, q
 			Value    []Attachment `json:"value"`
 			NextLink string       `json:"@odata.nextLink"`
 		}
-		small, cut := liftContent(res.body)
-		if err := json.Unmarshal(small, &body); err != nil {
+		if err := json.Unmarshal(res.body, &body); err != nil {
 			return nil, fmt.Errorf("decode attachments of message %q: %w", messageID, err)
 		}
-		resolveContent(body.Value, cut)
+		resolveContent(body.Value, res.lifted)
 		out = append(out, body.Value...)
 		next = body.NextLink
 	}

@@ -95,21 +95,21 @@ type batchReply struct {
 	Body    json.RawMessage   `json:"body"`
 }
 
-// decodeBatch reads a $batch answer: its items by lower-cased id, with the
-// attachment content lifted out of it before encoding/json scans it.
-func decodeBatch(raw []byte) (map[string]batchReply, lifted, error) {
+// decodeBatch reads a $batch answer, whose attachment content was lifted
+// out of it as it was read (call.lift), before encoding/json scans it: its
+// items by lower-cased id.
+func decodeBatch(small []byte) (map[string]batchReply, error) {
 	var body struct {
 		Responses []batchReply `json:"responses"`
 	}
-	small, cut := liftContent(raw)
 	if err := json.Unmarshal(small, &body); err != nil {
-		return nil, nil, fmt.Errorf("decode batch response: %w", err)
+		return nil, fmt.Errorf("decode batch response: %w", err)
 	}
 	byID := make(map[string]batchReply, len(body.Responses))
 	for _, r := range body.Responses {
 		byID[strings.ToLower(r.ID)] = r
 	}
-	return byID, cut, nil
+	return byID, nil
 }
 
 // batchChunk runs up to 20 requests, retrying the items that failed with a
@@ -127,15 +127,16 @@ func (m *MailboxClient) batchChunk(ctx context.Context, reqs []BatchRequest, out
 			return fmt.Errorf("encode batch: %w", err)
 		}
 		res, err := m.do(ctx, call{method: http.MethodPost, url: c.BaseURL + "/v1.0/$batch", kind: kindBatch, body: payload,
-			slots: int64(len(items))})
+			slots: int64(len(items)), lift: true})
 		if err != nil {
 			for _, i := range pending {
 				out[i].Err = fmt.Errorf("batch: %w", err)
 			}
 			return fmt.Errorf("batch: %w", err)
 		}
-		byID, cut, err := decodeBatch(res.body)
-		res.body = nil
+		byID, err := decodeBatch(res.body)
+		cut := res.lifted
+		res.body, res.lifted = nil, nil
 		if err != nil {
 			for _, i := range pending {
 				out[i].Err = err

@@ -98,6 +98,7 @@ type Client struct {
 	sems     map[string]*semaphore.Weighted
 	paces    map[string]*paceWindow
 	stats    counters
+	chunks   chunkPool // readChunks' buffers, recycled
 }
 
 // Mailbox says whose mailbox a MailboxClient reads. A user mailbox is

@@ -1,16 +1,11 @@
 package graph
 
 import (
-	"bytes"
-	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"strconv"
 	"strings"
 )
 
@@ -43,11 +38,8 @@ var ErrBadContent = errors.New("attachment content is not valid base64")
 // way. Text that does not decode gives a Content with Err.
 func newContent(text string) *Content {
 	c := &Content{}
-	h := sha256.New()
-	n, err := io.Copy(h, base64.NewDecoder(base64.StdEncoding.Strict(), strings.NewReader(text)))
-	if err == nil && strings.IndexByte(text, '\n') < 0 && strings.IndexByte(text, '\r') < 0 && len(text)%4 == 0 {
-		c.Base64, c.Size = text, n
-		h.Sum(c.SHA256[:0])
+	if size, sum, ok := hashCanonical(text); ok {
+		c.Base64, c.Size, c.SHA256 = text, size, sum
 		return c
 	}
 	b, err := base64.StdEncoding.DecodeString(text)
@@ -57,6 +49,43 @@ func newContent(text string) *Content {
 	}
 	c.Base64, c.Size, c.SHA256 = base64.StdEncoding.EncodeToString(b), int64(len(b)), sha256.Sum256(b)
 	return c
+}
+
+// hashBlock is how much base64 text hashCanonical decodes at a time (a
+// whole number of 4-character quads).
+const hashBlock = 32 << 10
+
+// hashCanonical returns the decoded size and SHA-256 of text if it is
+// canonical base64: whole quads, no line breaks, padding only at the end,
+// zero pad bits (Strict). It decodes block by block into one buffer: with
+// no line breaks to filter, base64.NewDecoder's reader only adds copies.
+// Padding is allowed only at the end of the whole text, so decoding the
+// blocks alone accepts exactly what decoding the text at once accepts.
+func hashCanonical(text string) (int64, [sha256.Size]byte, bool) {
+	var sum [sha256.Size]byte
+	if len(text)%4 != 0 || strings.IndexByte(text, '\n') >= 0 || strings.IndexByte(text, '\r') >= 0 {
+		return 0, sum, false
+	}
+	if pad := strings.IndexByte(text, '='); pad >= 0 && pad < len(text)-2 {
+		return 0, sum, false
+	}
+	h := sha256.New()
+	buf := make([]byte, hashBlock+hashBlock/4*3)
+	src, dst := buf[:hashBlock], buf[hashBlock:]
+	enc := base64.StdEncoding.Strict()
+	var size int64
+	for len(text) > 0 {
+		n := copy(src, text)
+		k, err := enc.Decode(dst, src[:n])
+		if err != nil {
+			return 0, sum, false
+		}
+		h.Write(dst[:k])
+		size += int64(k)
+		text = text[n:]
+	}
+	h.Sum(sum[:0])
+	return size, sum, true
 }
 
 // UnmarshalJSON reads an attachment as Graph sends it, keeping
@@ -93,89 +122,6 @@ func (a *Attachment) Bytes() []byte {
 	}
 	b, _ := base64.StdEncoding.DecodeString(a.Content.Base64)
 	return b
-}
-
-// liftKey is how Graph writes a file attachment's content in JSON. Text
-// written otherwise (whitespace around the colon, escapes in the value) is
-// simply not lifted: encoding/json decodes it as usual.
-const liftKey = `"contentBytes":"`
-
-// liftMinBytes is the content size from which lifting pays.
-const liftMinBytes = 1 << 10
-
-// lifted holds the contentBytes strings cut out of a Graph response before
-// encoding/json read it, by the placeholder left in their place.
-type lifted map[string]string
-
-// liftContent cuts the contentBytes values of at least liftMinBytes out
-// of a JSON response and puts a placeholder (tag and index; it contains
-// ':', so it is never valid base64) in their place: encoding/json then
-// scans a few bytes instead of megabytes, several times over ($batch
-// responses are decoded twice). A value is cut only where it is certainly a
-// key's value: the key follows '{' or ',' (a quote there cannot be inside a
-// string), and the value has no backslash (it ends at the next quote).
-// Attachment.UnmarshalJSON keeps the placeholder and resolveContent puts
-// the content back.
-func liftContent(body []byte) ([]byte, lifted) {
-	if !bytes.Contains(body, []byte(liftKey)) {
-		return body, nil
-	}
-	var nonce [12]byte
-	if _, err := rand.Read(nonce[:]); err != nil {
-		return body, nil
-	}
-	tag := liftPrefix + hex.EncodeToString(nonce[:]) + ":"
-	out := make([]byte, 0, 4<<10)
-	var cut lifted
-	last, pos := 0, 0
-	for {
-		k := bytes.Index(body[pos:], []byte(liftKey))
-		if k < 0 {
-			break
-		}
-		k += pos
-		start := k + len(liftKey)
-		end := bytes.IndexByte(body[start:], '"')
-		if end < 0 {
-			break
-		}
-		end += start
-		pos = end + 1
-		val := body[start:end]
-		if len(val) < liftMinBytes || bytes.IndexByte(val, '\\') >= 0 || !afterObjectStart(body[:k]) {
-			continue
-		}
-		if cut == nil {
-			cut = lifted{}
-		}
-		ph := tag + strconv.Itoa(len(cut))
-		cut[ph] = string(val)
-		out = append(out, body[last:start]...)
-		out = append(out, ph...)
-		last = end
-	}
-	if cut == nil {
-		return body, nil
-	}
-	return append(out, body[last:]...), cut
-}
-
-// liftPrefix starts every placeholder liftContent leaves.
-const liftPrefix = "m365bridge-lifted:"
-
-// afterObjectStart reports whether the last byte of b other than JSON
-// whitespace is '{' or ','.
-func afterObjectStart(b []byte) bool {
-	for i := len(b) - 1; i >= 0; i-- {
-		switch b[i] {
-		case ' ', '\t', '\r', '\n':
-			continue
-		case '{', ',':
-			return true
-		}
-		return false
-	}
-	return false
 }
 
 // resolveContent puts lifted content back on attachments decoded from a

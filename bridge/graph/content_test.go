@@ -81,11 +81,57 @@ func TestLiftedContentDecodesAsEncodingJSON(t *testing.T) {
 		t.Fatal(err)
 	}
 	resolveContent(got.Value, cut)
-	if len(got.Value) != len(want.Value) {
-		t.Fatalf("%d attachments, want %d", len(got.Value), len(want.Value))
+	checkAttachments(t, got.Value, want.Value)
+	// The same response read in chunks (a chunked answer), split at every
+	// place of a key and its value's quotes and at many chunk sizes, lifts
+	// the same values and leaves the same JSON.
+	for _, chunks := range chunkings(body) {
+		gotSmall, gotCut := liftChunks(chunks)
+		if len(gotCut) != len(cut) || len(gotSmall) != len(small) {
+			t.Fatalf("in %d chunks: lifted %d values, %d bytes left; want %d, %d", len(chunks), len(gotCut), len(gotSmall), len(cut), len(small))
+		}
+		got.Value = nil
+		if err := json.Unmarshal(gotSmall, &got); err != nil {
+			t.Fatalf("in %d chunks: %v", len(chunks), err)
+		}
+		resolveContent(got.Value, gotCut)
+		checkAttachments(t, got.Value, want.Value)
 	}
-	for i := range want.Value {
-		g, w := got.Value[i], want.Value[i]
+}
+
+// chunkings splits body as readChunks may: into chunks of one size (all
+// full but the last, at least as long as liftKey), and in two at every
+// offset around each occurrence of "contentBytes".
+func chunkings(body string) [][][]byte {
+	var out [][][]byte
+	for _, size := range []int{len(liftKey), len(liftKey) + 1, 19, 23, 31, 64, 1000, 4096, len(body)} {
+		var chunks [][]byte
+		for i := 0; i < len(body); i += size {
+			chunks = append(chunks, []byte(body[i:min(i+size, len(body))]))
+		}
+		out = append(out, chunks)
+	}
+	for at := 0; ; {
+		k := strings.Index(body[at:], "contentBytes")
+		if k < 0 {
+			break
+		}
+		k += at
+		for cut := max(k-2, len(liftKey)); cut <= k+len(liftKey)+2 && cut < len(body); cut++ {
+			out = append(out, [][]byte{[]byte(body[:cut]), []byte(body[cut:])})
+		}
+		at = k + 1
+	}
+	return out
+}
+
+func checkAttachments(t *testing.T, got, want []Attachment) {
+	t.Helper()
+	if len(got) != len(want) {
+		t.Fatalf("%d attachments, want %d", len(got), len(want))
+	}
+	for i := range want {
+		g, w := got[i], want[i]
 		if g.ID != w.ID || g.Name != w.Name || (g.Content == nil) != (w.Content == nil) {
 			t.Errorf("attachment %d = %+v, want %+v", i, g, w)
 			continue
@@ -114,10 +160,30 @@ func TestReadBody(t *testing.T) {
 		{"content-length too small", 10, 1 << 20, len(body)},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := readBody(strings.NewReader(body), tt.length, tt.limit)
+			chunks, err := readChunks(strings.NewReader(body), tt.length, tt.limit, nil)
+			for i, c := range chunks[:len(chunks)-1] {
+				if len(c) < 32<<10 {
+					t.Errorf("chunk %d of %d holds %d bytes; want every chunk but the last full (32 KiB or more)", i, len(chunks), len(c))
+				}
+			}
+			got := newSegments(chunks).joined()
 			if err != nil || len(got) != tt.want || string(got) != body[:tt.want] {
 				t.Errorf("read %d bytes, %v; want %d", len(got), err, tt.want)
 			}
 		})
+	}
+}
+
+// TestReadBodyFromRecycledChunks: responses read into recycled chunks hold
+// their own bytes only, whatever a longer response left in the buffers.
+func TestReadBodyFromRecycledChunks(t *testing.T) {
+	var pool chunkPool
+	for i, size := range []int{300_000, 40_000, 300_000, 100, 70_000} {
+		body := strings.Repeat(string(rune('a'+i)), size)
+		chunks, err := readChunks(strings.NewReader(body), -1, 1<<20, &pool)
+		if got := string(newSegments(chunks).joined()); err != nil || got != body {
+			t.Fatalf("response %d (%d bytes): read %d bytes, %v; want its own %d", i, size, len(got), err, size)
+		}
+		pool.put(chunks)
 	}
 }

@@ -229,10 +229,12 @@ func decodeMessages(raw []json.RawMessage) (ok []Message, bad []UndecodableMessa
 }
 
 // DecodeMessage decodes one Graph message object. On error the returned
-// Message carries at least the id when it could be read.
+// Message carries at least the id when it could be read. It calls
+// UnmarshalJSON itself: json.Unmarshal would first scan b to validate it,
+// and UnmarshalJSON's own json.Unmarshal scans it again.
 func DecodeMessage(b []byte) (Message, error) {
 	var m Message
-	if err := json.Unmarshal(b, &m); err != nil {
+	if err := m.UnmarshalJSON(b); err != nil {
 		var idOnly struct {
 			ID any `json:"id"`
 		}

@@ -60,6 +60,9 @@ type call struct {
 	// processed (429, 503, a 401 token refresh): never a transport error or
 	// another 5xx, after which the request may have taken effect.
 	notIdempotent bool
+	// lift cuts attachment content out of a 2xx body as it is read
+	// (liftChunks): the response's body is then the JSON around it.
+	lift bool
 }
 
 // response is a 2xx answer; body is empty when the call had a sink.
@@ -67,6 +70,7 @@ type response struct {
 	status int
 	header http.Header
 	body   []byte
+	lifted lifted // the content cut out of body, for a call with lift
 }
 
 // do sends cl, retrying within the Client's bounds, and returns the 2xx
@@ -225,15 +229,7 @@ func (m *MailboxClient) attempt(ctx context.Context, cl call, requestID string) 
 		}
 		return res, false, nil
 	}
-	res.body, err = readBody(resp.Body, resp.ContentLength, limit)
-	c.report(cl, resp.StatusCode, time.Since(start))
-	switch {
-	case int64(len(res.body)) > limit:
-		return nil, false, fmt.Errorf("read %s: %w: more than %d bytes", cl.kind, ErrTooLarge, limit)
-	case err != nil:
-		return nil, true, fmt.Errorf("read %s response: %w", cl.kind, err)
-	}
-	return res, false, nil
+	return c.readJSON(cl, resp, res, limit, start)
 }
 
 // request is cl's HTTP request with the bearer token, the immutable-id

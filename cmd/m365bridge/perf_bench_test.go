@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -25,6 +26,7 @@ import (
 //	M365BRIDGE_BENCH_40K=1             adds the 40,000-message scenario
 //	M365BRIDGE_BENCH_N=200             every scenario with this many messages (a smoke run)
 //	M365BRIDGE_BENCH_PROFILE_DIR=DIR   CPU and peak-heap profiles of each bridge run
+//	M365BRIDGE_BENCH_BRIDGE_ENV="GOGC=200 GOMEMLIMIT=128MiB"   more environment for the bridge child only
 //	M365BRIDGE_BENCH_POLL=10s          the latency scenario's poll_interval (default: the daemon's)
 //	M365BRIDGE_BENCH_LATENCY_MAILS=50  mails injected in the latency scenario
 //	M365BRIDGE_BENCH_LATENCY_SPAN=3m   over how long they are injected
@@ -194,6 +196,7 @@ func runImport(b *testing.B, bin string, ps *perfSim, rcv *perfReceiver, sc impo
 			prefix := filepath.Join(dir, fmt.Sprintf("%s-r%d-", sc.name, round+1))
 			env = append(env, cpuProfileEnv+"="+prefix+"cpu.pprof", memProfileEnv+"="+prefix+"heap.pprof")
 		}
+		env = append(env, strings.Fields(os.Getenv("M365BRIDGE_BENCH_BRIDGE_ENV"))...)
 		// M365BRIDGE_BENCH_STATE_BUDGET=<bytes>: state_budget_bytes (the
 		// state directory's size at the end follows it, not the import's).
 		cfg := perfBridgeConfig{Mailbox: mailbox, AfterImport: after, StateBudget: os.Getenv("M365BRIDGE_BENCH_STATE_BUDGET")}

@@ -43,6 +43,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	for _, w := range cfg.Warnings() {
 		log.Warn("configuration warning", "warning", w)
 	}
+	gcFor(cfg.MemoryBudget, os.Getenv).apply(log)
 	d := bridge.New(cfg, bridge.Options{Logger: log, Version: version, ConfigPath: *path})
 	if err := d.Start(ctx); err != nil {
 		return err

@@ -17,7 +17,7 @@ func (d *Dispatcher) deliver(ep Endpoint, row Row) (gone bool) {
 	d.mu.Lock()
 	ctx := d.postCtx
 	d.mu.Unlock()
-	log := d.log.With("endpoint", ep.Name, "event_id", row.EventID, "seq", row.Seq)
+	log := withLazy(d.log, slog.String("endpoint", ep.Name), slog.String("event_id", row.EventID), slog.Int64("seq", row.Seq))
 	defer func() {
 		// Last resort (a panic before the attempt was recorded, or while
 		// recording a panicked one): the row stays as the queue has it.
