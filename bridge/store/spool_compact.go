@@ -17,6 +17,14 @@ import (
 // syncs the copies, as any other write) and the segment goes. The spool's
 // files then hold at most twice the bytes of the bodies they keep, plus
 // the segment being written.
+//
+// A delivered body in a segment being compacted is dropped, not copied:
+// the segment is mostly unreferenced because the trim took its delivered
+// bodies, oldest delivery first, so the delivered ones left in it are
+// next in line anyway, and copying them rewrote up to half a segment at
+// every trim of a long import (a 40,000-mail import wrote 2.0x the bytes
+// it delivered with them copied). Pending, dead and rejected bodies are
+// copied: they are never dropped.
 
 // compactChunk bounds the bytes copied in one transaction: the page
 // transactions wait for the writer meanwhile.
@@ -83,18 +91,20 @@ func (db *DB) compactIfSparse(ctx context.Context, num, live int64) error {
 // chunk per transaction. A damaged body stays where it is (its row
 // reports it when read), and so does its segment.
 func (db *DB) compactSegment(ctx context.Context, num int64) error {
-	rows, err := db.read.QueryContext(ctx, `SELECT seq, seg_offset, size, crc32c FROM event_bodies WHERE segment = ? ORDER BY seg_offset`, num)
+	rows, err := db.read.QueryContext(ctx, `SELECT b.seq, b.seg_offset, b.size, b.crc32c, o.state = 'delivered'
+		FROM event_bodies b JOIN outbox o ON o.seq = b.seq WHERE b.segment = ? ORDER BY b.seg_offset`, num)
 	if err != nil {
 		return fmt.Errorf("list bodies of spool segment %d: %w", num, err)
 	}
 	type moving struct {
-		seq int64
-		ref bodyRef
+		seq       int64
+		ref       bodyRef
+		delivered bool // dropped, not copied
 	}
 	todo, err := scanAll(rows, "list bodies of spool segment", func(r rowScanner) (moving, error) {
 		m := moving{ref: bodyRef{segment: num}}
 		var crc int64
-		err := r.Scan(&m.seq, &m.ref.offset, &m.ref.size, &crc)
+		err := r.Scan(&m.seq, &m.ref.offset, &m.ref.size, &crc, &m.delivered)
 		m.ref.crc = uint32(crc)
 		return m, err
 	})
@@ -104,14 +114,20 @@ func (db *DB) compactSegment(ctx context.Context, num int64) error {
 	for len(todo) > 0 {
 		n, bytes := 0, int64(0)
 		for n < len(todo) && (n == 0 || bytes+todo[n].ref.size <= compactChunk) {
-			bytes += todo[n].ref.size
+			if !todo[n].delivered {
+				bytes += todo[n].ref.size
+			}
 			n++
 		}
 		chunk := todo[:n]
 		todo = todo[n:]
 		err := db.Tx(ctx, func(tx *sql.Tx) error {
 			for _, m := range chunk {
-				if err := db.moveBody(ctx, tx, m.seq, m.ref); err != nil {
+				move := db.moveBody
+				if m.delivered {
+					move = db.dropDeliveredBody
+				}
+				if err := move(ctx, tx, m.seq, m.ref); err != nil {
 					return err
 				}
 			}
@@ -141,5 +157,13 @@ func (db *DB) moveBody(ctx context.Context, tx *sql.Tx, seq int64, ref bodyRef) 
 	}
 	_, err = tx.ExecContext(ctx, `UPDATE event_bodies SET segment = ?, seg_offset = ? WHERE seq = ? AND segment = ? AND seg_offset = ?`,
 		to.segment, to.offset, seq, ref.segment, ref.offset)
+	return err
+}
+
+// dropDeliveredBody drops delivered row seq's body at ref, unless the row
+// moved meanwhile; the row, its id and its history stay (as a trim).
+func (db *DB) dropDeliveredBody(ctx context.Context, tx *sql.Tx, seq int64, ref bodyRef) error {
+	_, err := tx.ExecContext(ctx, `DELETE FROM event_bodies WHERE seq = ? AND segment = ? AND seg_offset = ?
+		AND (SELECT state FROM outbox WHERE outbox.seq = event_bodies.seq) = 'delivered'`, seq, ref.segment, ref.offset)
 	return err
 }

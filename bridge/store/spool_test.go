@@ -425,3 +425,55 @@ func TestSpoolConcurrentPages(t *testing.T) {
 	}
 	t.Logf("%d bodies in %d segment files", len(rows), len(spoolFiles(t, db)))
 }
+
+// TestSpoolCompactionDropsDeliveredBodies: the trim leaves the segment at
+// its boundary mostly unreferenced; compacting it drops the delivered
+// body left there (next in line for the trim) instead of copying it into
+// the segment being written, which a long import did at every trim.
+func TestSpoolCompactionDropsDeliveredBodies(t *testing.T) {
+	ctx := context.Background()
+	db, now := backends[0].openOutbox(t)
+	const segBytes, size, events = 128 << 10, 30 << 10, 12 // 4 bodies a segment, 3 segments
+	db.spool.segBytes = segBytes
+	for i := range events {
+		enqueueSized(t, db, fmt.Sprint("ev-", i), spoolBody(fmt.Sprint(i), size))
+	}
+	q := db.Outbox()
+	due, err := q.DueMeta(ctx, "helpdesk", *now, events, false, nil)
+	if err != nil || len(due) != events {
+		t.Fatalf("DueMeta: %d rows, %v", len(due), err)
+	}
+	for _, r := range due {
+		if err := q.MarkDelivered(ctx, r.Seq, 200, *now); err != nil {
+			t.Fatal(err)
+		}
+	}
+	files := spoolFiles(t, db)
+	last := files[len(files)-1]
+	before, err := os.Stat(last)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Keep 5 bodies: the first segment goes whole, the second keeps 1 of 4.
+	st0, err := db.EventBodies(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := db.TrimBodies(ctx, st0.Bytes*5/events+64); err != nil { // ids differ in length by a byte
+		t.Fatal(err)
+	}
+	after, err := os.Stat(last)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after.Size() != before.Size() {
+		t.Errorf("segment being written grew from %d to %d bytes: a delivered body was copied by the compaction", before.Size(), after.Size())
+	}
+	st, err := db.EventBodies(ctx)
+	if err != nil || st.Bodies != 4 {
+		t.Errorf("EventBodies = %+v, %v; want the last segment's 4 bodies", st, err)
+	}
+	if n := len(spoolFiles(t, db)); n != 1 {
+		t.Errorf("%d segment files left, want 1 (the one being written)", n)
+	}
+}
