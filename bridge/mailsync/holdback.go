@@ -73,16 +73,24 @@ func (h *HoldBack) join(channel string) (leave func()) {
 }
 
 // mustWait reports whether a channel whose pending bodies weigh own must
-// wait, all pending bodies weighing total.
-func (h *HoldBack) mustWait(total, own int64) bool {
+// wait, all pending bodies weighing total; if so, until is the fewest body
+// bytes that must leave pending (any channel's) before the answer can
+// change: the total back within the budget or the channel's own below its
+// share. New pending bodies only raise both, and a reload or a channel
+// stopping is caught by the periodic re-check.
+func (h *HoldBack) mustWait(total, own int64) (wait bool, until int64) {
 	budget := h.budget.Load()
 	if budget < 0 || total <= budget || own <= 0 {
-		return false
+		return false, 0
 	}
 	h.mu.Lock()
 	n := int64(max(1, len(h.channels)))
 	h.mu.Unlock()
-	return own >= budget/n
+	share := budget / n
+	if own < share {
+		return false, 0
+	}
+	return true, min(total-budget, own-max(share-1, 0)) // own below its share, or none left
 }
 
 // HeldBack is a runner's hold-back while it waits (Status.HeldBack).
@@ -125,13 +133,14 @@ func (r *Runner) holdBack(ctx context.Context) (err error) {
 		}
 	}()
 	for {
-		woken := r.cfg.DB.PendingDropped() // before measuring: no drop in between is missed
+		left := r.cfg.DB.LeftPendingBytes() // before measuring: what leaves meanwhile counts twice, never not at all
 		p, err := r.cfg.DB.PendingBodyBytes(ctx)
 		if err != nil {
 			return err
 		}
 		own := p.ByChannel[r.ch.Name]
-		if !h.mustWait(p.Total, own) {
+		wait, until := h.mustWait(p.Total, own)
+		if !wait {
 			return nil
 		}
 		if held == nil {
@@ -148,11 +157,32 @@ func (r *Runner) holdBack(ctx context.Context) (err error) {
 		if recheck <= 0 {
 			recheck = DefaultHoldRecheck
 		}
+		if err := r.awaitLeftPending(ctx, left+until, recheck); err != nil {
+			return err
+		}
+	}
+}
+
+// awaitLeftPending waits until the body bytes that left pending reach
+// target (DB.LeftPendingBytes), woken by each row leaving pending, or
+// until recheck passed: a runner held back measures the pending bodies
+// again only when that can change its answer, not at every delivery.
+func (r *Runner) awaitLeftPending(ctx context.Context, target int64, recheck time.Duration) error {
+	timer := r.cfg.After(recheck)
+	for {
+		woken := r.cfg.DB.PendingDropped() // before reading the count: no drop in between is missed
+		if r.cfg.DB.LeftPendingBytes() >= target {
+			return nil
+		}
+		if r.cfg.onAwait != nil {
+			r.cfg.onAwait()
+		}
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-woken:
-		case <-r.cfg.After(recheck):
+		case <-timer:
+			return nil
 		}
 	}
 }

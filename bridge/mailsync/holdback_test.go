@@ -74,14 +74,17 @@ func (h *harness) deliverEndpoint(ctx context.Context, endpoint string, n int) i
 	return acked
 }
 
-// heldRound runs one SyncOnce of r and, each time r holds the import back,
-// delivers up to perHold due rows of endpoint (the channel's webhook), as
-// a dispatcher that keeps up slower than Graph is read would. It returns
-// the pending bodies seen at each hold, after the round.
+// heldRound runs one SyncOnce of r and, each time r waits for deliveries
+// while held back, delivers up to perHold due rows of endpoint (the
+// channel's webhook), as a dispatcher that keeps up slower than Graph is
+// read would. It returns the pending bodies seen at each hold (each
+// measurement that held the import back), after the round.
 func heldRound(t *testing.T, h *harness, rc RunnerConfig, endpoint string, perHold int) ([]store.PendingBodies, Stats) {
 	t.Helper()
 	holds := make(chan store.PendingBodies)
+	awaits := make(chan struct{})
 	rc.onHold = func(p store.PendingBodies) { holds <- p }
+	rc.onAwait = func() { awaits <- struct{}{} }
 	r := NewRunner(rc)
 	ctx, cancel := context.WithTimeout(context.Background(), holdSafety)
 	defer cancel()
@@ -98,9 +101,12 @@ func heldRound(t *testing.T, h *harness, rc RunnerConfig, endpoint string, perHo
 	for {
 		select {
 		case p := <-holds:
-			// A check may report a hold that the deliveries of the
-			// previous one already ended; then there is nothing to deliver.
 			seen = append(seen, p)
+		case <-awaits:
+			// The held runner waits for deliveries (it measures again
+			// once enough bytes left pending). A wait may follow a hold
+			// that earlier deliveries already ended; then there is
+			// nothing to deliver.
 			h.deliverEndpoint(ctx, endpoint, perHold)
 		case res := <-done:
 			if res.err != nil {
@@ -319,4 +325,32 @@ func TestHoldBackPageHeavierThanBudget(t *testing.T) {
 			checkDeliveredOnce(t, h, simSupport, ids)
 		})
 	}
+}
+
+// TestHoldBackMeasuresOnlyWhenItCanResume: a held runner sums the pending
+// bodies again only once enough bytes left pending to change its answer,
+// not at every delivery (with thousands pending, a sum per delivery was
+// most of a 40,000-mail import's extra CPU). One row delivered per wait:
+// far fewer measurements than deliveries.
+func TestHoldBackMeasuresOnlyWhenItCanResume(t *testing.T) {
+	const n, size, pageSize = 60, 3000, 5
+	h := newHarness(t, m365sim.Options{})
+	ids := injectHold(h, simSupport, n, size)
+	rc := h.runnerConfig(testChannel("support", "shared", simSupport, holdFolder))
+	rc.PageSize = pageSize
+	rc.HoldBack = NewHoldBack(int64(5 * pageSize * size))
+	seen, stats := heldRound(t, h, rc, "helpdesk", 1)
+	if stats.Queued != n {
+		t.Fatalf("queued %d, want %d", stats.Queued, n)
+	}
+	delivered := h.rec.distinct() // during the round, one per wait
+	t.Logf("%d measurements that held the import back, %d deliveries while held", len(seen), delivered)
+	if len(seen) == 0 || delivered == 0 {
+		t.Fatalf("held %d times with %d deliveries: the test holds nothing back", len(seen), delivered)
+	}
+	if 2*len(seen) > delivered {
+		t.Errorf("%d measurements for %d deliveries: the held runner sums the pending bodies at (nearly) every delivery", len(seen), delivered)
+	}
+	h.deliver(context.Background())
+	checkDeliveredOnce(t, h, simSupport, ids)
 }

@@ -168,6 +168,7 @@ type RunnerConfig struct {
 	// delivered messages still wait for a full batch.
 	afterPostPass func(waiting int)
 	onHold        func(p store.PendingBodies) // tests: hears each check that holds the import back
+	onAwait       func()                      // tests: a held runner is about to wait for deliveries
 }
 
 // Defaults of RunnerConfig.

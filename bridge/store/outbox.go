@@ -337,6 +337,7 @@ func (q *Outbox) MarkDelivered(ctx context.Context, seq int64, status int, at ti
 	if err != nil {
 		return err
 	}
+	q.db.leftPending.Add(size)
 	q.db.notePendingDropped()
 	q.db.noteDelivered(ctx, size)
 	return nil
@@ -366,13 +367,18 @@ func (q *Outbox) MarkRejected(ctx context.Context, seq int64, status int, excerp
 
 func (q *Outbox) finish(ctx context.Context, seq int64, state deliver.State, status int, excerpt string) error {
 	excerpt = capText(excerpt, outboxErrorBytes)
-	defer q.db.notePendingDropped() // a spurious wake-up after a failure only re-checks
+	var size int64
+	defer func() {
+		q.db.leftPending.Add(size) // counted if the update ran: a rolled-back one only re-measures sooner
+		q.db.notePendingDropped()  // a spurious wake-up after a failure only re-checks
+	}()
 	return q.db.Tx(ctx, func(tx *sql.Tx) error {
 		var eventID, channel string
 		set, where, wargs := q.releaseClaim()
 		err := tx.QueryRowContext(ctx, `UPDATE outbox SET state = ?, last_status = ?, last_error = ?`+set+`
-			WHERE seq = ? AND state = 'pending'`+where+` RETURNING event_id, channel`,
-			append([]any{string(state), status, excerpt, seq}, wargs...)...).Scan(&eventID, &channel)
+			WHERE seq = ? AND state = 'pending'`+where+` RETURNING event_id, channel,
+			COALESCE((SELECT `+bodySize+` FROM event_bodies b WHERE b.seq = outbox.seq), 0)`,
+			append([]any{string(state), status, excerpt, seq}, wargs...)...).Scan(&eventID, &channel, &size)
 		if errors.Is(err, sql.ErrNoRows) {
 			return q.lostClaim(ctx, tx, seq)
 		}
