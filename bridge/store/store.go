@@ -48,7 +48,7 @@ type DB struct {
 	sinceTrim    atomic.Int64  // delivered body bytes since the last trim
 	trimming     atomic.Bool   // a prompt trim runs (one at a time)
 	pending      pendingSignal // see PendingDropped
-	leftPending atomic.Int64 // body bytes of rows that left pending (LeftPendingBytes)
+	leftPending  atomic.Int64  // body bytes of rows that left pending (LeftPendingBytes)
 	requireLease atomic.Bool   // see RequireLeases
 	// fenced holds the transactions whose lease was checked (fence): the
 	// check locks the lease row until the transaction ends, so the
