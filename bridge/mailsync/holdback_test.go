@@ -1,18 +1,15 @@
 package mailsync
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/m365bridge/m365bridge/bridge/m365sim"
 	"github.com/m365bridge/m365bridge/bridge/store"
-	"github.com/m365bridge/m365bridge/webhooks"
 	"github.com/m365bridge/m365bridge/webhooks/deliver"
 )
 
@@ -38,40 +35,6 @@ func injectHold(h *harness, mailbox string, n, size int) []string {
 		ids[i] = mi.ImmutableID
 	}
 	return ids
-}
-
-// deliverEndpoint is harness.deliverN for any endpoint name: it posts the
-// due rows of endpoint to the receiver and acknowledges the 2xx answers.
-func (h *harness) deliverEndpoint(ctx context.Context, endpoint string, n int) int {
-	h.t.Helper()
-	rows, err := h.queue.Due(ctx, endpoint, time.Now().Add(time.Hour), n, false)
-	if err != nil {
-		h.t.Fatal(err)
-	}
-	acked := 0
-	for _, x := range rows {
-		now := time.Now()
-		sig, err := webhooks.Sign(h.secret, x.EventID, now, x.Body)
-		if err != nil {
-			h.t.Fatal(err)
-		}
-		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, h.recv.URL, bytes.NewReader(x.Body))
-		req.Header.Set(webhooks.HeaderID, x.EventID)
-		req.Header.Set(webhooks.HeaderTimestamp, fmt.Sprint(now.Unix()))
-		req.Header.Set(webhooks.HeaderSignature, sig)
-		res, err := http.DefaultClient.Do(req)
-		if err != nil {
-			h.t.Fatal(err)
-		}
-		res.Body.Close()
-		if res.StatusCode/100 == 2 {
-			if err := h.queue.MarkDelivered(ctx, x.Seq, res.StatusCode, now); err != nil {
-				h.t.Fatal(err)
-			}
-			acked++
-		}
-	}
-	return acked
 }
 
 // heldRound runs one SyncOnce of r and, each time r waits for deliveries

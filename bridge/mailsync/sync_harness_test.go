@@ -150,8 +150,15 @@ func (h *harness) deliver(ctx context.Context) int {
 // deliverN is deliver of at most n due rows, oldest first.
 func (h *harness) deliverN(ctx context.Context, n int) int {
 	h.t.Helper()
+	return h.deliverEndpoint(ctx, "helpdesk", n)
+}
+
+// deliverEndpoint posts at most n due rows of endpoint to the receiver,
+// oldest first, and acknowledges the 2xx answers.
+func (h *harness) deliverEndpoint(ctx context.Context, endpoint string, n int) int {
+	h.t.Helper()
 	q := h.queue
-	rows, err := q.Due(ctx, "helpdesk", time.Now().Add(time.Hour), n, false)
+	rows, err := q.Due(ctx, endpoint, time.Now().Add(time.Hour), n, false)
 	if err != nil {
 		h.t.Fatal(err)
 	}
