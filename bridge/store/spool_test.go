@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/m365bridge/m365bridge/webhooks/deliver"
 )
@@ -254,6 +255,23 @@ func TestBodiesWrittenBeforeTheSpool(t *testing.T) {
 	}
 }
 
+// spoolSegments opens a SQLite outbox whose spool rolls at segBytes,
+// enqueues events bodies of about size bytes (ids ev-0, ev-1, ...) and
+// returns them due, oldest first.
+func spoolSegments(t *testing.T, segBytes int64, size, events int) (*DB, *time.Time, []deliver.Row) {
+	t.Helper()
+	db, now := backends[0].openOutbox(t)
+	db.spool.segBytes = segBytes
+	for i := range events {
+		enqueueSized(t, db, fmt.Sprint("ev-", i), spoolBody(fmt.Sprint(i), size))
+	}
+	due, err := db.Outbox().DueMeta(context.Background(), "helpdesk", *now, events, false, nil)
+	if err != nil || len(due) != events {
+		t.Fatalf("DueMeta: %d rows, %v", len(due), err)
+	}
+	return db, now, due
+}
+
 // TestSpoolCompactsSegmentsKeptByDeadLetters: one dead letter in each
 // segment would keep every segment, and the state directory, whole after
 // the delivered bodies around it were trimmed; compaction copies such
@@ -262,17 +280,10 @@ func TestBodiesWrittenBeforeTheSpool(t *testing.T) {
 // that read a body's reference before the move still gets the body.
 func TestSpoolCompactsSegmentsKeptByDeadLetters(t *testing.T) {
 	ctx := context.Background()
-	db, now := backends[0].openOutbox(t)
 	const segBytes, size, events = 128 << 10, 30 << 10, 40 // 4 bodies a segment, 10 segments
-	db.spool.segBytes = segBytes
-	for i := range events {
-		enqueueSized(t, db, fmt.Sprint("ev-", i), spoolBody(fmt.Sprint(i), size))
-	}
+	db, now, due := spoolSegments(t, segBytes, size, events)
 	q := db.Outbox()
-	due, err := q.DueMeta(ctx, "helpdesk", *now, events, false, nil)
-	if err != nil || len(due) != events {
-		t.Fatalf("DueMeta: %d rows, %v", len(due), err)
-	}
+	var err error
 	var dead []int64
 	for i, r := range due {
 		if i%4 == 1 { // one in each segment
@@ -432,17 +443,9 @@ func TestSpoolConcurrentPages(t *testing.T) {
 // the segment being written, which a long import did at every trim.
 func TestSpoolCompactionDropsDeliveredBodies(t *testing.T) {
 	ctx := context.Background()
-	db, now := backends[0].openOutbox(t)
 	const segBytes, size, events = 128 << 10, 30 << 10, 12 // 4 bodies a segment, 3 segments
-	db.spool.segBytes = segBytes
-	for i := range events {
-		enqueueSized(t, db, fmt.Sprint("ev-", i), spoolBody(fmt.Sprint(i), size))
-	}
+	db, now, due := spoolSegments(t, segBytes, size, events)
 	q := db.Outbox()
-	due, err := q.DueMeta(ctx, "helpdesk", *now, events, false, nil)
-	if err != nil || len(due) != events {
-		t.Fatalf("DueMeta: %d rows, %v", len(due), err)
-	}
 	for _, r := range due {
 		if err := q.MarkDelivered(ctx, r.Seq, 200, *now); err != nil {
 			t.Fatal(err)
